@@ -1,0 +1,138 @@
+import type { IncomingMessage } from 'node:http';
+import { useExtendContextValuePerExecuteSubscriptionEvent } from '@envelop/execute-subscription-event';
+import { useGraphQlJit } from '@envelop/graphql-jit';
+import { GraphQLError } from 'graphql';
+import { createYoga, maskError, type YogaServerInstance } from 'graphql-yoga';
+import { sql } from 'kysely';
+import { type AppDeps, type Context, createContext, freshEventContext } from './context.ts';
+import { useDashboard } from './dashboard/dashboard.plugin.ts';
+import { migrationsApplied } from './db/migrator.ts';
+import { graphiqlExamples } from './graphiql-examples.ts';
+import { useErrorCodes } from './infra/error-codes-plugin.ts';
+import { useHttpGuards, useResponseCompression } from './infra/http-guards-plugin.ts';
+import { useMutationRateLimit } from './infra/mutation-rate-limit-plugin.ts';
+import { useOperationsEndpoints } from './infra/operations-plugin.ts';
+import { useQueryLimits } from './infra/query-limits-plugin.ts';
+import { useRequestStats } from './infra/request-stats-plugin.ts';
+import { useResponseCache } from './infra/response-cache-plugin.ts';
+import { useSse } from './infra/sse-plugin.ts';
+import { commentResponseTags } from './modules/comment/comment.cache.ts';
+import { pipelineResponseTags } from './modules/pipeline/pipeline.publish.ts';
+import { postResponseTags, rateLimitedQueryFields } from './modules/post/post.cache.ts';
+import { userResponseTags } from './modules/user/user.cache.ts';
+import { schema } from './schema.ts';
+
+export type QuireYoga = YogaServerInstance<{ req?: IncomingMessage }, Context>;
+
+interface InitialContext {
+  request?: Request;
+  req?: IncomingMessage;
+  connectionParams?: Record<string, unknown>;
+  clientAddress?: string;
+}
+
+/** Pothos rejects a global ID of the wrong type with its own error class: a client error. */
+function invalidIdError(error: unknown): GraphQLError | undefined {
+  if (!(error instanceof GraphQLError)) return undefined;
+  if ((error.originalError as Error | undefined)?.name !== 'PothosValidationError')
+    return undefined;
+  return new GraphQLError(error.message, {
+    nodes: error.nodes,
+    path: error.path,
+    extensions: { code: 'BAD_USER_INPUT' },
+  });
+}
+
+/** The configured server: no side effects, no port; main.ts (or a test) decides how to serve it. */
+export function createApp(deps: AppDeps): QuireYoga {
+  const { config, logger, db } = deps;
+  const production = config.NODE_ENV === 'production';
+  let migrated = false;
+  return createYoga<{ req?: IncomingMessage }, Context>({
+    schema,
+    graphqlEndpoint: '/graphql',
+    landingPage: false,
+    batching: false,
+    logging: logger.child({ component: 'yoga' }),
+    graphiql: { title: 'Quire', defaultQuery: graphiqlExamples },
+    maskedErrors: {
+      isDev: false,
+      maskError: (error, message) => {
+        const invalidId = invalidIdError(error);
+        if (invalidId) return invalidId;
+        const masked = maskError(error, message, false);
+        if (masked !== error) logger.error({ err: error }, 'unexpected error (masked in response)');
+        return masked;
+      },
+    },
+    context: (initial: InitialContext) =>
+      createContext(deps, {
+        authorization:
+          initial.request?.headers.get('authorization') ??
+          initial.connectionParams?.authorization ??
+          initial.connectionParams?.Authorization,
+        clientAddress: initial.req?.socket.remoteAddress ?? initial.clientAddress ?? null,
+      }),
+    plugins: [
+      useDashboard(),
+      useOperationsEndpoints({
+        metrics: deps.metrics,
+        readiness: [
+          {
+            name: 'postgres',
+            check: async () => {
+              await sql`select 1`.execute(db);
+              return true;
+            },
+          },
+          { name: 'migrations', check: async () => (migrated ||= await migrationsApplied(db)) },
+          { name: 'redis', check: () => deps.redisReachable() },
+        ],
+      }),
+      useHttpGuards({ maxBodyBytes: config.MAX_BODY_BYTES }),
+      useResponseCompression(),
+      useSse(),
+      useQueryLimits({
+        maxTokens: config.MAX_QUERY_TOKENS,
+        maxAliases: config.MAX_QUERY_ALIASES,
+        introspection: config.INTROSPECTION ?? !production,
+      }),
+      useErrorCodes({ hideSuggestions: production }),
+      useRequestStats({
+        logger,
+        metrics: deps.metrics,
+        warnThreshold: config.SQL_QUERY_WARN_THRESHOLD,
+      }),
+      useMutationRateLimit(),
+      // Compiled execution, one compile per document held in yoga's parse cache: the generic
+      // executor's per-field promises and paths dominated nested queries' CPU and GC.
+      useGraphQlJit(
+        {},
+        {
+          onError: (result) =>
+            logger.error({ errors: result.errors }, 'graphql-jit could not compile a document'),
+        },
+      ),
+      // After graphql-jit: it wraps the compiled execution.
+      config.RESPONSE_CACHE &&
+        deps.cache.kind !== 'disabled' &&
+        useResponseCache<Context>({
+          cache: deps.cache,
+          ttlSeconds: config.RESPONSE_CACHE_TTL_SECONDS,
+          typeTags: {
+            PageInfo: [],
+            ...postResponseTags,
+            ...userResponseTags,
+            ...commentResponseTags,
+            ...pipelineResponseTags,
+          },
+          uncachedRootFields: new Set(rateLimitedQueryFields),
+          scopeOf: (ctx) => (ctx.viewer ? `user:${ctx.viewer.id}:${ctx.viewer.role}` : 'anonymous'),
+          statsOf: (ctx) => ctx.cacheStats,
+        }),
+      useExtendContextValuePerExecuteSubscriptionEvent(({ args }) => ({
+        contextPartial: freshEventContext(args.contextValue as Context),
+      })),
+    ],
+  });
+}

@@ -1,0 +1,91 @@
+import { z } from 'zod';
+
+const flag = z
+  .enum(['1', '0', 'true', 'false', 'on', 'off', 'yes', 'no'])
+  .transform((value) => ['1', 'true', 'on', 'yes'].includes(value));
+const positiveInt = z.coerce.number().int().positive();
+const nonNegativeInt = z.coerce.number().int().nonnegative();
+const optionalUrl = z
+  .string()
+  .trim()
+  .transform((value) => value || undefined)
+  .pipe(z.url().optional())
+  .optional();
+
+const schema = z.object({
+  NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
+  HOST: z.string().default('127.0.0.1'),
+  PORT: z.coerce.number().int().min(0).max(65535).default(4000),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+
+  DATABASE_URL: optionalUrl,
+  DATA_DIR: z.string().default('./.data'),
+  EMBEDDED_PG_PORT: z.coerce.number().int().min(1).max(65535).default(54329),
+  DB_POOL_SIZE: positiveInt.default(10),
+  DB_STATEMENT_TIMEOUT_MS: positiveInt.default(5000),
+  DB_IDLE_TIMEOUT_MS: positiveInt.default(10_000),
+  DB_CONNECT_TIMEOUT_MS: positiveInt.default(5000),
+  MIGRATE_ON_START: flag.default(true),
+  SLOW_QUERY_MS: nonNegativeInt.default(200),
+  SQL_QUERY_WARN_THRESHOLD: positiveInt.default(50),
+  /** off = every loader key queried on its own (the benchmark's N+1 baseline). */
+  LOADER_BATCHING: flag.default(true),
+
+  REDIS_URL: optionalUrl,
+  /** Namespaces every Redis key and channel, so deployments (or test databases) can share a Redis. */
+  REDIS_PREFIX: z.string().min(1).default('quire:'),
+  CACHE: flag.default(true),
+  CACHE_TTL_SECONDS: positiveInt.default(300),
+  CACHE_COMPUTED_TTL_SECONDS: positiveInt.default(60),
+  CACHE_MEMORY_ENTRIES: positiveInt.default(10_000),
+  /** Whole query responses, on top of the resolver cache (needs CACHE=on). */
+  RESPONSE_CACHE: flag.default(true),
+  RESPONSE_CACHE_TTL_SECONDS: positiveInt.default(60),
+
+  MAX_PAGE_SIZE: positiveInt.max(1000).default(100),
+  MAX_QUERY_DEPTH: positiveInt.default(12),
+  MAX_QUERY_COMPLEXITY: positiveInt.default(20_000),
+  MAX_QUERY_BREADTH: positiveInt.default(500),
+  MAX_QUERY_ALIASES: positiveInt.default(30),
+  MAX_QUERY_TOKENS: positiveInt.default(5000),
+  MAX_BODY_BYTES: positiveInt.default(262_144),
+  /** Defaults to on outside production. */
+  INTROSPECTION: flag.optional(),
+  WS_INIT_TIMEOUT_MS: positiveInt.default(3000),
+  WS_MAX_SUBSCRIPTIONS: positiveInt.default(20),
+  SHUTDOWN_GRACE_MS: positiveInt.default(10_000),
+  DEFAULT_PAGE_SIZE: positiveInt.default(20),
+  MAX_IMPORT_POSTS: positiveInt.default(5000),
+
+  RATE_LIMIT_WINDOW_SECONDS: positiveInt.default(60),
+  RATE_LIMIT_MUTATIONS: positiveInt.default(60),
+  RATE_LIMIT_START_PIPELINE: positiveInt.default(10),
+  RATE_LIMIT_SEARCH: positiveInt.default(30),
+
+  WORKER: flag.default(true),
+  PIPELINE_CONCURRENCY: positiveInt.default(5),
+  PIPELINE_MAX_ATTEMPTS: positiveInt.default(3),
+  PIPELINE_STEP_DELAY_MS: nonNegativeInt.default(0),
+  PIPELINE_LEASE_MS: positiveInt.default(15_000),
+  PIPELINE_POLL_MS: positiveInt.default(1000),
+  PIPELINE_RETRY_BASE_MS: positiveInt.default(1000),
+});
+
+export type Config = Readonly<z.infer<typeof schema>>;
+
+export class ConfigError extends Error {}
+
+/** Parsed once at start; every invalid variable is listed in one message. */
+export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  const present = Object.fromEntries(
+    Object.entries(env).filter(([key, value]) => key in schema.shape && value !== ''),
+  );
+  const parsed = schema.safeParse(present);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map(
+      (issue) => `  ${issue.path.join('.')}: ${issue.message}`,
+    );
+    throw new ConfigError(`Invalid configuration:\n${problems.join('\n')}`);
+  }
+  return Object.freeze(parsed.data);
+}

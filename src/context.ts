@@ -1,0 +1,92 @@
+import type { Config } from './config.ts';
+import { countingDb, type Db, type SqlStats } from './db/database.ts';
+import { appError } from './errors.ts';
+import type { Cache, CacheStats } from './infra/cache.ts';
+import type { Logger } from './infra/logger.ts';
+import type { Metrics } from './infra/metrics.ts';
+import type { QuirePubSub } from './infra/pubsub.ts';
+import type { RateLimiter } from './infra/rate-limit.ts';
+import { findViewerByToken } from './modules/auth/auth.repository.ts';
+import { bearerToken } from './modules/auth/token.ts';
+import type { Viewer } from './modules/auth/viewer.ts';
+
+/** Long-lived shared parts, built once by main.ts (or a test) and handed to createApp. */
+export interface AppDeps {
+  config: Config;
+  logger: Logger;
+  db: Db;
+  pubsub: QuirePubSub;
+  cache: Cache;
+  rateLimiter: RateLimiter;
+  metrics: Metrics;
+  redisReachable(): Promise<boolean>;
+}
+
+/** One per request (and one per subscription event): nothing here outlives it. */
+export interface Context {
+  deps: AppDeps;
+  config: Config;
+  /** Counts this request's statements (see QueryCountPlugin). */
+  db: Db;
+  sql: SqlStats;
+  cacheStats: CacheStats;
+  viewer: Viewer | null;
+  clientKey: string;
+}
+
+export interface ContextSource {
+  authorization: unknown;
+  clientAddress: string | null;
+}
+
+export async function createContext(deps: AppDeps, source: ContextSource): Promise<Context> {
+  const sql: SqlStats = { queries: 0 };
+  const db = countingDb(deps.db, sql);
+  const token = bearerToken(source.authorization);
+  if (source.authorization != null && source.authorization !== '' && !token) {
+    throw appError('UNAUTHENTICATED', 'Authorization must be "Bearer <token>"');
+  }
+  const viewer = token ? await findViewerByToken(db, token) : null;
+  if (token && !viewer) throw appError('UNAUTHENTICATED', 'Unknown or revoked token');
+  return {
+    deps,
+    config: deps.config,
+    db,
+    sql,
+    cacheStats: {},
+    viewer,
+    clientKey: viewer ? `user:${viewer.id}` : `ip:${source.clientAddress ?? 'unknown'}`,
+  };
+}
+
+/** A fresh copy for each subscription event so loaders never serve data older than the event. */
+export function freshEventContext(context: Context): Partial<Context> {
+  const sql: SqlStats = { queries: 0 };
+  return { sql, cacheStats: {}, db: countingDb(context.deps.db, sql) };
+}
+
+/** Cache options for entities by id (invalidated on every write). */
+export const entityCache = (ctx: Context) => ({
+  ttlSeconds: ctx.config.CACHE_TTL_SECONDS,
+  stats: ctx.cacheStats,
+});
+
+/** Cache options for computed results (aggregates, search): shorter-lived. */
+export const computedCache = (ctx: Context) => ({
+  ttlSeconds: ctx.config.CACHE_COMPUTED_TTL_SECONDS,
+  stats: ctx.cacheStats,
+});
+
+/**
+ * Wraps a DataLoader batch function. With LOADER_BATCHING=off every key is loaded on its own:
+ * the N+1 baseline the benchmark compares against, running through the same resolvers.
+ */
+export function batchable<Args extends unknown[], Result>(
+  load: (keys: string[], ctx: Context, ...rest: Args) => Promise<readonly Result[]>,
+): (keys: string[], ctx: Context, ...rest: Args) => Promise<readonly Result[]> {
+  return async (keys, ctx, ...rest) => {
+    if (ctx.config.LOADER_BATCHING) return load(keys, ctx, ...rest);
+    const perKey = await Promise.all(keys.map((key) => load([key], ctx, ...rest)));
+    return perKey.flat(1) as Result[];
+  };
+}

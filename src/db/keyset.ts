@@ -1,0 +1,204 @@
+import { type RawBuilder, sql } from 'kysely';
+import { badInput } from '../errors.ts';
+
+/** Relay arguments as graphql-js hands them over. */
+export interface ConnectionArgs {
+  first?: number | null;
+  after?: string | null;
+  last?: number | null;
+  before?: string | null;
+}
+
+/** `real` is float4 (e.g. ts_rank): the cursor value is cast back to real so ties compare exactly. */
+export type SortValueKind = 'timestamp' | 'text' | 'real' | 'integer';
+
+/** A keyset order: one sort expression with the row id as tie-breaker, both in `direction`. */
+export interface KeysetOrder {
+  /** Stable name stored in cursors, so a cursor from one ordering is refused by another. */
+  name: string;
+  expression: RawBuilder<unknown>;
+  kind: SortValueKind;
+  direction: 'asc' | 'desc';
+  idColumn: string;
+}
+
+export interface PageRequest {
+  backward: boolean;
+  size: number;
+  cursor: { value: string | number; id: string } | null;
+  /** True when the client passed a cursor on the side it came from. */
+  hasCursor: boolean;
+}
+
+export interface PageSizeLimits {
+  defaultSize: number;
+  maxSize: number;
+}
+
+export const pageLimits = (config: { DEFAULT_PAGE_SIZE: number; MAX_PAGE_SIZE: number }) => ({
+  defaultSize: config.DEFAULT_PAGE_SIZE,
+  maxSize: config.MAX_PAGE_SIZE,
+});
+
+export interface Page<Row> {
+  edges: { cursor: string; node: Row }[];
+  pageInfo: {
+    hasNextPage: boolean;
+    hasPreviousPage: boolean;
+    startCursor: string | null;
+    endCursor: string | null;
+  };
+}
+
+const CURSOR_VERSION = 1;
+const timestampPattern = /^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(\.\d{1,6})?(\+00|Z)$/;
+const idPattern = /^[1-9]\d{0,18}$/;
+
+export function encodeCursor(order: KeysetOrder, value: string | number, id: string): string {
+  return Buffer.from(JSON.stringify([CURSOR_VERSION, order.name, value, id])).toString('base64url');
+}
+
+export function decodeCursor(
+  order: KeysetOrder,
+  cursor: string,
+): { value: string | number; id: string } {
+  let decoded: unknown;
+  try {
+    decoded = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+  } catch {
+    throw badInput('Invalid cursor', { argument: 'cursor' });
+  }
+  if (!Array.isArray(decoded) || decoded.length !== 4 || decoded[0] !== CURSOR_VERSION) {
+    throw badInput('Invalid cursor', { argument: 'cursor' });
+  }
+  const [, name, value, id] = decoded as [number, unknown, unknown, unknown];
+  if (name !== order.name) {
+    throw badInput('Cursor belongs to a different ordering', { argument: 'cursor' });
+  }
+  const validValue =
+    order.kind === 'real' || order.kind === 'integer'
+      ? typeof value === 'number' &&
+        (order.kind === 'real' ? Number.isFinite(value) : Number.isSafeInteger(value))
+      : typeof value === 'string' &&
+        value.length <= 1000 &&
+        (order.kind === 'text' || timestampPattern.test(value));
+  if (!validValue || typeof id !== 'string' || !idPattern.test(id)) {
+    throw badInput('Invalid cursor', { argument: 'cursor' });
+  }
+  return { value: value as string | number, id };
+}
+
+/** Validates Relay arguments: one direction at a time, sizes within the documented cap. */
+export function parsePageArgs(
+  args: ConnectionArgs,
+  order: KeysetOrder,
+  limits: PageSizeLimits,
+): PageRequest {
+  const { first, last, after, before } = args;
+  if (first != null && last != null) {
+    throw badInput('Pass either `first` or `last`, not both', { argument: 'first' });
+  }
+  for (const [argument, size] of [
+    ['first', first],
+    ['last', last],
+  ] as const) {
+    if (size != null && (size < 0 || size > limits.maxSize)) {
+      throw badInput(`\`${argument}\` must be between 0 and ${limits.maxSize}`, { argument });
+    }
+  }
+  const backward = last != null || (first == null && before != null && after == null);
+  if (backward && after != null) {
+    throw badInput('`after` cannot be combined with `last`', { argument: 'after' });
+  }
+  if (!backward && before != null) {
+    throw badInput('`before` cannot be combined with `first`', { argument: 'before' });
+  }
+  const rawCursor = backward ? before : after;
+  return {
+    backward,
+    size: (backward ? last : first) ?? limits.defaultSize,
+    cursor: rawCursor == null ? null : decodeCursor(order, rawCursor),
+    hasCursor: rawCursor != null,
+  };
+}
+
+/** SQL fragments for one page: the keyset condition (or `true`), the ORDER BY, the LIMIT. */
+export function keysetClauses(order: KeysetOrder, page: PageRequest) {
+  // Walking backward reads the mirror order and flips the rows afterward.
+  const descending = (order.direction === 'desc') !== page.backward;
+  const comparator = sql.raw(descending ? '<' : '>');
+  const direction = sql.raw(descending ? 'desc' : 'asc');
+  const id = sql.ref(order.idColumn);
+  const condition = page.cursor
+    ? sql<boolean>`(${order.expression}, ${id}) ${comparator} (${castValue(order.kind, page.cursor.value)}, ${page.cursor.id}::bigint)`
+    : sql<boolean>`true`;
+  return {
+    condition,
+    orderBy: sql`${order.expression} ${direction}, ${id} ${direction}`,
+    limit: page.size + 1,
+  };
+}
+
+function castValue(kind: SortValueKind, value: string | number) {
+  switch (kind) {
+    case 'timestamp':
+      return sql`${value}::timestamptz`;
+    case 'real':
+      return sql`${value}::real`;
+    case 'integer':
+      return sql`${value}::integer`;
+    case 'text':
+      return sql`${value}::text`;
+  }
+}
+
+/** Turns page size + 1 rows (in query order) into a Relay page. */
+export function toPage<Row>(
+  rows: readonly Row[],
+  page: PageRequest,
+  order: KeysetOrder,
+  keyOf: (row: Row) => { value: string | number; id: string },
+): Page<Row> {
+  const hasMore = rows.length > page.size;
+  const kept = rows.slice(0, page.size);
+  if (page.backward) kept.reverse();
+  const edges = kept.map((node) => {
+    const key = keyOf(node);
+    return { cursor: encodeCursor(order, key.value, key.id), node };
+  });
+  return {
+    edges,
+    pageInfo: {
+      // Only the side we walked toward is known exactly; the other side is "there was a cursor".
+      hasNextPage: page.backward ? page.hasCursor : hasMore,
+      hasPreviousPage: page.backward ? hasMore : page.hasCursor,
+      startCursor: edges[0]?.cursor ?? null,
+      endCursor: edges.at(-1)?.cursor ?? null,
+    },
+  };
+}
+
+/**
+ * One Relay page per parent from rows fetched for all parents at once; `totalCount` runs one
+ * grouped count for every parent, and only when some page's totalCount is asked for.
+ */
+export function toParentPages<Row>(
+  parentIds: readonly string[],
+  rows: readonly Row[],
+  parentOf: (row: Row) => string,
+  page: PageRequest,
+  order: KeysetOrder,
+  keyOf: (row: Row) => { value: string | number; id: string },
+  countByParent: () => Promise<Map<string, number>>,
+): (Page<Row> & { totalCount: () => Promise<number> })[] {
+  let counts: Promise<Map<string, number>> | undefined;
+  const groups = new Map<string, Row[]>(parentIds.map((id) => [id, []]));
+  for (const row of rows) groups.get(parentOf(row))?.push(row);
+  return parentIds.map((parentId) => ({
+    ...toPage(groups.get(parentId) ?? [], page, order, keyOf),
+    totalCount: async () => {
+      counts ??= countByParent();
+      return (await counts).get(parentId) ?? 0;
+    },
+  }));
+}

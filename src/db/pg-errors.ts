@@ -1,0 +1,48 @@
+import { appError } from '../errors.ts';
+
+interface PgError {
+  code?: string;
+  constraint?: string;
+  detail?: string;
+}
+
+const isPgError = (error: unknown): error is PgError =>
+  typeof error === 'object' && error !== null && typeof (error as PgError).code === 'string';
+
+/**
+ * Maps constraint violations to client errors; the constraint name is stable and safe to show,
+ * the SQL and the row detail are not.
+ */
+export function mapPgError(error: unknown, messages: Record<string, string> = {}): unknown {
+  if (!isPgError(error)) return error;
+  const constraint = error.constraint ?? '';
+  const message = messages[constraint];
+  switch (error.code) {
+    case '23505':
+      return appError('CONFLICT', message ?? 'A record with this value already exists', {
+        constraint,
+      });
+    case '23503':
+      return appError('BAD_USER_INPUT', message ?? 'A referenced record does not exist', {
+        constraint,
+      });
+    case '23514':
+    case '22001':
+    case '22P02':
+      return appError('BAD_USER_INPUT', message ?? 'A value is not valid', { constraint });
+    default:
+      return error;
+  }
+}
+
+/** Runs a write, turning constraint violations into coded GraphQL errors. */
+export async function withPgErrors<T>(
+  work: () => Promise<T>,
+  messages?: Record<string, string>,
+): Promise<T> {
+  try {
+    return await work();
+  } catch (error) {
+    throw mapPgError(error, messages);
+  }
+}

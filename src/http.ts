@@ -1,0 +1,140 @@
+import { createServer, type Server } from 'node:http';
+import type { Socket } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { type ExecutionArgs, GraphQLError } from 'graphql';
+import type { OperationResult } from 'graphql-ws';
+import { useServer } from 'graphql-ws/use/ws';
+import { WebSocketServer } from 'ws';
+import type { QuireYoga } from './app.ts';
+import type { Config } from './config.ts';
+
+export interface HttpServer {
+  server: Server;
+  port: number;
+  /** Stops accepting, ends live streams, waits for in-flight requests (up to the grace period). */
+  close(): Promise<void>;
+}
+
+export const httpOptions = (config: Config, port = config.PORT): HttpOptions => ({
+  port,
+  host: config.HOST,
+  wsInitTimeoutMs: config.WS_INIT_TIMEOUT_MS,
+  wsMaxSubscriptions: config.WS_MAX_SUBSCRIPTIONS,
+  shutdownGraceMs: config.SHUTDOWN_GRACE_MS,
+});
+
+export interface HttpOptions {
+  port: number;
+  host: string;
+  wsInitTimeoutMs: number;
+  wsMaxSubscriptions: number;
+  shutdownGraceMs: number;
+}
+
+interface EnvelopedRoot {
+  execute: (args: ExecutionArgs) => OperationResult;
+  subscribe: (args: ExecutionArgs) => OperationResult;
+}
+
+const isCode = (error: unknown, code: string) =>
+  error instanceof GraphQLError && error.extensions.code === code;
+
+/**
+ * Serves yoga over HTTP (queries, mutations, SSE subscriptions) and graphql-ws on the same path.
+ * Over WebSocket there is no Request: the context gets the connection params instead, and the
+ * token is checked once at connection_init (a bad one closes the socket with 4403).
+ */
+export async function startHttpServer(yoga: QuireYoga, options: HttpOptions): Promise<HttpServer> {
+  const server = createServer(yoga);
+  const streams = new Set<Socket>();
+  let closing = false;
+  server.on('request', (request, response) => {
+    if (!request.headers.accept?.includes('text/event-stream')) return;
+    streams.add(request.socket);
+    response.on('close', () => streams.delete(request.socket));
+  });
+
+  const subscriptionsPerSocket = new WeakMap<object, Set<string>>();
+  const wsServer = new WebSocketServer({ server, path: yoga.graphqlEndpoint });
+  const envelop = (connectionParams: unknown, clientAddress: string | undefined) =>
+    yoga.getEnveloped({ connectionParams, clientAddress });
+  const wsHandle = useServer(
+    {
+      connectionInitWaitTimeout: options.wsInitTimeoutMs,
+      onConnect: async (ctx) => {
+        if (closing) return false;
+        try {
+          await envelop(
+            ctx.connectionParams,
+            ctx.extra.request.socket.remoteAddress,
+          ).contextFactory();
+          return true;
+        } catch (error) {
+          if (isCode(error, 'UNAUTHENTICATED')) return false;
+          throw error;
+        }
+      },
+      execute: (args) => (args.rootValue as EnvelopedRoot).execute(args),
+      subscribe: (args) => (args.rootValue as EnvelopedRoot).subscribe(args),
+      onSubscribe: async (ctx, id, payload) => {
+        const active = subscriptionsPerSocket.get(ctx.extra.socket) ?? new Set<string>();
+        subscriptionsPerSocket.set(ctx.extra.socket, active);
+        if (active.size >= options.wsMaxSubscriptions) {
+          return [
+            new GraphQLError(`At most ${options.wsMaxSubscriptions} subscriptions per connection`, {
+              extensions: { code: 'TOO_MANY_SUBSCRIPTIONS' },
+            }),
+          ];
+        }
+        const { schema, execute, subscribe, contextFactory, parse, validate } = envelop(
+          ctx.connectionParams,
+          ctx.extra.request.socket.remoteAddress,
+        );
+        const document = parse(payload.query);
+        const errors = validate(schema, document);
+        if (errors.length > 0) return errors;
+        active.add(id);
+        return {
+          schema,
+          operationName: payload.operationName,
+          document,
+          variableValues: payload.variables,
+          contextValue: await contextFactory(),
+          rootValue: { execute, subscribe },
+        };
+      },
+      onComplete: (ctx, id) => {
+        subscriptionsPerSocket.get(ctx.extra.socket)?.delete(id);
+      },
+      onError: (ctx, id) => {
+        subscriptionsPerSocket.get(ctx.extra.socket)?.delete(id);
+      },
+    },
+    wsServer,
+  );
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, options.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const address = server.address();
+  return {
+    server,
+    port: typeof address === 'object' && address ? address.port : options.port,
+    async close() {
+      closing = true;
+      const drained = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      // Live streams never finish on their own: WebSocket clients get 1001 (going away), SSE
+      // streams end; both resume elsewhere with afterEventId.
+      await wsHandle.dispose();
+      for (const socket of streams) socket.end();
+      const grace = sleep(options.shutdownGraceMs).then(() => server.closeAllConnections());
+      await Promise.race([drained, grace]);
+      await drained;
+    },
+  };
+}

@@ -1,0 +1,94 @@
+import type pg from 'pg';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { Cache } from './cache.ts';
+import type { RateLimiter } from './rate-limit.ts';
+
+export interface MetricsSources {
+  pool: pg.Pool;
+  cache: Cache;
+  rateLimiter: RateLimiter;
+  /** Runs waiting to be claimed; read at scrape time. */
+  queueDepth: () => Promise<number>;
+}
+
+/** One registry per app instance (tests run several in one process). */
+export class Metrics {
+  readonly registry = new Registry();
+  readonly requestDuration = new Histogram({
+    name: 'quire_graphql_request_duration_seconds',
+    help: 'GraphQL request duration by operation name',
+    labelNames: ['operation', 'status'] as const,
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers: [this.registry],
+  });
+  readonly sqlPerRequest = new Histogram({
+    name: 'quire_sql_queries_per_request',
+    help: 'SQL statements issued by one GraphQL request',
+    buckets: [0, 1, 2, 3, 5, 8, 13, 21, 50, 100],
+    registers: [this.registry],
+  });
+  readonly sqlStatements = new Counter({
+    name: 'quire_sql_statements_total',
+    help: 'SQL statements sent by this process',
+    registers: [this.registry],
+  });
+  readonly activeSubscriptions = new Gauge({
+    name: 'quire_active_subscriptions',
+    help: 'Open GraphQL subscriptions (SSE and WebSocket)',
+    registers: [this.registry],
+  });
+  readonly stepDuration = new Histogram({
+    name: 'quire_pipeline_step_duration_seconds',
+    help: 'Pipeline step duration by step name and outcome',
+    labelNames: ['step', 'outcome'] as const,
+    buckets: [0.01, 0.05, 0.1, 0.5, 1, 5, 15, 60],
+    registers: [this.registry],
+  });
+
+  constructor(sources: MetricsSources) {
+    const { pool, cache, rateLimiter, queueDepth } = sources;
+    const registers = [this.registry];
+    new Gauge({
+      name: 'quire_pg_pool_connections',
+      help: 'pg pool connections by state',
+      labelNames: ['state'] as const,
+      registers,
+      collect() {
+        this.set({ state: 'total' }, pool.totalCount);
+        this.set({ state: 'idle' }, pool.idleCount);
+        this.set({ state: 'in_use' }, pool.totalCount - pool.idleCount);
+        this.set({ state: 'waiting' }, pool.waitingCount);
+      },
+    });
+    for (const field of ['hits', 'misses', 'errors'] as const) {
+      new Counter({
+        name: `quire_cache_${field}_total`,
+        help: `Cache ${field} by cache name`,
+        labelNames: ['cache'] as const,
+        registers,
+        collect() {
+          this.reset();
+          for (const [name, stats] of Object.entries(cache.totals))
+            this.inc({ cache: name }, stats[field]);
+        },
+      });
+    }
+    new Counter({
+      name: 'quire_rate_limit_rejections_total',
+      help: 'Calls rejected with RATE_LIMITED',
+      registers,
+      collect() {
+        this.reset();
+        this.inc(rateLimiter.counters.rejected);
+      },
+    });
+    new Gauge({
+      name: 'quire_pipeline_queue_depth',
+      help: 'Pipeline runs queued and due',
+      registers,
+      async collect() {
+        this.set(await queueDepth());
+      },
+    });
+  }
+}

@@ -1,0 +1,137 @@
+import { createHash } from 'node:crypto';
+import { getDocumentString } from '@envelop/core';
+import {
+  type DocumentNode,
+  type ExecutionResult,
+  type GraphQLSchema,
+  getNamedType,
+  getOperationAST,
+  isAbstractType,
+  isLeafType,
+  print,
+  TypeInfo,
+  visit,
+  visitWithTypeInfo,
+} from 'graphql';
+import type { Plugin } from 'graphql-yoga';
+import type { Cache, CacheStats } from './cache.ts';
+
+export interface ResponseCacheOptions<Context> {
+  cache: Cache;
+  ttlSeconds: number;
+  /**
+   * The cache tags each output type's data depends on. A document that reaches a type not listed
+   * here is never cached, so a new type is safe until someone says what invalidates it.
+   */
+  typeTags: Readonly<Record<string, readonly string[]>>;
+  /** Root query fields that must run every time (they are rate limited per call). */
+  uncachedRootFields: ReadonlySet<string>;
+  /** Everything about the viewer that changes what a query answers. */
+  scopeOf(context: Context): string;
+  statsOf(context: Context): CacheStats;
+}
+
+/** The same dependency tags for several output types (a node type, its connection, its edge…). */
+export const typesDependingOn = (
+  tags: readonly string[],
+  typeNames: readonly string[],
+): Record<string, readonly string[]> => Object.fromEntries(typeNames.map((name) => [name, tags]));
+
+interface DocumentPlan {
+  /** Null: this document is never cached. */
+  tags: string[] | null;
+  hash: string;
+}
+
+/** The tags a document depends on, from the types its selections reach; null if not cacheable. */
+function dependencies(
+  schema: GraphQLSchema,
+  document: DocumentNode,
+  typeTags: ResponseCacheOptions<unknown>['typeTags'],
+  uncachedRootFields: ReadonlySet<string>,
+): string[] | null {
+  const tags = new Set<string>();
+  let cacheable = true;
+  const typeInfo = new TypeInfo(schema);
+  const queryType = schema.getQueryType();
+  visit(
+    document,
+    visitWithTypeInfo(typeInfo, {
+      Field(node) {
+        if (!cacheable) return;
+        if (typeInfo.getParentType() === queryType && uncachedRootFields.has(node.name.value)) {
+          cacheable = false;
+          return;
+        }
+        const type = typeInfo.getType();
+        if (!type) return;
+        const named = getNamedType(type);
+        if (isLeafType(named)) return;
+        const objectTypes = isAbstractType(named) ? schema.getPossibleTypes(named) : [named];
+        for (const objectType of objectTypes) {
+          const typeTagList = typeTags[objectType.name];
+          if (!typeTagList) {
+            cacheable = false;
+            return;
+          }
+          for (const tag of typeTagList) tags.add(tag);
+        }
+      },
+    }),
+  );
+  return cacheable ? [...tags].sort() : null;
+}
+
+/**
+ * Whole query responses in the shared cache, keyed by document, variables and viewer scope. An
+ * entry is filed under the tags of every type the query reaches, and the same after-commit
+ * invalidations that drop entity entries drop it; it is stored only if none of those tags moved
+ * since the lookup missed, so a response computed before a write is never stored after it.
+ */
+export function useResponseCache<Context>(options: ResponseCacheOptions<Context>): Plugin {
+  const plans = new WeakMap<DocumentNode, DocumentPlan>();
+  const planFor = (schema: GraphQLSchema, document: DocumentNode): DocumentPlan => {
+    let plan = plans.get(document);
+    if (!plan) {
+      plan = {
+        tags: dependencies(schema, document, options.typeTags, options.uncachedRootFields),
+        hash: createHash('sha256')
+          .update(getDocumentString(document) ?? print(document))
+          .digest('base64url'),
+      };
+      plans.set(document, plan);
+    }
+    return plan;
+  };
+
+  return {
+    onExecute({ args, executeFn, setExecuteFn }) {
+      if (getOperationAST(args.document, args.operationName)?.operation !== 'query') return;
+      const { tags, hash } = planFor(args.schema, args.document);
+      if (!tags) return;
+      const context = args.contextValue as Context;
+      const request = createHash('sha256')
+        .update(
+          `${hash}\n${args.operationName ?? ''}\n${JSON.stringify(args.variableValues ?? {})}`,
+        )
+        .digest('base64url');
+      const key = `response:${options.scopeOf(context)}:${request}`;
+      setExecuteFn(async (executionArgs) => {
+        let fresh: Awaited<ReturnType<typeof executeFn>> | undefined;
+        const found = await options.cache.getOrLoad<ExecutionResult>([key], {
+          name: 'response',
+          ttlSeconds: options.ttlSeconds,
+          stats: options.statsOf(context),
+          tagsOf: () => tags,
+          load: async () => {
+            fresh = await executeFn(executionArgs);
+            const storable =
+              !(Symbol.asyncIterator in fresh) && !fresh.errors?.length && fresh.data != null;
+            return storable ? new Map([[key, { data: fresh.data }]]) : new Map();
+          },
+        });
+        return fresh ?? found.get(key)!;
+      });
+    },
+  };
+}

@@ -1,0 +1,58 @@
+import type { Config } from '../config.ts';
+import { type Cache, createDisabledCache, createMemoryCache, createRedisCache } from './cache.ts';
+import type { Logger } from './logger.ts';
+import { createQuirePubSub, type QuirePubSub } from './pubsub.ts';
+import { RateLimiter } from './rate-limit.ts';
+import { createRedis } from './redis.ts';
+
+export interface SharedState {
+  pubsub: QuirePubSub;
+  cache: Cache;
+  rateLimiter: RateLimiter;
+  /** Readiness: true without Redis (in-process state), else whether Redis answers PING. */
+  redisReachable(): Promise<boolean>;
+  close(): Promise<void>;
+}
+
+/**
+ * Pub/sub, cache and rate-limit state: in Redis, shared by every instance, when REDIS_URL is set; in this
+ * process otherwise. Cache commands fail fast while Redis is down (no offline queue, short
+ * timeout) so a request falls back to Postgres instead of waiting.
+ */
+export function createSharedState(config: Config, logger: Logger): SharedState {
+  const windowMs = config.RATE_LIMIT_WINDOW_SECONDS * 1000;
+  const rules = {
+    mutation: { max: config.RATE_LIMIT_MUTATIONS, windowMs },
+    startPipeline: { max: config.RATE_LIMIT_START_PIPELINE, windowMs },
+    searchPosts: { max: config.RATE_LIMIT_SEARCH, windowMs },
+  };
+  const pubsub = createQuirePubSub(config.REDIS_URL, config.REDIS_PREFIX, logger);
+  if (!config.REDIS_URL) {
+    return {
+      pubsub: pubsub.pubsub,
+      cache: config.CACHE
+        ? createMemoryCache(config.CACHE_MEMORY_ENTRIES, logger)
+        : createDisabledCache(logger),
+      rateLimiter: new RateLimiter(rules, undefined),
+      redisReachable: async () => true,
+      close: pubsub.close,
+    };
+  }
+  const redis = createRedis(config.REDIS_URL, logger, 'commands', {
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    commandTimeout: 500,
+  });
+  return {
+    pubsub: pubsub.pubsub,
+    cache: config.CACHE
+      ? createRedisCache(redis, config.REDIS_PREFIX, logger)
+      : createDisabledCache(logger),
+    rateLimiter: new RateLimiter(rules, { client: redis, prefix: config.REDIS_PREFIX }),
+    redisReachable: async () => (await redis.ping()) === 'PONG',
+    close: async () => {
+      redis.disconnect();
+      await pubsub.close();
+    },
+  };
+}

@@ -1,0 +1,64 @@
+import type { Plugin } from 'graphql-yoga';
+
+const LAST_EVENT_ID = 'last-event-id';
+
+/** Adds `id: <event id>` to each SSE `next` event whose payload names one (`data.<field>.id`). */
+function withEventIds(body: ReadableStream<Uint8Array>): ReadableStream<Uint8Array> {
+  const decoder = new TextDecoder();
+  const encoder = new TextEncoder();
+  let buffer = '';
+  return body.pipeThrough(
+    new TransformStream<Uint8Array, Uint8Array>({
+      transform(chunk, controller) {
+        buffer += decoder.decode(chunk, { stream: true });
+        let end = buffer.indexOf('\n\n');
+        while (end !== -1) {
+          const block = buffer.slice(0, end + 2);
+          buffer = buffer.slice(end + 2);
+          controller.enqueue(encoder.encode(tagged(block)));
+          end = buffer.indexOf('\n\n');
+        }
+      },
+      flush(controller) {
+        if (buffer) controller.enqueue(encoder.encode(buffer));
+      },
+    }),
+  );
+}
+
+function tagged(block: string): string {
+  if (!block.startsWith('event: next\n')) return block;
+  const data = block.slice(block.indexOf('data: ') + 6);
+  try {
+    const payload = JSON.parse(data) as { data?: Record<string, { id?: unknown } | null> };
+    const id = Object.values(payload.data ?? {})[0]?.id;
+    return typeof id === 'string' ? `id: ${id}\n${block}` : block;
+  } catch {
+    return block;
+  }
+}
+
+/**
+ * SSE for browsers and proxies: no proxy buffering, `id:` on events that carry one, and an
+ * EventSource reconnect's `Last-Event-ID` header passed as the `$afterEventId` variable, so a
+ * dropped stream resumes exactly after the last event it delivered.
+ */
+export function useSse(): Plugin {
+  return {
+    onParams({ request, params, setParams }) {
+      const lastEventId = request.headers.get(LAST_EVENT_ID);
+      if (!lastEventId || !params.query?.includes('$afterEventId')) return;
+      setParams({ ...params, variables: { ...params.variables, afterEventId: lastEventId } });
+    },
+    onResponse({ response, setResponse, fetchAPI }) {
+      if (!response.headers.get('content-type')?.includes('text/event-stream') || !response.body)
+        return;
+      const headers = new fetchAPI.Headers(response.headers);
+      headers.set('x-accel-buffering', 'no');
+      headers.set('cache-control', 'no-cache, no-transform');
+      setResponse(
+        new fetchAPI.Response(withEventIds(response.body), { status: response.status, headers }),
+      );
+    },
+  };
+}

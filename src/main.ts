@@ -1,0 +1,39 @@
+import { createApp } from './app.ts';
+import { ConfigError, loadConfig } from './config.ts';
+import { httpOptions, startHttpServer } from './http.ts';
+import { createLogger } from './infra/logger.ts';
+import { ShutdownSequence } from './infra/shutdown.ts';
+import { PipelineWorker } from './pipeline/worker.ts';
+import { startRuntime } from './runtime.ts';
+
+async function main(): Promise<void> {
+  const config = loadConfig();
+  const logger = createLogger(config);
+  const shutdown = new ShutdownSequence(logger);
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    process.once(signal, () => {
+      logger.info({ signal }, 'shutting down');
+      void shutdown.run().then((ok) => process.exit(ok ? 0 : 1));
+    });
+  }
+
+  const { deps, databaseUrl } = await startRuntime(config, logger, shutdown, {
+    allowEmbedded: true,
+  });
+  if (config.WORKER) {
+    const worker = new PipelineWorker({ ...deps, databaseUrl });
+    await worker.start();
+    shutdown.add('pipeline worker', () => worker.stop());
+  }
+  const http = await startHttpServer(createApp(deps), httpOptions(config));
+  shutdown.add('http server', () => http.close());
+  logger.info(
+    `Quire is serving GraphQL (and GraphiQL) at http://${config.HOST}:${http.port}/graphql`,
+  );
+}
+
+main().catch((error: unknown) => {
+  // A listen or config error must end the process, not leave it lingering on open handles.
+  console.error(error instanceof ConfigError ? error.message : error);
+  process.exit(1);
+});

@@ -1,0 +1,81 @@
+import { builder } from '../../builder.ts';
+import { batchable } from '../../context.ts';
+import { inKeyOrder } from '../../db/batch.ts';
+import { pageLimits, parsePageArgs, toParentPages } from '../../db/keyset.ts';
+import type { CommentRow } from '../../db/tables.ts';
+import { postIdsVisibleTo } from '../post/post.policy.ts';
+import { PostNode } from '../post/post.schema.ts';
+import { primeAuthors, UserNode } from '../user/user.schema.ts';
+import {
+  commentOrder,
+  commentPagesByPosts,
+  commentsByIds,
+  countCommentsByPosts,
+} from './comment.repository.ts';
+import { addComment } from './comment.service.ts';
+
+export const CommentNode = builder.loadableNode('Comment', {
+  description: 'A reader comment on a post.',
+  id: { resolve: (comment: CommentRow) => comment.id },
+  load: batchable(async (ids: string[], ctx) => {
+    const comments = inKeyOrder(ids, await commentsByIds(ctx.db, ids), (comment) => comment.id);
+    const visible = await postIdsVisibleTo(
+      ctx,
+      comments.flatMap((comment) => (comment ? [comment.post_id] : [])),
+    );
+    return comments.map((comment) => (comment && visible.has(comment.post_id) ? comment : null));
+  }),
+  fields: (t) => ({
+    body: t.exposeString('body'),
+    createdAt: t.expose('created_at', { type: 'DateTime' }),
+    author: t.field({ type: UserNode, resolve: (comment) => comment.author_id }),
+    post: t.field({
+      type: PostNode,
+      nullable: true,
+      description: 'Null when the viewer may not see the post.',
+      resolve: (comment) => comment.post_id,
+    }),
+  }),
+});
+
+const CommentConnection = builder.connectionObject({
+  type: CommentNode,
+  name: 'CommentConnection',
+});
+
+builder.objectField(PostNode, 'comments', (t) =>
+  t.loadable({
+    type: CommentConnection,
+    description: 'Newest first.',
+    byPath: true,
+    args: t.arg.connectionArgs(),
+    load: batchable(async (postIds: string[], ctx, args) => {
+      const page = parsePageArgs(args, commentOrder, pageLimits(ctx.config));
+      const rows = await commentPagesByPosts(ctx.db, postIds, page);
+      primeAuthors(ctx, rows);
+      return toParentPages(
+        postIds,
+        rows,
+        (comment) => comment.post_id,
+        page,
+        commentOrder,
+        (comment) => ({ value: comment.created_at, id: comment.id }),
+        () => countCommentsByPosts(ctx.db, postIds),
+      );
+    }),
+    resolve: (post) => post.id,
+  }),
+);
+
+builder.mutationField('addComment', (t) =>
+  t.field({
+    authScopes: { signedIn: true },
+    type: CommentNode,
+    description: 'Comments on a post as the viewer.',
+    args: {
+      postId: t.arg.globalID({ for: PostNode, required: true }),
+      body: t.arg.string({ required: true, description: '1–10,000 characters.' }),
+    },
+    resolve: (_root, args, ctx) => addComment(ctx, args.postId.id, args.body),
+  }),
+);

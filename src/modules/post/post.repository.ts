@@ -1,0 +1,313 @@
+import { createHash } from 'node:crypto';
+import { type ExpressionBuilder, sql } from 'kysely';
+import type { Db } from '../../db/database.ts';
+import { type KeysetOrder, keysetClauses, type PageRequest } from '../../db/keyset.ts';
+import { childrenOfParents } from '../../db/lateral.ts';
+import type { Database, NewPost, PostRow, PostStatus, PostUpdate } from '../../db/tables.ts';
+import { isStaff, type Viewer } from '../auth/viewer.ts';
+import { authorColumns, type WithAuthor } from '../user/user.repository.ts';
+
+export const postColumns = [
+  'posts.id',
+  'posts.author_id',
+  'posts.title',
+  'posts.slug',
+  'posts.body',
+  'posts.summary',
+  'posts.meta_description',
+  'posts.keywords',
+  'posts.status',
+  'posts.word_count',
+  'posts.reading_minutes',
+  'posts.readability_score',
+  'posts.seo_score',
+  'posts.created_at',
+  'posts.updated_at',
+  'posts.published_at',
+] as const;
+
+export interface PostFilter {
+  status?: PostStatus | null;
+  authorId?: string | null;
+  tag?: string | null;
+  search?: string | null;
+}
+
+export type PostOrderField = 'CREATED_AT' | 'UPDATED_AT' | 'PUBLISHED_AT' | 'TITLE';
+export type SortDirection = 'ASC' | 'DESC';
+
+const orderColumns = {
+  CREATED_AT: { column: 'posts.created_at', kind: 'timestamp' },
+  UPDATED_AT: { column: 'posts.updated_at', kind: 'timestamp' },
+  PUBLISHED_AT: { column: 'posts.published_at', kind: 'timestamp' },
+  TITLE: { column: 'posts.title', kind: 'text' },
+} as const;
+
+export function postOrder(field: PostOrderField, direction: SortDirection): KeysetOrder {
+  const { column, kind } = orderColumns[field];
+  return {
+    name: `post:${field}:${direction}`,
+    expression: sql.ref(column),
+    kind,
+    direction: direction === 'ASC' ? 'asc' : 'desc',
+    idColumn: 'posts.id',
+  };
+}
+
+export const postSortKey = (field: PostOrderField) => (row: PostRow) => ({
+  value: row[orderColumns[field].column.slice('posts.'.length) as keyof PostRow] as string,
+  id: row.id,
+});
+
+/** What the viewer may see: published posts, their own, or everything for editors. */
+export function visiblePosts(viewer: Viewer | null) {
+  return (eb: ExpressionBuilder<Database, 'posts'>) => {
+    if (isStaff(viewer)) return eb.lit(true);
+    const published = eb('posts.status', '=', 'PUBLISHED');
+    return viewer ? eb.or([published, eb('posts.author_id', '=', viewer.id)]) : published;
+  };
+}
+
+function matchesFilter(filter: PostFilter, order: PostOrderField | null) {
+  return (eb: ExpressionBuilder<Database, 'posts'>) => {
+    const conditions = [];
+    if (filter.status) conditions.push(eb('posts.status', '=', filter.status));
+    if (filter.authorId) conditions.push(eb('posts.author_id', '=', filter.authorId));
+    if (filter.tag) {
+      conditions.push(
+        eb.exists(
+          eb
+            .selectFrom('post_tags')
+            .innerJoin('tags', 'tags.id', 'post_tags.tag_id')
+            .whereRef('post_tags.post_id', '=', 'posts.id')
+            .where('tags.name', '=', filter.tag)
+            .select(eb.lit(1).as('one')),
+        ),
+      );
+    }
+    if (filter.search) {
+      conditions.push(
+        eb(sql`posts.search`, '@@', sql`websearch_to_tsquery('english', ${filter.search})`),
+      );
+    }
+    // Keyset comparisons cannot order NULLs; ordering by publication lists published posts only.
+    if (order === 'PUBLISHED_AT') conditions.push(eb('posts.published_at', 'is not', null));
+    return eb.and(conditions);
+  };
+}
+
+export interface PostListQuery {
+  viewer: Viewer | null;
+  filter: PostFilter;
+  orderField: PostOrderField;
+  order: KeysetOrder;
+  page: PageRequest;
+}
+
+/** One page of posts, with their authors' columns. */
+export async function listPosts(db: Db, query: PostListQuery): Promise<WithAuthor<PostRow>[]> {
+  const { condition, orderBy, limit } = keysetClauses(query.order, query.page);
+  return db
+    .selectFrom('posts')
+    .innerJoin('users', 'users.id', 'posts.author_id')
+    .select(postColumns)
+    .select(authorColumns)
+    .where(visiblePosts(query.viewer))
+    .where(matchesFilter(query.filter, query.orderField))
+    .where(condition)
+    .orderBy(orderBy)
+    .limit(limit)
+    .execute();
+}
+
+export async function countPosts(
+  db: Db,
+  query: Pick<PostListQuery, 'viewer' | 'filter' | 'orderField'>,
+): Promise<number> {
+  const { count } = await db
+    .selectFrom('posts')
+    .select((eb) => eb.fn.countAll<string>().as('count'))
+    .where(visiblePosts(query.viewer))
+    .where(matchesFilter(query.filter, query.orderField))
+    .executeTakeFirstOrThrow();
+  return Number(count);
+}
+
+/** First page of posts for many authors or tags, in one statement. */
+export async function listPostsByParents(
+  db: Db,
+  parent: 'author' | 'tag',
+  parentIds: readonly string[],
+  query: PostListQuery,
+): Promise<(PostRow & { parent_id: string })[]> {
+  const { condition, orderBy, limit } = keysetClauses(query.order, query.page);
+  return childrenOfParents(db, parentIds, (parentId) =>
+    db
+      .selectFrom('posts')
+      .select(postColumns)
+      .where((eb) =>
+        parent === 'author'
+          ? eb('posts.author_id', '=', parentId)
+          : eb.exists(
+              eb
+                .selectFrom('post_tags')
+                .whereRef('post_tags.post_id', '=', 'posts.id')
+                .where('post_tags.tag_id', '=', parentId)
+                .select(eb.lit(1).as('one')),
+            ),
+      )
+      .where(visiblePosts(query.viewer))
+      .where(matchesFilter(query.filter, query.orderField))
+      .where(condition)
+      .orderBy(orderBy)
+      .limit(limit),
+  );
+}
+
+export async function countPostsByParents(
+  db: Db,
+  parent: 'author' | 'tag',
+  parentIds: readonly string[],
+  query: Pick<PostListQuery, 'viewer' | 'filter' | 'orderField'>,
+): Promise<Map<string, number>> {
+  const rows =
+    parent === 'author'
+      ? await db
+          .selectFrom('posts')
+          .select(['posts.author_id as parent_id', (eb) => eb.fn.countAll<string>().as('count')])
+          .where('posts.author_id', 'in', parentIds)
+          .where(visiblePosts(query.viewer))
+          .where(matchesFilter(query.filter, query.orderField))
+          .groupBy('posts.author_id')
+          .execute()
+      : await db
+          .selectFrom('posts')
+          .innerJoin('post_tags', 'post_tags.post_id', 'posts.id')
+          .select(['post_tags.tag_id as parent_id', (eb) => eb.fn.countAll<string>().as('count')])
+          .where('post_tags.tag_id', 'in', parentIds)
+          .where(visiblePosts(query.viewer))
+          .where(matchesFilter(query.filter, query.orderField))
+          .groupBy('post_tags.tag_id')
+          .execute();
+  return new Map(rows.map((row) => [row.parent_id, Number(row.count)]));
+}
+
+function rankExpression(text: string) {
+  return sql<number>`ts_rank(posts.search, websearch_to_tsquery('english', ${text}))`;
+}
+
+/** Search cursors carry a digest of the query text, so they are refused for another query. */
+export function searchOrder(text: string): KeysetOrder {
+  return {
+    name: `search:${createHash('sha256').update(text).digest('base64url').slice(0, 12)}`,
+    expression: rankExpression(text),
+    kind: 'real',
+    direction: 'desc',
+    idColumn: 'posts.id',
+  };
+}
+
+/** Ranked full-text search, keyset-paged on (rank, id). */
+export async function searchPosts(
+  db: Db,
+  viewer: Viewer | null,
+  text: string,
+  page: PageRequest,
+): Promise<(PostRow & { rank: number })[]> {
+  const { condition, orderBy, limit } = keysetClauses(searchOrder(text), page);
+  return db
+    .selectFrom('posts')
+    .select(postColumns)
+    .select(rankExpression(text).as('rank'))
+    .where(visiblePosts(viewer))
+    .where(sql<boolean>`posts.search @@ websearch_to_tsquery('english', ${text})`)
+    .where(condition)
+    .orderBy(orderBy)
+    .limit(limit)
+    .execute();
+}
+
+export async function countSearchResults(
+  db: Db,
+  viewer: Viewer | null,
+  text: string,
+): Promise<number> {
+  const { count } = await db
+    .selectFrom('posts')
+    .select((eb) => eb.fn.countAll<string>().as('count'))
+    .where(visiblePosts(viewer))
+    .where(sql<boolean>`posts.search @@ websearch_to_tsquery('english', ${text})`)
+    .executeTakeFirstOrThrow();
+  return Number(count);
+}
+
+export async function postsByIds(db: Db, ids: readonly string[]): Promise<PostRow[]> {
+  return db.selectFrom('posts').select(postColumns).where('posts.id', 'in', ids).execute();
+}
+
+export async function postBySlug(db: Db, slug: string): Promise<PostRow | undefined> {
+  return db
+    .selectFrom('posts')
+    .select(postColumns)
+    .where('posts.slug', '=', slug)
+    .executeTakeFirst();
+}
+
+export async function insertPosts(db: Db, posts: readonly NewPost[]): Promise<PostRow[]> {
+  // unnest keeps one statement with a fixed parameter count whatever the batch size.
+  const column = <K extends keyof NewPost>(key: K) => posts.map((post) => post[key] ?? null);
+  return db
+    .insertInto('posts')
+    .columns(['author_id', 'title', 'slug', 'body', 'status', 'published_at'])
+    .expression(
+      sql`select * from unnest(
+        ${column('author_id')}::bigint[], ${column('title')}::text[], ${column('slug')}::text[],
+        ${column('body')}::text[], ${posts.map((post) => post.status ?? 'DRAFT')}::text[],
+        ${column('published_at')}::timestamptz[]
+      )`,
+    )
+    .returning(postColumns)
+    .execute();
+}
+
+export async function updatePostRow(
+  db: Db,
+  id: string,
+  changes: PostUpdate,
+): Promise<PostRow | undefined> {
+  return db
+    .updateTable('posts')
+    .set({ ...changes, updated_at: sql<string>`now()` })
+    .where('posts.id', '=', id)
+    .returning(postColumns)
+    .executeTakeFirst();
+}
+
+export async function deletePostRow(db: Db, id: string): Promise<boolean> {
+  const result = await db.deleteFrom('posts').where('id', '=', id).executeTakeFirst();
+  return result.numDeletedRows > 0n;
+}
+
+/** Locks the row so concurrent edits of one post serialize. */
+export async function lockPost(db: Db, id: string): Promise<PostRow | undefined> {
+  return db
+    .selectFrom('posts')
+    .select(postColumns)
+    .where('posts.id', '=', id)
+    .forUpdate()
+    .executeTakeFirst();
+}
+
+export async function countPostsByStatus(
+  db: Db,
+  viewer: Viewer | null,
+): Promise<{ status: PostStatus; count: number }[]> {
+  const rows = await db
+    .selectFrom('posts')
+    .select(['posts.status', (eb) => eb.fn.countAll<string>().as('count')])
+    .where(visiblePosts(viewer))
+    .groupBy('posts.status')
+    .orderBy('posts.status')
+    .execute();
+  return rows.map((row) => ({ status: row.status, count: Number(row.count) }));
+}

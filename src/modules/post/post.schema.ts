@@ -1,0 +1,398 @@
+import { builder } from '../../builder.ts';
+import { batchable, type Context, computedCache, entityCache } from '../../context.ts';
+import { groupByKey } from '../../db/batch.ts';
+import {
+  type ConnectionArgs,
+  pageLimits,
+  parsePageArgs,
+  toPage,
+  toParentPages,
+} from '../../db/keyset.ts';
+import type { PostRow, PostStatus as PostStatusValue } from '../../db/tables.ts';
+import { badInput } from '../../errors.ts';
+import { tagsByPostIds } from '../tag/tag.repository.ts';
+import { TagNode } from '../tag/tag.schema.ts';
+import { primeAuthors, UserNode } from '../user/user.schema.ts';
+import { ALL_POSTS_TAG, visibilityScope } from './post.cache.ts';
+import { canSeePost } from './post.policy.ts';
+import {
+  countPosts,
+  countPostsByParents,
+  countPostsByStatus,
+  countSearchResults,
+  listPosts,
+  listPostsByParents,
+  type PostFilter as PostFilterValue,
+  type PostListQuery,
+  type PostOrderField as PostOrderFieldValue,
+  postBySlug,
+  postOrder,
+  postSortKey,
+  postsByIds,
+  type SortDirection as SortDirectionValue,
+  searchOrder,
+  searchPosts,
+} from './post.repository.ts';
+import { createPost, deletePost, importPosts, setPostTags, updatePost } from './post.service.ts';
+
+export const PostStatus = builder.enumType('PostStatus', {
+  description: 'Where a post is in its life: written, queued for the pipeline, reviewed, live.',
+  values: ['DRAFT', 'QUEUED', 'PROCESSING', 'REVIEW', 'PUBLISHED', 'FAILED', 'ARCHIVED'] as const,
+});
+
+export const PostNode = builder.loadableNode('Post', {
+  description: 'An article. Anonymous readers see PUBLISHED posts; authors also see their own.',
+  id: { resolve: (post: PostRow) => post.id },
+  load: batchable(async (ids: string[], ctx) => {
+    const rows = await ctx.deps.cache.rowsByIds(
+      'post',
+      ids,
+      (missing) => postsByIds(ctx.db, missing),
+      entityCache(ctx),
+    );
+    return rows.map((post) => (post && canSeePost(ctx.viewer, post) ? post : null));
+  }),
+  fields: (t) => ({
+    title: t.exposeString('title'),
+    slug: t.exposeString('slug', { description: 'URL-safe unique name.' }),
+    body: t.exposeString('body', { description: 'Markdown source.' }),
+    summary: t.exposeString('summary', { nullable: true, description: 'Set by the pipeline.' }),
+    metaDescription: t.exposeString('meta_description', { nullable: true }),
+    keywords: t.exposeStringList('keywords', { description: 'Set by the pipeline (TF-IDF).' }),
+    status: t.expose('status', { type: PostStatus }),
+    wordCount: t.exposeInt('word_count'),
+    readingMinutes: t.exposeInt('reading_minutes'),
+    readabilityScore: t.exposeFloat('readability_score', {
+      nullable: true,
+      description: 'Flesch reading ease; higher reads easier.',
+    }),
+    seoScore: t.exposeInt('seo_score', { nullable: true, description: '0–100.' }),
+    createdAt: t.expose('created_at', { type: 'DateTime' }),
+    updatedAt: t.expose('updated_at', { type: 'DateTime' }),
+    publishedAt: t.expose('published_at', { type: 'DateTime', nullable: true }),
+    author: t.field({ type: UserNode, resolve: (post) => post.author_id }),
+    tags: t.loadableList({
+      type: TagNode,
+      description: 'At most 20, by name.',
+      load: batchable(async (postIds: string[], ctx) => {
+        const found = await ctx.deps.cache.getOrLoad(
+          postIds.map((id) => `post-tags:${id}`),
+          {
+            name: 'postTags',
+            ...entityCache(ctx),
+            tagsOf: (key) => [`post:${key.slice('post-tags:'.length)}`],
+            load: async (keys) => {
+              const ids = keys.map((key) => key.slice('post-tags:'.length));
+              const groups = groupByKey(
+                ids,
+                await tagsByPostIds(ctx.db, ids),
+                (tag) => tag.post_id,
+              );
+              return new Map(groups.map((tags, index) => [keys[index]!, tags]));
+            },
+          },
+        );
+        return postIds.map((id) => found.get(`post-tags:${id}`) ?? []);
+      }),
+      resolve: (post) => post.id,
+    }),
+  }),
+});
+
+const PostOrderField = builder.enumType('PostOrderField', {
+  values: {
+    CREATED_AT: {},
+    UPDATED_AT: {},
+    PUBLISHED_AT: { description: 'Lists only posts that have been published.' },
+    TITLE: {},
+  },
+});
+
+const SortDirection = builder.enumType('SortDirection', { values: ['ASC', 'DESC'] as const });
+
+const PostOrder = builder.inputType('PostOrder', {
+  fields: (t) => ({
+    field: t.field({ type: PostOrderField, required: true }),
+    direction: t.field({ type: SortDirection, required: true, defaultValue: 'DESC' }),
+  }),
+});
+
+const PostFilter = builder.inputType('PostFilter', {
+  description: 'All given conditions must hold.',
+  fields: (t) => ({
+    status: t.field({ type: PostStatus }),
+    authorId: t.globalID({ for: UserNode }),
+    tag: t.string({ description: 'Tag name.' }),
+    search: t.string({ description: 'Full-text query (web search syntax).' }),
+  }),
+});
+
+export const PostConnection = builder.connectionObject({ type: PostNode, name: 'PostConnection' });
+
+interface PostListArgs extends ConnectionArgs {
+  filter?: {
+    status?: PostFilterValue['status'];
+    authorId?: { id: string } | null;
+    tag?: string | null;
+    search?: string | null;
+  } | null;
+  orderBy?: { field: PostOrderFieldValue; direction: SortDirectionValue } | null;
+}
+
+function postListQuery(ctx: Context, args: PostListArgs): PostListQuery {
+  const orderField = args.orderBy?.field ?? 'CREATED_AT';
+  const order = postOrder(orderField, args.orderBy?.direction ?? 'DESC');
+  const search = args.filter?.search?.trim();
+  if (search !== undefined && (search.length === 0 || search.length > 200)) {
+    throw badInput('filter.search must be 1–200 characters', { argument: 'filter.search' });
+  }
+  return {
+    viewer: ctx.viewer,
+    filter: {
+      status: args.filter?.status,
+      authorId: args.filter?.authorId?.id,
+      tag: args.filter?.tag,
+      search,
+    },
+    orderField,
+    order,
+    page: parsePageArgs(args, order, pageLimits(ctx.config)),
+  };
+}
+
+const postListArgs = (t: Parameters<Parameters<typeof builder.queryFields>[0]>[0]) => ({
+  filter: t.arg({ type: PostFilter }),
+  orderBy: t.arg({ type: PostOrder }),
+});
+
+builder.queryFields((t) => ({
+  posts: t.connection(
+    {
+      type: PostNode,
+      description: 'Posts the viewer may see, keyset-paginated.',
+      args: postListArgs(t),
+      resolve: async (_root, args, ctx) => {
+        const query = postListQuery(ctx, args);
+        const rows = await listPosts(ctx.db, query);
+        primeAuthors(ctx, rows);
+        return {
+          ...toPage(rows, query.page, query.order, postSortKey(query.orderField)),
+          totalCount: () => countPosts(ctx.db, query),
+        };
+      },
+    },
+    PostConnection,
+  ),
+  post: t.field({
+    type: PostNode,
+    nullable: true,
+    description: 'One post by global id or by slug (exactly one of them).',
+    args: { id: t.arg.globalID({ for: PostNode }), slug: t.arg.string() },
+    resolve: async (_root, args, ctx) => {
+      if ((args.id == null) === (args.slug == null)) {
+        throw badInput('Pass exactly one of `id` and `slug`', { argument: 'id' });
+      }
+      if (args.id) return args.id.id;
+      const post = await postBySlug(ctx.db, args.slug!);
+      return post && canSeePost(ctx.viewer, post) ? post : null;
+    },
+  }),
+  searchPosts: t.connection(
+    {
+      type: PostNode,
+      description: 'Full-text search over title, summary and body, best match first.',
+      args: { query: t.arg.string({ required: true }) },
+      resolve: async (_root, args, ctx) => {
+        const text = args.query.trim();
+        if (text.length === 0 || text.length > 200) {
+          throw badInput('query must be 1–200 characters', { argument: 'query' });
+        }
+        const order = searchOrder(text);
+        const page = parsePageArgs(args, order, pageLimits(ctx.config));
+        await ctx.deps.rateLimiter.consume(ctx.clientKey, 'searchPosts');
+        const key = `search:${visibilityScope(ctx.viewer)}:${order.name}:${JSON.stringify(page)}`;
+        const rows = await cachedComputation(ctx, 'search', key, () =>
+          searchPosts(ctx.db, ctx.viewer, text, page),
+        );
+        return {
+          ...toPage(rows, page, order, (row) => ({ value: row.rank, id: row.id })),
+          totalCount: () =>
+            cachedComputation(
+              ctx,
+              'search',
+              `search-count:${visibilityScope(ctx.viewer)}:${order.name}`,
+              () => countSearchResults(ctx.db, ctx.viewer, text),
+            ),
+        };
+      },
+    },
+    PostConnection,
+  ),
+}));
+
+/** A computed value over posts, cached until any post changes (or its shorter TTL). */
+const cachedComputation = <Value>(
+  ctx: Context,
+  name: string,
+  key: string,
+  compute: () => Promise<Value>,
+) => ctx.deps.cache.value(name, key, [ALL_POSTS_TAG], compute, computedCache(ctx));
+
+const StatusCount = builder
+  .objectRef<{ status: PostStatusValue; count: number }>('PostStatusCount')
+  .implement({
+    fields: (t) => ({
+      status: t.expose('status', { type: PostStatus }),
+      count: t.exposeInt('count'),
+    }),
+  });
+
+const PostStats = builder
+  .objectRef<{ status: PostStatusValue; count: number }[]>('PostStats')
+  .implement({
+    description: 'Counts over the posts the viewer may see.',
+    fields: (t) => ({
+      total: t.int({ resolve: (counts) => counts.reduce((sum, entry) => sum + entry.count, 0) }),
+      byStatus: t.field({ type: [StatusCount], resolve: (counts) => counts }),
+    }),
+  });
+
+builder.queryField('postStats', (t) =>
+  t.field({
+    type: PostStats,
+    resolve: (_root, _args, ctx) =>
+      cachedComputation(ctx, 'postStats', `post-stats:${visibilityScope(ctx.viewer)}`, () =>
+        countPostsByStatus(ctx.db, ctx.viewer),
+      ),
+  }),
+);
+
+builder.objectField(UserNode, 'postCount', (t) =>
+  t.loadable({
+    type: 'Int',
+    description: 'Posts by this user that the viewer may see.',
+    load: async (userIds: string[], ctx) => {
+      const scope = visibilityScope(ctx.viewer);
+      const keyOf = (userId: string) => `user-post-count:${userId}:${scope}`;
+      const found = await ctx.deps.cache.getOrLoad<number>(userIds.map(keyOf), {
+        name: 'postCount',
+        ...computedCache(ctx),
+        tagsOf: (key) => [`user-posts:${key.split(':')[1]}`],
+        load: async (keys) => {
+          const ids = keys.map((key) => key.split(':')[1]!);
+          const counts = await countPostsByParents(ctx.db, 'author', ids, {
+            viewer: ctx.viewer,
+            filter: {},
+            orderField: 'CREATED_AT',
+          });
+          return new Map(ids.map((id) => [keyOf(id), counts.get(id) ?? 0]));
+        },
+      });
+      return userIds.map((id) => found.get(keyOf(id)) ?? 0);
+    },
+    resolve: (user) => user.id,
+  }),
+);
+
+/** `User.posts` and `Tag.posts`: one LATERAL statement per list level, whatever the parent count. */
+function postsByParentField(parent: 'author' | 'tag') {
+  return (t: Parameters<Parameters<typeof builder.objectFields<typeof UserNode>>[1]>[0]) =>
+    t.loadable({
+      type: PostConnection,
+      byPath: true,
+      args: {
+        ...t.arg.connectionArgs(),
+        filter: t.arg({ type: PostFilter }),
+        orderBy: t.arg({ type: PostOrder }),
+      },
+      load: batchable(async (parentIds: string[], ctx, args) => {
+        const query = postListQuery(ctx, args);
+        const rows = await listPostsByParents(ctx.db, parent, parentIds, query);
+        return toParentPages(
+          parentIds,
+          rows,
+          (row) => row.parent_id,
+          query.page,
+          query.order,
+          postSortKey(query.orderField),
+          () => countPostsByParents(ctx.db, parent, parentIds, query),
+        );
+      }),
+      resolve: (row: { id: string }) => row.id,
+    });
+}
+
+builder.objectField(UserNode, 'posts', postsByParentField('author'));
+builder.objectField(TagNode, 'posts', postsByParentField('tag') as never);
+
+const CreatePostInput = builder.inputType('CreatePostInput', {
+  fields: (t) => ({
+    title: t.string({ required: true, description: '1–200 characters.' }),
+    body: t.string({ required: true, description: 'Markdown, up to 200,000 characters.' }),
+    slug: t.string({ description: 'Derived from the title when omitted.' }),
+    status: t.field({ type: PostStatus, description: 'DRAFT (default) or PUBLISHED (editors).' }),
+    tags: t.stringList({ description: 'Tag names; created when missing. At most 20.' }),
+  }),
+});
+
+const UpdatePostInput = builder.inputType('UpdatePostInput', {
+  fields: (t) => ({
+    id: t.globalID({ for: PostNode, required: true }),
+    title: t.string(),
+    body: t.string(),
+    slug: t.string(),
+    status: t.field({ type: PostStatus, description: 'PUBLISHED needs the EDITOR role.' }),
+  }),
+});
+
+const ImportPostsResult = builder.objectRef<{ posts: PostRow[] }>('ImportPostsResult').implement({
+  fields: (t) => ({
+    importedCount: t.int({ resolve: (result) => result.posts.length }),
+    posts: t.field({ type: [PostNode], resolve: (result) => result.posts }),
+  }),
+});
+
+builder.mutationFields((t) => ({
+  createPost: t.field({
+    authScopes: { writer: true },
+    type: PostNode,
+    description: 'Creates a post authored by the viewer.',
+    args: { input: t.arg({ type: CreatePostInput, required: true }) },
+    resolve: (_root, { input }, ctx) => createPost(ctx, input),
+  }),
+  updatePost: t.field({
+    authScopes: { writer: true },
+    type: PostNode,
+    description: 'Changes the given fields; the author or an editor only.',
+    args: { input: t.arg({ type: UpdatePostInput, required: true }) },
+    resolve: (_root, { input: { id, ...changes } }, ctx) => updatePost(ctx, id.id, changes),
+  }),
+  deletePost: t.id({
+    authScopes: { writer: true },
+    description: 'Deletes a post with its comments, tags links and runs; returns its id.',
+    args: { id: t.arg.globalID({ for: PostNode, required: true }) },
+    resolve: async (_root, { id }, ctx) => {
+      await deletePost(ctx, id.id);
+      return Buffer.from(`Post:${id.id}`).toString('base64url');
+    },
+  }),
+  setPostTags: t.field({
+    authScopes: { writer: true },
+    type: PostNode,
+    description: 'Replaces the tags of a post.',
+    args: {
+      postId: t.arg.globalID({ for: PostNode, required: true }),
+      tags: t.arg.stringList({ required: true }),
+    },
+    resolve: (_root, args, ctx) => setPostTags(ctx, args.postId.id, args.tags),
+  }),
+  importPosts: t.field({
+    authScopes: { writer: true },
+    type: ImportPostsResult,
+    description: 'Creates many posts at once: all of them, or none when one is invalid.',
+    args: { input: t.arg({ type: [CreatePostInput], required: true }) },
+    resolve: async (_root, { input }, ctx) => {
+      return { posts: await importPosts(ctx, input) };
+    },
+  }),
+}));

@@ -1,0 +1,102 @@
+import { sql } from 'kysely';
+import type { Db } from '../../db/database.ts';
+import { type KeysetOrder, keysetClauses, type PageRequest } from '../../db/keyset.ts';
+import type { TagRow } from '../../db/tables.ts';
+
+export const tagOrder: KeysetOrder = {
+  name: 'tag:NAME:ASC',
+  expression: sql.ref('tags.name'),
+  kind: 'text',
+  direction: 'asc',
+  idColumn: 'tags.id',
+};
+
+export async function tagsByIds(db: Db, ids: readonly string[]): Promise<TagRow[]> {
+  return db.selectFrom('tags').selectAll().where('id', 'in', ids).execute();
+}
+
+export async function tagsByPostIds(
+  db: Db,
+  postIds: readonly string[],
+): Promise<(TagRow & { post_id: string })[]> {
+  return db
+    .selectFrom('post_tags')
+    .innerJoin('tags', 'tags.id', 'post_tags.tag_id')
+    .selectAll('tags')
+    .select('post_tags.post_id')
+    .where('post_tags.post_id', 'in', postIds)
+    .orderBy('tags.name')
+    .execute();
+}
+
+export async function listTags(db: Db, page: PageRequest): Promise<TagRow[]> {
+  const { condition, orderBy, limit } = keysetClauses(tagOrder, page);
+  return db.selectFrom('tags').selectAll().where(condition).orderBy(orderBy).limit(limit).execute();
+}
+
+export async function countTags(db: Db): Promise<number> {
+  const { count } = await db
+    .selectFrom('tags')
+    .select((eb) => eb.fn.countAll<string>().as('count'))
+    .executeTakeFirstOrThrow();
+  return Number(count);
+}
+
+/** Creates missing tags and returns the ids of all `names`, in one statement. */
+export async function ensureTags(db: Db, names: readonly string[]): Promise<Map<string, string>> {
+  if (names.length === 0) return new Map();
+  const { rows } = await sql<{ id: string; name: string }>`
+    with created as (
+      insert into tags (name) select unnest(${names}::text[])
+      on conflict (name) do nothing
+      returning id, name
+    )
+    select id, name from created
+    union all
+    select id, name from tags where name = any(${names}::text[])
+  `.execute(db);
+  return new Map(rows.map((row) => [row.name, row.id]));
+}
+
+/** Attaches tags to posts in one statement; existing links are kept. */
+export async function linkTags(
+  db: Db,
+  links: readonly { postId: string; tagId: string }[],
+): Promise<void> {
+  if (links.length === 0) return;
+  await sql`
+    insert into post_tags (post_id, tag_id)
+    select * from unnest(${links.map((link) => link.postId)}::bigint[], ${links.map((link) => link.tagId)}::bigint[])
+    on conflict do nothing
+  `.execute(db);
+}
+
+export async function unlinkTagsExcept(
+  db: Db,
+  postId: string,
+  keepTagIds: readonly string[],
+): Promise<void> {
+  let query = db.deleteFrom('post_tags').where('post_id', '=', postId);
+  if (keepTagIds.length > 0) query = query.where('tag_id', 'not in', keepTagIds);
+  await query.execute();
+}
+
+/** Tags by number of published posts: public data, the same for every viewer. */
+export async function tagCloud(
+  db: Db,
+  limit: number,
+): Promise<(TagRow & { post_count: number })[]> {
+  const rows = await db
+    .selectFrom('tags')
+    .innerJoin('post_tags', 'post_tags.tag_id', 'tags.id')
+    .innerJoin('posts', 'posts.id', 'post_tags.post_id')
+    .selectAll('tags')
+    .select((eb) => eb.fn.countAll<string>().as('post_count'))
+    .where('posts.status', '=', 'PUBLISHED')
+    .groupBy('tags.id')
+    .orderBy('post_count', 'desc')
+    .orderBy('tags.name')
+    .limit(limit)
+    .execute();
+  return rows.map((row) => ({ ...row, post_count: Number(row.post_count) }));
+}

@@ -1,0 +1,62 @@
+import { builder } from '../../builder.ts';
+import { batchable, computedCache } from '../../context.ts';
+import { inKeyOrder } from '../../db/batch.ts';
+import { pageLimits, parsePageArgs, toPage } from '../../db/keyset.ts';
+import type { TagRow } from '../../db/tables.ts';
+import { badInput } from '../../errors.ts';
+import { ALL_POSTS_TAG } from '../post/post.cache.ts';
+import { countTags, listTags, tagCloud, tagOrder, tagsByIds } from './tag.repository.ts';
+
+export const TagNode = builder.loadableNode('Tag', {
+  description: 'A topic label; posts and tags are many-to-many.',
+  id: { resolve: (tag: TagRow) => tag.id },
+  load: batchable(async (ids: string[], ctx) =>
+    inKeyOrder(ids, await tagsByIds(ctx.db, ids), (tag) => tag.id),
+  ),
+  fields: (t) => ({
+    name: t.exposeString('name', { description: 'Lowercase, dash-separated, unique.' }),
+    createdAt: t.expose('created_at', { type: 'DateTime' }),
+  }),
+});
+
+builder.queryField('tags', (t) =>
+  t.connection({
+    type: TagNode,
+    description: 'All tags by name.',
+    resolve: async (_root, args, ctx) => {
+      const page = parsePageArgs(args, tagOrder, pageLimits(ctx.config));
+      const rows = await listTags(ctx.db, page);
+      return {
+        ...toPage(rows, page, tagOrder, (tag) => ({ value: tag.name, id: tag.id })),
+        totalCount: () => countTags(ctx.db),
+      };
+    },
+  }),
+);
+
+const TagCount = builder.objectRef<TagRow & { post_count: number }>('TagCount').implement({
+  fields: (t) => ({
+    tag: t.field({ type: TagNode, resolve: (row) => row }),
+    postCount: t.exposeInt('post_count', { description: 'Published posts with this tag.' }),
+  }),
+});
+
+builder.queryField('tagCloud', (t) =>
+  t.field({
+    type: [TagCount],
+    description: 'The most used tags over published posts.',
+    args: { first: t.arg.int({ defaultValue: 20, description: 'At most 100.' }) },
+    resolve: async (_root, args, ctx) => {
+      const limit = args.first ?? 20;
+      if (limit < 1 || limit > 100)
+        throw badInput('first must be between 1 and 100', { argument: 'first' });
+      return ctx.deps.cache.value(
+        'tagCloud',
+        `tag-cloud:${limit}`,
+        [ALL_POSTS_TAG],
+        () => tagCloud(ctx.db, limit),
+        computedCache(ctx),
+      );
+    },
+  }),
+);

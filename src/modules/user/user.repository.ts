@@ -1,0 +1,74 @@
+import { sql } from 'kysely';
+import type { Db } from '../../db/database.ts';
+import { type KeysetOrder, keysetClauses, type PageRequest } from '../../db/keyset.ts';
+import type { Role, UserRow } from '../../db/tables.ts';
+
+export const userOrder: KeysetOrder = {
+  name: 'user:CREATED_AT:DESC',
+  expression: sql.ref('users.created_at'),
+  kind: 'timestamp',
+  direction: 'desc',
+  idColumn: 'users.id',
+};
+
+/** The users columns a query joins as `author_*` beside rows that have an `author_id`. */
+export const authorColumns = [
+  'users.email as author_email',
+  'users.name as author_name',
+  'users.role as author_role',
+  'users.created_at as author_created_at',
+] as const;
+
+export type WithAuthor<Row extends { author_id: string }> = Row & {
+  author_email: string;
+  author_name: string;
+  author_role: UserRow['role'];
+  author_created_at: string;
+};
+
+export const authorOf = (row: WithAuthor<{ author_id: string }>): UserRow => ({
+  id: row.author_id,
+  email: row.author_email,
+  name: row.author_name,
+  role: row.author_role,
+  created_at: row.author_created_at,
+});
+
+export async function usersByIds(db: Db, ids: readonly string[]): Promise<UserRow[]> {
+  return db.selectFrom('users').selectAll().where('id', 'in', ids).execute();
+}
+
+export async function listUsers(db: Db, page: PageRequest): Promise<UserRow[]> {
+  const { condition, orderBy, limit } = keysetClauses(userOrder, page);
+  return db
+    .selectFrom('users')
+    .selectAll()
+    .where(condition)
+    .orderBy(orderBy)
+    .limit(limit)
+    .execute();
+}
+
+export async function countUsers(db: Db): Promise<number> {
+  const { count } = await db
+    .selectFrom('users')
+    .select((eb) => eb.fn.countAll<string>().as('count'))
+    .executeTakeFirstOrThrow();
+  return Number(count);
+}
+
+export async function insertUser(
+  db: Db,
+  user: { email: string; name: string; role: Role },
+): Promise<UserRow> {
+  return db.insertInto('users').values(user).returningAll().executeTakeFirstOrThrow();
+}
+
+export async function updateUserRole(db: Db, id: string, role: Role): Promise<UserRow | undefined> {
+  return db
+    .updateTable('users')
+    .set({ role })
+    .where('id', '=', id)
+    .returningAll()
+    .executeTakeFirst();
+}

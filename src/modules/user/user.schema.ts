@@ -1,0 +1,130 @@
+import { z } from 'zod';
+import { builder } from '../../builder.ts';
+import { batchable, type Context, entityCache } from '../../context.ts';
+import { pageLimits, parsePageArgs, toPage } from '../../db/keyset.ts';
+import { withPgErrors } from '../../db/pg-errors.ts';
+import type { UserRow } from '../../db/tables.ts';
+import { notFound } from '../../errors.ts';
+import { parseInput } from '../../validation.ts';
+import { isStaff } from '../auth/viewer.ts';
+import { ALL_USERS_TAG } from './user.cache.ts';
+import {
+  authorOf,
+  countUsers,
+  insertUser,
+  listUsers,
+  updateUserRole,
+  userOrder,
+  usersByIds,
+  type WithAuthor,
+} from './user.repository.ts';
+
+export const Role = builder.enumType('Role', {
+  description: 'What a user may do: ADMIN manages users, EDITOR edits and publishes any post.',
+  values: ['ADMIN', 'EDITOR', 'AUTHOR', 'VIEWER'] as const,
+});
+
+export const UserNode = builder.loadableNode('User', {
+  description: 'Someone who writes posts and comments.',
+  id: { resolve: (user: UserRow) => user.id },
+  load: batchable((ids: string[], ctx) =>
+    ctx.deps.cache.rowsByIds(
+      'user',
+      ids,
+      (missing) => usersByIds(ctx.db, missing),
+      entityCache(ctx),
+    ),
+  ),
+  fields: (t) => ({
+    name: t.exposeString('name'),
+    email: t.string({
+      description: 'Visible to the user themselves and to editors; null otherwise.',
+      nullable: true,
+      resolve: (user, _args, ctx) =>
+        ctx.viewer && (ctx.viewer.id === user.id || isStaff(ctx.viewer)) ? user.email : null,
+    }),
+    role: t.expose('role', { type: Role }),
+    createdAt: t.expose('created_at', { type: 'DateTime' }),
+  }),
+});
+
+/**
+ * Rows that joined their author's columns fill the user loader, so `author` costs no query of
+ * its own. The naive baseline (LOADER_BATCHING=off) loads every author itself.
+ */
+export function primeAuthors(ctx: Context, rows: readonly WithAuthor<{ author_id: string }>[]) {
+  if (!ctx.config.LOADER_BATCHING) return;
+  const users = UserNode.getDataloader(ctx);
+  for (const row of rows) users.prime(row.author_id, authorOf(row));
+}
+
+builder.queryFields((t) => ({
+  viewer: t.field({
+    type: UserNode,
+    nullable: true,
+    description: 'The user the bearer token belongs to; null for anonymous requests.',
+    resolve: (_root, _args, ctx) => ctx.viewer?.id ?? null,
+  }),
+  users: t.connection({
+    type: UserNode,
+    description: 'All users, newest first.',
+    resolve: async (_root, args, ctx) => {
+      const page = parsePageArgs(args, userOrder, pageLimits(ctx.config));
+      const rows = await listUsers(ctx.db, page);
+      return {
+        ...toPage(rows, page, userOrder, (user) => ({ value: user.created_at, id: user.id })),
+        totalCount: () => countUsers(ctx.db),
+      };
+    },
+  }),
+}));
+
+const newUser = z.object({
+  email: z
+    .string()
+    .trim()
+    .toLowerCase()
+    .max(254)
+    .regex(/^[^@\s]+@[^@\s]+$/, 'must be an email address'),
+  name: z.string().trim().min(1).max(100),
+});
+
+const CreateUserInput = builder.inputType('CreateUserInput', {
+  fields: (t) => ({
+    email: t.string({ required: true }),
+    name: t.string({ required: true }),
+    role: t.field({ type: Role, required: true }),
+  }),
+});
+
+builder.mutationFields((t) => ({
+  createUser: t.field({
+    type: UserNode,
+    description: 'Admins only.',
+    authScopes: { admin: true },
+    args: { input: t.arg({ type: CreateUserInput, required: true }) },
+    resolve: async (_root, { input }, ctx) => {
+      const { email, name } = parseInput(newUser, input);
+      const user = await withPgErrors(() => insertUser(ctx.db, { email, name, role: input.role }), {
+        users_email_lower_key: 'A user with this email already exists',
+      });
+      await ctx.deps.cache.invalidate([ALL_USERS_TAG]);
+      return user;
+    },
+  }),
+  setUserRole: t.field({
+    type: UserNode,
+    description: 'Admins only.',
+    authScopes: { admin: true },
+    args: {
+      userId: t.arg.globalID({ for: UserNode, required: true }),
+      role: t.arg({ type: Role, required: true }),
+    },
+    resolve: async (_root, args, ctx) => {
+      const user = await updateUserRole(ctx.db, args.userId.id, args.role);
+      if (!user) throw notFound('User');
+      await ctx.deps.cache.invalidate([`user:${user.id}`, ALL_USERS_TAG]);
+      return user;
+    },
+  }),
+}));

@@ -1,0 +1,29 @@
+import { defineStep } from '../step.ts';
+import { fleschReadingEase } from '../text/readability.ts';
+import { metaDescription, seoScore } from '../text/seo.ts';
+import { summarize } from '../text/summarize.ts';
+import { plainText } from './keywords.ts';
+
+export const seoStep = defineStep({
+  name: 'seo',
+  description: 'Meta description, Flesch reading ease and an SEO score with its checks.',
+  async run(context) {
+    const { post, progress } = context;
+    const text = plainText(context);
+    const readingEase = fleschReadingEase(text);
+    await progress(40);
+    const description = metaDescription(post.summary ?? summarize(text, 2));
+    const { score, checks } = seoScore({
+      title: post.title,
+      text,
+      keywords: post.keywords,
+      metaDescription: description,
+      readingEase,
+    });
+    await progress(100);
+    return {
+      output: { readingEase, metaDescription: description, score, checks },
+      post: { meta_description: description, readability_score: readingEase, seo_score: score },
+    };
+  },
+});

@@ -1,0 +1,393 @@
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { sql } from 'kysely';
+import pg from 'pg';
+import type { Config } from '../config.ts';
+import type { Db } from '../db/database.ts';
+import type { PipelineRunRow, PipelineStepRow } from '../db/tables.ts';
+import { transact } from '../db/transaction.ts';
+import type { Cache } from '../infra/cache.ts';
+import type { Logger } from '../infra/logger.ts';
+import type { Metrics } from '../infra/metrics.ts';
+import type { QuirePubSub } from '../infra/pubsub.ts';
+import {
+  emptyOutbox,
+  type PipelineOutbox,
+  publishOutbox,
+} from '../modules/pipeline/pipeline.publish.ts';
+import {
+  appendEvent,
+  claimNextRun,
+  extendLease,
+  lockRun,
+  stepsByRuns,
+  updateRun,
+  updateStep,
+} from '../modules/pipeline/pipeline.repository.ts';
+import { PIPELINE_CHANNEL } from '../modules/pipeline/pipeline.service.ts';
+import { cancelRun, movePost } from '../modules/pipeline/pipeline.transitions.ts';
+import { postsByIds } from '../modules/post/post.repository.ts';
+import { stepRegistry } from './registry.ts';
+
+export interface WorkerDeps {
+  config: Config;
+  logger: Logger;
+  db: Db;
+  pubsub: QuirePubSub;
+  cache: Cache;
+  metrics?: Metrics;
+  /** For LISTEN: idle workers wake on new runs instead of waiting for the next poll. */
+  databaseUrl?: string;
+}
+
+/** The run was taken over (lease expired) or is no longer running: stop without writing. */
+class RunLost extends Error {}
+
+type Emit = (type: string, payload: Record<string, unknown>) => Promise<void>;
+
+/**
+ * Executes pipeline runs claimed from Postgres (`FOR UPDATE SKIP LOCKED` with a lease). Each step's
+ * result is committed together with its SUCCEEDED mark and its event, so a crash mid-step leaves
+ * the step to be rerun elsewhere and nothing half-applied.
+ */
+export class PipelineWorker {
+  readonly id = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
+  private readonly inFlight = new Map<string, Promise<void>>();
+  private stopping = false;
+  private wakeUp: (() => void) | undefined;
+  private listener: pg.Client | undefined;
+  private loop: Promise<void> | undefined;
+  private readonly log: Logger;
+
+  constructor(private readonly deps: WorkerDeps) {
+    this.log = deps.logger.child({ component: 'worker', worker: this.id });
+  }
+
+  /** Highest number of runs this worker executed at the same time (reported in metrics). */
+  maxConcurrent = 0;
+
+  async start(): Promise<void> {
+    await this.listen();
+    this.loop = this.run();
+    this.log.info(
+      { concurrency: this.deps.config.PIPELINE_CONCURRENCY },
+      'pipeline worker started',
+    );
+  }
+
+  /** Stops claiming; running runs stop at their next step boundary and go back to the queue. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    this.wakeUp?.();
+    await this.loop;
+    await Promise.allSettled(this.inFlight.values());
+    await this.listener?.end().catch(() => {});
+  }
+
+  private async listen(): Promise<void> {
+    if (!this.deps.databaseUrl) return;
+    const client = new pg.Client({ connectionString: this.deps.databaseUrl });
+    client.on('notification', () => this.wakeUp?.());
+    client.on('error', (error) =>
+      this.log.warn({ err: error.message }, 'pipeline LISTEN connection lost; polling only'),
+    );
+    try {
+      await client.connect();
+      await client.query(`listen ${PIPELINE_CHANNEL}`);
+      this.listener = client;
+    } catch (error) {
+      this.log.warn({ err: (error as Error).message }, 'pipeline LISTEN unavailable; polling only');
+    }
+  }
+
+  private async run(): Promise<void> {
+    while (!this.stopping) {
+      try {
+        await this.fill();
+      } catch (error) {
+        this.log.error({ err: error }, 'claiming pipeline runs failed');
+      }
+      const wake = new AbortController();
+      this.wakeUp = () => wake.abort();
+      await sleep(this.deps.config.PIPELINE_POLL_MS, undefined, { signal: wake.signal }).catch(
+        () => {},
+      );
+    }
+  }
+
+  private async fill(): Promise<void> {
+    const { db, config } = this.deps;
+    while (!this.stopping && this.inFlight.size < config.PIPELINE_CONCURRENCY) {
+      const run = await claimNextRun(db, this.id, config.PIPELINE_LEASE_MS);
+      if (!run) return;
+      const execution = this.execute(run)
+        .catch((error: unknown) => {
+          if (!(error instanceof RunLost))
+            this.log.error({ err: error, runId: run.id }, 'pipeline run crashed');
+        })
+        .finally(() => {
+          this.inFlight.delete(run.id);
+          this.wakeUp?.();
+        });
+      this.inFlight.set(run.id, execution);
+      this.maxConcurrent = Math.max(this.maxConcurrent, this.inFlight.size);
+    }
+  }
+
+  /** One transaction under the run lock: verifies ownership, appends events, publishes on commit. */
+  private async transition<T>(
+    runId: string,
+    work: (trx: Db, emit: Emit, run: PipelineRunRow, outbox: PipelineOutbox) => Promise<T>,
+  ): Promise<T> {
+    const outbox = emptyOutbox();
+    return transact(this.deps.db, async (trx, afterCommit) => {
+      const run = await lockRun(trx, runId);
+      if (run?.status !== 'RUNNING' || run.locked_by !== this.id) throw new RunLost();
+      const emit: Emit = async (type, payload) => {
+        outbox.events.push(await appendEvent(trx, run, type, payload));
+      };
+      const result = await work(trx, emit, run, outbox);
+      afterCommit(() => publishOutbox(this.deps.pubsub, this.deps.cache, outbox));
+      return result;
+    });
+  }
+
+  private async execute(claimed: PipelineRunRow): Promise<void> {
+    const { config } = this.deps;
+    const lease = new AbortController();
+    const heartbeat = setInterval(
+      () => {
+        extendLease(this.deps.db, claimed.id, this.id, config.PIPELINE_LEASE_MS)
+          .then((held) => {
+            if (!held) lease.abort();
+          })
+          .catch((error: unknown) =>
+            this.log.warn({ err: error, runId: claimed.id }, 'lease heartbeat failed'),
+          );
+      },
+      Math.max(100, Math.floor(config.PIPELINE_LEASE_MS / 3)),
+    );
+    try {
+      await this.transition(claimed.id, async (trx, emit, run, outbox) => {
+        await emit('run.started', {
+          status: 'RUNNING',
+          progress: run.progress,
+          attempt: run.attempt,
+        });
+        await movePost(trx, outbox, run.post_id, 'PROCESSING');
+      });
+      const steps = await stepsByRuns(this.deps.db, [claimed.id]);
+      const outputs: Record<string, unknown> = {};
+      for (const step of steps) {
+        if (step.status === 'SUCCEEDED') {
+          outputs[step.name] = step.output;
+          continue;
+        }
+        if (!(await this.atStepBoundary(claimed.id))) return;
+        const finished = await this.runStep(claimed, step, steps.length, outputs, lease.signal);
+        if (!finished) return;
+      }
+      await this.transition(claimed.id, async (trx, emit, run) => {
+        await updateRun(trx, run.id, {
+          status: 'SUCCEEDED',
+          progress: 100,
+          current_step: null,
+          finished_at: sql<string>`now()`,
+          locked_by: null,
+          locked_until: null,
+        });
+        await emit('run.succeeded', { status: 'SUCCEEDED', progress: 100 });
+      });
+    } finally {
+      clearInterval(heartbeat);
+    }
+  }
+
+  /** Honours cancellation and shutdown between steps; false when the run must stop here. */
+  private async atStepBoundary(runId: string): Promise<boolean> {
+    return this.transition(runId, async (trx, emit, run, outbox) => {
+      if (run.cancel_requested) {
+        await cancelRun(trx, run, outbox);
+        return false;
+      }
+      if (this.stopping) {
+        // Back to the queue at once: another worker (or this one after restart) resumes here.
+        await updateRun(trx, run.id, { status: 'QUEUED', locked_by: null, locked_until: null });
+        await emit('run.released', {
+          status: 'QUEUED',
+          progress: run.progress,
+          reason: 'worker shutdown',
+        });
+        return false;
+      }
+      return true;
+    });
+  }
+
+  private async runStep(
+    claimed: PipelineRunRow,
+    step: PipelineStepRow,
+    stepCount: number,
+    outputs: Record<string, unknown>,
+    signal: AbortSignal,
+  ): Promise<boolean> {
+    const { config, db } = this.deps;
+    const runProgress = (stepProgress: number) =>
+      Math.min(100, Math.floor(((step.position + stepProgress / 100) / stepCount) * 100));
+    const attempt = step.attempt + 1;
+    if (attempt > config.PIPELINE_MAX_ATTEMPTS) {
+      // Workers kept dying inside this step (each claim counts as an attempt): stop the loop.
+      await this.failStep(
+        claimed.id,
+        step,
+        attempt,
+        new Error('the step did not finish on any attempt'),
+      );
+      return false;
+    }
+    await this.transition(claimed.id, async (trx, emit, run) => {
+      await updateStep(trx, run.id, step.position, {
+        status: 'RUNNING',
+        attempt,
+        progress: 0,
+        error: null,
+        started_at: sql<string>`now()`,
+      });
+      await updateRun(trx, run.id, { current_step: step.name, progress: runProgress(0) });
+      await emit('step.started', {
+        status: 'RUNNING',
+        step: step.name,
+        stepProgress: 0,
+        progress: runProgress(0),
+        attempt,
+      });
+    });
+    const implementation = stepRegistry.get(step.name);
+    const timer = this.deps.metrics?.stepDuration.startTimer({ step: step.name });
+    try {
+      if (!implementation) throw new Error(`no step named "${step.name}" is registered`);
+      const [post] = await postsByIds(db, [claimed.post_id]);
+      if (!post) throw new Error('the post no longer exists');
+      const result = await implementation.run({
+        db,
+        post,
+        outputs,
+        autoPublish: claimed.auto_publish,
+        signal,
+        progress: async (percent) => {
+          if (config.PIPELINE_STEP_DELAY_MS > 0)
+            await sleep(config.PIPELINE_STEP_DELAY_MS, undefined, { signal });
+          const stepProgress = Math.max(0, Math.min(100, Math.round(percent)));
+          await this.transition(claimed.id, async (trx, emit, run) => {
+            await updateStep(trx, run.id, step.position, { progress: stepProgress });
+            await updateRun(trx, run.id, { progress: runProgress(stepProgress) });
+            await emit('step.progress', {
+              status: 'RUNNING',
+              step: step.name,
+              stepProgress,
+              progress: runProgress(stepProgress),
+            });
+          });
+        },
+      });
+      await this.transition(claimed.id, async (trx, emit, run, outbox) => {
+        if (result.post && Object.keys(result.post).length > 0) {
+          await trx
+            .updateTable('posts')
+            .set({ ...result.post, updated_at: sql<string>`now()` })
+            .where('id', '=', run.post_id)
+            .execute();
+        }
+        await result.apply?.(trx);
+        const change = {
+          postId: post.id,
+          authorId: post.author_id,
+          status: result.post?.status ?? post.status,
+        };
+        if (result.post?.status && result.post.status !== post.status)
+          outbox.statusChanges.push(change);
+        outbox.changedPosts.push({ id: post.id, author_id: post.author_id });
+        await updateStep(trx, run.id, step.position, {
+          status: 'SUCCEEDED',
+          progress: 100,
+          output: JSON.stringify(result.output),
+          finished_at: sql<string>`now()`,
+        });
+        await updateRun(trx, run.id, { progress: runProgress(100) });
+        await emit('step.succeeded', {
+          status: 'RUNNING',
+          step: step.name,
+          stepProgress: 100,
+          progress: runProgress(100),
+        });
+      });
+      outputs[step.name] = result.output;
+      timer?.({ outcome: 'succeeded' });
+      return true;
+    } catch (error) {
+      timer?.({ outcome: 'failed' });
+      if (error instanceof RunLost || signal.aborted) throw new RunLost();
+      await this.failStep(claimed.id, step, attempt, error);
+      return false;
+    }
+  }
+
+  /** Retries with exponential backoff until PIPELINE_MAX_ATTEMPTS, then fails the run. */
+  private async failStep(
+    runId: string,
+    step: PipelineStepRow,
+    attempt: number,
+    error: unknown,
+  ): Promise<void> {
+    const { config } = this.deps;
+    const message = error instanceof Error ? error.message : String(error);
+    this.log.warn({ runId, step: step.name, attempt, err: message }, 'pipeline step failed');
+    await this.transition(runId, async (trx, emit, run, outbox) => {
+      if (attempt < config.PIPELINE_MAX_ATTEMPTS) {
+        const retryInMs = config.PIPELINE_RETRY_BASE_MS * 2 ** (attempt - 1);
+        await updateStep(trx, run.id, step.position, { status: 'PENDING', error: message });
+        await updateRun(trx, run.id, {
+          status: 'QUEUED',
+          run_after: sql<string>`now() + ${`${retryInMs} milliseconds`}::interval`,
+          locked_by: null,
+          locked_until: null,
+        });
+        await emit('step.retrying', {
+          status: 'QUEUED',
+          step: step.name,
+          error: message,
+          attempt,
+          retryInMs,
+          progress: run.progress,
+        });
+        return;
+      }
+      await updateStep(trx, run.id, step.position, {
+        status: 'FAILED',
+        error: message,
+        finished_at: sql<string>`now()`,
+      });
+      await updateRun(trx, run.id, {
+        status: 'FAILED',
+        error: `${step.name}: ${message}`,
+        finished_at: sql<string>`now()`,
+        locked_by: null,
+        locked_until: null,
+      });
+      await emit('step.failed', {
+        status: 'FAILED',
+        step: step.name,
+        error: message,
+        attempt,
+        progress: run.progress,
+      });
+      await emit('run.failed', {
+        status: 'FAILED',
+        error: `${step.name}: ${message}`,
+        progress: run.progress,
+      });
+      await movePost(trx, outbox, run.post_id, 'FAILED');
+    });
+  }
+}

@@ -1,0 +1,26 @@
+import { ConfigError, loadConfig } from './config.ts';
+import { createLogger } from './infra/logger.ts';
+import { ShutdownSequence } from './infra/shutdown.ts';
+import { PipelineWorker } from './pipeline/worker.ts';
+import { startRuntime } from './runtime.ts';
+
+/** `npm run worker`: pipeline execution only, any number of processes beside the API. */
+async function main(): Promise<void> {
+  const config = loadConfig();
+  const logger = createLogger(config);
+  const shutdown = new ShutdownSequence(logger);
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    process.once(signal, () => void shutdown.run().then((ok) => process.exit(ok ? 0 : 1)));
+  }
+  const { deps, databaseUrl } = await startRuntime(config, logger, shutdown, {
+    allowEmbedded: false,
+  });
+  const worker = new PipelineWorker({ ...deps, databaseUrl });
+  await worker.start();
+  shutdown.add('pipeline worker', () => worker.stop());
+}
+
+main().catch((error: unknown) => {
+  console.error(error instanceof ConfigError ? error.message : error);
+  process.exit(1);
+});

@@ -1,0 +1,33 @@
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from '../../src/config.ts';
+
+describe('configuration', () => {
+  it('lists every invalid variable in one error', () => {
+    const load = () =>
+      loadConfig({ PORT: 'eighty', DB_POOL_SIZE: '-1', WORKER: 'maybe', REDIS_URL: 'nope' });
+    expect(load).toThrow(ConfigError);
+    expect(load).toThrow(/PORT[\s\S]*DB_POOL_SIZE[\s\S]*REDIS_URL[\s\S]*WORKER/);
+  });
+
+  it('is frozen, with documented defaults', () => {
+    const config = loadConfig({});
+    expect(Object.isFrozen(config)).toBe(true);
+    expect(config).toMatchObject({ PORT: 4000, MAX_PAGE_SIZE: 100, WORKER: true, CACHE: true });
+    expect(config.DATABASE_URL).toBeUndefined();
+  });
+
+  it('makes the server exit 1 with one clear message naming the variable', () => {
+    const result = spawnSync(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+      cwd: fileURLToPath(new URL('../..', import.meta.url)),
+      env: { ...process.env, PORT: 'eighty' },
+      encoding: 'utf8',
+      timeout: 20_000,
+    });
+    expect(result.status).toBe(1);
+    expect(result.stderr).toContain('Invalid configuration');
+    expect(result.stderr).toContain('PORT');
+    expect(result.stderr).not.toMatch(/\n\s+at /);
+  });
+});

@@ -1,0 +1,103 @@
+import { existsSync, mkdirSync } from 'node:fs';
+import { type Browser, chromium } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type HttpServer, httpOptions, startHttpServer } from '../../src/http.ts';
+import { PipelineWorker } from '../../src/pipeline/worker.ts';
+import { startTestApp, type TestApp } from '../helpers/app.ts';
+import { createPosts, createUser, type TestUser } from '../helpers/factories.ts';
+import { solarArticle } from '../helpers/pipeline.ts';
+
+const CHROMIUM = '/usr/bin/chromium';
+
+let app: TestApp;
+let http: HttpServer;
+let worker: PipelineWorker;
+let browser: Browser;
+let author: TestUser;
+
+beforeAll(async () => {
+  if (!existsSync(CHROMIUM)) {
+    throw new Error(
+      `Chromium is required for the browser test: apt-get install chromium (${CHROMIUM} is missing)`,
+    );
+  }
+  app = await startTestApp({ PIPELINE_STEP_DELAY_MS: '150', PIPELINE_POLL_MS: '50' });
+  http = await startHttpServer(app.yoga, httpOptions(app.deps.config, 0));
+  worker = new PipelineWorker({ ...app.deps, databaseUrl: app.database.url });
+  await worker.start();
+  author = await createUser(app.deps.db, 'AUTHOR', 'Ada');
+  await createPosts(app.deps.db, [
+    {
+      authorId: author.id,
+      title: 'Solar panels on city roofs',
+      body: solarArticle,
+      status: 'DRAFT',
+    },
+  ]);
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--no-first-run',
+    ],
+  });
+});
+
+afterAll(async () => {
+  await browser?.close();
+  await worker?.stop();
+  await http?.close();
+  await app?.close();
+});
+
+describe('pipeline dashboard', () => {
+  it('starts a pipeline and shows its progress live, then the summary and tags', async () => {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    await page.goto(`http://127.0.0.1:${http.port}/`);
+    await page.fill('#token', author.token);
+    await page.click('#token-form button[type=submit]');
+    await expect.poll(() => page.textContent('#viewer')).toBe('Ada · AUTHOR');
+
+    await page.click('#posts button:has-text("Solar panels on city roofs")');
+    await expect.poll(() => page.textContent('#detail-status')).toBe('DRAFT');
+    const navigations: string[] = [];
+    page.on('framenavigated', (frame) => navigations.push(frame.url()));
+    await page.click('#start');
+
+    const seen = new Set<number>();
+    const readProgress = async () => Number(await page.getAttribute('#progress', 'aria-valuenow'));
+    mkdirSync('test-results', { recursive: true });
+    let captured = false;
+    for (let wait = 0; wait < 300; wait += 1) {
+      const progress = await readProgress();
+      seen.add(progress);
+      if (!captured && progress >= 30 && progress < 100) {
+        await page.screenshot({ path: 'test-results/dashboard-mid-run.png' });
+        captured = true;
+      }
+      if (progress === 100) break;
+      await page.waitForTimeout(50);
+    }
+    expect([...seen].some((value) => value > 0 && value < 100)).toBe(true);
+    expect(await readProgress()).toBe(100);
+    expect(captured).toBe(true);
+
+    await expect
+      .poll(() => page.textContent('#message'), { timeout: 10_000 })
+      .toBe('Run succeeded.');
+    expect(await page.textContent('#summary')).toContain('Solar');
+    expect(
+      await page.$$eval('#tags li', (items) => items.map((item) => item.textContent)),
+    ).toContain('solar');
+    expect(await page.textContent('#detail-status')).toBe('REVIEW');
+    // Everything arrived over the subscription: the page never reloaded.
+    expect(navigations).toEqual([]);
+    await page.screenshot({ path: 'test-results/dashboard-done.png' });
+  });
+});

@@ -1,0 +1,163 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestApp, type TestApp } from '../helpers/app.ts';
+import { interleaveWritesAndReads } from '../helpers/cache.ts';
+import { createPosts, createUser, globalId, type TestUser } from '../helpers/factories.ts';
+import { redisUrl } from '../helpers/services.ts';
+import { TcpProxy } from '../helpers/tcp-proxy.ts';
+
+let instanceA: TestApp;
+let instanceB: TestApp;
+let author: TestUser;
+let otherAuthor: TestUser;
+
+beforeAll(async () => {
+  // These tests watch the resolver cache; response-cache.test.ts covers the layer above it.
+  const env = { REDIS_URL: redisUrl, RATE_LIMIT_MUTATIONS: '1000', RESPONSE_CACHE: 'off' };
+  instanceA = await startTestApp(env);
+  instanceB = await startTestApp(env, instanceA);
+  author = await createUser(instanceA.deps.db, 'AUTHOR', 'Ada');
+  otherAuthor = await createUser(instanceA.deps.db, 'AUTHOR', 'Grace');
+});
+
+afterAll(async () => {
+  await instanceB?.close();
+  await instanceA?.close();
+});
+
+const readPost = `query($id: ID!) { post(id: $id) { title author { name } } }`;
+const updatePost = `mutation($input: UpdatePostInput!) { updatePost(input: $input) { title } }`;
+
+describe('resolver cache across instances', () => {
+  it('never serves a stale post: 200 interleaved writes through B and reads through A', async () => {
+    const [post] = await createPosts(instanceA.deps.db, [{ authorId: author.id, title: 'v0' }]);
+    const id = globalId('Post', post!.id);
+    // A's view is warmed first, so a missing invalidation would show up as the old title.
+    const { warm } = await interleaveWritesAndReads(instanceA, instanceB, id, author.token);
+    const hits = warm.reduce((sum, read) => sum + (read.extensions!.cache.post?.hits ?? 0), 0);
+    // The read after a read (no write between) was served from the cache every time.
+    expect(hits).toBeGreaterThanOrEqual(199);
+  });
+
+  it('never shows a draft cached for its author to anyone else', async () => {
+    const [draft] = await createPosts(instanceA.deps.db, [
+      { authorId: author.id, status: 'DRAFT', title: 'Secret' },
+    ]);
+    const id = globalId('Post', draft!.id);
+    const query = `query($id: ID!) { post(id: $id) { title } node(id: $id) { id } postStats { total } }`;
+    const asAuthor = await instanceA.gql(query, { id }, { token: author.token });
+    expect(asAuthor.data!.post.title).toBe('Secret');
+    // Again, now from the cache.
+    const cached = await instanceA.gql(query, { id }, { token: author.token, debug: true });
+    expect(cached.extensions!.cache.post.hits).toBeGreaterThan(0);
+    for (const token of [undefined, otherAuthor.token]) {
+      for (const instance of [instanceA, instanceB]) {
+        const result = await instance.gql(query, { id }, { token });
+        expect(result.data!.post).toBeNull();
+        expect(result.data!.node).toBeNull();
+        expect(result.data!.postStats.total).toBeLessThan(cached.data!.postStats.total);
+      }
+    }
+    const search = `query { searchPosts(query: "secret") { edges { node { title } } } }`;
+    expect(
+      (await instanceA.gql(search, {}, { token: author.token })).data!.searchPosts.edges,
+    ).toHaveLength(1);
+    expect((await instanceA.gql(search, {})).data!.searchPosts.edges).toHaveLength(0);
+    expect(
+      (await instanceB.gql(search, {}, { token: otherAuthor.token })).data!.searchPosts.edges,
+    ).toHaveLength(0);
+  });
+
+  it('invalidates results a post enters: stats and tag cloud after a publish', async () => {
+    const stats = `{ postStats { byStatus { status count } } tagCloud { tag { name } postCount } }`;
+    const before = await instanceA.gql(stats, {});
+    const [draft] = await createPosts(instanceA.deps.db, [
+      { authorId: author.id, status: 'DRAFT' },
+    ]);
+    const editor = await createUser(instanceA.deps.db, 'EDITOR');
+    await instanceB.gql(
+      `mutation($id: ID!, $tags: [String!]!) { setPostTags(postId: $id, tags: $tags) { id } }`,
+      { id: globalId('Post', draft!.id), tags: ['fresh'] },
+      { token: author.token },
+    );
+    await instanceB.gql(
+      updatePost,
+      { input: { id: globalId('Post', draft!.id), status: 'PUBLISHED' } },
+      { token: editor.token },
+    );
+    const after = await instanceA.gql(stats, {});
+    const published = (result: typeof before) =>
+      result.data!.postStats.byStatus.find(
+        (entry: { status: string }) => entry.status === 'PUBLISHED',
+      )?.count ?? 0;
+    expect(published(after)).toBe(published(before) + 1);
+    expect(after.data!.tagCloud).toContainEqual({ tag: { name: 'fresh' }, postCount: 1 });
+  });
+
+  it('runs the nested query with fewer SQL statements when warm, with identical JSON', async () => {
+    const users = await Promise.all(
+      [1, 2, 3].map((n) => createUser(instanceA.deps.db, 'AUTHOR', `Writer ${n}`)),
+    );
+    const posts = await createPosts(
+      instanceA.deps.db,
+      Array.from({ length: 30 }, (_, index) => ({ authorId: users[index % 3]!.id })),
+    );
+    await instanceA.deps.db
+      .insertInto('comments')
+      .values(
+        posts.flatMap((post) =>
+          [0, 1].map((n) => ({ post_id: post.id, author_id: users[n]!.id, body: `c${n}` })),
+        ),
+      )
+      .execute();
+    const nested = `{ posts(first: 30) { edges { node { title author { name } tags { name } comments(first: 5) { edges { node { body author { name } } } } } } } }`;
+    const cold = await instanceA.gql(nested, {}, { debug: true });
+    const warm = await instanceB.gql(nested, {}, { debug: true });
+    expect(warm.data).toEqual(cold.data);
+    // Cold: posts page and comment pages (both with their authors), tags. Warm: tags come from
+    // the cache; only the uncached lists remain (posts page, comment pages).
+    expect(cold.extensions!.sql.queries).toBe(3);
+    expect(warm.extensions!.sql.queries).toBe(2);
+    expect(warm.extensions!.cache.postTags).toEqual({ hits: 30, misses: 0, errors: 0 });
+  });
+});
+
+describe('when Redis goes away', () => {
+  it('keeps answering from Postgres, counts errors, and serves hits again once Redis is back', async () => {
+    const proxy = new TcpProxy('127.0.0.1', Number(new URL(redisUrl).port || 6379));
+    await proxy.start();
+    const app = await startTestApp(
+      { REDIS_URL: `redis://127.0.0.1:${proxy.port}`, RESPONSE_CACHE: 'off' },
+      instanceA,
+    );
+    try {
+      const [post] = await createPosts(app.deps.db, [{ authorId: author.id, title: 'Sturdy' }]);
+      const id = globalId('Post', post!.id);
+      await app.gql(readPost, { id });
+      expect((await app.gql(readPost, { id }, { debug: true })).extensions!.cache.post.hits).toBe(
+        1,
+      );
+
+      await proxy.stop();
+      for (let attempt = 0; attempt < 5; attempt += 1) {
+        const result = await app.gql(readPost, { id }, { debug: true });
+        expect(result.errors).toBeUndefined();
+        expect(result.data!.post.title).toBe('Sturdy');
+        expect(result.extensions!.cache.post.errors).toBeGreaterThan(0);
+      }
+      expect(app.deps.cache.totals.post!.errors).toBeGreaterThanOrEqual(5);
+
+      await proxy.start();
+      let recovered = false;
+      for (let attempt = 0; attempt < 100 && !recovered; attempt += 1) {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        await app.gql(readPost, { id });
+        const result = await app.gql(readPost, { id }, { debug: true });
+        recovered = (result.extensions!.cache.post?.hits ?? 0) > 0;
+      }
+      expect(recovered).toBe(true);
+    } finally {
+      await app.close();
+      await proxy.stop();
+    }
+  });
+});

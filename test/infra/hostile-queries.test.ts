@@ -1,0 +1,187 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestApp, type TestApp } from '../helpers/app.ts';
+import { createPosts, createUser } from '../helpers/factories.ts';
+
+let app: TestApp;
+let production: TestApp;
+
+beforeAll(async () => {
+  app = await startTestApp();
+  production = await startTestApp({ NODE_ENV: 'production' }, app);
+  const author = await createUser(app.deps.db, 'AUTHOR');
+  await createPosts(app.deps.db, [{ authorId: author.id }]);
+});
+
+afterAll(async () => {
+  await production?.close();
+  await app?.close();
+});
+
+interface RawRequest {
+  method?: string;
+  path?: string;
+  contentType?: string;
+  body?: string | Uint8Array;
+}
+
+async function send(target: TestApp, request: RawRequest) {
+  const response = await target.yoga.fetch(`http://quire.test${request.path ?? '/graphql'}`, {
+    method: request.method ?? 'POST',
+    headers: { 'content-type': request.contentType ?? 'application/json' },
+    body: request.body as BodyInit | undefined,
+  });
+  const text = await response.text();
+  let code: string | undefined;
+  try {
+    code = JSON.parse(text).errors?.[0]?.extensions?.code;
+  } catch {
+    code = undefined;
+  }
+  return { status: response.status, code, text };
+}
+
+const json = (query: string, variables?: unknown) => JSON.stringify({ query, variables });
+const nest = (depth: number): string =>
+  depth === 0 ? 'name' : `posts(first: 1) { edges { node { author { ${nest(depth - 1)} } } } }`;
+
+const shapes: [string, () => RawRequest, string, TestApp?][] = [
+  [
+    'deep nesting',
+    () => ({ body: json(`{ users(first: 1) { edges { node { ${nest(6)} } } } }`) }),
+    'QUERY_TOO_COMPLEX',
+  ],
+  [
+    'alias flood',
+    () => ({
+      body: json(`{ ${Array.from({ length: 60 }, (_, i) => `a${i}: viewer { id }`).join(' ')} }`),
+    }),
+    'QUERY_TOO_COMPLEX',
+  ],
+  [
+    'fragment cycle',
+    () => ({
+      body: json(
+        'query { viewer { ...A } } fragment A on User { ...B } fragment B on User { ...A }',
+      ),
+    }),
+    'GRAPHQL_VALIDATION_FAILED',
+  ],
+  [
+    'huge first',
+    () => ({ body: json('{ posts(first: 100000) { edges { node { id } } } }') }),
+    'QUERY_TOO_COMPLEX',
+  ],
+  [
+    'first above the page cap',
+    () => ({ body: json('{ posts(first: 101) { edges { cursor } } }') }),
+    'BAD_USER_INPUT',
+  ],
+  [
+    'cost explosion within page caps',
+    () => ({
+      body: json(
+        '{ posts(first: 100) { edges { node { comments(first: 100) { edges { node { post { comments(first: 100) { edges { node { id } } } } } } } } } } }',
+      ),
+    }),
+    'QUERY_TOO_COMPLEX',
+  ],
+  [
+    '1 MB query',
+    () => ({ body: json(`{ viewer { id } } # ${'x'.repeat(1_048_576)}`) }),
+    'PAYLOAD_TOO_LARGE',
+  ],
+  [
+    'token flood under the size limit',
+    () => ({ body: json(`{ viewer { ${'id '.repeat(6000)} } }`) }),
+    'QUERY_TOO_COMPLEX',
+  ],
+  [
+    'browser form post (CSRF)',
+    () => ({
+      contentType: 'application/x-www-form-urlencoded',
+      body: 'query=%7B%20viewer%20%7B%20id%20%7D%20%7D',
+    }),
+    'CSRF_REJECTED',
+  ],
+  [
+    'text/plain post (CSRF)',
+    () => ({ contentType: 'text/plain', body: json('{ viewer { id } }') }),
+    'CSRF_REJECTED',
+  ],
+  [
+    'batched array',
+    () => ({
+      body: JSON.stringify([{ query: '{ viewer { id } }' }, { query: '{ viewer { id } }' }]),
+    }),
+    'BAD_REQUEST',
+  ],
+  [
+    'invalid UTF-8',
+    () => ({ body: new Uint8Array([0x7b, 0x22, 0x71, 0x22, 0x3a, 0x22, 0xff, 0xfe, 0x22, 0x7d]) }),
+    'BAD_REQUEST',
+  ],
+  ['malformed JSON', () => ({ body: '{"query": "{ viewer { id } }"' }), 'BAD_REQUEST'],
+  [
+    'variables of the wrong type',
+    () => ({
+      body: json('query($n: Int) { posts(first: $n) { edges { cursor } } }', { n: 'many' }),
+    }),
+    'BAD_USER_INPUT',
+  ],
+  ['syntax error', () => ({ body: json('{ viewer { id }') }), 'GRAPHQL_PARSE_FAILED'],
+  [
+    'unknown field',
+    () => ({ body: json('{ viewer { passwordHash } }') }),
+    'GRAPHQL_VALIDATION_FAILED',
+  ],
+  [
+    'tampered cursor',
+    () => ({ body: json('{ posts(first: 1, after: "eyJhIjoxfQ") { edges { cursor } } }') }),
+    'BAD_USER_INPUT',
+  ],
+  [
+    'mutation over GET',
+    () => ({
+      method: 'GET',
+      path: '/graphql?query=mutation%7BdeletePost(id%3A%22x%22)%7D',
+      body: undefined,
+    }),
+    'BAD_REQUEST',
+  ],
+  [
+    'introspection in production',
+    () => ({ body: json('{ __schema { types { name } } }') }),
+    'GRAPHQL_VALIDATION_FAILED',
+    undefined,
+  ],
+];
+
+describe('hostile requests', () => {
+  it.each(shapes)('rejects %s with %s before any SQL', async (name, build, expectedCode) => {
+    const target = name.includes('production') ? production : app;
+    const before = await target.deps.metrics.sqlStatements.get();
+    const response = await send(target, build());
+    expect(response.code).toBe(expectedCode);
+    expect(response.status).toBeGreaterThanOrEqual(200);
+    expect(response.text).not.toMatch(/\bat .+\.(ts|js):\d+|select |insert /i);
+    const after = await target.deps.metrics.sqlStatements.get();
+    expect(after.values[0]?.value ?? 0).toBe(before.values[0]?.value ?? 0);
+  });
+
+  it('hides field suggestions in production only', async () => {
+    const query = json('{ viewer { nam } }');
+    expect((await send(app, { body: query })).text).toContain('Did you mean');
+    expect((await send(production, { body: query })).text).not.toContain('Did you mean');
+  });
+
+  it('compresses large JSON responses for clients that accept gzip', async () => {
+    const response = await app.yoga.fetch('http://quire.test/graphql', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'accept-encoding': 'gzip' },
+      body: json(
+        `{ ${Array.from({ length: 25 }, (_, i) => `p${i}: posts(first: 20) { edges { node { title slug body } } }`).join(' ')} }`,
+      ),
+    });
+    expect(response.headers.get('content-encoding')).toBe('gzip');
+  });
+});

@@ -1,0 +1,108 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestApp, type TestApp } from '../helpers/app.ts';
+import { createUser, type TestUser } from '../helpers/factories.ts';
+import { redisUrl } from '../helpers/services.ts';
+
+const limits = {
+  REDIS_URL: redisUrl,
+  RATE_LIMIT_WINDOW_SECONDS: '2',
+  RATE_LIMIT_SEARCH: '3',
+  RATE_LIMIT_MUTATIONS: '4',
+};
+const search = `query { searchPosts(query: "anything") { totalCount } }`;
+
+let instanceA: TestApp;
+let instanceB: TestApp;
+let memoryOnly: TestApp;
+
+beforeAll(async () => {
+  instanceA = await startTestApp(limits);
+  instanceB = await startTestApp(limits, instanceA);
+  memoryOnly = await startTestApp({ ...limits, REDIS_URL: '' });
+});
+
+afterAll(async () => {
+  await instanceB?.close();
+  await instanceA?.close();
+  await memoryOnly?.close();
+});
+
+const codeOf = (result: Awaited<ReturnType<TestApp['gql']>>) =>
+  result.errors?.[0]?.extensions?.code ?? 'OK';
+
+async function waitForWindow(): Promise<void> {
+  await new Promise((resolve) => setTimeout(resolve, 2100));
+}
+
+describe('rate limits', () => {
+  it('rejects the N+1th call with RATE_LIMITED and retryAfter, shared by instances, until the window passes', async () => {
+    const user: TestUser = await createUser(instanceA.deps.db, 'AUTHOR');
+    const options = { token: user.token };
+    const results = [
+      await instanceA.gql(search, {}, options),
+      await instanceB.gql(search, {}, options),
+      await instanceA.gql(search, {}, options),
+      await instanceB.gql(search, {}, options),
+    ];
+    expect(results.map(codeOf)).toEqual(['OK', 'OK', 'OK', 'RATE_LIMITED']);
+    const rejection = results[3]!.errors![0]!;
+    expect(rejection.extensions!.retryAfter).toBeGreaterThanOrEqual(1);
+    expect(rejection.extensions!.retryAfter).toBeLessThanOrEqual(2);
+    expect(results[3]!.data?.searchPosts ?? null).toBeNull();
+
+    // Another viewer has a budget of their own.
+    const other = await createUser(instanceA.deps.db, 'AUTHOR');
+    expect(codeOf(await instanceA.gql(search, {}, { token: other.token }))).toBe('OK');
+
+    await waitForWindow();
+    expect(codeOf(await instanceA.gql(search, {}, options))).toBe('OK');
+  });
+
+  it.each([
+    ['Redis', () => instanceA],
+    ['in-process', () => memoryOnly],
+  ])('lets exactly the limit through when 10 calls race (%s store)', async (_store, instance) => {
+    const app = instance();
+    const user = await createUser(app.deps.db, 'AUTHOR');
+    const results = await Promise.all(
+      Array.from({ length: 10 }, () => app.gql(search, {}, { token: user.token })),
+    );
+    const codes = results.map(codeOf);
+    expect(codes.filter((code) => code === 'OK')).toHaveLength(3);
+    expect(codes.filter((code) => code === 'RATE_LIMITED')).toHaveLength(7);
+  });
+
+  it('charges each aliased mutation field and rejects before anything is written', async () => {
+    const user = await createUser(instanceA.deps.db, 'AUTHOR');
+    const aliased = `mutation {
+      a: createPost(input: { title: "A", body: "x" }) { id }
+      b: createPost(input: { title: "B", body: "x" }) { id }
+      c: createPost(input: { title: "C", body: "x" }) { id }
+    }`;
+    expect(codeOf(await instanceA.gql(aliased, {}, { token: user.token }))).toBe('OK');
+    const second = await instanceB.gql(aliased, {}, { token: user.token });
+    expect(codeOf(second)).toBe('RATE_LIMITED');
+    const { count } = await instanceA.deps.db
+      .selectFrom('posts')
+      .select((eb) => eb.fn.countAll<string>().as('count'))
+      .where('author_id', '=', user.id)
+      .executeTakeFirstOrThrow();
+    expect(Number(count)).toBe(3);
+    // The rejected calls did not use up the budget: one more mutation still fits.
+    expect(
+      codeOf(
+        await instanceA.gql(
+          `mutation { createPost(input: { title: "D", body: "x" }) { id } }`,
+          {},
+          { token: user.token },
+        ),
+      ),
+    ).toBe('OK');
+  });
+
+  it('limits anonymous clients by address', async () => {
+    const results = [];
+    for (let call = 0; call < 4; call += 1) results.push(await memoryOnly.gql(search, {}));
+    expect(results.map(codeOf)).toEqual(['OK', 'OK', 'OK', 'RATE_LIMITED']);
+  });
+});

@@ -1,0 +1,271 @@
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { registerStep } from '../../src/pipeline/registry.ts';
+import { PipelineWorker } from '../../src/pipeline/worker.ts';
+import { startTestApp, type TestApp } from '../helpers/app.ts';
+import { interleaveWritesAndReads } from '../helpers/cache.ts';
+import { createPosts, createUser, globalId, localId, type TestUser } from '../helpers/factories.ts';
+import { solarArticle, startPipelineMutation, waitForRun } from '../helpers/pipeline.ts';
+import { redisUrl } from '../helpers/services.ts';
+
+let releaseGate: () => void = () => {};
+
+// Reports progress, then waits for the test: progress that changes no post, only the run.
+registerStep({
+  name: 'test-gated',
+  description: 'Holds at 40 % until the test releases it.',
+  async run({ progress }) {
+    await progress(40);
+    await new Promise<void>((resolve) => {
+      releaseGate = resolve;
+    });
+    await progress(80);
+    return { output: { released: true } };
+  },
+});
+
+let instanceA: TestApp;
+let instanceB: TestApp;
+let author: TestUser;
+let otherAuthor: TestUser;
+let admin: TestUser;
+
+beforeAll(async () => {
+  const env = {
+    REDIS_URL: redisUrl,
+    RATE_LIMIT_MUTATIONS: '1000',
+    RATE_LIMIT_SEARCH: '3',
+    RATE_LIMIT_START_PIPELINE: '1000',
+  };
+  instanceA = await startTestApp(env);
+  instanceB = await startTestApp(env, instanceA);
+  author = await createUser(instanceA.deps.db, 'AUTHOR', 'Ada');
+  otherAuthor = await createUser(instanceA.deps.db, 'AUTHOR', 'Grace');
+  admin = await createUser(instanceA.deps.db, 'ADMIN', 'Root');
+});
+
+afterAll(async () => {
+  await instanceB?.close();
+  await instanceA?.close();
+});
+
+const responseHits = (result: { extensions?: Record<string, any> }): number =>
+  result.extensions!.cache.response?.hits ?? 0;
+
+const readPost = `query($id: ID!) { post(id: $id) { title author { name } } }`;
+
+describe('response cache across instances', () => {
+  it('never serves a stale response: 200 interleaved writes through B and reads through A', async () => {
+    const [post] = await createPosts(instanceA.deps.db, [{ authorId: author.id, title: 'v0' }]);
+    const id = globalId('Post', post!.id);
+    const { warm, afterWrite } = await interleaveWritesAndReads(
+      instanceA,
+      instanceB,
+      id,
+      author.token,
+    );
+    for (const read of afterWrite) expect(read.extensions!.sql.queries).toBeGreaterThan(0);
+    // Every read that followed a read (no write between) was one cached response, no SQL.
+    const hits = warm.reduce((sum, read) => sum + responseHits(read), 0);
+    expect(hits).toBeGreaterThanOrEqual(199);
+    const again = await instanceB.gql(readPost, { id }, { debug: true });
+    expect(responseHits(again)).toBe(1);
+    expect(again.extensions!.sql.queries).toBe(0);
+  });
+
+  it('keys responses by viewer: a draft cached for its author reaches no one else', async () => {
+    const [draft] = await createPosts(instanceA.deps.db, [
+      { authorId: author.id, status: 'DRAFT', title: 'Secret' },
+    ]);
+    const id = globalId('Post', draft!.id);
+    const query = `query($id: ID!) { post(id: $id) { title } viewer { name } }`;
+    await instanceA.gql(query, { id }, { token: author.token });
+    const cached = await instanceB.gql(query, { id }, { token: author.token, debug: true });
+    expect(responseHits(cached)).toBe(1);
+    expect(cached.data).toEqual({ post: { title: 'Secret' }, viewer: { name: 'Ada' } });
+    for (const token of [undefined, otherAuthor.token]) {
+      for (const instance of [instanceA, instanceB]) {
+        const result = await instance.gql(query, { id }, { token, debug: true });
+        expect(result.data!.post).toBeNull();
+        expect(result.data!.viewer).toEqual(token ? { name: 'Grace' } : null);
+      }
+    }
+  });
+
+  it('drops cached responses on every kind of write: comments, tags, users, roles', async () => {
+    const [post] = await createPosts(instanceA.deps.db, [{ authorId: author.id }]);
+    const id = globalId('Post', post!.id);
+    const postView = `query($id: ID!) { post(id: $id) { tags { name } comments(first: 10) { edges { node { body author { name role } } } } } }`;
+    const users = `{ users(first: 100) { edges { node { name role postCount } } } }`;
+    const warm = async (query: string, variables: Record<string, unknown> = {}) => {
+      await instanceA.gql(query, variables);
+      expect(responseHits(await instanceA.gql(query, variables, { debug: true }))).toBe(1);
+    };
+
+    await warm(postView, { id });
+    await instanceB.gql(
+      `mutation($id: ID!) { addComment(postId: $id, body: "First!") { id } }`,
+      { id },
+      { token: otherAuthor.token },
+    );
+    const commented = await instanceA.gql(postView, { id });
+    expect(commented.data!.post.comments.edges).toEqual([
+      { node: { body: 'First!', author: { name: 'Grace', role: 'AUTHOR' } } },
+    ]);
+
+    await warm(postView, { id });
+    await instanceB.gql(
+      `mutation($id: ID!) { setPostTags(postId: $id, tags: ["energy"]) { id } }`,
+      { id },
+      { token: author.token },
+    );
+    expect((await instanceA.gql(postView, { id })).data!.post.tags).toEqual([{ name: 'energy' }]);
+
+    await warm(postView, { id });
+    await warm(users);
+    await instanceB.gql(
+      `mutation($user: ID!) { setUserRole(userId: $user, role: EDITOR) { role } }`,
+      { user: otherAuthor.globalId },
+      { token: admin.token },
+    );
+    expect(
+      (await instanceA.gql(postView, { id })).data!.post.comments.edges[0].node.author.role,
+    ).toBe('EDITOR');
+    const afterRole = await instanceA.gql(users, {});
+    expect(afterRole.data!.users.edges).toContainEqual({
+      node: { name: 'Grace', role: 'EDITOR', postCount: 0 },
+    });
+
+    await warm(users);
+    await instanceB.gql(
+      `mutation { createUser(input: { email: "new@example.com", name: "Newcomer", role: AUTHOR }) { id } }`,
+      {},
+      { token: admin.token },
+    );
+    expect(
+      (await instanceA.gql(users, {})).data!.users.edges.map(
+        (edge: { node: { name: string } }) => edge.node.name,
+      ),
+    ).toContain('Newcomer');
+  });
+
+  it('drops cached responses as a pipeline run, run by a worker, changes the post', async () => {
+    const [post] = await createPosts(instanceA.deps.db, [
+      { authorId: author.id, status: 'DRAFT', body: solarArticle },
+    ]);
+    const id = globalId('Post', post!.id);
+    const view = `query($id: ID!) { post(id: $id) { status summary latestRun { status steps { name status } } } }`;
+    const before = await instanceA.gql(view, { id }, { token: author.token });
+    expect(before.data!.post).toMatchObject({ status: 'DRAFT', summary: null, latestRun: null });
+    expect(
+      responseHits(await instanceA.gql(view, { id }, { token: author.token, debug: true })),
+    ).toBe(1);
+    const started = await instanceB.gql(
+      startPipelineMutation,
+      { input: { postId: id } },
+      { token: author.token },
+    );
+    const runId = localId(started.data!.startPipeline.id);
+    const queued = await instanceA.gql(view, { id }, { token: author.token });
+    expect(queued.data!.post.latestRun.status).toBe('QUEUED');
+    const worker = new PipelineWorker({ ...instanceA.deps, databaseUrl: instanceA.database.url });
+    await worker.start();
+    try {
+      await waitForRun(instanceA.deps.db, runId);
+    } finally {
+      await worker.stop();
+    }
+    const done = await instanceA.gql(view, { id }, { token: author.token });
+    expect(done.data!.post.status).toBe('REVIEW');
+    expect(done.data!.post.summary).toEqual(expect.stringContaining('olar'));
+    expect(done.data!.post.latestRun.status).toBe('SUCCEEDED');
+    expect(
+      done.data!.post.latestRun.steps.every(
+        (step: { status: string }) => step.status === 'SUCCEEDED',
+      ),
+    ).toBe(true);
+  });
+
+  it('drops cached responses on progress events that change only the run', async () => {
+    const [post] = await createPosts(instanceA.deps.db, [{ authorId: author.id }]);
+    const id = globalId('Post', post!.id);
+    const started = await instanceB.gql(
+      startPipelineMutation,
+      { input: { postId: id, steps: ['test-gated'] } },
+      { token: author.token },
+    );
+    const runId = localId(started.data!.startPipeline.id);
+    const view = `query($id: ID!) { post(id: $id) { latestRun { steps { progress } } } }`;
+    const progressSeen = async () =>
+      (await instanceA.gql(view, { id }, { token: author.token })).data!.post.latestRun.steps[0]
+        .progress as number;
+    const progressReaches = async (percent: number) => {
+      const deadline = Date.now() + 10_000;
+      while ((await progressSeen()) < percent) {
+        if (Date.now() > deadline) throw new Error(`progress never reached ${percent}`);
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+    };
+    const worker = new PipelineWorker({ ...instanceA.deps, databaseUrl: instanceA.database.url });
+    await worker.start();
+    try {
+      await progressReaches(40);
+      const cached = await instanceA.gql(view, { id }, { token: author.token, debug: true });
+      expect(responseHits(cached)).toBe(1);
+      releaseGate();
+      // Well inside the 60 s TTL: only the invalidation can make the cached 40 % go away.
+      await progressReaches(80);
+      await waitForRun(instanceA.deps.db, runId);
+    } finally {
+      await worker.stop();
+    }
+  });
+
+  it('drops cached responses when `npm run seed` loads data into a running deployment', async () => {
+    const list = `{ posts(first: 1, filter: { search: "graphql" }) { totalCount } }`;
+    const before = (await instanceA.gql(list, {})).data!.posts.totalCount as number;
+    expect(responseHits(await instanceA.gql(list, {}, { debug: true }))).toBe(1);
+    await promisify(execFile)(
+      process.execPath,
+      ['--import', 'tsx', 'src/db/seed-cli.ts', '--users', '5', '--posts', '40', '--tags', '3'],
+      {
+        cwd: fileURLToPath(new URL('../..', import.meta.url)),
+        env: {
+          ...process.env,
+          DATABASE_URL: instanceA.database.url,
+          REDIS_URL: redisUrl,
+          REDIS_PREFIX: instanceA.deps.config.REDIS_PREFIX,
+          LOG_LEVEL: 'silent',
+        },
+      },
+    );
+    const after = (await instanceB.gql(list, {})).data!.posts.totalCount as number;
+    expect(after).toBeGreaterThan(before);
+  });
+
+  it('never caches rate-limited fields, errors or API tokens', async () => {
+    const search = `{ searchPosts(query: "anything") { edges { node { title } } } }`;
+    for (let call = 1; call <= 3; call += 1) {
+      const result = await instanceA.gql(search, {}, { token: otherAuthor.token, debug: true });
+      expect(result.errors).toBeUndefined();
+      expect(result.extensions!.cache.response).toBeUndefined();
+    }
+    const limited = await instanceA.gql(search, {}, { token: otherAuthor.token });
+    expect(limited.errors![0]!.extensions!.code).toBe('RATE_LIMITED');
+
+    const tokens = `{ viewer { apiTokens { name } } }`;
+    await instanceA.gql(tokens, {}, { token: author.token });
+    const tokenView = await instanceA.gql(tokens, {}, { token: author.token, debug: true });
+    expect(tokenView.extensions!.cache.response).toBeUndefined();
+
+    const missing = `query($id: ID!) { post(id: $id) { title } node(id: "bm90IGFuIGlk") { id } }`;
+    const id = globalId('Post', '999999');
+    const first = await instanceA.gql(missing, { id }, { debug: true });
+    expect(first.errors?.length).toBeGreaterThan(0);
+    const second = await instanceA.gql(missing, { id }, { debug: true });
+    expect(second.errors).toEqual(first.errors);
+    expect(responseHits(second)).toBe(0);
+  });
+});

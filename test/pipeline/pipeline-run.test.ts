@@ -1,0 +1,259 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { registerStep } from '../../src/pipeline/registry.ts';
+import {
+  countWords,
+  normalizeMarkdown,
+  readingMinutes,
+} from '../../src/pipeline/text/normalize.ts';
+import { fleschReadingEase } from '../../src/pipeline/text/readability.ts';
+import { summarize } from '../../src/pipeline/text/summarize.ts';
+import { splitSentences } from '../../src/pipeline/text/tokenize.ts';
+import { PipelineWorker } from '../../src/pipeline/worker.ts';
+import { startTestApp, type TestApp } from '../helpers/app.ts';
+import { createPosts, createUser, globalId, localId, type TestUser } from '../helpers/factories.ts';
+import {
+  eventTypes,
+  solarArticle,
+  startPipelineMutation,
+  waitForRun,
+} from '../helpers/pipeline.ts';
+
+let app: TestApp;
+let worker: PipelineWorker;
+let author: TestUser;
+let editor: TestUser;
+let flakyFailures = 0;
+
+registerStep({
+  name: 'test-flaky',
+  description: 'Fails while the test says so.',
+  async run({ progress }) {
+    await progress(50);
+    if (flakyFailures > 0) {
+      flakyFailures -= 1;
+      throw new Error('flaky dependency unavailable');
+    }
+    return { output: { ok: true } };
+  },
+});
+
+async function start(postId: string, input: Record<string, unknown> = {}, token = author.token) {
+  const result = await app.gql(
+    startPipelineMutation,
+    { input: { postId: globalId('Post', postId), ...input } },
+    { token },
+  );
+  return result;
+}
+
+beforeAll(async () => {
+  app = await startTestApp({
+    PIPELINE_CONCURRENCY: '5',
+    PIPELINE_MAX_ATTEMPTS: '2',
+    PIPELINE_RETRY_BASE_MS: '50',
+    PIPELINE_POLL_MS: '50',
+    // Slow enough that a cancel lands mid-run, fast enough for a unit test.
+    PIPELINE_STEP_DELAY_MS: '25',
+  });
+  worker = new PipelineWorker({ ...app.deps, databaseUrl: app.database.url });
+  await worker.start();
+  author = await createUser(app.deps.db, 'AUTHOR');
+  editor = await createUser(app.deps.db, 'EDITOR');
+  // A published corpus on other topics, for TF-IDF.
+  await createPosts(app.deps.db, [
+    {
+      authorId: editor.id,
+      body: 'City buses and trains move people. Trains are fast and buses are cheap.',
+    },
+    {
+      authorId: editor.id,
+      body: 'Gardens in the city grow food. People plant beans and tomatoes on roofs.',
+    },
+    {
+      authorId: editor.id,
+      body: 'Electricity prices rose this year. Power companies blame the cost of gas.',
+    },
+  ]);
+});
+
+afterAll(async () => {
+  await worker?.stop();
+  await app?.close();
+});
+
+describe('pipeline run', () => {
+  it('runs every step over a post and writes results that match its text', async () => {
+    const [post] = await createPosts(app.deps.db, [
+      {
+        authorId: author.id,
+        title: 'Solar panels on city roofs',
+        body: solarArticle,
+        status: 'DRAFT',
+      },
+    ]);
+    const started = await start(post!.id);
+    expect(started.errors).toBeUndefined();
+    expect(started.data!.startPipeline.status).toBe('QUEUED');
+    const run = await waitForRun(app.deps.db, localId(started.data!.startPipeline.id));
+    expect(run.status).toBe('SUCCEEDED');
+    expect(run.progress).toBe(100);
+
+    const result = await app.gql(
+      `query($id: ID!) { post(id: $id) { status summary keywords wordCount readingMinutes readabilityScore seoScore metaDescription tags { name }
+        latestRun { status steps { name status progress output } events(first: 100) { totalCount edges { node { sequence type } } } } } }`,
+      { id: globalId('Post', post!.id) },
+      { token: author.token },
+    );
+    expect(result.errors).toBeUndefined();
+    const read = result.data!.post;
+    const text = normalizeMarkdown(solarArticle);
+    expect(read.status).toBe('REVIEW');
+    expect(read.wordCount).toBe(countWords(text));
+    expect(read.readingMinutes).toBe(readingMinutes(countWords(text)));
+    expect(read.readabilityScore).toBeCloseTo(fleschReadingEase(text), 1);
+    expect(read.keywords[0]).toBe('solar');
+    // Extractive: made of the text's own sentences, about its topic.
+    expect(read.summary).toBe(summarize(text, 3));
+    const sentences = splitSentences(text);
+    expect(
+      sentences.filter((sentence) => read.summary.includes(sentence)).length,
+    ).toBeGreaterThanOrEqual(2);
+    expect(read.summary.toLowerCase()).toContain('solar');
+    expect(read.tags.map((tag: { name: string }) => tag.name)).toContain('solar');
+    expect(read.seoScore).toBeGreaterThanOrEqual(0);
+    expect(read.seoScore).toBeLessThanOrEqual(100);
+    expect(read.metaDescription.length).toBeLessThanOrEqual(160);
+    expect(
+      read.latestRun.steps.map((step: { name: string; status: string }) => [
+        step.name,
+        step.status,
+      ]),
+    ).toEqual(
+      ['normalize', 'keywords', 'summarize', 'seo', 'tag', 'review'].map((name) => [
+        name,
+        'SUCCEEDED',
+      ]),
+    );
+    const events = read.latestRun.events;
+    expect(events.edges.map((edge: { node: { sequence: number } }) => edge.node.sequence)).toEqual(
+      Array.from({ length: events.totalCount }, (_, index) => index + 1),
+    );
+    // Each step reports progress several times between its start and its success.
+    const types = await eventTypes(app.deps.db, run.id);
+    for (const step of ['normalize', 'keywords', 'summarize', 'seo']) {
+      expect(
+        types.filter((type) => type === `step.progress:${step}`).length,
+      ).toBeGreaterThanOrEqual(2);
+    }
+    expect(types.at(-1)).toBe('run.succeeded');
+  });
+
+  it('publishes at the end when an editor asks for autoPublish; authors may not', async () => {
+    const [post] = await createPosts(app.deps.db, [
+      { authorId: author.id, body: solarArticle, status: 'DRAFT' },
+    ]);
+    const denied = await start(post!.id, { autoPublish: true });
+    expect(denied.errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
+    const started = await start(post!.id, { autoPublish: true }, editor.token);
+    await waitForRun(app.deps.db, localId(started.data!.startPipeline.id));
+    const row = await app.deps.db
+      .selectFrom('posts')
+      .select(['status', 'published_at'])
+      .where('id', '=', post!.id)
+      .executeTakeFirstOrThrow();
+    expect(row.status).toBe('PUBLISHED');
+    expect(row.published_at).not.toBeNull();
+  });
+
+  it('allows one active run per post (CONFLICT) and validates step names', async () => {
+    const [post] = await createPosts(app.deps.db, [{ authorId: author.id, status: 'DRAFT' }]);
+    const unknown = await start(post!.id, { steps: ['normalize', 'teleport'] });
+    expect(unknown.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
+    await worker.stop();
+    try {
+      const first = await start(post!.id);
+      expect(first.errors).toBeUndefined();
+      const second = await start(post!.id);
+      expect(second.errors?.[0]?.extensions?.code).toBe('CONFLICT');
+      const runs = await app.deps.db
+        .selectFrom('pipeline_runs')
+        .select('id')
+        .where('post_id', '=', post!.id)
+        .execute();
+      expect(runs).toHaveLength(1);
+      // Cancelling a queued run ends it at once.
+      const cancelled = await app.gql(
+        `mutation($id: ID!) { cancelPipeline(runId: $id) { status } }`,
+        { id: first.data!.startPipeline.id },
+        { token: author.token },
+      );
+      expect(cancelled.data!.cancelPipeline.status).toBe('CANCELLED');
+    } finally {
+      worker = new PipelineWorker({ ...app.deps, databaseUrl: app.database.url });
+      await worker.start();
+    }
+  });
+
+  it('retries a failing step with backoff, then fails the run; retryPipeline resumes from the failed step', async () => {
+    const [post] = await createPosts(app.deps.db, [
+      { authorId: author.id, body: solarArticle, status: 'DRAFT' },
+    ]);
+    flakyFailures = 2; // PIPELINE_MAX_ATTEMPTS=2: both attempts fail.
+    const started = await start(post!.id, { steps: ['normalize', 'test-flaky', 'summarize'] });
+    const runId = localId(started.data!.startPipeline.id);
+    const failed = await waitForRun(app.deps.db, runId);
+    expect(failed.status).toBe('FAILED');
+    expect(failed.error).toBe('test-flaky: flaky dependency unavailable');
+    expect(await eventTypes(app.deps.db, runId)).toEqual(
+      expect.arrayContaining(['step.retrying:test-flaky', 'step.failed:test-flaky', 'run.failed']),
+    );
+    const postRow = await app.deps.db
+      .selectFrom('posts')
+      .select('status')
+      .where('id', '=', post!.id)
+      .executeTakeFirstOrThrow();
+    expect(postRow.status).toBe('FAILED');
+
+    const retried = await app.gql(
+      `mutation($id: ID!) { retryPipeline(runId: $id) { status } }`,
+      { id: started.data!.startPipeline.id },
+      { token: author.token },
+    );
+    expect(retried.data!.retryPipeline.status).toBe('QUEUED');
+    const done = await waitForRun(app.deps.db, runId);
+    expect(done.status).toBe('SUCCEEDED');
+    const types = await eventTypes(app.deps.db, runId);
+    // normalize ran once (before the failure) and was not repeated after the retry.
+    expect(types.filter((type) => type === 'step.succeeded:normalize')).toHaveLength(1);
+    expect(types.filter((type) => type === 'step.succeeded:test-flaky')).toHaveLength(1);
+    expect(types.indexOf('run.retried')).toBeLessThan(types.indexOf('step.succeeded:test-flaky'));
+  });
+
+  it('cancels a running run at the next step boundary', async () => {
+    const [post] = await createPosts(app.deps.db, [
+      { authorId: author.id, body: solarArticle, status: 'DRAFT' },
+    ]);
+    const started = await start(post!.id);
+    const runId = localId(started.data!.startPipeline.id);
+    await waitForRun(app.deps.db, runId, ['RUNNING']);
+    const requested = await app.gql(
+      `mutation($id: ID!) { cancelPipeline(runId: $id) { status cancelRequested } }`,
+      { id: started.data!.startPipeline.id },
+      { token: author.token },
+    );
+    expect(requested.errors).toBeUndefined();
+    expect(requested.data!.cancelPipeline).toEqual({ status: 'RUNNING', cancelRequested: true });
+    const run = await waitForRun(app.deps.db, runId);
+    expect(run.status).toBe('CANCELLED');
+    const steps = await app.deps.db
+      .selectFrom('pipeline_steps')
+      .select(['status'])
+      .where('run_id', '=', runId)
+      .orderBy('position')
+      .execute();
+    const statuses = steps.map((step) => step.status);
+    // Every step either finished before the boundary or was cancelled; none left half-done.
+    expect(statuses.every((status) => status === 'SUCCEEDED' || status === 'CANCELLED')).toBe(true);
+    expect(statuses).toContain('CANCELLED');
+  });
+});
