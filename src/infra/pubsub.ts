@@ -1,6 +1,7 @@
 import { createRedisEventTarget } from '@graphql-yoga/redis-event-target';
 import type { PubSub } from '@graphql-yoga/subscription';
 import { Repeater, SlidingBuffer } from '@repeaterjs/repeater';
+import type { PostStatus } from '../db/tables.ts';
 import type { Logger } from './logger.ts';
 import { createRedis } from './redis.ts';
 
@@ -18,7 +19,7 @@ export interface PipelineEventMessage {
 export interface PostStatusMessage {
   postId: string;
   authorId: string;
-  status: string;
+  status: PostStatus;
 }
 
 export type QuirePubSub = PubSub<{

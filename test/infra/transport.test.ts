@@ -55,7 +55,7 @@ describe('graphql-ws', () => {
   });
 
   it('caps subscriptions per connection', async () => {
-    const subscription = 'subscription { postStatusChanged { id } }';
+    const subscription = 'subscription { postStatusChanged { status } }';
     const socket = new WebSocket(wsUrl, 'graphql-transport-ws');
     await once(socket, 'open');
     socket.send(
@@ -88,14 +88,13 @@ describe('graphql-ws', () => {
       { authorId: user.id, status: 'DRAFT' },
       { authorId: editor.id, status: 'DRAFT' },
     ]);
-    const subscription = 'subscription { postStatusChanged { id status } }';
+    const subscription = 'subscription { postStatusChanged { status post { id } } }';
     const asAuthor = wsSubscribe(wsUrl, subscription, {}, { token: user.token });
     const anonymous = wsSubscribe(wsUrl, subscription, {});
     const nextOf = async (stream: typeof asAuthor) =>
       (await stream.next()).value!.data!.postStatusChanged;
     await new Promise((resolve) => setTimeout(resolve, 200));
     const update = 'mutation($input: UpdatePostInput!) { updatePost(input: $input) { status } }';
-    // Each event is awaited before the next write: a subscriber reads the post as it is then.
     await app.gql(
       update,
       { input: { id: globalId('Post', draft!.id), status: 'REVIEW' } },
@@ -112,10 +111,12 @@ describe('graphql-ws', () => {
     const seenByAnonymous = [await nextOf(anonymous)];
     await Promise.all([asAuthor.dispose(), anonymous.dispose()]);
     expect(seenByAuthor).toEqual([
-      { id: globalId('Post', draft!.id), status: 'REVIEW' },
-      { id: globalId('Post', other!.id), status: 'PUBLISHED' },
+      { status: 'REVIEW', post: { id: globalId('Post', draft!.id) } },
+      { status: 'PUBLISHED', post: { id: globalId('Post', other!.id) } },
     ]);
-    expect(seenByAnonymous).toEqual([{ id: globalId('Post', other!.id), status: 'PUBLISHED' }]);
+    expect(seenByAnonymous).toEqual([
+      { status: 'PUBLISHED', post: { id: globalId('Post', other!.id) } },
+    ]);
   });
 });
 

@@ -70,7 +70,7 @@ describe('across processes', { timeout: 90_000 }, () => {
     const statusStream = take(
       sseSubscribe(
         instanceA.url,
-        'subscription($author: ID) { postStatusChanged(authorId: $author) { id status } }',
+        'subscription($author: ID) { postStatusChanged(authorId: $author) { status post { id } } }',
         { author: author.globalId },
         { token: author.token },
       ),
@@ -94,8 +94,8 @@ describe('across processes', { timeout: 90_000 }, () => {
       types.map((_, index) => index + 1),
     );
     const statuses = (await statusStream).map((result) => result.data!.postStatusChanged);
-    expect(statuses.map((post) => post.status)).toEqual(['QUEUED', 'PROCESSING', 'REVIEW']);
-    expect(statuses.every((post) => post.id === postId)).toBe(true);
+    expect(statuses.map((change) => change.status)).toEqual(['QUEUED', 'PROCESSING', 'REVIEW']);
+    expect(statuses.every((change) => change.post.id === postId)).toBe(true);
     await Promise.all([instanceA.stop(), instanceB.stop(), worker.stop()]);
   });
 

@@ -196,7 +196,7 @@ describe('pipelineRun subscription', () => {
     const response = await fetch(`http://127.0.0.1:${http.port}/graphql`, {
       method: 'POST',
       headers: { accept: 'text/event-stream', 'content-type': 'application/json' },
-      body: JSON.stringify({ query: 'subscription { postStatusChanged { id } }' }),
+      body: JSON.stringify({ query: 'subscription { postStatusChanged { status } }' }),
     });
     expect(response.headers.get('content-type')).toContain('text/event-stream');
     expect(response.headers.get('x-accel-buffering')).toBe('no');

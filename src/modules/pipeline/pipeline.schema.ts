@@ -2,10 +2,10 @@ import { builder } from '../../builder.ts';
 import { groupByKey, inKeyOrder } from '../../db/batch.ts';
 import { pageLimits, parsePageArgs, toParentPages } from '../../db/keyset.ts';
 import type { PipelineRunRow, PipelineStepRow } from '../../db/tables.ts';
-import type { PipelineEventMessage } from '../../infra/pubsub.ts';
+import type { PipelineEventMessage, PostStatusMessage } from '../../infra/pubsub.ts';
 import { stepRegistry } from '../../pipeline/registry.ts';
 import { canSeePost, postIdsVisibleTo } from '../post/post.policy.ts';
-import { PostNode } from '../post/post.schema.ts';
+import { PostNode, PostStatus } from '../post/post.schema.ts';
 import { UserNode } from '../user/user.schema.ts';
 import {
   countEventsByRuns,
@@ -229,6 +229,25 @@ builder.mutationFields((t) => ({
   }),
 }));
 
+// The status travels in the message: by the time a subscriber resolves the post, the worker may
+// have moved it on, and a dashboard must still see every transition in order.
+const PostStatusChange = builder.objectRef<PostStatusMessage>('PostStatusChange').implement({
+  description: 'One status transition of a post, as it happened.',
+  fields: (t) => ({
+    status: t.field({
+      type: PostStatus,
+      description: 'The status the post moved to in this change.',
+      resolve: (change) => change.status,
+    }),
+    post: t.field({
+      type: PostNode,
+      nullable: true,
+      description: 'The post as it is now; null once it is deleted or hidden from the viewer.',
+      resolve: (change) => change.postId,
+    }),
+  }),
+});
+
 builder.subscriptionFields((t) => ({
   pipelineRun: t.field({
     type: PipelineEventNode,
@@ -243,7 +262,7 @@ builder.subscriptionFields((t) => ({
     resolve: (event) => event,
   }),
   postStatusChanged: t.field({
-    type: PostNode,
+    type: PostStatusChange,
     description:
       'A post the viewer may see changed status (pipeline or edit); optionally one author’s.',
     args: { authorId: t.arg.globalID({ for: UserNode }) },
@@ -253,10 +272,10 @@ builder.subscriptionFields((t) => ({
         ctx.deps.pubsub.subscribe('postStatusChanged'),
         (change) =>
           (!authorId || change.authorId === authorId) &&
-          canSeePost(ctx.viewer, { status: change.status as never, author_id: change.authorId }),
+          canSeePost(ctx.viewer, { status: change.status, author_id: change.authorId }),
       );
     },
-    resolve: (change) => change.postId,
+    resolve: (change) => change,
   }),
 }));
 
