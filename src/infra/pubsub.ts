@@ -22,10 +22,18 @@ export interface PostStatusMessage {
   status: PostStatus;
 }
 
-export type QuirePubSub = PubSub<{
-  pipelineRun: [runId: string, event: PipelineEventMessage];
-  postStatusChanged: [PostStatusMessage];
-}>;
+export interface QuirePubSub
+  extends PubSub<{
+    pipelineRun: [runId: string, event: PipelineEventMessage];
+    postStatusChanged: [PostStatusMessage];
+  }> {
+  /**
+   * Resolves once the broker has confirmed every subscription started before the call: from
+   * then on, whatever is published reaches them. A replay that reads stored events after this
+   * point cannot miss an event published between its read and the subscription.
+   */
+  subscriptionsConfirmed(): Promise<void>;
+}
 
 export interface PubSubHandle {
   pubsub: QuirePubSub;
@@ -41,7 +49,10 @@ const SUBSCRIBER_BUFFER = 1024;
  * buffer instance and hands it to every subscription: a slow subscriber's backlog then sat in a
  * queue the others drained, and a subscriber to one run received another run's events.
  */
-function createBufferedPubSub(target: EventTarget = new EventTarget()): QuirePubSub {
+function createBufferedPubSub(
+  target: EventTarget = new EventTarget(),
+  subscriptionsConfirmed: () => Promise<void> = async () => {},
+): QuirePubSub {
   const topicOf = (routingKey: string, id: unknown) =>
     id === undefined ? routingKey : `${routingKey}:${String(id)}`;
   return {
@@ -57,6 +68,7 @@ function createBufferedPubSub(target: EventTarget = new EventTarget()): QuirePub
         stop.then(() => target.removeEventListener(topic, listener));
       }, new SlidingBuffer(SUBSCRIBER_BUFFER));
     },
+    subscriptionsConfirmed,
   } as QuirePubSub;
 }
 
@@ -74,7 +86,14 @@ export function createQuirePubSub(
   return {
     pubsub: withTopicPrefix(
       prefix,
-      createBufferedPubSub(createRedisEventTarget({ publishClient, subscribeClient })),
+      createBufferedPubSub(
+        createRedisEventTarget({ publishClient, subscribeClient }),
+        // Redis answers one connection's commands in order: the PONG follows every SUBSCRIBE sent
+        // before it, and redis-event-target sends its SUBSCRIBE without waiting for the reply.
+        async () => {
+          await subscribeClient.ping();
+        },
+      ),
     ),
     async close() {
       publishClient.disconnect();
@@ -92,5 +111,6 @@ function withTopicPrefix(prefix: string, pubsub: QuirePubSub): QuirePubSub {
   return {
     publish: (topic: string, ...args: unknown[]) => untyped.publish(prefix + topic, ...args),
     subscribe: (topic: string, ...args: unknown[]) => untyped.subscribe(prefix + topic, ...args),
+    subscriptionsConfirmed: () => pubsub.subscriptionsConfirmed(),
   } as QuirePubSub;
 }

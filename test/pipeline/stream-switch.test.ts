@@ -1,0 +1,94 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createContext } from '../../src/context.ts';
+import { type HttpServer, httpOptions, startHttpServer } from '../../src/http.ts';
+import { streamRunEvents } from '../../src/modules/pipeline/pipeline.stream.ts';
+import { startTestApp, type TestApp } from '../helpers/app.ts';
+import { sseSubscribe, take, wsSubscribe } from '../helpers/clients.ts';
+import { createPosts, createUser, globalId, localId, type TestUser } from '../helpers/factories.ts';
+import { solarArticle, startPipelineMutation } from '../helpers/pipeline.ts';
+import { redisUrl } from '../helpers/services.ts';
+
+// No worker runs here: a queued run stays queued until the test cancels it, so the only events
+// are run.queued (stored) and run.cancelled (the test decides when it is published).
+let app: TestApp;
+let http: HttpServer;
+let author: TestUser;
+
+beforeAll(async () => {
+  app = await startTestApp({ REDIS_URL: redisUrl });
+  http = await startHttpServer(app.yoga, httpOptions(app.deps.config, 0));
+  author = await createUser(app.deps.db, 'AUTHOR');
+});
+
+afterAll(async () => {
+  await http?.close();
+  await app?.close();
+});
+
+async function queueRun(): Promise<string> {
+  const [post] = await createPosts(app.deps.db, [
+    { authorId: author.id, body: solarArticle, status: 'DRAFT' },
+  ]);
+  const result = await app.gql(
+    startPipelineMutation,
+    { input: { postId: globalId('Post', post!.id) } },
+    { token: author.token },
+  );
+  return result.data!.startPipeline.id;
+}
+
+async function cancel(runId: string) {
+  const result = await app.gql(
+    'mutation($id: ID!) { cancelPipeline(runId: $id) { status } }',
+    { id: runId },
+    { token: author.token },
+  );
+  expect(result.data!.cancelPipeline.status).toBe('CANCELLED');
+}
+
+const within = <T>(promise: Promise<T>, ms: number) =>
+  Promise.race([
+    promise,
+    new Promise<never>((_, reject) =>
+      setTimeout(() => reject(new Error(`nothing within ${ms} ms`)), ms),
+    ),
+  ]);
+
+describe('the switch from replay to live', () => {
+  it('delivers an event published after the replay was read but before the stream went live', async () => {
+    const runId = await queueRun();
+    const ctx = await createContext(app.deps, {
+      authorization: `Bearer ${author.token}`,
+      clientAddress: null,
+    });
+    const stream = streamRunEvents(ctx, localId(runId), null);
+    // The stream now sits between its replay and its live phase, as a slow consumer leaves it.
+    expect((await stream.next()).value?.type).toBe('run.queued');
+    await cancel(runId);
+    // Give Redis time to deliver the message while nobody pulls from the stream.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const next = await within(stream.next(), 5000);
+    expect(next.value?.type).toBe('run.cancelled');
+    expect((await within(stream.next(), 5000)).done).toBe(true);
+  });
+
+  it('completes at once when resuming after the terminal event, over SSE and graphql-ws', async () => {
+    const runId = await queueRun();
+    await cancel(runId);
+    const url = `http://127.0.0.1:${http.port}/graphql`;
+    const query = `subscription($id: ID!, $after: ID) {
+      pipelineRun(id: $id, afterEventId: $after) { id type }
+    }`;
+    const all = await within(take(sseSubscribe(url, query, { id: runId }, author), 10), 5000);
+    expect(all.map((result) => result.data!.pipelineRun.type)).toEqual([
+      'run.queued',
+      'run.cancelled',
+    ]);
+    const terminal = all[1]!.data!.pipelineRun.id as string;
+    const variables = { id: runId, after: terminal };
+    expect(await within(take(sseSubscribe(url, query, variables, author), 10), 5000)).toEqual([]);
+    const ws = wsSubscribe(url.replace('http', 'ws'), query, variables, author);
+    expect(await within(take(ws, 10), 5000)).toEqual([]);
+    await ws.dispose();
+  });
+});
