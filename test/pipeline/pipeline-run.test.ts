@@ -6,6 +6,7 @@ import {
   readingMinutes,
 } from '../../src/pipeline/text/normalize.ts';
 import { fleschReadingEase } from '../../src/pipeline/text/readability.ts';
+import { metaDescription, seoScore } from '../../src/pipeline/text/seo.ts';
 import { summarize } from '../../src/pipeline/text/summarize.ts';
 import { splitSentences } from '../../src/pipeline/text/tokenize.ts';
 import { PipelineWorker } from '../../src/pipeline/worker.ts';
@@ -120,9 +121,20 @@ describe('pipeline run', () => {
     ).toBeGreaterThanOrEqual(2);
     expect(read.summary.toLowerCase()).toContain('solar');
     expect(read.tags.map((tag: { name: string }) => tag.name)).toContain('solar');
-    expect(read.seoScore).toBeGreaterThanOrEqual(0);
-    expect(read.seoScore).toBeLessThanOrEqual(100);
-    expect(read.metaDescription.length).toBeLessThanOrEqual(160);
+    expect(read.metaDescription).toBe(metaDescription(read.summary));
+    const seo = seoScore({
+      title: 'Solar panels on city roofs',
+      text,
+      keywords: read.keywords,
+      metaDescription: read.metaDescription,
+      readingEase: fleschReadingEase(text),
+    });
+    expect(read.seoScore).toBe(seo.score);
+    const seoOutput = read.latestRun.steps.find((step: { name: string }) => step.name === 'seo');
+    expect(seoOutput.output).toMatchObject({
+      slug: 'solar-panels-on-city-roofs',
+      score: seo.score,
+    });
     expect(
       read.latestRun.steps.map((step: { name: string; status: string }) => [
         step.name,
@@ -140,7 +152,7 @@ describe('pipeline run', () => {
     );
     // Each step reports progress several times between its start and its success.
     const types = await eventTypes(app.deps.db, run.id);
-    for (const step of ['normalize', 'keywords', 'summarize', 'seo']) {
+    for (const step of ['normalize', 'keywords', 'summarize', 'seo', 'tag', 'review']) {
       expect(
         types.filter((type) => type === `step.progress:${step}`).length,
       ).toBeGreaterThanOrEqual(2);

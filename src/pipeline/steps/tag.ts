@@ -8,6 +8,7 @@ export const tagStep = defineStep({
   name: 'tag',
   description: 'Suggests tags from the keywords and attaches them (existing tags are kept).',
   async run({ post, progress }) {
+    await progress(10);
     const suggested = [
       ...new Set(post.keywords.map((keyword) => slugify(keyword, 50)).filter(Boolean)),
     ].slice(0, SUGGESTED_TAGS);
