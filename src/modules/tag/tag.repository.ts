@@ -42,20 +42,39 @@ export async function countTags(db: Db): Promise<number> {
   return Number(count);
 }
 
-/** Creates missing tags and returns the ids of all `names`, in one statement. */
+/**
+ * Creates missing tags and returns the ids of all `names`: one statement, or two when another
+ * transaction created one of the names concurrently.
+ */
 export async function ensureTags(db: Db, names: readonly string[]): Promise<Map<string, string>> {
   if (names.length === 0) return new Map();
+  // Every writer inserts in the same order, so two writers waiting on each other's new names
+  // cannot deadlock.
+  const sorted = [...names].sort();
   const { rows } = await sql<{ id: string; name: string }>`
     with created as (
-      insert into tags (name) select unnest(${names}::text[])
+      insert into tags (name) select unnest(${sorted}::text[])
       on conflict (name) do nothing
       returning id, name
     )
     select id, name from created
     union all
-    select id, name from tags where name = any(${names}::text[])
+    select id, name from tags where name = any(${sorted}::text[])
   `.execute(db);
-  return new Map(rows.map((row) => [row.name, row.id]));
+  const ids = new Map(rows.map((row) => [row.name, row.id]));
+  // A name another transaction inserted after this statement's snapshot was taken conflicts
+  // (so it is not in `created`) yet is not in the snapshot either; once that transaction has
+  // committed, a new statement sees it (READ COMMITTED).
+  const committedMeanwhile = sorted.filter((name) => !ids.has(name));
+  if (committedMeanwhile.length > 0) {
+    const late = await db
+      .selectFrom('tags')
+      .select(['id', 'name'])
+      .where('name', 'in', committedMeanwhile)
+      .execute();
+    for (const row of late) ids.set(row.name, row.id);
+  }
+  return ids;
 }
 
 /** Attaches tags to posts in one statement; existing links are kept. */
