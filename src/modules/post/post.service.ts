@@ -108,11 +108,13 @@ async function createMany(
   return withPgErrors(
     () =>
       transact(ctx.db, async (trx, afterCommit) => {
-        const created = await insertPosts(trx, rows);
+        const inserted = await insertPosts(trx, rows);
         afterCommit(() => ctx.deps.cache.invalidate([ALL_POSTS_TAG, `user-posts:${viewer.id}`]));
+        // RETURNING promises no order; slugs are unique, so they pair each row with its input.
+        const bySlug = new Map(inserted.map((post) => [post.slug, post]));
+        const created = rows.map((row) => bySlug.get(row.slug)!);
         const tagNames = [...new Set(inputs.flatMap((input) => input.tags ?? []))];
         const tagIds = await ensureTags(trx, tagNames);
-        // RETURNING of INSERT … SELECT unnest keeps input order.
         await linkTags(
           trx,
           inputs.flatMap((input, index) =>
@@ -182,25 +184,30 @@ export async function updatePost(
 
 export async function deletePost(ctx: Context, id: string): Promise<void> {
   const viewer = requireWriter(ctx);
-  await transact(ctx.db, async (trx, afterCommit) => {
-    const post = requireEditable(viewer, await lockPost(trx, id));
-    afterCommit(() => ctx.deps.cache.invalidate(postCacheTags(post)));
-    await deletePostRow(trx, id);
-  });
+  await withPgErrors(() =>
+    transact(ctx.db, async (trx, afterCommit) => {
+      const post = requireEditable(viewer, await lockPost(trx, id));
+      afterCommit(() => ctx.deps.cache.invalidate(postCacheTags(post)));
+      await deletePostRow(trx, id);
+    }),
+  );
 }
 
+/** Replaces the post's tags; the post counts as updated, and is returned as it is now. */
 export async function setPostTags(ctx: Context, id: string, names: string[]): Promise<PostRow> {
   const viewer = requireWriter(ctx);
   const wanted = parseInput(tags, names, 'tags');
-  return transact(ctx.db, async (trx, afterCommit) => {
-    const post = requireEditable(viewer, await lockPost(trx, id));
-    afterCommit(() => ctx.deps.cache.invalidate(postCacheTags(post)));
-    const tagIds = await ensureTags(trx, wanted);
-    await unlinkTagsExcept(trx, id, [...tagIds.values()]);
-    await linkTags(
-      trx,
-      [...tagIds.values()].map((tagId) => ({ postId: id, tagId })),
-    );
-    return post;
-  });
+  return withPgErrors(() =>
+    transact(ctx.db, async (trx, afterCommit) => {
+      const post = requireEditable(viewer, await lockPost(trx, id));
+      afterCommit(() => ctx.deps.cache.invalidate(postCacheTags(post)));
+      const tagIds = [...(await ensureTags(trx, wanted)).values()];
+      await unlinkTagsExcept(trx, id, tagIds);
+      await linkTags(
+        trx,
+        tagIds.map((tagId) => ({ postId: id, tagId })),
+      );
+      return (await updatePostRow(trx, id, {}))!;
+    }),
+  );
 }

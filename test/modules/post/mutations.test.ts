@@ -23,7 +23,7 @@ async function countRows(table: 'posts' | 'tags' | 'post_tags' | 'comments'): Pr
 }
 
 beforeAll(async () => {
-  app = await startTestApp();
+  app = await startTestApp({ RATE_LIMIT_MUTATIONS: '10000' });
   author = await createUser(app.deps.db, 'AUTHOR', 'Ada');
   otherAuthor = await createUser(app.deps.db, 'AUTHOR', 'Grace');
   editor = await createUser(app.deps.db, 'EDITOR', 'Edith');
@@ -180,6 +180,146 @@ describe('updatePost, deletePost, setPostTags', () => {
     expect(again.errors?.[0]?.extensions?.code).toBe('NOT_FOUND');
   });
 
+  const update = `mutation($input: UpdatePostInput!) { updatePost(input: $input) { slug } }`;
+  const setTags = `mutation($id: ID!, $tags: [String!]!) { setPostTags(postId: $id, tags: $tags) { id updatedAt tags { name } } }`;
+
+  async function slugOf(id: string): Promise<string | undefined> {
+    const row = await app.deps.db
+      .selectFrom('posts')
+      .select('slug')
+      .where('id', '=', id)
+      .executeTakeFirst();
+    return row?.slug;
+  }
+
+  async function tagNamesOf(postId: string): Promise<string[]> {
+    const rows = await app.deps.db
+      .selectFrom('post_tags')
+      .innerJoin('tags', 'tags.id', 'post_tags.tag_id')
+      .select('tags.name')
+      .where('post_tags.post_id', '=', postId)
+      .orderBy('tags.name')
+      .execute();
+    return rows.map((row) => row.name);
+  }
+
+  it('refuses a malformed slug in updatePost with BAD_USER_INPUT, changing nothing', async () => {
+    const [post] = await createPosts(app.deps.db, [{ authorId: author.id }]);
+    for (const slug of ['Upper Case', 'double--dash', '-leading', 'x'.repeat(121)]) {
+      const result = await app.gql(
+        update,
+        { input: { id: globalId('Post', post!.id), slug } },
+        { token: author.token },
+      );
+      expect(result.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
+      expect(result.errors?.[0]?.message).toContain('input.slug');
+    }
+    expect(await slugOf(post!.id)).toBe(post!.slug);
+  });
+
+  it('answers CONFLICT when updatePost takes another post’s slug, changing nothing', async () => {
+    const [post, other] = await createPosts(app.deps.db, [
+      { authorId: author.id },
+      { authorId: author.id },
+    ]);
+    const result = await app.gql(
+      update,
+      { input: { id: globalId('Post', post!.id), slug: other!.slug } },
+      { token: author.token },
+    );
+    expect(result.errors?.[0]?.extensions?.code).toBe('CONFLICT');
+    expect(result.errors?.[0]?.message).toBe('A post with this slug already exists');
+    expect(await slugOf(post!.id)).toBe(post!.slug);
+  });
+
+  it('returns the post as it is after setPostTags, with updatedAt moved on', async () => {
+    const [post] = await createPosts(app.deps.db, [{ authorId: author.id }]);
+    const before = await app.deps.db
+      .selectFrom('posts')
+      .select('updated_at')
+      .where('id', '=', post!.id)
+      .executeTakeFirstOrThrow();
+    const result = await app.gql(
+      setTags,
+      { id: globalId('Post', post!.id), tags: ['Zeta', 'alpha'] },
+      { token: author.token },
+    );
+    expect(result.errors).toBeUndefined();
+    expect(result.data!.setPostTags.tags).toEqual([{ name: 'alpha' }, { name: 'zeta' }]);
+    expect(new Date(result.data!.setPostTags.updatedAt).getTime()).toBeGreaterThan(
+      new Date(before.updated_at).getTime(),
+    );
+    const cleared = await app.gql(
+      setTags,
+      { id: globalId('Post', post!.id), tags: [] },
+      { token: author.token },
+    );
+    expect(cleared.data!.setPostTags.tags).toEqual([]);
+    expect(await tagNamesOf(post!.id)).toEqual([]);
+  });
+
+  it('refuses a bad tag name or too many tags in setPostTags, keeping the old tags', async () => {
+    const [post] = await createPosts(app.deps.db, [{ authorId: author.id }]);
+    const id = globalId('Post', post!.id);
+    await app.gql(setTags, { id, tags: ['kept'] }, { token: author.token });
+    const tagsBefore = await app.deps.db.selectFrom('tags').select('name').execute();
+
+    const badName = await app.gql(
+      setTags,
+      { id, tags: ['fine', 'not fine!'] },
+      { token: author.token },
+    );
+    expect(badName.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
+    expect(badName.errors?.[0]?.message).toContain('tags.1');
+
+    const tooMany = await app.gql(
+      setTags,
+      { id, tags: Array.from({ length: 21 }, (_, index) => `many-${index}`) },
+      { token: author.token },
+    );
+    expect(tooMany.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
+
+    const twenty = Array.from(
+      { length: 20 },
+      (_, index) => `max-${String(index).padStart(2, '0')}`,
+    );
+    const atLimit = await app.gql(setTags, { id, tags: twenty }, { token: author.token });
+    expect(atLimit.errors).toBeUndefined();
+    expect(await tagNamesOf(post!.id)).toEqual(twenty);
+    await app.gql(setTags, { id, tags: ['kept'] }, { token: author.token });
+
+    expect(await tagNamesOf(post!.id)).toEqual(['kept']);
+    const tagsAfter = await app.deps.db.selectFrom('tags').select('name').execute();
+    expect(tagsAfter.length).toBe(tagsBefore.length + twenty.length);
+    expect(tagsAfter.map((tag) => tag.name)).not.toContain('fine');
+  });
+
+  it('answers NOT_FOUND for setPostTags on an unknown post, creating no tag', async () => {
+    const result = await app.gql(
+      setTags,
+      { id: globalId('Post', '987654321'), tags: ['orphan-tag'] },
+      { token: author.token },
+    );
+    expect(result.errors?.[0]?.extensions?.code).toBe('NOT_FOUND');
+    const orphan = await app.deps.db
+      .selectFrom('tags')
+      .select('id')
+      .where('name', '=', 'orphan-tag')
+      .executeTakeFirst();
+    expect(orphan).toBeUndefined();
+  });
+
+  it('refuses deletePost by another author with FORBIDDEN, keeping the row', async () => {
+    const [post] = await createPosts(app.deps.db, [{ authorId: author.id }]);
+    const result = await app.gql(
+      `mutation($id: ID!) { deletePost(id: $id) }`,
+      { id: globalId('Post', post!.id) },
+      { token: otherAuthor.token },
+    );
+    expect(result.errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
+    expect(await slugOf(post!.id)).toBe(post!.slug);
+  });
+
   it('refuses an ID of the wrong type or a malformed ID with BAD_USER_INPUT', async () => {
     for (const id of [globalId('User', author.id), 'bm9wZQ', '%%%']) {
       const result = await app.gql(
@@ -255,8 +395,73 @@ describe('importPosts', () => {
       slug: 'imported-999',
       tags: [{ name: 'bulk-9' }],
     });
-    // posts insert, tags upsert, post_tags insert (+ auth lookup + loading the tags back)
-    expect(result.extensions?.sql.queries).toBeLessThanOrEqual(5);
+    // Token lookup, posts insert, tags upsert, post_tags insert, and Post.tags loading them back.
+    expect(result.extensions?.sql.queries).toBe(5);
+  });
+
+  it('links each imported post to exactly its own tags', async () => {
+    const input = Array.from({ length: 300 }, (_, index) => ({
+      title: `Own tags ${index}`,
+      body: 'x',
+      slug: `own-tags-${index}`,
+      // Every post gets a tag no other post has, plus one it shares with a third of the batch.
+      tags: [`own-${index}`, `shared-${index % 3}`],
+    }));
+    const result = await app.gql(importPosts, { input }, { token: author.token });
+    expect(result.errors).toBeUndefined();
+    expect(result.data!.importPosts.posts).toEqual(
+      input.map((post) => ({
+        slug: post.slug,
+        tags: [...post.tags].sort().map((name) => ({ name })),
+      })),
+    );
+    const links = await app.deps.db
+      .selectFrom('post_tags')
+      .innerJoin('posts', 'posts.id', 'post_tags.post_id')
+      .innerJoin('tags', 'tags.id', 'post_tags.tag_id')
+      .select(['posts.slug', 'tags.name'])
+      .where('posts.slug', 'like', 'own-tags-%')
+      .execute();
+    const stored = new Map<string, string[]>();
+    for (const link of links) stored.set(link.slug, [...(stored.get(link.slug) ?? []), link.name]);
+    expect(stored.size).toBe(input.length);
+    for (const post of input) expect(stored.get(post.slug)?.sort()).toEqual([...post.tags].sort());
+  });
+
+  it('refuses duplicate slugs within one batch with BAD_USER_INPUT, writing nothing', async () => {
+    const before = await countRows('posts');
+    const tagsBefore = await countRows('tags');
+    const input = [
+      { title: 'First', body: 'x', slug: 'dup-in-batch', tags: ['dup-batch-tag'] },
+      { title: 'Middle', body: 'x', slug: 'unique-in-batch' },
+      { title: 'Dup In Batch', body: 'x' },
+    ];
+    const result = await app.gql(importPosts, { input }, { token: author.token });
+    expect(result.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
+    expect(result.errors?.[0]?.message).toContain('input.2.slug');
+    expect(result.errors?.[0]?.message).toContain('input.0');
+    expect(await countRows('posts')).toBe(before);
+    expect(await countRows('tags')).toBe(tagsBefore);
+  });
+
+  it('refuses more than MAX_IMPORT_POSTS posts with BAD_USER_INPUT, writing nothing', async () => {
+    const capped = await startTestApp({ MAX_IMPORT_POSTS: '3' }, app);
+    try {
+      const before = await countRows('posts');
+      const input = batch(4).map((post) => ({ ...post, slug: `capped-${post.slug}` }));
+      const over = await capped.gql(importPosts, { input }, { token: author.token });
+      expect(over.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
+      expect(over.errors?.[0]?.message).toBe('At most 3 posts per import');
+      expect(await countRows('posts')).toBe(before);
+      const atCap = await capped.gql(
+        importPosts,
+        { input: input.slice(0, 3) },
+        { token: author.token },
+      );
+      expect(atCap.data!.importPosts.importedCount).toBe(3);
+    } finally {
+      await capped.close();
+    }
   });
 
   it('rejects the whole batch when one row in the middle is bad, leaving zero rows', async () => {
