@@ -82,6 +82,15 @@ export class Metrics {
         this.inc(rateLimiter.counters.rejected);
       },
     });
+    new Counter({
+      name: 'quire_rate_limit_store_errors_total',
+      help: 'Rate limit calls the Redis store failed, decided per instance instead',
+      registers,
+      collect() {
+        this.reset();
+        this.inc(rateLimiter.counters.storeErrors);
+      },
+    });
     new Gauge({
       name: 'quire_pipeline_queue_depth',
       help: 'Pipeline runs queued and due',

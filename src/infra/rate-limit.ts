@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { getFieldIdentity, getGraphQLRateLimiter, type Identity, Store } from 'graphql-rate-limit';
 import type { Redis } from 'ioredis';
 import { appError } from '../errors.ts';
+import type { Logger } from './logger.ts';
 
 const PENDING = Symbol('pending calls');
 type TrackedIdentity = Identity & { [PENDING]?: { members: string[]; previous: number } };
@@ -20,7 +21,8 @@ abstract class RecordingStore extends Store {
     windowMs: number,
   ): Promise<number[]>;
   protected abstract unrecord(key: string, members: string[]): Promise<void>;
-  abstract oldest(key: string): Promise<number | null>;
+  /** The calls recorded under `key`, oldest first. */
+  abstract timestamps(key: string): Promise<number[]>;
   private nextCallCount = 1;
 
   constructor(private readonly windowMs: number) {
@@ -90,17 +92,22 @@ class RedisWindowStore extends RecordingStore {
     await this.redis.zrem(`${this.prefix}rate:${key}`, ...members);
   }
 
-  async oldest(key: string): Promise<number | null> {
-    const [, score] = await this.redis.zrange(`${this.prefix}rate:${key}`, 0, 0, 'WITHSCORES');
-    return score === undefined ? null : Number(score);
+  async timestamps(key: string): Promise<number[]> {
+    const flat = await this.redis.zrange(`${this.prefix}rate:${key}`, 0, -1, 'WITHSCORES');
+    return flat.filter((_, index) => index % 2 === 1).map(Number);
   }
 }
 
-/** The embedded default: one process, and record() has no await between read and write. */
+/**
+ * The embedded default, and the fallback while Redis is unreachable: one process, and record()
+ * has no await between read and write.
+ */
 class MemoryWindowStore extends RecordingStore {
   private readonly windows = new Map<string, Map<string, number>>();
+  private lastSweep = 0;
 
   protected async record(key: string, members: string[], now: number, windowMs: number) {
+    this.sweep(now, windowMs);
     const window = this.windows.get(key) ?? new Map<string, number>();
     for (const [existing, at] of window) if (at <= now - windowMs) window.delete(existing);
     const previous = [...window.values()];
@@ -113,9 +120,18 @@ class MemoryWindowStore extends RecordingStore {
     for (const member of members) this.windows.get(key)?.delete(member);
   }
 
-  async oldest(key: string): Promise<number | null> {
-    const times = [...(this.windows.get(key)?.values() ?? [])];
-    return times.length > 0 ? Math.min(...times) : null;
+  async timestamps(key: string): Promise<number[]> {
+    return [...(this.windows.get(key)?.values() ?? [])].sort((a, b) => a - b);
+  }
+
+  /** Once per window, drops clients whose calls all expired: one-off clients would pile up. */
+  private sweep(now: number, windowMs: number): void {
+    if (now - this.lastSweep < windowMs) return;
+    this.lastSweep = now;
+    for (const [key, window] of this.windows) {
+      for (const [member, at] of window) if (at <= now - windowMs) window.delete(member);
+      if (window.size === 0) this.windows.delete(key);
+    }
   }
 }
 
@@ -126,37 +142,81 @@ export interface RateLimitRule {
 
 export interface RateLimitCounters {
   rejected: number;
+  /** Calls the shared (Redis) store failed, decided by this process's store instead. */
+  storeErrors: number;
+}
+
+interface Window {
+  store: RecordingStore;
+  limiter: ReturnType<typeof getGraphQLRateLimiter>;
+}
+
+function windowOver(store: RecordingStore): Window {
+  return {
+    store,
+    limiter: getGraphQLRateLimiter({ identifyContext: (clientKey: string) => clientKey, store }),
+  };
 }
 
 /**
  * Named budgets (`mutation`, `startPipeline`, `searchPosts`) per client key: the viewer, or the IP
  * for anonymous requests. Over the limit: RATE_LIMITED with `retryAfter` seconds.
+ *
+ * With Redis the budget is shared by every instance. While Redis is unreachable each instance
+ * limits on its own (the in-process store) instead of failing the request: an outage loosens
+ * the limits by the number of instances, it does not take the API down. Every call tries Redis
+ * first, so shared limits resume as soon as it answers.
  */
 export class RateLimiter {
-  readonly counters: RateLimitCounters = { rejected: 0 };
-  private readonly store: RecordingStore;
-  private readonly limiter: ReturnType<typeof getGraphQLRateLimiter>;
+  readonly counters: RateLimitCounters = { rejected: 0, storeErrors: 0 };
+  private readonly shared: Window | undefined;
+  private readonly local: Window;
+  private sharedDown = false;
 
   constructor(
     private readonly rules: Readonly<Record<string, RateLimitRule>>,
     redis: { client: Redis; prefix: string } | undefined,
+    private readonly logger: Logger,
   ) {
     const windowMs = Math.max(...Object.values(rules).map((rule) => rule.windowMs));
-    this.store = redis
-      ? new RedisWindowStore(redis.client, redis.prefix, windowMs)
-      : new MemoryWindowStore(windowMs);
-    this.limiter = getGraphQLRateLimiter({
-      identifyContext: (clientKey: string) => clientKey,
-      store: this.store,
-    });
+    this.shared = redis
+      ? windowOver(new RedisWindowStore(redis.client, redis.prefix, windowMs))
+      : undefined;
+    this.local = windowOver(new MemoryWindowStore(windowMs));
   }
 
   /** Charges `calls` against the bucket or throws RATE_LIMITED. */
   async consume(clientKey: string, bucket: string, calls = 1): Promise<void> {
     const rule = this.rules[bucket];
     if (!rule) throw new Error(`no rate limit rule named ${bucket}`);
-    this.store.expectCalls(calls);
-    const rejection = await this.limiter(
+    let window = this.shared ?? this.local;
+    let rejected: boolean;
+    try {
+      rejected = await this.charge(window, clientKey, bucket, rule, calls);
+      if (window === this.shared) this.sharedAnswered();
+    } catch (error) {
+      if (window !== this.shared) throw error;
+      this.sharedFailed(error as Error);
+      window = this.local;
+      rejected = await this.charge(window, clientKey, bucket, rule, calls);
+    }
+    if (!rejected) return;
+    this.counters.rejected += 1;
+    const retryAfter = await this.retryAfter(window, clientKey, bucket, rule, calls);
+    throw appError('RATE_LIMITED', `Too many ${bucket} requests; retry in ${retryAfter} s`, {
+      retryAfter,
+    });
+  }
+
+  private async charge(
+    window: Window,
+    clientKey: string,
+    bucket: string,
+    rule: RateLimitRule,
+    calls: number,
+  ): Promise<boolean> {
+    window.store.expectCalls(calls);
+    const rejection = await window.limiter(
       {
         parent: undefined,
         args: { calls: Array.from({ length: calls }) },
@@ -170,20 +230,47 @@ export class RateLimiter {
         uncountRejected: true,
       },
     );
-    if (!rejection) return;
-    this.counters.rejected += 1;
-    const oldest = await this.store.oldest(
-      RecordingStore.key({
-        contextIdentity: clientKey,
-        fieldIdentity: getFieldIdentity(bucket, [], {}),
-      }),
-    );
-    const retryAfter = Math.max(
-      1,
-      Math.ceil(((oldest ?? Date.now()) + rule.windowMs - Date.now()) / 1000),
-    );
-    throw appError('RATE_LIMITED', `Too many ${bucket} requests; retry in ${retryAfter} s`, {
-      retryAfter,
+    return Boolean(rejection);
+  }
+
+  /**
+   * Seconds until `calls` more fit: enough of the recorded calls must leave the window, not just
+   * the oldest one (a request charging three calls needs three free slots).
+   */
+  private async retryAfter(
+    window: Window,
+    clientKey: string,
+    bucket: string,
+    rule: RateLimitRule,
+    calls: number,
+  ): Promise<number> {
+    const now = Date.now();
+    const key = RecordingStore.key({
+      contextIdentity: clientKey,
+      fieldIdentity: getFieldIdentity(bucket, [], {}),
     });
+    const recorded = await window.store.timestamps(key).catch(() => [] as number[]);
+    const live = recorded.filter((at) => at + rule.windowMs > now);
+    // The call whose expiry frees the last slot needed; more calls than the limit never fit, so
+    // they get the whole window.
+    const mustExpire = live.length + calls - rule.max;
+    const freesLastSlot = calls <= rule.max ? live[mustExpire - 1] : undefined;
+    return Math.max(1, Math.ceil(((freesLastSlot ?? now) + rule.windowMs - now) / 1000));
+  }
+
+  private sharedFailed(error: Error): void {
+    this.counters.storeErrors += 1;
+    if (this.sharedDown) return;
+    this.sharedDown = true;
+    this.logger.warn(
+      { err: error.message },
+      'rate limit store unreachable: limiting per instance until Redis answers',
+    );
+  }
+
+  private sharedAnswered(): void {
+    if (!this.sharedDown) return;
+    this.sharedDown = false;
+    this.logger.info('rate limit store reachable again: limits are shared again');
   }
 }

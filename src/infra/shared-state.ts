@@ -33,7 +33,7 @@ export function createSharedState(config: Config, logger: Logger): SharedState {
       cache: config.CACHE
         ? createMemoryCache(config.CACHE_MEMORY_ENTRIES, logger)
         : createDisabledCache(logger),
-      rateLimiter: new RateLimiter(rules, undefined),
+      rateLimiter: new RateLimiter(rules, undefined, logger),
       redisReachable: async () => true,
       close: pubsub.close,
     };
@@ -48,7 +48,7 @@ export function createSharedState(config: Config, logger: Logger): SharedState {
     cache: config.CACHE
       ? createRedisCache(redis, config.REDIS_PREFIX, logger)
       : createDisabledCache(logger),
-    rateLimiter: new RateLimiter(rules, { client: redis, prefix: config.REDIS_PREFIX }),
+    rateLimiter: new RateLimiter(rules, { client: redis, prefix: config.REDIS_PREFIX }, logger),
     redisReachable: async () => (await redis.ping()) === 'PONG',
     close: async () => {
       redis.disconnect();

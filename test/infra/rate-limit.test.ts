@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestApp, type TestApp } from '../helpers/app.ts';
 import { createUser, type TestUser } from '../helpers/factories.ts';
 import { redisUrl } from '../helpers/services.ts';
+import { TcpProxy } from '../helpers/tcp-proxy.ts';
 
 const limits = {
   REDIS_URL: redisUrl,
@@ -30,9 +31,14 @@ afterAll(async () => {
 const codeOf = (result: Awaited<ReturnType<TestApp['gql']>>) =>
   result.errors?.[0]?.extensions?.code ?? 'OK';
 
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
 async function waitForWindow(): Promise<void> {
-  await new Promise((resolve) => setTimeout(resolve, 2100));
+  await sleep(2100);
 }
+
+const createPost = (title: string) =>
+  `mutation { createPost(input: { title: "${title}", body: "x" }) { title } }`;
 
 describe('rate limits', () => {
   it('rejects the N+1th call with RATE_LIMITED and retryAfter, shared by instances, until the window passes', async () => {
@@ -104,5 +110,79 @@ describe('rate limits', () => {
     const results = [];
     for (let call = 0; call < 4; call += 1) results.push(await memoryOnly.gql(search, {}));
     expect(results.map(codeOf)).toEqual(['OK', 'OK', 'OK', 'RATE_LIMITED']);
+  });
+});
+
+describe('rate limits while Redis is unreachable', () => {
+  it('answers mutations and searches, limits per instance, and shares limits again once Redis is back', async () => {
+    const proxy = new TcpProxy('127.0.0.1', Number(new URL(redisUrl).port || 6379));
+    await proxy.start();
+    const proxied = await startTestApp(
+      { ...limits, REDIS_URL: `redis://127.0.0.1:${proxy.port}` },
+      instanceA,
+    );
+    try {
+      const user = await createUser(instanceA.deps.db, 'AUTHOR');
+      const options = { token: user.token };
+      await proxy.stop();
+
+      const created = await proxied.gql(createPost('Written during the outage'), {}, options);
+      expect(created.errors).toBeUndefined();
+      expect(created.data!.createPost.title).toBe('Written during the outage');
+      const searches = [];
+      for (let call = 0; call < 4; call += 1) searches.push(await proxied.gql(search, {}, options));
+      // Not failing open: this instance still enforces the limit on its own.
+      expect(searches.map(codeOf)).toEqual(['OK', 'OK', 'OK', 'RATE_LIMITED']);
+      expect(proxied.deps.rateLimiter.counters.storeErrors).toBe(5);
+
+      await proxy.start();
+      const deadline = Date.now() + 10_000;
+      while (!(await proxied.deps.redisReachable().catch(() => false))) {
+        if (Date.now() > deadline) throw new Error('redis did not come back through the proxy');
+        await sleep(50);
+      }
+      // Shared again: calls through both instances count against one budget.
+      const other = await createUser(instanceA.deps.db, 'AUTHOR');
+      const shared = [
+        await proxied.gql(search, {}, { token: other.token }),
+        await instanceA.gql(search, {}, { token: other.token }),
+        await proxied.gql(search, {}, { token: other.token }),
+        await instanceA.gql(search, {}, { token: other.token }),
+      ];
+      expect(shared.map(codeOf)).toEqual(['OK', 'OK', 'OK', 'RATE_LIMITED']);
+      expect(proxied.deps.rateLimiter.counters.storeErrors).toBe(5);
+    } finally {
+      await proxied.close();
+      await proxy.stop();
+    }
+  });
+});
+
+describe('retryAfter', () => {
+  it('waits until enough calls leave the window for every call the request charges', async () => {
+    const slow = await startTestApp(
+      { ...limits, RATE_LIMIT_WINDOW_SECONDS: '10', RATE_LIMIT_MUTATIONS: '4' },
+      instanceA,
+    );
+    try {
+      const user = await createUser(instanceA.deps.db, 'AUTHOR');
+      const options = { token: user.token };
+      let made = 0;
+      const aliased = (count: number) =>
+        `mutation { ${Array.from({ length: count }, () => {
+          made += 1;
+          return `p${made}: createPost(input: { title: "P${made}", body: "x" }) { id }`;
+        }).join(' ')} }`;
+      expect(codeOf(await slow.gql(aliased(1), {}, options))).toBe('OK');
+      await sleep(1100);
+      expect(codeOf(await slow.gql(aliased(3), {}, options))).toBe('OK');
+      // Two calls need two free slots: the second frees when the calls made 1.1 s after the
+      // first leave the window, ~10 s from now (the oldest call alone would say ~9 s).
+      const rejected = await slow.gql(aliased(2), {}, options);
+      expect(codeOf(rejected)).toBe('RATE_LIMITED');
+      expect(rejected.errors![0]!.extensions!.retryAfter).toBe(10);
+    } finally {
+      await slow.close();
+    }
   });
 });
