@@ -117,9 +117,9 @@ export class PipelineWorker {
   }
 
   private async fill(): Promise<void> {
-    const { db, config } = this.deps;
+    const { config } = this.deps;
     while (!this.stopping && this.inFlight.size < config.PIPELINE_CONCURRENCY) {
-      const run = await claimNextRun(db, this.id, config.PIPELINE_LEASE_MS);
+      const run = await this.claim();
       if (!run) return;
       const execution = this.execute(run)
         .catch((error: unknown) => {
@@ -133,6 +133,26 @@ export class PipelineWorker {
       this.inFlight.set(run.id, execution);
       this.maxConcurrent = Math.max(this.maxConcurrent, this.inFlight.size);
     }
+  }
+
+  /** Claiming is a state change like any other: its event and the post's move commit with it. */
+  private async claim(): Promise<PipelineRunRow | undefined> {
+    const { db, config } = this.deps;
+    const outbox = emptyOutbox();
+    return transact(db, async (trx, afterCommit) => {
+      const run = await claimNextRun(trx, this.id, config.PIPELINE_LEASE_MS);
+      if (!run) return undefined;
+      outbox.events.push(
+        await appendEvent(trx, run, 'run.started', {
+          status: 'RUNNING',
+          progress: run.progress,
+          attempt: run.attempt,
+        }),
+      );
+      await movePost(trx, outbox, run.post_id, 'PROCESSING');
+      afterCommit(() => publishOutbox(this.deps.pubsub, this.deps.cache, outbox));
+      return run;
+    });
   }
 
   /** One transaction under the run lock: verifies ownership, appends events, publishes on commit. */
@@ -169,14 +189,6 @@ export class PipelineWorker {
       Math.max(100, Math.floor(config.PIPELINE_LEASE_MS / 3)),
     );
     try {
-      await this.transition(claimed.id, async (trx, emit, run, outbox) => {
-        await emit('run.started', {
-          status: 'RUNNING',
-          progress: run.progress,
-          attempt: run.attempt,
-        });
-        await movePost(trx, outbox, run.post_id, 'PROCESSING');
-      });
       const steps = await stepsByRuns(this.deps.db, [claimed.id]);
       const outputs: Record<string, unknown> = {};
       for (const step of steps) {
