@@ -49,7 +49,9 @@ async function walk(
 }
 
 beforeAll(async () => {
-  app = await startTestApp();
+  // Rows are inserted straight into the table (to control timestamps), past the writes that
+  // invalidate cached responses: these tests are about the keyset, so the cache stays off.
+  app = await startTestApp({ CACHE: 'off' });
   author = await createUser(app.deps.db, 'AUTHOR');
   // 120 posts sharing only 12 distinct timestamps and 6 titles: heavy ties on every sort key.
   await createPosts(
@@ -89,34 +91,74 @@ describe('keyset pagination', () => {
     expect(forward).toEqual(expected);
   });
 
-  it('stays stable when rows are inserted mid-walk', async () => {
+  /** The row's exact sort key: the API's DateTime drops microseconds, a tie needs them. */
+  async function createdAtOf(globalPostId: string): Promise<string> {
+    const { rows } = await sql<{ created_at: string }>`
+      select created_at::text as created_at from posts where id = ${localId(globalPostId)}
+    `.execute(app.deps.db);
+    return rows[0]!.created_at;
+  }
+
+  async function insertPost(title: string, createdAt?: string): Promise<string> {
+    const [post] = await createPosts(app.deps.db, [{ authorId: author.id, title, createdAt }]);
+    return post!.id;
+  }
+
+  it('walks forward across inserts: rows ahead of the cursor show up, rows behind do not', async () => {
     const first = await app.gql(page, { first: 10 });
-    const firstIds = first.data!.posts.edges.map((edge: Edge) => edge.node.id);
-    // New posts sort before the cursor (newer) and at the cursor's exact timestamp.
-    const lastSeen = first.data!.posts.edges.at(-1).node as Edge['node'];
-    await createPosts(app.deps.db, [
-      { authorId: author.id, title: 'Newest' },
-      {
-        authorId: author.id,
-        title: 'Tie',
-        createdAt: lastSeen.createdAt.replace('T', ' ').replace('Z', '+00'),
-      },
-    ]);
+    const firstIds: string[] = first.data!.posts.edges.map((edge: Edge) => edge.node.id);
+    const cursorAt = await createdAtOf(firstIds.at(-1)!);
+    // Behind the cursor (already walked past): a newer post, and a tie on the cursor's
+    // timestamp whose higher id sorts before the cursor row.
+    const behind = [await insertPost('Newest'), await insertPost('Tie behind', cursorAt)];
+    // Ahead of the cursor: older than everything walked so far.
+    const ahead = [
+      await insertPost('Oldest', '2025-12-31 23:59:59.999999+00'),
+      await insertPost('Just older', '2026-01-01 00:00:00.000001+00'),
+    ];
+
     const restIds: string[] = [];
     let cursor: string | null = first.data!.posts.pageInfo.endCursor;
     while (cursor) {
-      const rest = await app.gql(page, { first: 50, after: cursor });
+      const rest = await app.gql(page, { first: 7, after: cursor });
+      expect(rest.errors).toBeUndefined();
       restIds.push(...rest.data!.posts.edges.map((edge: Edge) => edge.node.id));
       cursor = rest.data!.posts.pageInfo.hasNextPage ? rest.data!.posts.pageInfo.endCursor : null;
     }
-    expect(restIds.some((id) => firstIds.includes(id))).toBe(false);
-    const all = [...firstIds, ...restIds].map(localId);
-    const expected = (await expectedOrder('created_at desc, id desc')).filter((id) =>
-      all.includes(id),
+    const walked = [...firstIds, ...restIds].map(localId);
+    const expected = (await expectedOrder('created_at desc, id desc')).filter(
+      (id) => !behind.includes(id),
     );
-    expect(all).toEqual(expected);
-    // The tie inserted with a higher id sorts before the cursor row: not shown, correctly.
-    expect(all).toHaveLength(new Set(all).size);
+    expect(walked).toEqual(expected);
+    for (const id of ahead) expect(walked).toContain(id);
+  });
+
+  it('walks backward across inserts: rows ahead of the cursor show up, rows behind do not', async () => {
+    const last = await app.gql(page, { last: 10 });
+    const lastIds: string[] = last.data!.posts.edges.map((edge: Edge) => edge.node.id);
+    const cursorAt = await createdAtOf(lastIds[0]!);
+    // Behind a backward walk: older than every row already returned.
+    const behind = [await insertPost('Ancient', '2020-01-01 00:00:00+00')];
+    // Ahead of it: a tie on the cursor's timestamp (higher id, so it sorts before the cursor
+    // row) and a post newer than everything.
+    const ahead = [await insertPost('Tie ahead', cursorAt), await insertPost('Newest again')];
+
+    const restIds: string[] = [];
+    let cursor: string | null = last.data!.posts.pageInfo.startCursor;
+    while (cursor) {
+      const rest = await app.gql(page, { last: 7, before: cursor });
+      expect(rest.errors).toBeUndefined();
+      restIds.unshift(...rest.data!.posts.edges.map((edge: Edge) => edge.node.id));
+      cursor = rest.data!.posts.pageInfo.hasPreviousPage
+        ? rest.data!.posts.pageInfo.startCursor
+        : null;
+    }
+    const walked = [...restIds, ...lastIds].map(localId);
+    const expected = (await expectedOrder('created_at desc, id desc')).filter(
+      (id) => !behind.includes(id),
+    );
+    expect(walked).toEqual(expected);
+    for (const id of ahead) expect(walked).toContain(id);
   });
 
   it.each([
