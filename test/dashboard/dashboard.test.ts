@@ -4,8 +4,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type HttpServer, httpOptions, startHttpServer } from '../../src/http.ts';
 import { PipelineWorker } from '../../src/pipeline/worker.ts';
 import { startTestApp, type TestApp } from '../helpers/app.ts';
-import { createPosts, createUser, type TestUser } from '../helpers/factories.ts';
-import { solarArticle } from '../helpers/pipeline.ts';
+import { createPosts, createUser, globalId, type TestUser } from '../helpers/factories.ts';
+import { solarArticle, startPipelineMutation } from '../helpers/pipeline.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
 
@@ -99,5 +99,32 @@ describe('pipeline dashboard', () => {
     // Everything arrived over the subscription: the page never reloaded.
     expect(navigations).toEqual([]);
     await page.screenshot({ path: 'test-results/dashboard-done.png' });
+  });
+
+  it('follows a run started elsewhere live when its post is opened mid-run', async () => {
+    const [post] = await createPosts(app.deps.db, [
+      { authorId: author.id, title: 'Wind farms at sea', body: solarArticle, status: 'DRAFT' },
+    ]);
+    const page = await browser.newPage();
+    await page.goto(`http://127.0.0.1:${http.port}/`);
+    await page.fill('#token', author.token);
+    await page.click('#token-form button[type=submit]');
+    await expect.poll(() => page.textContent('#viewer')).toBe('Ada · AUTHOR');
+    const started = await app.gql(
+      startPipelineMutation,
+      { input: { postId: globalId('Post', post!.id) } },
+      { token: author.token },
+    );
+    expect(started.errors).toBeUndefined();
+    await page.click('#posts button:has-text("Wind farms at sea")');
+    const readProgress = async () => Number(await page.getAttribute('#progress', 'aria-valuenow'));
+    await expect.poll(readProgress, { timeout: 15_000 }).toBeGreaterThan(0);
+    expect(await readProgress()).toBeLessThan(100);
+    await expect
+      .poll(() => page.textContent('#message'), { timeout: 15_000 })
+      .toBe('Run succeeded.');
+    expect(await readProgress()).toBe(100);
+    expect(await page.textContent('#detail-status')).toBe('REVIEW');
+    await page.close();
   });
 });

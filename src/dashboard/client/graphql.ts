@@ -45,17 +45,19 @@ export async function request<Data>(
 
 /**
  * A subscription over SSE with fetch (EventSource cannot send the Authorization header). Calls
- * `onNext` per event; resolves when the server completes the stream.
+ * `onNext` per event; resolves when the server completes the stream, rejects when `signal` aborts.
  */
 export async function subscribe<Data>(
   query: string,
   variables: Record<string, unknown>,
   onNext: (data: Data) => void,
+  signal?: AbortSignal,
 ): Promise<void> {
   const response = await fetch('/graphql', {
     method: 'POST',
     headers: headers({ accept: 'text/event-stream' }),
     body: JSON.stringify({ query, variables }),
+    signal,
   });
   if (!response.body) throw new Error(`subscription failed: ${response.status}`);
   const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();

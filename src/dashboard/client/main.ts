@@ -41,9 +41,13 @@ const WATCH = `subscription Watch($id: ID!) {
   pipelineRun(id: $id) { type progress step stepProgress runStatus error }
 }`;
 
+const ACTIVE_RUN = new Set(['QUEUED', 'RUNNING']);
+
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 let nextCursor: string | null = null;
 let selected: string | null = null;
+/** The subscription feeding the detail panel; aborted when another post is shown. */
+let watching: AbortController | null = null;
 
 function setProgress(percent: number) {
   $('progress').setAttribute('aria-valuenow', String(percent));
@@ -85,8 +89,38 @@ async function showPost(id: string) {
     button.setAttribute('aria-current', String(button.dataset.id === id));
   }
   $('message').textContent = '';
+  watching?.abort();
+  watching = null;
   const { post } = await request<{ post: PostDetail | null }>(POST, { id });
+  if (!post || selected !== id) return;
+  renderDetail(post);
+  // A run already in flight (started here, elsewhere or by another user) is followed live too.
+  if (post.latestRun && ACTIVE_RUN.has(post.latestRun.status)) {
+    await watchRun(id, post.latestRun.id);
+  }
+}
+
+/** Follows a run over the pipelineRun subscription until it ends, then shows the result. */
+async function watchRun(postId: string, runId: string) {
+  watching?.abort();
+  const controller = new AbortController();
+  watching = controller;
+  try {
+    await subscribe<{ pipelineRun: RunEvent }>(
+      WATCH,
+      { id: runId },
+      ({ pipelineRun }) => applyEvent(pipelineRun),
+      controller.signal,
+    );
+  } catch (error) {
+    if (controller.signal.aborted) return;
+    throw error;
+  }
+  if (selected !== postId) return;
+  const { post } = await request<{ post: PostDetail | null }>(POST, { id: postId });
   if (post) renderDetail(post);
+  $('message').textContent = `Run ${post?.latestRun?.status.toLowerCase() ?? 'finished'}.`;
+  await loadPosts(true);
 }
 
 async function loadPosts(reset: boolean) {
@@ -107,7 +141,7 @@ async function loadPosts(reset: boolean) {
     status.className = 'status';
     status.textContent = node.status;
     button.append(status);
-    button.addEventListener('click', () => void showPost(node.id));
+    button.addEventListener('click', () => void showPost(node.id).catch(showError));
     item.append(button);
     $('posts').append(item);
   }
@@ -118,7 +152,7 @@ async function loadPosts(reset: boolean) {
 /** Applies one pushed event to the page: the bar and the step it names, without refetching. */
 function applyEvent(event: RunEvent) {
   setProgress(event.progress);
-  $('detail-status').textContent = event.runStatus;
+  $('message').textContent = `Run ${event.runStatus.toLowerCase()}…`;
   const row = event.step
     ? $('steps').querySelector<HTMLLIElement>(`[data-step="${event.step}"]`)
     : null;
@@ -145,18 +179,16 @@ async function startPipeline() {
     });
     const { post } = await request<{ post: PostDetail | null }>(POST, { id: postId });
     if (post) renderDetail(post);
-    $('message').textContent = 'Running…';
-    await subscribe<{ pipelineRun: RunEvent }>(WATCH, { id: run.id }, ({ pipelineRun }) =>
-      applyEvent(pipelineRun),
-    );
-    const { post: done } = await request<{ post: PostDetail | null }>(POST, { id: postId });
-    if (done) renderDetail(done);
-    $('message').textContent = `Run ${done?.latestRun?.status.toLowerCase() ?? 'finished'}.`;
-    await loadPosts(true);
+    $('message').textContent = 'Run queued…';
+    await watchRun(postId, run.id);
   } catch (error) {
-    const code = error instanceof GraphQLRequestError ? ` (${error.code})` : '';
-    $('message').textContent = `${(error as Error).message}${code}`;
+    showError(error);
   }
+}
+
+function showError(error: unknown) {
+  const code = error instanceof GraphQLRequestError ? ` (${error.code})` : '';
+  $('message').textContent = `${(error as Error).message}${code}`;
 }
 
 async function showViewer() {
