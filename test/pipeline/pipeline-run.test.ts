@@ -267,5 +267,40 @@ describe('pipeline run', () => {
     // Every step either finished before the boundary or was cancelled; none left half-done.
     expect(statuses.every((status) => status === 'SUCCEEDED' || status === 'CANCELLED')).toBe(true);
     expect(statuses).toContain('CANCELLED');
+    // The step running when the cancel arrived finished; no step started after it.
+    const types = await eventTypes(app.deps.db, runId);
+    const afterRequest = types.slice(types.indexOf('run.cancel_requested') + 1);
+    expect(afterRequest.some((type) => type.startsWith('step.started'))).toBe(false);
+    const finishing = afterRequest.filter((type) => type.startsWith('step.'));
+    expect(new Set(finishing.map((type) => type.split(':')[1])).size).toBeLessThanOrEqual(1);
+    if (finishing.length > 0) expect(finishing.at(-1)).toMatch(/^step\.succeeded:/);
+    expect(afterRequest.at(-1)).toBe('run.cancelled');
+  });
+
+  it('releases a running run to the queue on worker shutdown; another worker resumes it', async () => {
+    const [post] = await createPosts(app.deps.db, [
+      { authorId: author.id, body: solarArticle, status: 'DRAFT' },
+    ]);
+    await worker.stop();
+    const leaving = new PipelineWorker({ ...app.deps, databaseUrl: app.database.url });
+    await leaving.start();
+    const started = await start(post!.id);
+    const runId = localId(started.data!.startPipeline.id);
+    await waitForRun(app.deps.db, runId, ['RUNNING']);
+    await leaving.stop();
+    const released = await app.deps.db
+      .selectFrom('pipeline_runs')
+      .select(['status', 'locked_by'])
+      .where('id', '=', runId)
+      .executeTakeFirstOrThrow();
+    expect(released).toEqual({ status: 'QUEUED', locked_by: null });
+    worker = new PipelineWorker({ ...app.deps, databaseUrl: app.database.url });
+    await worker.start();
+    expect((await waitForRun(app.deps.db, runId)).status).toBe('SUCCEEDED');
+    const types = await eventTypes(app.deps.db, runId);
+    expect(types).toContain('run.released');
+    for (const step of ['normalize', 'keywords', 'summarize', 'seo', 'tag', 'review']) {
+      expect(types.filter((type) => type === `step.succeeded:${step}`)).toHaveLength(1);
+    }
   });
 });
