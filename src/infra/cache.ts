@@ -12,7 +12,10 @@ export interface CacheEntry {
   tags: readonly string[];
 }
 
-/** What a read saw of its tags' generations; a later write is dropped if any moved on. */
+/**
+ * What a read saw of the generations guarding its entries (keyed as the backend names them); a
+ * later write is dropped if any moved on.
+ */
 export type GenerationSnapshot = Record<string, string>;
 
 interface CacheBackend {
@@ -58,6 +61,23 @@ end
 return 1
 `;
 
+/**
+ * Reads entries of the current namespace (ARGV[1] names its counter, ARGV[2] is the key prefix,
+ * ARGV[3] the entry count, then the entries, then generation counters). Returns the namespace,
+ * then one value per entry and per counter.
+ */
+const READ = `
+local namespace = redis.call('GET', ARGV[1]) or '0'
+local entryCount = tonumber(ARGV[3])
+local result = { namespace }
+for i = 4, #ARGV do
+  local key = ARGV[i]
+  if i < 4 + entryCount then key = ARGV[2] .. namespace .. ':' .. key end
+  result[#result + 1] = redis.call('GET', key)
+end
+return result
+`;
+
 /** Bumps each tag's generation and deletes the keys filed under it. */
 const INVALIDATE = `
 for i = 1, #ARGV do
@@ -71,48 +91,95 @@ end
 return 1
 `;
 
+type ScriptedRedis = Redis & {
+  quireCacheRead(...args: string[]): Promise<(string | null)[]>;
+  quireWriteIfFresh(...args: string[]): Promise<number>;
+  quireInvalidate(...args: string[]): Promise<number>;
+};
+
+/**
+ * Entries live under a namespace (`<prefix>c<namespace>:<key>`). An invalidation that fails
+ * (Redis unreachable) leaves entries that may be stale for every instance; instead of finding
+ * them, the next successful contact renews the namespace, which orphans every entry at once (they
+ * expire with their TTL). Renewing is one INCR where a SCAN of the keyspace would take seconds on
+ * a large Redis; it is read in the same script as the entries, so every instance sees it on its
+ * next read, and it guards writes, so a fill computed before the renewal is not stored after it.
+ */
 class RedisBackend implements CacheBackend {
   private readonly tagKey = (tag: string) => `${this.prefix}tag:${tag}`;
+  private readonly namespaceKey: string;
+  private readonly redis: ScriptedRedis;
+  private failedInvalidations = 0;
+  private renewedThrough = 0;
 
   constructor(
-    private readonly redis: Redis,
+    redis: Redis,
     private readonly prefix: string,
+    private readonly logger: Logger,
   ) {
+    this.namespaceKey = `${prefix}cache-namespace`;
+    redis.defineCommand('quireCacheRead', { numberOfKeys: 0, lua: READ });
     redis.defineCommand('quireWriteIfFresh', { numberOfKeys: 0, lua: WRITE_IF_FRESH });
     redis.defineCommand('quireInvalidate', { numberOfKeys: 0, lua: INVALIDATE });
+    this.redis = redis as ScriptedRedis;
+    // Renew as soon as Redis is back, not at this instance's next read: other instances read too.
+    redis.on('ready', () => void this.renewNamespaceIfInvalidationFailed().catch(() => {}));
   }
 
   async read(keys: readonly string[], tags: readonly string[]) {
-    const raw = await this.redis.mget(
-      ...keys.map((key) => this.prefix + key),
-      ...tags.map((tag) => `${this.tagKey(tag)}:gen`),
+    await this.renewNamespaceIfInvalidationFailed();
+    const generationKeys = tags.map((tag) => `${this.tagKey(tag)}:gen`);
+    const [namespace, ...raw] = await this.redis.quireCacheRead(
+      this.namespaceKey,
+      `${this.prefix}c`,
+      String(keys.length),
+      ...keys,
+      ...generationKeys,
     );
-    const generations = Object.fromEntries(
-      tags.map((tag, index) => [tag, raw[keys.length + index] ?? '0']),
-    );
+    const generations: GenerationSnapshot = { [this.namespaceKey]: namespace ?? '0' };
+    generationKeys.forEach((key, index) => {
+      generations[key] = raw[keys.length + index] ?? '0';
+    });
     return { values: raw.slice(0, keys.length), generations };
   }
 
   async write(entries: readonly CacheEntry[], ttlSeconds: number, generations: GenerationSnapshot) {
-    const guards = Object.entries(generations).flatMap(([tag, generation]) => [
-      `${this.tagKey(tag)}:gen`,
-      generation,
-    ]);
+    const guards = Object.entries(generations).flat();
+    const entryPrefix = `${this.prefix}c${generations[this.namespaceKey]}:`;
     const payload = entries.flatMap((entry) => [
-      this.prefix + entry.key,
+      entryPrefix + entry.key,
       JSON.stringify(entry.value),
       String(entry.tags.length),
       ...entry.tags.map((tag) => `${this.tagKey(tag)}:keys`),
     ]);
-    await (
-      this.redis as Redis & { quireWriteIfFresh(...args: string[]): Promise<number> }
-    ).quireWriteIfFresh(String(ttlSeconds), String(guards.length / 2), ...guards, ...payload);
+    await this.redis.quireWriteIfFresh(
+      String(ttlSeconds),
+      String(guards.length / 2),
+      ...guards,
+      ...payload,
+    );
   }
 
   async invalidate(tags: readonly string[]) {
-    await (
-      this.redis as Redis & { quireInvalidate(...args: string[]): Promise<number> }
-    ).quireInvalidate(...tags.map(this.tagKey));
+    try {
+      await this.redis.quireInvalidate(...tags.map(this.tagKey));
+    } catch (error) {
+      this.failedInvalidations += 1;
+      throw error;
+    }
+  }
+
+  /** Concurrent callers may renew twice: that only drops entries again, never serves stale ones. */
+  private async renewNamespaceIfInvalidationFailed(): Promise<void> {
+    while (this.renewedThrough < this.failedInvalidations) {
+      const through = this.failedInvalidations;
+      await this.redis.incr(this.namespaceKey);
+      this.renewedThrough = Math.max(this.renewedThrough, through);
+      this.logger.info(
+        { failedInvalidations: through },
+        'cache namespace renewed: entries from before the failed invalidations are no longer served',
+      );
+    }
   }
 }
 
@@ -281,7 +348,10 @@ export class Cache {
     return found.get(key) as Value;
   }
 
-  /** Call after the write committed. A failure is logged: entries then live until their TTL. */
+  /**
+   * Call after the write committed. A failure is logged and counted; the Redis backend then
+   * renews its namespace before it serves anything again.
+   */
   async invalidate(tags: readonly string[]): Promise<void> {
     if (tags.length === 0) return;
     try {
@@ -319,7 +389,7 @@ export function createDisabledCache(logger: Logger): Cache {
 }
 
 export function createRedisCache(redis: Redis, prefix: string, logger: Logger): Cache {
-  return new Cache(new RedisBackend(redis, prefix), logger, 'redis');
+  return new Cache(new RedisBackend(redis, prefix, logger), logger, 'redis');
 }
 
 export function createMemoryCache(maxEntries: number, logger: Logger): Cache {

@@ -25,6 +25,7 @@ afterAll(async () => {
 });
 
 const readPost = `query($id: ID!) { post(id: $id) { title author { name } } }`;
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const updatePost = `mutation($input: UpdatePostInput!) { updatePost(input: $input) { title } }`;
 
 describe('resolver cache across instances', () => {
@@ -155,6 +156,48 @@ describe('when Redis goes away', () => {
         recovered = (result.extensions!.cache.post?.hits ?? 0) > 0;
       }
       expect(recovered).toBe(true);
+    } finally {
+      await app.close();
+      await proxy.stop();
+    }
+  });
+
+  it('never serves an entry whose invalidation failed during the outage, on any instance', async () => {
+    const proxy = new TcpProxy('127.0.0.1', Number(new URL(redisUrl).port || 6379));
+    await proxy.start();
+    const app = await startTestApp(
+      { REDIS_URL: `redis://127.0.0.1:${proxy.port}`, RESPONSE_CACHE: 'off' },
+      instanceA,
+    );
+    try {
+      const [post] = await createPosts(app.deps.db, [{ authorId: author.id, title: 'Before' }]);
+      const id = globalId('Post', post!.id);
+      await app.gql(readPost, { id });
+      const cached = await instanceA.gql(readPost, { id }, { debug: true });
+      expect(cached.extensions!.cache.post.hits).toBe(1);
+
+      await proxy.stop();
+      const updated = await app.gql(
+        updatePost,
+        { input: { id, title: 'After' } },
+        { token: author.token },
+      );
+      expect(updated.errors).toBeUndefined();
+      expect(app.deps.cache.totals.invalidate!.errors).toBe(1);
+
+      await proxy.start();
+      const deadline = Date.now() + 10_000;
+      while (!(await app.deps.redisReachable().catch(() => false))) {
+        if (Date.now() > deadline) throw new Error('redis did not come back through the proxy');
+        await sleep(50);
+      }
+      // The instance that wrote, and one that kept its Redis connection all along.
+      for (const instance of [app, instanceA, app, instanceA]) {
+        expect((await instance.gql(readPost, { id })).data!.post.title).toBe('After');
+      }
+      const warm = await app.gql(readPost, { id }, { debug: true });
+      expect(warm.data!.post.title).toBe('After');
+      expect(warm.extensions!.cache.post.hits).toBe(1);
     } finally {
       await app.close();
       await proxy.stop();
