@@ -7,6 +7,12 @@ import { startRuntime } from './runtime.ts';
 /** `npm run worker`: pipeline execution only, any number of processes beside the API. */
 async function main(): Promise<void> {
   const config = loadConfig();
+  if (!config.REDIS_URL) {
+    // Without Redis its progress events and cache invalidations would stay in this process.
+    throw new ConfigError(
+      'REDIS_URL is required for npm run worker: it reaches API subscribers and caches through Redis (or run the worker inside the API process with WORKER=on)',
+    );
+  }
   const logger = createLogger(config);
   const shutdown = new ShutdownSequence(logger);
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {

@@ -30,9 +30,7 @@ export function createSharedState(config: Config, logger: Logger): SharedState {
   if (!config.REDIS_URL) {
     return {
       pubsub: pubsub.pubsub,
-      cache: config.CACHE
-        ? createMemoryCache(config.CACHE_MEMORY_ENTRIES, logger)
-        : createDisabledCache(logger),
+      cache: createInProcessCache(config, logger),
       rateLimiter: new RateLimiter(rules, undefined, logger),
       redisReachable: async () => true,
       close: pubsub.close,
@@ -55,4 +53,21 @@ export function createSharedState(config: Config, logger: Logger): SharedState {
       await pubsub.close();
     },
   };
+}
+
+/**
+ * An in-process cache only sees this process's invalidations, so it is correct only when no other
+ * process writes the database: the embedded default. With an external DATABASE_URL, other
+ * instances, `npm run worker` or `npm run seed` may write it, and their writes would never drop
+ * this process's entries; without a shared Redis, caching is off there.
+ */
+function createInProcessCache(config: Config, logger: Logger): Cache {
+  if (!config.CACHE) return createDisabledCache(logger);
+  if (config.DATABASE_URL) {
+    logger.warn(
+      'cache disabled: DATABASE_URL without REDIS_URL, other processes writing the database could not invalidate an in-process cache; set REDIS_URL to cache',
+    );
+    return createDisabledCache(logger);
+  }
+  return createMemoryCache(config.CACHE_MEMORY_ENTRIES, logger);
 }

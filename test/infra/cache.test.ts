@@ -1,3 +1,6 @@
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestApp, type TestApp } from '../helpers/app.ts';
 import { interleaveWritesAndReads } from '../helpers/cache.ts';
@@ -202,5 +205,48 @@ describe('when Redis goes away', () => {
       await app.close();
       await proxy.stop();
     }
+  });
+});
+
+describe('without Redis', () => {
+  it('caches in this process only when it owns the database (the embedded default)', async () => {
+    const external = await startTestApp({}, instanceA);
+    const embedded = await startTestApp({ DATABASE_URL: '' }, instanceA);
+    try {
+      expect(external.deps.cache.kind).toBe('disabled');
+      expect(embedded.deps.cache.kind).toBe('memory');
+      const [post] = await createPosts(instanceA.deps.db, [{ authorId: author.id, title: 'One' }]);
+      const id = globalId('Post', post!.id);
+      for (const app of [external, embedded]) await app.gql(readPost, { id });
+      const warmEmbedded = await embedded.gql(readPost, { id }, { debug: true });
+      expect(warmEmbedded.extensions!.cache.response.hits).toBe(1);
+
+      // Another process (a worker, `npm run seed`, another instance) writes the database.
+      await instanceA.deps.db
+        .updateTable('posts')
+        .set({ title: 'Two' })
+        .where('id', '=', post!.id)
+        .execute();
+      const read = await external.gql(readPost, { id }, { debug: true });
+      expect(read.data!.post.title).toBe('Two');
+      expect(read.extensions!.cache.post?.hits ?? 0).toBe(0);
+      expect(read.extensions!.cache.response).toBeUndefined();
+    } finally {
+      await embedded.close();
+      await external.close();
+    }
+  });
+
+  it('refuses to start `npm run worker`: its events could never reach an API process', async () => {
+    const worker = promisify(execFile)(process.execPath, ['--import', 'tsx', 'src/worker.ts'], {
+      cwd: fileURLToPath(new URL('../..', import.meta.url)),
+      env: { ...process.env, DATABASE_URL: instanceA.database.url, REDIS_URL: '' },
+      timeout: 15_000,
+      killSignal: 'SIGKILL',
+    });
+    await expect(worker).rejects.toMatchObject({
+      code: 1,
+      stderr: expect.stringContaining('REDIS_URL is required for npm run worker'),
+    });
   });
 });
