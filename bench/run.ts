@@ -1,7 +1,8 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
+import { Redis } from 'ioredis';
 import { sql } from 'kysely';
 import pg from 'pg';
 import { loadConfig } from '../src/config.ts';
@@ -13,12 +14,12 @@ import { createLogger } from '../src/infra/logger.ts';
 import { insertToken } from '../src/modules/auth/auth.repository.ts';
 import { postOrder } from '../src/modules/post/post.repository.ts';
 import { type ServerProcess, startProcess } from '../test/helpers/processes.ts';
-import { subscribeMany } from './fanout.ts';
+import { type FanoutTransport, subscribeMany } from './fanout.ts';
 import { type Measurement, measure, type StatementCounter, type Workload } from './load.ts';
 import { PgCountingProxy } from './pg-counting-proxy.ts';
 
 /**
- * `npm run bench` (≈5 min) or `npm run bench -- --smoke` (seconds, for CI): seeds one database,
+ * `npm run bench` (≈10 min) or `npm run bench -- --smoke` (seconds, for CI): seeds one database,
  * starts every contender against it, loads them side by side and writes docs/BENCHMARKS.md.
  */
 const { values: flags } = parseArgs({
@@ -31,15 +32,32 @@ const size = smoke
 const timing = smoke
   ? { connections: 10, warmupSeconds: 0, seconds: 1 }
   : { connections: 20, warmupSeconds: 2, seconds: 8 };
-const fanoutSizes = smoke ? [20] : [250, 1000, 2000, 3000];
+const fanoutSizes = smoke ? [20] : [250, 500, 1000, 2000];
+const fanoutTransports: FanoutTransport[] = ['SSE', 'graphql-ws'];
+/** How long one fan-out size may take from the worker's start to its last delivery. */
+const fanoutDeadlineMs = smoke ? 15_000 : 60_000;
+/** The whole run before cleanup (under 15 min with it); past it the run aborts, stopping everything it started. */
+const runBudgetMs = smoke ? 180_000 : 14 * 60_000;
+const runStartedAt = Date.now();
+const autocannonVersion = (
+  JSON.parse(
+    readFileSync(new URL('../node_modules/autocannon/package.json', import.meta.url), 'utf8'),
+  ) as { version: string }
+).version;
+/** (e): createPost connections, alongside reads on `timing.connections`. */
+const writeConnections = Math.max(2, Math.round(timing.connections / 4));
 /** Rounds of the side-by-side queries (a) and (b), alternating the order of the contenders. */
 const rounds = smoke ? 1 : 2;
 const adminUrl = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const databaseName = `quire_bench${smoke ? '_smoke' : ''}`;
 const poolSize = '10';
+/** Every Redis key this run writes is under this prefix; cleanUp deletes them. */
+const redisPrefix = (role: string) => `quire-bench-${process.pid}-${role}:`;
 
 const started: { stop(): Promise<unknown> }[] = [];
+/** The command line of every measured process, for the report. */
+const commands: [string, string][] = [];
 const lines: string[] = [];
 const log = (line: string) => {
   console.log(line);
@@ -80,11 +98,37 @@ async function freePort(): Promise<number> {
   return port;
 }
 
+/** `ENV=… node --import tsx script`, as the process was started (on top of the inherited environment). */
+function commandLine(script: string, env: Record<string, string>): string {
+  const variables = Object.entries(env).map(([name, value]) =>
+    name === 'PORT' ? 'PORT=<free port>' : `${name}=${value}`,
+  );
+  return `\`${[...variables, 'node --import tsx', script].join(' ')}\``;
+}
+
+/**
+ * startProcess, tried twice: on a loaded shared machine a server can miss the helper's 20 s
+ * start-up window (it kills that attempt) without anything being wrong with it.
+ */
+async function startTwice(
+  entry: Parameters<typeof startProcess>[0],
+  env: Record<string, string>,
+): Promise<ServerProcess> {
+  if (cleaning) throw new Error(`not starting ${entry}: the run is stopping`);
+  try {
+    return await startProcess(entry, env);
+  } catch (error) {
+    console.error(`${entry} did not start, trying once more:`, String(error).slice(0, 300));
+    return startProcess(entry, env);
+  }
+}
+
 async function spawn(
   entry: 'main' | 'worker',
   env: Record<string, string>,
+  label?: string,
 ): Promise<ServerProcess> {
-  const child = await startProcess(entry, {
+  const fullEnv = {
     // Quiet like PostGraphile's disableQueryLog: no per-request log line during the load.
     LOG_LEVEL: entry === 'main' ? 'warn' : 'info',
     PORT: String(await freePort()),
@@ -94,18 +138,35 @@ async function spawn(
     RATE_LIMIT_START_PIPELINE: '100000000',
     MIGRATE_ON_START: 'off',
     ...env,
-  });
+  };
+  const child = await startTwice(entry, fullEnv);
   started.push({ stop: () => child.stop('SIGKILL') });
+  if (label) commands.push([label, commandLine(`src/${entry}.ts`, fullEnv)]);
   return child;
 }
 
 async function spawnScript(
   script: `${string}.ts`,
   env: Record<string, string>,
+  label?: string,
 ): Promise<ServerProcess> {
-  const child = await startProcess(script, env);
+  const child = await startTwice(script, env);
   started.push({ stop: () => child.stop('SIGKILL') });
+  if (label) commands.push([label, commandLine(script, { PORT: '0', ...env })]);
   return child;
+}
+
+/** A contender's answer to one request, failing on HTTP or GraphQL errors. */
+async function request<T>(workload: Workload, label: string): Promise<T> {
+  const response = await fetch(workload.url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...workload.headers },
+    body: workload.body,
+  });
+  const body = (await response.json()) as { data?: T; errors?: unknown[] };
+  if (!response.ok || body.errors || !body.data)
+    throw new Error(`${label} answered with errors: ${JSON.stringify(body).slice(0, 500)}`);
+  return body.data;
 }
 
 function rssMegabytes(pid: number | undefined): number {
@@ -114,14 +175,7 @@ function rssMegabytes(pid: number | undefined): number {
 }
 
 async function checkOnce(workload: Workload, label: string): Promise<void> {
-  const response = await fetch(workload.url, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', ...workload.headers },
-    body: workload.body,
-  });
-  const body = (await response.json()) as { errors?: unknown[] };
-  if (!response.ok || body.errors)
-    throw new Error(`${label} answered with errors: ${JSON.stringify(body).slice(0, 500)}`);
+  await request(workload, label);
 }
 
 async function quireSqlCount(workload: Workload): Promise<number> {
@@ -215,11 +269,14 @@ async function main(): Promise<void> {
   const postGlobalId = Buffer.from(`Post:${samplePost!.id}`).toString('base64url');
 
   const contenders: Record<string, { url: string; counter: StatementCounter; pid?: number }> = {};
-  /** The contender on a direct connection, and its twin behind a counting proxy. */
-  const startWithCounter = async (start: (databaseUrl: string) => Promise<ServerProcess>) => {
+  /** The contender on a direct connection (its command line recorded), and its twin behind a counting proxy. */
+  const startWithCounter = async (
+    name: string,
+    start: (databaseUrl: string, label?: string) => Promise<ServerProcess>,
+  ) => {
     const proxy = await proxied();
     const [server, twin] = await Promise.all([
-      start(databaseUrl(databaseName)),
+      start(databaseUrl(databaseName), name),
       start(databaseUrl(databaseName, proxy.port)),
     ]);
     return { url: server.url, pid: server.child.pid, counter: { url: twin.url, proxy } };
@@ -228,7 +285,7 @@ async function main(): Promise<void> {
     ['Quire', { CACHE: 'off' }],
     [
       'Quire + Redis cache (warm)',
-      { CACHE: 'on', REDIS_URL: redisUrl, REDIS_PREFIX: `quire-bench-${process.pid}:` },
+      { CACHE: 'on', REDIS_URL: redisUrl, REDIS_PREFIX: redisPrefix('cache') },
     ],
     [
       'Quire + Redis, resolver cache only (warm)',
@@ -236,14 +293,14 @@ async function main(): Promise<void> {
         CACHE: 'on',
         RESPONSE_CACHE: 'off',
         REDIS_URL: redisUrl,
-        REDIS_PREFIX: `quire-bench-resolver-${process.pid}:`,
+        REDIS_PREFIX: redisPrefix('resolver'),
       },
     ],
     ['Naive (LOADER_BATCHING=off)', { CACHE: 'off', LOADER_BATCHING: 'off' }],
   ];
   for (const [name, env] of quireVariants) {
-    contenders[name] = await startWithCounter((url) =>
-      spawn('main', { ...env, WORKER: 'off', DATABASE_URL: url }),
+    contenders[name] = await startWithCounter(name, (url, label) =>
+      spawn('main', { ...env, WORKER: 'off', DATABASE_URL: url }, label),
     );
   }
   if (!smoke) {
@@ -253,11 +310,15 @@ async function main(): Promise<void> {
         stdio: 'inherit',
       });
     }
-    contenders.PostGraphile = await startWithCounter((url) =>
-      spawnScript('bench/postgraphile/server.ts', { DATABASE_URL: url, DB_POOL_SIZE: poolSize }),
+    contenders.PostGraphile = await startWithCounter('PostGraphile', (url, label) =>
+      spawnScript(
+        'bench/postgraphile/server.ts',
+        { DATABASE_URL: url, DB_POOL_SIZE: poolSize },
+        label,
+      ),
     );
   }
-  const hello = await spawnScript('bench/hello-server.ts', {});
+  const hello = await spawnScript('bench/hello-server.ts', {}, 'hello-world yoga');
 
   const quireNested =
     '{ posts(first: 50) { edges { node { title author { name } tags { name } comments(first: 5) { edges { node { body author { name } } } } } } } }';
@@ -329,32 +390,82 @@ async function main(): Promise<void> {
     );
   }
 
-  log('## (c) deep page: 50 posts after a cursor 50,000 rows in, vs the first page\n');
+  log(
+    `## (c) deep page: 50 posts after a cursor ${deepOffset.toLocaleString('en')} rows in, vs the first page\n`,
+  );
   log(header);
   const quire = contenders.Quire!;
-  const page = (after: string | null) =>
+  const quirePage = (after: string | null) =>
     JSON.stringify({
       query:
         'query($after: String) { posts(first: 50, after: $after) { edges { node { title } } pageInfo { endCursor } } }',
       variables: { after },
     });
-  await checkOnce({ url: quire.url, body: page(deepCursor) }, 'deep page');
-  const firstPage = await measure(
-    { url: quire.url, body: page(null) },
-    { ...timing, counter: quire.counter },
-  );
-  const deepPage = await measure(
-    { url: quire.url, body: page(deepCursor) },
-    { ...timing, counter: quire.counter },
-  );
-  log(row('Quire, first page', firstPage, rssMegabytes(quire.pid)));
+  // The same order and filter as Quire's `posts`; PostGraphile encodes its own cursors.
+  const postgraphileOrder =
+    'orderBy: [CREATED_AT_DESC, ID_DESC], condition: { status: "PUBLISHED" }';
+  const postgraphilePage = (after: string | null) =>
+    JSON.stringify({
+      query: `query($after: Cursor) { allPosts(first: 50, after: $after, ${postgraphileOrder}) { nodes { title } pageInfo { endCursor } } }`,
+      variables: { after },
+    });
+  const pages: { name: string; first: string; deep: string }[] = [
+    { name: 'Quire', first: quirePage(null), deep: quirePage(deepCursor) },
+  ];
+  if (contenders.PostGraphile) {
+    // Its cursor of the same row, found once with OFFSET (not part of the measurement).
+    const found = await request<{
+      allPosts: { edges: { cursor: string; node: { id: string } }[] };
+    }>(
+      {
+        url: contenders.PostGraphile.url,
+        body: JSON.stringify({
+          query: `{ allPosts(first: 1, offset: ${deepOffset}, ${postgraphileOrder}) { edges { cursor node { id } } } }`,
+        }),
+      },
+      'PostGraphile deep cursor',
+    );
+    const edge = found.allPosts.edges[0]!;
+    if (edge.node.id !== String(deepRow.id))
+      throw new Error(`PostGraphile's row ${deepOffset} is ${edge.node.id}, Quire's ${deepRow.id}`);
+    pages.push({
+      name: 'PostGraphile',
+      first: postgraphilePage(null),
+      deep: postgraphilePage(edge.cursor),
+    });
+  }
+  const pageResults: Record<string, { first: Measurement; deep: Measurement }> = {};
+  for (const { name, first, deep } of pages) {
+    const contender = contenders[name]!;
+    await checkOnce({ url: contender.url, body: deep }, `${name} deep page`);
+    const firstMeasured = await measure(
+      { url: contender.url, body: first },
+      { ...timing, counter: contender.counter },
+    );
+    const deepMeasured = await measure(
+      { url: contender.url, body: deep },
+      { ...timing, counter: contender.counter },
+    );
+    pageResults[name] = { first: firstMeasured, deep: deepMeasured };
+    log(row(`${name}, first page`, firstMeasured, rssMegabytes(contender.pid)));
+    log(
+      row(
+        `${name}, page after row ${deepOffset.toLocaleString('en')}`,
+        deepMeasured,
+        rssMegabytes(contender.pid),
+      ),
+    );
+  }
+  const { first: firstPage, deep: deepPage } = pageResults.Quire!;
   log(
-    row(
-      `Quire, page after row ${deepOffset.toLocaleString('en')}`,
-      deepPage,
-      rssMegabytes(quire.pid),
-    ),
+    `\nDeep-page p50 relative to the first page: ${Object.entries(pageResults)
+      .map(([name, { first, deep }]) => `${name} ${ratio(deep.p50, first.p50)}`)
+      .join('; ')}.`,
   );
+  if (pageResults.PostGraphile)
+    log(
+      `Quire's throughput relative to PostGraphile: first page ${ratio(firstPage.requestsPerSecond, pageResults.PostGraphile.first.requestsPerSecond)}; deep page ${ratio(deepPage.requestsPerSecond, pageResults.PostGraphile.deep.requestsPerSecond)}.`,
+    );
   log('');
 
   log('## (d) search\n');
@@ -372,95 +483,153 @@ async function main(): Promise<void> {
     );
     log(row(name, measured, rssMegabytes(contender.pid)));
   }
-  log('');
+  log(
+    '\nPostGraphile is not measured here: v4 out of the box has no full-text search. Its `condition` argument tests columns for equality only; matching the `search` tsvector takes a plugin (e.g. `postgraphile-plugin-fulltext-filter`) or a custom SQL function, and a different query would not be a like-for-like comparison.\n',
+  );
 
   log('## (e) createPost under concurrent reads of (a)\n');
   log(header);
   let sequence = 0;
-  const create: Workload = {
-    url: quire.url,
-    headers: { authorization: `Bearer ${token}` },
+  /** A createPost per request, each with a unique title (and slug where the client supplies it). */
+  const creating = (url: string, headers: Record<string, string>, mutation: () => string) => ({
+    url,
+    headers,
     body: '',
-    setupRequest: (request) => {
+    setupRequest: (request: Record<string, unknown>) => {
       sequence += 1;
-      return {
-        ...request,
-        body: JSON.stringify({
-          query: `mutation { createPost(input: { title: "Bench post ${process.pid} ${sequence}", body: "x" }) { id } }`,
-        }),
-      };
+      return { ...request, body: JSON.stringify({ query: mutation() }) };
     },
-  };
-  const readWhileWriting: Workload = {
-    url: quire.url,
-    body: JSON.stringify({ query: queries['(a) post by id with author']!('Quire') }),
-  };
-  const [writes, reads] = await Promise.all([
-    measure(create, {
-      ...timing,
-      connections: Math.max(2, timing.connections / 4),
-      warmupSeconds: 0,
-      counter: quire.counter,
-    }),
-    measure(readWhileWriting, { ...timing, warmupSeconds: 0 }),
-  ]);
-  log(row('Quire createPost', writes, rssMegabytes(quire.pid)));
-  log(row('Quire (a) reads meanwhile', reads, rssMegabytes(quire.pid)));
+  });
+  const writers: { name: string; create: Workload; read: Workload }[] = [
+    {
+      name: 'Quire',
+      create: creating(quire.url, { authorization: `Bearer ${token}` }, () => {
+        return `mutation { createPost(input: { title: "Bench post ${process.pid} ${sequence}", body: "x" }) { id } }`;
+      }),
+      read: {
+        url: quire.url,
+        body: JSON.stringify({ query: queries['(a) post by id with author']!('Quire') }),
+      },
+    },
+  ];
+  if (contenders.PostGraphile) {
+    const { url } = contenders.PostGraphile;
+    writers.push({
+      name: 'PostGraphile',
+      // PostGraphile's generated CRUD mutation: one INSERT, no auth, no cache to invalidate.
+      create: creating(url, {}, () => {
+        return `mutation { createPost(input: { post: { authorId: "${author.id}", title: "Bench post ${process.pid} ${sequence}", slug: "bench-postgraphile-${process.pid}-${sequence}", body: "x" } }) { post { id } } }`;
+      }),
+      read: {
+        url,
+        body: JSON.stringify({ query: queries['(a) post by id with author']!('PostGraphile') }),
+      },
+    });
+  }
+  const writeResults: Record<string, { writes: Measurement; reads: Measurement }> = {};
+  for (const { name, create, read } of writers) {
+    const contender = contenders[name]!;
+    await checkOnce(
+      { ...create, body: String(create.setupRequest!({}).body) },
+      `${name} createPost`,
+    );
+    const [writes, reads] = await Promise.all([
+      measure(create, {
+        ...timing,
+        connections: writeConnections,
+        warmupSeconds: 0,
+        counter: contender.counter,
+      }),
+      measure(read, { ...timing, warmupSeconds: 0 }),
+    ]);
+    writeResults[name] = { writes, reads };
+    log(row(`${name} createPost`, writes, rssMegabytes(contender.pid)));
+    log(row(`${name} (a) reads meanwhile`, reads, rssMegabytes(contender.pid)));
+  }
+  if (writeResults.PostGraphile)
+    log(
+      `\nQuire's throughput relative to PostGraphile: createPost ${ratio(writeResults.Quire!.writes.requestsPerSecond, writeResults.PostGraphile.writes.requestsPerSecond)}; (a) reads meanwhile ${ratio(writeResults.Quire!.reads.requestsPerSecond, writeResults.PostGraphile.reads.requestsPerSecond)}. Quire's createPost also authenticates the bearer token, rate-limits, derives the slug and invalidates the cache after commit.`,
+    );
   log('');
 
-  log('## Subscription fan-out (SSE, one API instance, events from a separate worker via Redis)\n');
   log(
-    '| subscribers | connected | live events delivered | delivery p50 ms | delivery p99 ms |\n|---|---|---|---|---|',
+    '## Subscription fan-out (one API instance, events from a separate worker via Redis; each subscriber on its own connection)\n',
   );
-  const fanoutPrefix = `quire-bench-fanout-${process.pid}:`;
-  const api = await spawn('main', {
-    WORKER: 'off',
-    REDIS_URL: redisUrl,
-    REDIS_PREFIX: fanoutPrefix,
-    DATABASE_URL: databaseUrl(databaseName),
-    CACHE: 'off',
-    WS_MAX_SUBSCRIPTIONS: '100000',
-  });
-  let heldWithinTarget = 0;
-  for (const subscribers of fanoutSizes) {
-    const post = await db
-      .insertInto('posts')
-      .values({
-        author_id: author.id,
-        title: `Fan-out ${subscribers}`,
-        slug: `fan-out-${process.pid}-${subscribers}`,
-        body: 'Solar panels on city roofs. '.repeat(40),
-      })
-      .returning('id')
-      .executeTakeFirstOrThrow();
-    const started = await fetch(api.url, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
-      body: JSON.stringify({
-        query: 'mutation($id: ID!) { startPipeline(input: { postId: $id }) { id } }',
-        variables: { id: Buffer.from(`Post:${post.id}`).toString('base64url') },
-      }),
-    });
-    const runId = ((await started.json()) as { data: { startPipeline: { id: string } } }).data
-      .startPipeline.id;
-    const fanout = subscribeMany(api.url, token, runId, subscribers);
-    await Promise.race([fanout.ready, new Promise((resolve) => setTimeout(resolve, 30_000))]);
-    const worker = await spawn('worker', {
+  log(
+    '| transport | subscribers | connected | live events delivered | delivery p50 ms | delivery p99 ms |\n|---|---|---|---|---|---|',
+  );
+  const fanoutPrefix = redisPrefix('fanout');
+  const api = await spawn(
+    'main',
+    {
+      WORKER: 'off',
       REDIS_URL: redisUrl,
       REDIS_PREFIX: fanoutPrefix,
       DATABASE_URL: databaseUrl(databaseName),
-      PIPELINE_STEP_DELAY_MS: '40',
-      PIPELINE_POLL_MS: '100',
-    });
-    const result = await fanout.done;
-    await worker.stop();
-    if (result.connected === subscribers && result.p99 < 250) heldWithinTarget = subscribers;
-    log(
-      `| ${subscribers} | ${result.connected} | ${result.events.toLocaleString('en')} | ${result.p50} | ${result.p99} |`,
-    );
+      CACHE: 'off',
+      WS_INIT_TIMEOUT_MS: '30000',
+    },
+    'fan-out API',
+  );
+  const workerEnv = {
+    REDIS_URL: redisUrl,
+    REDIS_PREFIX: fanoutPrefix,
+    DATABASE_URL: databaseUrl(databaseName),
+    PIPELINE_STEP_DELAY_MS: '40',
+    PIPELINE_POLL_MS: '100',
+  };
+  const heldWithinTarget: Record<string, number> = {};
+  const atThousand: Record<string, string> = {};
+  for (const transport of fanoutTransports) {
+    heldWithinTarget[transport] = 0;
+    for (const subscribers of fanoutSizes) {
+      const post = await db
+        .insertInto('posts')
+        .values({
+          author_id: author.id,
+          title: `Fan-out ${transport} ${subscribers}`,
+          slug: `fan-out-${process.pid}-${transport.replace(/\W/g, '')}-${subscribers}`.toLowerCase(),
+          body: 'Solar panels on city roofs. '.repeat(40),
+        })
+        .returning('id')
+        .executeTakeFirstOrThrow();
+      const { startPipeline } = await request<{ startPipeline: { id: string } }>(
+        {
+          url: api.url,
+          headers: { authorization: `Bearer ${token}` },
+          body: JSON.stringify({
+            query: 'mutation($id: ID!) { startPipeline(input: { postId: $id }) { id } }',
+            variables: { id: Buffer.from(`Post:${post.id}`).toString('base64url') },
+          }),
+        },
+        'startPipeline',
+      );
+      const fanout = subscribeMany(transport, api.url, token, startPipeline.id, subscribers);
+      await Promise.race([fanout.ready, new Promise((resolve) => setTimeout(resolve, 30_000))]);
+      const worker = await spawn(
+        'worker',
+        workerEnv,
+        commands.some(([label]) => label === 'fan-out worker') ? undefined : 'fan-out worker',
+      );
+      const result = await fanout.done(fanoutDeadlineMs);
+      await worker.stop();
+      const held = result.connected === subscribers && !result.timedOut && result.p99 < 250;
+      if (held) heldWithinTarget[transport] = subscribers;
+      if (subscribers === 1000)
+        atThousand[transport] = `p50 ${result.p50} ms, p99 ${result.p99} ms`;
+      log(
+        `| ${transport} | ${subscribers} | ${result.connected} | ${result.events.toLocaleString('en')}${result.timedOut ? ` (timed out after ${fanoutDeadlineMs / 1000} s)` : ''} | ${result.p50} | ${result.p99} |`,
+      );
+    }
   }
+  if (Object.keys(atThousand).length > 0)
+    log(
+      `\nDelivery at N = 1,000: ${Object.entries(atThousand)
+        .map(([transport, figures]) => `${transport} ${figures}`)
+        .join('; ')}.`,
+    );
   log(
-    `\nLargest N tried with every subscriber connected and p99 < 250 ms: **${heldWithinTarget || 'none'}**. API RSS after fan-out: ${rssMegabytes(api.child.pid)} MB.\n`,
+    `\nLargest N tried with every subscriber connected and p99 < 250 ms: ${fanoutTransports.map((transport) => `${transport} **${heldWithinTarget[transport] || 'none'}**`).join(', ')}. API RSS after fan-out: ${rssMegabytes(api.child.pid)} MB.\n`,
   );
 
   log('## Targets\n');
@@ -525,15 +694,91 @@ async function main(): Promise<void> {
   for (const [name, measured, met] of targets)
     log(`| ${name} | ${measured} | ${met === null ? 'not run' : met ? 'met' : '**missed**'} |`);
   log('');
+
+  log('## How it was run\n');
+  log(
+    `Each contender below also has a twin started with the same line but \`DATABASE_URL\` pointing at a statement-counting proxy (\`bench/pg-counting-proxy.ts\`); only the twin's statements are counted, the load goes to the line shown. Each process also inherits the harness's environment, with \`HOST=127.0.0.1\`.\n`,
+  );
+  log('| process | command line |\n|---|---|');
+  for (const [label, command] of commands) log(`| ${label} | ${command} |`);
+  log(
+    `\nLoad generator: autocannon ${autocannonVersion} in the harness's process, on loopback, HTTP/1.1 keep-alive, no pipelining: \`autocannon({ url, connections: ${timing.connections}, duration: ${timing.seconds}, requests: [{ method: 'POST', headers: { 'content-type': 'application/json' }, body }] })\` after a ${timing.warmupSeconds} s warm-up run of the same (the CLI equivalent: \`npx autocannon -c ${timing.connections} -d ${timing.seconds} -m POST -H 'content-type: application/json' -b '<body>' <url>\`). (e) runs createPost on ${writeConnections} connections alongside (a) reads on ${timing.connections}, both for ${timing.seconds} s with no warm-up; each createPost body is generated per request (\`setupRequest\`). SQL statements per request: 20 sequential requests to the twin after the load. Fan-out: N subscribers opened at once by the harness (SSE: one \`node:http\` request each; graphql-ws: one \`createClient\` with \`webSocketImpl\` from \`ws\` each), then a worker is started and runs one pipeline (its steps 40 ms apart); delivery latency = receipt time − the event's \`createdAt\`; each size may take ${fanoutDeadlineMs / 1000} s.\n`,
+  );
+  const elapsedSeconds = Math.round((Date.now() - runStartedAt) / 1000);
+  log(
+    `Run time: ${Math.floor(elapsedSeconds / 60)} min ${elapsedSeconds % 60} s from the start to this report (budget ${runBudgetMs / 60_000} min; stopping the processes and dropping the database follow).\n`,
+  );
   // What bounds the results, from profiles and EXPLAIN taken while building this harness.
   log(readFileSync(new URL('./analysis.md', import.meta.url), 'utf8'));
 }
 
-async function cleanUp(): Promise<void> {
-  for (const handle of started.reverse()) await handle.stop().catch(() => {});
-  if (!flags.keep)
-    await admin(`drop database if exists ${databaseName} with (force)`).catch(() => {});
+/** Deletes this run's Redis keys (cache entries, tag generations, rate-limit windows). */
+async function deleteRedisKeys(): Promise<number> {
+  const redis = new Redis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  let deleted = 0;
+  try {
+    await redis.connect();
+    for await (const keys of redis.scanStream({ match: `${redisPrefix('*')}*`, count: 1000 })) {
+      if ((keys as string[]).length === 0) continue;
+      deleted += await redis.unlink(...(keys as string[]));
+    }
+  } finally {
+    redis.disconnect();
+  }
+  return deleted;
 }
+
+/**
+ * Kills this process's remaining Node children: one whose start was under way when the run was
+ * aborted is in no `started` entry yet, and would outlive the harness.
+ */
+function killRemainingChildren(): void {
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const stat = (() => {
+      try {
+        return readFileSync(`/proc/${entry}/stat`, 'utf8');
+      } catch {
+        return '';
+      }
+    })();
+    // Fields after the parenthesised command: state, then the parent's pid.
+    const parent = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    // Node children only (the servers and workers), not tsx's esbuild service.
+    const command = parent === process.pid ? readFileSync(`/proc/${entry}/cmdline`, 'utf8') : '';
+    if (command.startsWith(process.execPath)) process.kill(Number(entry), 'SIGKILL');
+  }
+}
+
+let cleaning: Promise<void> | undefined;
+/** Stops everything the run started, once, whether it finished, failed, was interrupted or ran out of time. */
+function cleanUp(): Promise<void> {
+  cleaning ??= (async () => {
+    for (const handle of started.reverse()) await handle.stop().catch(() => {});
+    killRemainingChildren();
+    const deleted = await deleteRedisKeys().catch((error: unknown) => {
+      console.error('could not delete the Redis keys', error);
+      return 0;
+    });
+    console.log(`deleted ${deleted} Redis keys under ${redisPrefix('*')}`);
+    if (!flags.keep)
+      await admin(`drop database if exists ${databaseName} with (force)`).catch(() => {});
+  })();
+  return cleaning;
+}
+
+async function abort(reason: string, exitCode: number): Promise<never> {
+  console.error(`\n${reason}: stopping everything this run started`);
+  await cleanUp();
+  process.exit(exitCode);
+}
+
+process.once('SIGINT', () => void abort('SIGINT', 130));
+process.once('SIGTERM', () => void abort('SIGTERM', 143));
+setTimeout(
+  () => void abort(`run exceeded its ${runBudgetMs / 60_000} min budget`, 1),
+  runBudgetMs,
+).unref();
 
 try {
   await main();
