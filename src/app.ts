@@ -53,6 +53,7 @@ export function createApp(deps: AppDeps): QuireYoga {
     graphqlEndpoint: '/graphql',
     landingPage: false,
     batching: false,
+    maxRequestBodySize: config.MAX_BODY_BYTES,
     logging: logger.child({ component: 'yoga' }),
     graphiql: { title: 'Quire', defaultQuery: graphiqlExamples },
     maskedErrors: {
@@ -92,11 +93,7 @@ export function createApp(deps: AppDeps): QuireYoga {
       useHttpGuards({ maxBodyBytes: config.MAX_BODY_BYTES }),
       useResponseCompression(),
       useSse(),
-      useQueryLimits({
-        maxTokens: config.MAX_QUERY_TOKENS,
-        maxAliases: config.MAX_QUERY_ALIASES,
-        introspection: config.INTROSPECTION ?? !production,
-      }),
+      useQueryLimits({ config, introspection: config.INTROSPECTION ?? !production }),
       useErrorCodes({ hideSuggestions: production }),
       useRequestStats({
         logger,

@@ -51,26 +51,8 @@ export const builder = new SchemaBuilder<{
       const isList = isListType(getNullableType(field.type)) && field.name !== 'edges';
       return { field: 1, multiplier: isConnection ? Math.max(1, size) : isList ? 10 : 1 };
     },
-    limit: (ctx) => ({
-      complexity: ctx.config.MAX_QUERY_COMPLEXITY,
-      depth: ctx.config.MAX_QUERY_DEPTH,
-      breadth: ctx.config.MAX_QUERY_BREADTH,
-    }),
-    complexityError: (kind, result) => {
-      const limit = kind.toLowerCase() as 'depth' | 'breadth' | 'complexity';
-      const max = {
-        depth: result.maxDepth,
-        breadth: result.maxBreadth,
-        complexity: result.maxComplexity,
-      }[limit];
-      return appError(
-        'QUERY_TOO_COMPLEX',
-        `Query ${limit} ${result[limit]} exceeds the limit of ${max}`,
-        {
-          limit,
-        },
-      );
-    },
+    // Limits are checked before execution, against the request's variables: see
+    // src/infra/query-limits-plugin.ts.
   },
   relay: {
     clientMutationId: 'omit',

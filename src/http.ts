@@ -1,12 +1,14 @@
 import { createServer, type Server } from 'node:http';
 import type { Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { type ExecutionArgs, GraphQLError } from 'graphql';
+import { type DocumentNode, type ExecutionArgs, GraphQLError } from 'graphql';
 import type { OperationResult } from 'graphql-ws';
 import { useServer } from 'graphql-ws/use/ws';
+import type { GraphQLParams } from 'graphql-yoga';
 import { WebSocketServer } from 'ws';
 import type { QuireYoga } from './app.ts';
 import type { Config } from './config.ts';
+import { clientFacingError } from './infra/error-codes-plugin.ts';
 
 export interface HttpServer {
   server: Server;
@@ -20,6 +22,8 @@ export const httpOptions = (config: Config, port = config.PORT): HttpOptions => 
   host: config.HOST,
   wsInitTimeoutMs: config.WS_INIT_TIMEOUT_MS,
   wsMaxSubscriptions: config.WS_MAX_SUBSCRIPTIONS,
+  wsMaxPayloadBytes: config.MAX_BODY_BYTES,
+  hideSuggestions: config.NODE_ENV === 'production',
   shutdownGraceMs: config.SHUTDOWN_GRACE_MS,
 });
 
@@ -28,6 +32,9 @@ export interface HttpOptions {
   host: string;
   wsInitTimeoutMs: number;
   wsMaxSubscriptions: number;
+  /** Larger WebSocket messages close the connection with 1009, as HTTP bodies get 413. */
+  wsMaxPayloadBytes: number;
+  hideSuggestions: boolean;
   shutdownGraceMs: number;
 }
 
@@ -54,10 +61,19 @@ export async function startHttpServer(yoga: QuireYoga, options: HttpOptions): Pr
     response.on('close', () => streams.delete(request.socket));
   });
 
+  const toClient = (error: GraphQLError) =>
+    clientFacingError(error, { hideSuggestions: options.hideSuggestions });
   const subscriptionsPerSocket = new WeakMap<object, Set<string>>();
-  const wsServer = new WebSocketServer({ server, path: yoga.graphqlEndpoint });
-  const envelop = (connectionParams: unknown, clientAddress: string | undefined) =>
-    yoga.getEnveloped({ connectionParams, clientAddress });
+  const wsServer = new WebSocketServer({
+    server,
+    path: yoga.graphqlEndpoint,
+    maxPayload: options.wsMaxPayloadBytes,
+  });
+  const envelop = (
+    connectionParams: unknown,
+    clientAddress: string | undefined,
+    params?: GraphQLParams,
+  ) => yoga.getEnveloped({ connectionParams, clientAddress, params });
   const wsHandle = useServer(
     {
       connectionInitWaitTimeout: options.wsInitTimeoutMs,
@@ -86,13 +102,27 @@ export async function startHttpServer(yoga: QuireYoga, options: HttpOptions): Pr
             }),
           ];
         }
+        // The params let the query limits check variables before the context is built.
         const { schema, execute, subscribe, contextFactory, parse, validate } = envelop(
           ctx.connectionParams,
           ctx.extra.request.socket.remoteAddress,
+          {
+            query: payload.query,
+            variables: payload.variables ?? undefined,
+            operationName: payload.operationName ?? undefined,
+          },
         );
-        const document = parse(payload.query);
-        const errors = validate(schema, document);
-        if (errors.length > 0) return errors;
+        // Parse and limit errors are thrown, not returned: answer them like validation errors
+        // instead of letting graphql-ws close the socket with 4500.
+        let document: DocumentNode;
+        try {
+          document = parse(payload.query);
+          const errors = validate(schema, document);
+          if (errors.length > 0) return errors.map(toClient);
+        } catch (error) {
+          if (error instanceof GraphQLError) return [toClient(error)];
+          throw error;
+        }
         active.add(id);
         return {
           schema,
@@ -112,6 +142,16 @@ export async function startHttpServer(yoga: QuireYoga, options: HttpOptions): Pr
     },
     wsServer,
   );
+  // ws has already closed the socket after a client's protocol error (e.g. 1009 for a message
+  // over maxPayload); graphql-ws would console.error each one, so only other errors reach it.
+  wsServer.on('connection', (socket) => {
+    const graphqlWsHandlers = socket.listeners('error') as ((error: Error) => void)[];
+    socket.removeAllListeners('error');
+    socket.on('error', (error: Error & { code?: string }) => {
+      if (error.code?.startsWith('WS_ERR_')) return;
+      for (const handler of graphqlWsHandlers) handler.call(socket, error);
+    });
+  });
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

@@ -58,20 +58,30 @@ export function encodeCursor(order: KeysetOrder, value: string | number, id: str
   return Buffer.from(JSON.stringify([CURSOR_VERSION, order.name, value, id])).toString('base64url');
 }
 
-export function decodeCursor(
-  order: KeysetOrder,
-  cursor: string,
-): { value: string | number; id: string } {
+/** The cursor's parts when it has the shape encodeCursor gives it; null otherwise. */
+function readCursor(cursor: string): { name: unknown; value: unknown; id: string } | null {
   let decoded: unknown;
   try {
     decoded = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
   } catch {
-    throw badInput('Invalid cursor', { argument: 'cursor' });
+    return null;
   }
-  if (!Array.isArray(decoded) || decoded.length !== 4 || decoded[0] !== CURSOR_VERSION) {
-    throw badInput('Invalid cursor', { argument: 'cursor' });
-  }
+  if (!Array.isArray(decoded) || decoded.length !== 4 || decoded[0] !== CURSOR_VERSION) return null;
   const [, name, value, id] = decoded as [number, unknown, unknown, unknown];
+  if (typeof id !== 'string' || !idPattern.test(id)) return null;
+  return { name, value, id };
+}
+
+/** Checked before a request runs (query limits): a forged cursor is refused before any SQL. */
+export const isWellFormedCursor = (cursor: string): boolean => readCursor(cursor) !== null;
+
+export function decodeCursor(
+  order: KeysetOrder,
+  cursor: string,
+): { value: string | number; id: string } {
+  const parts = readCursor(cursor);
+  if (!parts) throw badInput('Invalid cursor', { argument: 'cursor' });
+  const { name, value, id } = parts;
   if (name !== order.name) {
     throw badInput('Cursor belongs to a different ordering', { argument: 'cursor' });
   }
@@ -82,9 +92,7 @@ export function decodeCursor(
       : typeof value === 'string' &&
         value.length <= 1000 &&
         (order.kind === 'text' || timestampPattern.test(value));
-  if (!validValue || typeof id !== 'string' || !idPattern.test(id)) {
-    throw badInput('Invalid cursor', { argument: 'cursor' });
-  }
+  if (!validValue) throw badInput('Invalid cursor', { argument: 'cursor' });
   return { value: value as string | number, id };
 }
 

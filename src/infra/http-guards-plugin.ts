@@ -15,7 +15,8 @@ function jsonError(fetchAPI: FetchAPI, status: number, code: string, message: st
 }
 
 /**
- * Request-level guards: bodies over the size limit (by Content-Length, checked before reading),
+ * Request-level guards: bodies over the size limit when Content-Length says so, before reading
+ * (yoga's maxRequestBodySize counts the bytes of the others, e.g. chunked, as it reads them),
  * and CSRF — a browser can POST a form or text/plain cross-site without a preflight, so those
  * content types are refused; JSON requires a preflight the browser only passes with CORS consent.
  */
@@ -23,13 +24,7 @@ export function useHttpGuards(options: { maxBodyBytes: number }): Plugin {
   return {
     onRequest({ request, endResponse, fetchAPI }) {
       if (request.method !== 'POST') return;
-      const length = Number(request.headers.get('content-length') ?? Number.NaN);
-      if (!Number.isFinite(length)) {
-        endResponse(
-          jsonError(fetchAPI, 411, 'LENGTH_REQUIRED', 'POST bodies need a Content-Length'),
-        );
-        return;
-      }
+      const length = Number(request.headers.get('content-length') ?? 0);
       if (length > options.maxBodyBytes) {
         endResponse(
           jsonError(
@@ -53,6 +48,11 @@ export function useHttpGuards(options: { maxBodyBytes: number }): Plugin {
           ),
         );
       }
+    },
+    onResponse({ response }) {
+      // Refused mid-upload, the rest of the body is never read: the connection cannot carry
+      // another request, so tell the client not to reuse it.
+      if (response.status === 413) response.headers.set('connection', 'close');
     },
   };
 }

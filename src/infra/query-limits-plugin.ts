@@ -1,10 +1,34 @@
+import { createComplexityRule } from '@pothos/plugin-complexity';
 import {
+  type DocumentNode,
   GraphQLError,
+  type GraphQLSchema,
+  getArgumentValues,
+  getOperationAST,
+  getVariableValues,
   NoSchemaIntrospectionCustomRule,
   type ValidationContext,
   type ValidationRule,
+  validate,
 } from 'graphql';
-import type { Plugin } from 'graphql-yoga';
+import type { GraphQLParams, Plugin } from 'graphql-yoga';
+import type { Config } from '../config.ts';
+import { isWellFormedCursor } from '../db/keyset.ts';
+import { appError, badInput } from '../errors.ts';
+
+export type QueryLimitsConfig = Pick<
+  Config,
+  | 'MAX_QUERY_TOKENS'
+  | 'MAX_QUERY_ALIASES'
+  | 'MAX_QUERY_DEPTH'
+  | 'MAX_QUERY_BREADTH'
+  | 'MAX_QUERY_COMPLEXITY'
+  | 'MAX_PAGE_SIZE'
+  | 'DEFAULT_PAGE_SIZE'
+>;
+
+const PAGE_SIZE_ARGUMENTS = ['first', 'last'] as const;
+const CURSOR_ARGUMENTS = ['after', 'before'] as const;
 
 function maxAliasesRule(max: number): ValidationRule {
   return (context: ValidationContext) => {
@@ -27,23 +51,120 @@ function maxAliasesRule(max: number): ValidationRule {
 }
 
 /**
- * Cheap limits checked while parsing and validating, before any resolver or SQL: tokens (a
- * parser option in graphql 16), aliases, and introspection when disabled. Depth, breadth and
- * cost are checked by the Pothos complexity plugin before the root fields resolve.
+ * Connection arguments, from literals and the request's variables: `first`/`last` within
+ * [0, MAX_PAGE_SIZE], `after`/`before` shaped like our cursors (the ordering is checked later).
+ */
+function connectionArgumentsRule(maxPageSize: number, request: GraphQLParams): ValidationRule {
+  return (context) => {
+    const operation = getOperationAST(context.getDocument(), request.operationName);
+    if (!operation) return {};
+    const variables = getVariableValues(
+      context.getSchema(),
+      operation.variableDefinitions ?? [],
+      request.variables ?? {},
+      { maxErrors: 1 },
+    );
+    // Bad variables are reported by the complexity rule, which coerces them too.
+    if (variables.errors) return {};
+    return {
+      OperationDefinition: (node) => (node === operation ? undefined : false),
+      Field(node) {
+        const field = context.getFieldDef();
+        if (!field?.args.some((arg) => arg.name === 'first' || arg.name === 'last')) return;
+        let args: Record<string, unknown>;
+        try {
+          args = getArgumentValues(field, node, variables.coerced);
+        } catch (error) {
+          context.reportError(badInput((error as Error).message));
+          return;
+        }
+        for (const argument of PAGE_SIZE_ARGUMENTS) {
+          const size = args[argument];
+          if (typeof size === 'number' && (size < 0 || size > maxPageSize)) {
+            context.reportError(
+              badInput(`\`${argument}\` must be between 0 and ${maxPageSize}`, { argument }),
+            );
+          }
+        }
+        for (const argument of CURSOR_ARGUMENTS) {
+          const cursor = args[argument];
+          if (typeof cursor === 'string' && !isWellFormedCursor(cursor)) {
+            context.reportError(badInput('Invalid cursor', { argument }));
+          }
+        }
+      },
+    };
+  };
+}
+
+function complexityRule(config: QueryLimitsConfig, request: GraphQLParams): ValidationRule {
+  const max = {
+    depth: config.MAX_QUERY_DEPTH,
+    breadth: config.MAX_QUERY_BREADTH,
+    complexity: config.MAX_QUERY_COMPLEXITY,
+  };
+  return createComplexityRule({
+    // The fields' complexity functions (src/builder.ts) read only `config` from the context.
+    context: { config },
+    variableValues: request.variables ?? {},
+    operationName: request.operationName,
+    validate: (result, reportError) => {
+      const limit = (['depth', 'breadth', 'complexity'] as const).find(
+        (kind) => result[kind] > max[kind],
+      );
+      if (!limit) return;
+      reportError(
+        appError(
+          'QUERY_TOO_COMPLEX',
+          `Query ${limit} ${result[limit]} exceeds the limit of ${max[limit]}`,
+          { limit },
+        ),
+      );
+    },
+  });
+}
+
+/**
+ * The first limit the operation breaks (depth, breadth, cost, page size, cursor shape), or a
+ * variable or ID that cannot be coerced. These depend on the variables, so they cannot be cached validation
+ * rules: yoga caches validation results per document.
+ */
+function operationLimitError(
+  schema: GraphQLSchema,
+  document: DocumentNode,
+  request: GraphQLParams,
+  config: QueryLimitsConfig,
+): GraphQLError | undefined {
+  const [error] = validate(schema, document, [
+    complexityRule(config, request),
+    connectionArgumentsRule(config.MAX_PAGE_SIZE, request),
+  ]);
+  if (!error || error.extensions.code) return error;
+  // Variables that do not coerce, IDs that do not decode, an unknown operation name.
+  return badInput(error.message);
+}
+
+/**
+ * Every limit on a document is checked while parsing and validating, before yoga builds the
+ * context (which looks the bearer token up in the database): tokens (a parser option in
+ * graphql 16), aliases and introspection as cached rules; depth, breadth, cost and connection
+ * arguments after validation, against this request's variables, thrown so that yoga does not cache them.
+ * Needs the request's params in the enveloped context (yoga puts them there; src/http.ts does
+ * for graphql-ws).
  */
 export function useQueryLimits(options: {
-  maxTokens: number;
-  maxAliases: number;
+  config: QueryLimitsConfig;
   introspection: boolean;
 }): Plugin {
+  const { config } = options;
   return {
     onParse({ parseFn, setParseFn }) {
       setParseFn((source, parseOptions) => {
         try {
-          return parseFn(source, { ...parseOptions, maxTokens: options.maxTokens });
+          return parseFn(source, { ...parseOptions, maxTokens: config.MAX_QUERY_TOKENS });
         } catch (error) {
           if (error instanceof GraphQLError && error.message.includes('tokens')) {
-            throw new GraphQLError(`Documents are limited to ${options.maxTokens} tokens`, {
+            throw new GraphQLError(`Documents are limited to ${config.MAX_QUERY_TOKENS} tokens`, {
               extensions: { code: 'QUERY_TOO_COMPLEX', limit: 'tokens', http: { status: 400 } },
             });
           }
@@ -51,9 +172,16 @@ export function useQueryLimits(options: {
         }
       });
     },
-    onValidate({ addValidationRule }) {
-      addValidationRule(maxAliasesRule(options.maxAliases));
+    onValidate({ addValidationRule, params, context }) {
+      addValidationRule(maxAliasesRule(config.MAX_QUERY_ALIASES));
       if (!options.introspection) addValidationRule(NoSchemaIntrospectionCustomRule);
+      const request = (context as { params?: GraphQLParams }).params;
+      if (!request) throw new Error('useQueryLimits needs the request params in the context');
+      return ({ valid }) => {
+        if (!valid) return;
+        const error = operationLimitError(params.schema, params.documentAST, request, config);
+        if (error) throw error;
+      };
     },
   };
 }

@@ -1,14 +1,16 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestApp, type TestApp } from '../helpers/app.ts';
-import { createPosts, createUser } from '../helpers/factories.ts';
+import { createPosts, createUser, type TestUser } from '../helpers/factories.ts';
 
 let app: TestApp;
 let production: TestApp;
+let admin: TestUser;
 
 beforeAll(async () => {
   app = await startTestApp();
   production = await startTestApp({ NODE_ENV: 'production' }, app);
   const author = await createUser(app.deps.db, 'AUTHOR');
+  admin = await createUser(app.deps.db, 'ADMIN');
   await createPosts(app.deps.db, [{ authorId: author.id }]);
 });
 
@@ -24,10 +26,13 @@ interface RawRequest {
   body?: string | Uint8Array;
 }
 
-async function send(target: TestApp, request: RawRequest) {
+async function send(target: TestApp, request: RawRequest, token?: string) {
   const response = await target.yoga.fetch(`http://quire.test${request.path ?? '/graphql'}`, {
     method: request.method ?? 'POST',
-    headers: { 'content-type': request.contentType ?? 'application/json' },
+    headers: {
+      'content-type': request.contentType ?? 'application/json',
+      ...(token ? { authorization: `Bearer ${token}` } : {}),
+    },
     body: request.body as BodyInit | undefined,
   });
   const text = await response.text();
@@ -69,7 +74,7 @@ const shapes: [string, () => RawRequest, string, TestApp?][] = [
   [
     'huge first',
     () => ({ body: json('{ posts(first: 100000) { edges { node { id } } } }') }),
-    'QUERY_TOO_COMPLEX',
+    'BAD_USER_INPUT',
   ],
   [
     'first above the page cap',
@@ -156,16 +161,50 @@ const shapes: [string, () => RawRequest, string, TestApp?][] = [
   ],
 ];
 
-describe('hostile requests', () => {
+async function sqlStatements(target: TestApp): Promise<number> {
+  return (await target.deps.metrics.sqlStatements.get()).values[0]?.value ?? 0;
+}
+
+async function tokenLastUsed(): Promise<string | null> {
+  const row = await app.deps.db
+    .selectFrom('api_tokens')
+    .select('last_used_at')
+    .where('user_id', '=', admin.id)
+    .executeTakeFirstOrThrow();
+  return row.last_used_at;
+}
+
+/** A lookup of the token would set last_used_at again (it is stale), so this must stay null. */
+async function forgetTokenUse(): Promise<void> {
+  await app.deps.db
+    .updateTable('api_tokens')
+    .set({ last_used_at: null })
+    .where('user_id', '=', admin.id)
+    .execute();
+}
+
+describe.each(['anonymous', 'signed in'] as const)('hostile requests (%s)', (who) => {
   it.each(shapes)('rejects %s with %s before any SQL', async (name, build, expectedCode) => {
     const target = name.includes('production') ? production : app;
-    const before = await target.deps.metrics.sqlStatements.get();
-    const response = await send(target, build());
+    const token = who === 'signed in' ? admin.token : undefined;
+    await forgetTokenUse();
+    const before = await sqlStatements(target);
+    const response = await send(target, build(), token);
     expect(response.code).toBe(expectedCode);
-    expect(response.status).toBeGreaterThanOrEqual(200);
     expect(response.text).not.toMatch(/\bat .+\.(ts|js):\d+|select |insert /i);
-    const after = await target.deps.metrics.sqlStatements.get();
-    expect(after.values[0]?.value ?? 0).toBe(before.values[0]?.value ?? 0);
+    expect(await sqlStatements(target)).toBe(before);
+    expect(await tokenLastUsed()).toBeNull();
+  });
+});
+
+describe('hostile requests', () => {
+  it('counts the token lookup: a valid request with the token issues SQL and marks it used', async () => {
+    await forgetTokenUse();
+    const before = await sqlStatements(app);
+    const response = await send(app, { body: json('{ viewer { id } }') }, admin.token);
+    expect(JSON.parse(response.text)).toEqual({ data: { viewer: { id: admin.globalId } } });
+    expect(await sqlStatements(app)).toBeGreaterThan(before);
+    expect(await tokenLastUsed()).not.toBeNull();
   });
 
   it('hides field suggestions in production only', async () => {
