@@ -27,7 +27,7 @@ if (!values.user || !['ADMIN', 'EDITOR', 'AUTHOR', 'VIEWER'].includes(role)) {
   process.exit(2);
 }
 const config = loadConfig();
-const logger = createLogger({ LOG_LEVEL: 'warn' });
+const logger = createLogger({ LOG_LEVEL: 'warn' }, 2);
 const shutdown = new ShutdownSequence(logger);
 try {
   const { deps } = await startRuntime(config, logger, shutdown, { allowEmbedded: true });
