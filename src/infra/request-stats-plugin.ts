@@ -5,6 +5,25 @@ import type { Metrics } from './metrics.ts';
 
 export const DEBUG_HEADER = 'x-quire-debug';
 
+const OPERATION_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
+const MAX_OPERATION_LABELS = 200;
+
+/**
+ * The operation name is chosen by the client: as a metric label it is capped to well-formed
+ * names and to the first MAX_OPERATION_LABELS distinct ones, so no client can grow the series
+ * (and /metrics) without bound. The log line keeps the name (its first 200 characters).
+ */
+function operationLabeler(): (operationName: string | undefined) => string {
+  const seen = new Set<string>();
+  return (operationName) => {
+    if (operationName === undefined) return 'anonymous';
+    if (seen.has(operationName)) return operationName;
+    if (!OPERATION_NAME.test(operationName) || seen.size >= MAX_OPERATION_LABELS) return 'other';
+    seen.add(operationName);
+    return operationName;
+  };
+}
+
 /**
  * Per request: one log line (operation, duration, SQL statements, status), the duration and SQL
  * histograms, a warning past the SQL threshold (the N+1 detector), and with the debug header the
@@ -18,6 +37,7 @@ export function useRequestStats(options: {
   const { logger, metrics } = options;
   const started = new WeakMap<Request, number>();
   const contexts = new WeakMap<Request, Context>();
+  const operationLabel = operationLabeler();
   return {
     onRequest({ request }) {
       started.set(request, performance.now());
@@ -58,15 +78,17 @@ export function useRequestStats(options: {
       if (start === undefined || url.pathname !== '/graphql') return;
       const durationMs = performance.now() - start;
       const ctx = contexts.get(request);
-      const operation =
-        (ctx as { params?: { operationName?: string } } | undefined)?.params?.operationName ??
-        'anonymous';
+      const operation = (ctx as { params?: { operationName?: string } } | undefined)?.params
+        ?.operationName;
       const status = String(response.status);
-      metrics.requestDuration.observe({ operation, status }, durationMs / 1000);
+      metrics.requestDuration.observe(
+        { operation: operationLabel(operation), status },
+        durationMs / 1000,
+      );
       if (ctx) metrics.sqlPerRequest.observe(ctx.sql.queries);
       logger.info(
         {
-          operation,
+          operation: operation?.slice(0, 200) ?? 'anonymous',
           status: response.status,
           durationMs: Math.round(durationMs * 10) / 10,
           sqlQueries: ctx?.sql.queries ?? 0,
