@@ -49,11 +49,12 @@ const json = (query: string, variables?: unknown) => JSON.stringify({ query, var
 const nest = (depth: number): string =>
   depth === 0 ? 'name' : `posts(first: 1) { edges { node { author { ${nest(depth - 1)} } } } }`;
 
-const shapes: [string, () => RawRequest, string, TestApp?][] = [
+const shapes: [string, () => RawRequest, string, number][] = [
   [
     'deep nesting',
     () => ({ body: json(`{ users(first: 1) { edges { node { ${nest(6)} } } } }`) }),
     'QUERY_TOO_COMPLEX',
+    400,
   ],
   [
     'alias flood',
@@ -61,6 +62,7 @@ const shapes: [string, () => RawRequest, string, TestApp?][] = [
       body: json(`{ ${Array.from({ length: 60 }, (_, i) => `a${i}: viewer { id }`).join(' ')} }`),
     }),
     'QUERY_TOO_COMPLEX',
+    200,
   ],
   [
     'fragment cycle',
@@ -70,16 +72,19 @@ const shapes: [string, () => RawRequest, string, TestApp?][] = [
       ),
     }),
     'GRAPHQL_VALIDATION_FAILED',
+    200,
   ],
   [
     'huge first',
     () => ({ body: json('{ posts(first: 100000) { edges { node { id } } } }') }),
     'BAD_USER_INPUT',
+    400,
   ],
   [
     'first above the page cap',
     () => ({ body: json('{ posts(first: 101) { edges { cursor } } }') }),
     'BAD_USER_INPUT',
+    400,
   ],
   [
     'cost explosion within page caps',
@@ -89,16 +94,19 @@ const shapes: [string, () => RawRequest, string, TestApp?][] = [
       ),
     }),
     'QUERY_TOO_COMPLEX',
+    400,
   ],
   [
     '1 MB query',
     () => ({ body: json(`{ viewer { id } } # ${'x'.repeat(1_048_576)}`) }),
     'PAYLOAD_TOO_LARGE',
+    413,
   ],
   [
     'token flood under the size limit',
     () => ({ body: json(`{ viewer { ${'id '.repeat(6000)} } }`) }),
     'QUERY_TOO_COMPLEX',
+    200,
   ],
   [
     'browser form post (CSRF)',
@@ -107,11 +115,13 @@ const shapes: [string, () => RawRequest, string, TestApp?][] = [
       body: 'query=%7B%20viewer%20%7B%20id%20%7D%20%7D',
     }),
     'CSRF_REJECTED',
+    415,
   ],
   [
     'text/plain post (CSRF)',
     () => ({ contentType: 'text/plain', body: json('{ viewer { id } }') }),
     'CSRF_REJECTED',
+    415,
   ],
   [
     'batched array',
@@ -119,30 +129,35 @@ const shapes: [string, () => RawRequest, string, TestApp?][] = [
       body: JSON.stringify([{ query: '{ viewer { id } }' }, { query: '{ viewer { id } }' }]),
     }),
     'BAD_REQUEST',
+    400,
   ],
   [
     'invalid UTF-8',
     () => ({ body: new Uint8Array([0x7b, 0x22, 0x71, 0x22, 0x3a, 0x22, 0xff, 0xfe, 0x22, 0x7d]) }),
     'BAD_REQUEST',
+    400,
   ],
-  ['malformed JSON', () => ({ body: '{"query": "{ viewer { id } }"' }), 'BAD_REQUEST'],
+  ['malformed JSON', () => ({ body: '{"query": "{ viewer { id } }"' }), 'BAD_REQUEST', 400],
   [
     'variables of the wrong type',
     () => ({
       body: json('query($n: Int) { posts(first: $n) { edges { cursor } } }', { n: 'many' }),
     }),
     'BAD_USER_INPUT',
+    400,
   ],
-  ['syntax error', () => ({ body: json('{ viewer { id }') }), 'GRAPHQL_PARSE_FAILED'],
+  ['syntax error', () => ({ body: json('{ viewer { id }') }), 'GRAPHQL_PARSE_FAILED', 200],
   [
     'unknown field',
     () => ({ body: json('{ viewer { passwordHash } }') }),
     'GRAPHQL_VALIDATION_FAILED',
+    200,
   ],
   [
     'tampered cursor',
     () => ({ body: json('{ posts(first: 1, after: "eyJhIjoxfQ") { edges { cursor } } }') }),
     'BAD_USER_INPUT',
+    400,
   ],
   [
     'mutation over GET',
@@ -152,12 +167,13 @@ const shapes: [string, () => RawRequest, string, TestApp?][] = [
       body: undefined,
     }),
     'BAD_REQUEST',
+    405,
   ],
   [
     'introspection in production',
     () => ({ body: json('{ __schema { types { name } } }') }),
     'GRAPHQL_VALIDATION_FAILED',
-    undefined,
+    200,
   ],
 ];
 
@@ -184,13 +200,14 @@ async function forgetTokenUse(): Promise<void> {
 }
 
 describe.each(['anonymous', 'signed in'] as const)('hostile requests (%s)', (who) => {
-  it.each(shapes)('rejects %s with %s before any SQL', async (name, build, expectedCode) => {
+  it.each(shapes)('rejects %s with %s (%i) before any SQL', async (name, build, code, status) => {
     const target = name.includes('production') ? production : app;
     const token = who === 'signed in' ? admin.token : undefined;
     await forgetTokenUse();
     const before = await sqlStatements(target);
     const response = await send(target, build(), token);
-    expect(response.code).toBe(expectedCode);
+    expect(response.code).toBe(code);
+    expect(response.status).toBe(status);
     expect(response.text).not.toMatch(/\bat .+\.(ts|js):\d+|select |insert /i);
     expect(await sqlStatements(target)).toBe(before);
     expect(await tokenLastUsed()).toBeNull();
