@@ -1,3 +1,4 @@
+import { getOperationAST } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
 import type { Context } from '../context.ts';
 import type { Logger } from './logger.ts';
@@ -36,7 +37,7 @@ export function useRequestStats(options: {
 }): Plugin<Context> {
   const { logger, metrics } = options;
   const started = new WeakMap<Request, number>();
-  const contexts = new WeakMap<Request, Context>();
+  const executions = new WeakMap<Request, { ctx: Context; operation: string | undefined }>();
   const operationLabel = operationLabeler();
   return {
     onRequest({ request }) {
@@ -44,14 +45,16 @@ export function useRequestStats(options: {
     },
     onExecute({ args }) {
       const ctx = args.contextValue as Context & { request?: Request };
-      if (ctx.request) contexts.set(ctx.request, ctx);
+      // The document names the operation even when the request's `operationName` is left out.
+      const operation = getOperationAST(args.document, args.operationName)?.name?.value;
+      if (ctx.request) executions.set(ctx.request, { ctx, operation });
       return {
         onExecuteDone({ result, setResult }) {
           if (!('data' in result || 'errors' in result)) return;
           const queries = ctx.sql.queries;
           if (queries > options.warnThreshold) {
             logger.warn(
-              { operation: args.operationName ?? null, sqlQueries: queries },
+              { operation: operation ?? null, sqlQueries: queries },
               'request exceeded the SQL statement threshold (possible N+1)',
             );
           }
@@ -77,9 +80,7 @@ export function useRequestStats(options: {
       const url = new URL(request.url);
       if (start === undefined || url.pathname !== '/graphql') return;
       const durationMs = performance.now() - start;
-      const ctx = contexts.get(request);
-      const operation = (ctx as { params?: { operationName?: string } } | undefined)?.params
-        ?.operationName;
+      const { ctx, operation } = executions.get(request) ?? {};
       const status = String(response.status);
       metrics.requestDuration.observe(
         { operation: operationLabel(operation), status },
