@@ -28,6 +28,8 @@ export type QueryLimitsConfig = Pick<
 >;
 
 const PAGE_SIZE_ARGUMENTS = ['first', 'last'] as const;
+/** Variable sets remembered per document as within the limits (then forgotten all at once). */
+const PASSED_VARIABLE_SETS = 256;
 const CURSOR_ARGUMENTS = ['after', 'before'] as const;
 
 function maxAliasesRule(max: number): ValidationRule {
@@ -157,6 +159,19 @@ export function useQueryLimits(options: {
   introspection: boolean;
 }): Plugin {
   const { config } = options;
+  // Documents come from yoga's parse cache, so a client repeating an operation repeats the same
+  // DocumentNode: remember which variable sets passed instead of walking the document again.
+  const passed = new WeakMap<DocumentNode, Set<string>>();
+  const checkLimits = (schema: GraphQLSchema, document: DocumentNode, request: GraphQLParams) => {
+    const key = `${request.operationName ?? ''}\n${JSON.stringify(request.variables ?? {})}`;
+    const seen = passed.get(document) ?? new Set<string>();
+    if (seen.has(key)) return;
+    const error = operationLimitError(schema, document, request, config);
+    if (error) throw error;
+    passed.set(document, seen);
+    if (seen.size >= PASSED_VARIABLE_SETS) seen.clear();
+    seen.add(key);
+  };
   return {
     onParse({ parseFn, setParseFn }) {
       setParseFn((source, parseOptions) => {
@@ -178,9 +193,7 @@ export function useQueryLimits(options: {
       const request = (context as { params?: GraphQLParams }).params;
       if (!request) throw new Error('useQueryLimits needs the request params in the context');
       return ({ valid }) => {
-        if (!valid) return;
-        const error = operationLimitError(params.schema, params.documentAST, request, config);
-        if (error) throw error;
+        if (valid) checkLimits(params.schema, params.documentAST, request);
       };
     },
   };

@@ -224,6 +224,14 @@ describe('hostile requests', () => {
     expect(await tokenLastUsed()).not.toBeNull();
   });
 
+  it('checks limits against each request’s variables, also for a document that passed before', async () => {
+    const query = 'query Page($size: Int) { posts(first: $size) { edges { node { id } } } }';
+    for (const size of [5, 100_000, 5, 101]) {
+      const response = await send(app, { body: json(query, { size }) });
+      expect(response.code).toBe(size > 100 ? 'BAD_USER_INPUT' : undefined);
+    }
+  });
+
   it('hides field suggestions in production only', async () => {
     const query = json('{ viewer { nam } }');
     expect((await send(app, { body: query })).text).toContain('Did you mean');
