@@ -207,6 +207,11 @@ const row = (name: string, m: Measurement, rss?: number) =>
   `| ${name} | ${m.requestsPerSecond} | ${m.p50} | ${m.p99} | ${m.statementsPerRequest?.toFixed(2) ?? '—'} | ${rss ?? '—'} | ${m.failures} |`;
 const header =
   '| contender | req/s | p50 ms | p99 ms | SQL statements / request | RSS MB | failures |\n|---|---|---|---|---|---|---|';
+const loadAverage = () =>
+  os
+    .loadavg()
+    .map((load) => load.toFixed(1))
+    .join(' / ');
 const ratio = (a: number, b: number) => (b > 0 ? `${(a / b).toFixed(2)}×` : 'n/a');
 
 async function main(): Promise<void> {
@@ -214,7 +219,7 @@ async function main(): Promise<void> {
     `# Benchmarks${smoke ? ' (smoke run: tiny data, 1 s runs; not the published figures)' : ''}\n`,
   );
   log(
-    `Measured ${new Date().toISOString()} on ${os.cpus().length} cores (${os.cpus()[0]?.model ?? 'unknown CPU'}), ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}.`,
+    `Measured ${new Date().toISOString()} on ${os.cpus().length} cores (${os.cpus()[0]?.model ?? 'unknown CPU'}), ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}; load average at the start ${loadAverage()} (1 / 5 / 15 min: other work on the machine skews every figure).`,
   );
   log(
     `Command: \`npm run bench${smoke ? ' -- --smoke' : ''}\` — every contender runs at once against the same database, measured one after another in this run; ${timing.connections} connections, ${timing.warmupSeconds} s warm-up, ${timing.seconds} s measured per line; (a) and (b) in ${rounds} round${rounds > 1 ? 's (contenders in forward, then reverse order; the mean is shown)' : ''}. The machine is shared and noisy: compare ratios within this file, not absolute numbers across runs.\n`,
@@ -706,7 +711,7 @@ async function main(): Promise<void> {
   );
   const elapsedSeconds = Math.round((Date.now() - runStartedAt) / 1000);
   log(
-    `Run time: ${Math.floor(elapsedSeconds / 60)} min ${elapsedSeconds % 60} s from the start to this report (budget ${runBudgetMs / 60_000} min; stopping the processes and dropping the database follow).\n`,
+    `Run time: ${Math.floor(elapsedSeconds / 60)} min ${elapsedSeconds % 60} s from the start to this report (budget ${runBudgetMs / 60_000} min; stopping the processes and dropping the database follow). Load average at the end, this run's own load included: ${loadAverage()}.\n`,
   );
   // What bounds the results, from profiles and EXPLAIN taken while building this harness.
   log(readFileSync(new URL('./analysis.md', import.meta.url), 'utf8'));
