@@ -245,6 +245,20 @@ export async function postsByIds(db: Db, ids: readonly string[]): Promise<PostRo
   return db.selectFrom('posts').select(postColumns).where('posts.id', 'in', ids).execute();
 }
 
+/** Posts by id with their authors' columns: `post(id)` then `author` is one statement. */
+export async function postsWithAuthorsByIds(
+  db: Db,
+  ids: readonly string[],
+): Promise<WithAuthor<PostRow>[]> {
+  return db
+    .selectFrom('posts')
+    .innerJoin('users', 'users.id', 'posts.author_id')
+    .select(postColumns)
+    .select(authorColumns)
+    .where('posts.id', 'in', ids)
+    .execute();
+}
+
 export async function postBySlug(db: Db, slug: string): Promise<PostRow | undefined> {
   return db
     .selectFrom('posts')

@@ -12,6 +12,7 @@ import type { PostRow, PostStatus as PostStatusValue } from '../../db/tables.ts'
 import { badInput } from '../../errors.ts';
 import { tagsByPostIds } from '../tag/tag.repository.ts';
 import { TagNode } from '../tag/tag.schema.ts';
+import { withoutAuthor } from '../user/user.repository.ts';
 import { primeAuthors, UserNode } from '../user/user.schema.ts';
 import { ALL_POSTS_TAG, visibilityScope } from './post.cache.ts';
 import { canSeePost } from './post.policy.ts';
@@ -28,7 +29,7 @@ import {
   postBySlug,
   postOrder,
   postSortKey,
-  postsByIds,
+  postsWithAuthorsByIds,
   type SortDirection as SortDirectionValue,
   searchOrder,
   searchPosts,
@@ -47,7 +48,14 @@ export const PostNode = builder.loadableNode('Post', {
     const rows = await ctx.deps.cache.rowsByIds(
       'post',
       ids,
-      (missing) => postsByIds(ctx.db, missing),
+      async (missing) => {
+        const fetched = await postsWithAuthorsByIds(ctx.db, missing);
+        primeAuthors(
+          ctx,
+          fetched.filter((post) => canSeePost(ctx.viewer, post)),
+        );
+        return fetched.map(withoutAuthor);
+      },
       entityCache(ctx),
     );
     return rows.map((post) => (post && canSeePost(ctx.viewer, post) ? post : null));

@@ -34,6 +34,12 @@ export const authorOf = (row: WithAuthor<{ author_id: string }>): UserRow => ({
   created_at: row.author_created_at,
 });
 
+/** The row without its joined author columns (what caches store: authors change on their own). */
+export function withoutAuthor<Row extends { author_id: string }>(row: WithAuthor<Row>): Row {
+  const { author_email, author_name, author_role, author_created_at, ...own } = row;
+  return own as unknown as Row;
+}
+
 export async function usersByIds(db: Db, ids: readonly string[]): Promise<UserRow[]> {
   return db.selectFrom('users').selectAll().where('id', 'in', ids).execute();
 }

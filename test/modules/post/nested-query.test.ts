@@ -82,11 +82,12 @@ describe('nested query SQL budget (N+1 proof)', () => {
     const post = edges[0].node;
     const alone = await app.gql(
       'query($id: ID!) { post(id: $id) { author { id name role createdAt } } }',
-      {
-        id: post.id,
-      },
+      { id: post.id },
+      { debug: true },
     );
     expect(alone.data!.post.author).toEqual(post.author);
+    // A post by id joins its author too: one statement.
+    expect(alone.extensions?.sql).toEqual({ queries: 1 });
   });
 
   it('issues a statement per parent with LOADER_BATCHING=off (the N+1 baseline switch)', async () => {
