@@ -1,5 +1,7 @@
 import type { Db } from '../../src/db/database.ts';
 import type { PipelineRunRow, RunStatus } from '../../src/db/tables.ts';
+import type { TestApp } from './app.ts';
+import { createPosts, globalId, type TestUser } from './factories.ts';
 
 /** Waits (bounded) until the run reaches one of `statuses`. */
 export async function waitForRun(
@@ -54,3 +56,16 @@ cost of a solar roof in seven to ten years. After that, the electricity is almos
 
 Batteries store solar power for the evening. With a battery, a building can use its own solar
 electricity after sunset.`;
+
+/** A draft by `author` with a queued run over it; returns the run's global id. */
+export async function queueRun(app: TestApp, author: TestUser): Promise<string> {
+  const [post] = await createPosts(app.deps.db, [
+    { authorId: author.id, body: solarArticle, status: 'DRAFT' },
+  ]);
+  const result = await app.gql(
+    startPipelineMutation,
+    { input: { postId: globalId('Post', post!.id) } },
+    { token: author.token },
+  );
+  return result.data!.startPipeline.id;
+}

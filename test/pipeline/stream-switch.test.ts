@@ -4,8 +4,8 @@ import { type HttpServer, httpOptions, startHttpServer } from '../../src/http.ts
 import { streamRunEvents } from '../../src/modules/pipeline/pipeline.stream.ts';
 import { startTestApp, type TestApp } from '../helpers/app.ts';
 import { sseSubscribe, take, wsSubscribe } from '../helpers/clients.ts';
-import { createPosts, createUser, globalId, localId, type TestUser } from '../helpers/factories.ts';
-import { solarArticle, startPipelineMutation } from '../helpers/pipeline.ts';
+import { createUser, localId, type TestUser } from '../helpers/factories.ts';
+import { queueRun } from '../helpers/pipeline.ts';
 import { redisUrl } from '../helpers/services.ts';
 
 // No worker runs here: a queued run stays queued until the test cancels it, so the only events
@@ -24,18 +24,6 @@ afterAll(async () => {
   await http?.close();
   await app?.close();
 });
-
-async function queueRun(): Promise<string> {
-  const [post] = await createPosts(app.deps.db, [
-    { authorId: author.id, body: solarArticle, status: 'DRAFT' },
-  ]);
-  const result = await app.gql(
-    startPipelineMutation,
-    { input: { postId: globalId('Post', post!.id) } },
-    { token: author.token },
-  );
-  return result.data!.startPipeline.id;
-}
 
 async function cancel(runId: string) {
   const result = await app.gql(
@@ -56,7 +44,7 @@ const within = <T>(promise: Promise<T>, ms: number) =>
 
 describe('the switch from replay to live', () => {
   it('delivers an event published after the replay was read but before the stream went live', async () => {
-    const runId = await queueRun();
+    const runId = await queueRun(app, author);
     const ctx = await createContext(app.deps, {
       authorization: `Bearer ${author.token}`,
       clientAddress: null,
@@ -73,7 +61,7 @@ describe('the switch from replay to live', () => {
   });
 
   it('completes at once when resuming after the terminal event, over SSE and graphql-ws', async () => {
-    const runId = await queueRun();
+    const runId = await queueRun(app, author);
     await cancel(runId);
     const url = `http://127.0.0.1:${http.port}/graphql`;
     const query = `subscription($id: ID!, $after: ID) {

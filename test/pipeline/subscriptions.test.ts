@@ -3,8 +3,8 @@ import { type HttpServer, httpOptions, startHttpServer } from '../../src/http.ts
 import { PipelineWorker } from '../../src/pipeline/worker.ts';
 import { startTestApp, type TestApp } from '../helpers/app.ts';
 import { type StreamedResult, sseSubscribe, take, wsSubscribe } from '../helpers/clients.ts';
-import { createPosts, createUser, globalId, localId, type TestUser } from '../helpers/factories.ts';
-import { solarArticle, startPipelineMutation, waitForRun } from '../helpers/pipeline.ts';
+import { createUser, localId, type TestUser } from '../helpers/factories.ts';
+import { queueRun, waitForRun } from '../helpers/pipeline.ts';
 import { redisUrl } from '../helpers/services.ts';
 
 const runSubscription = /* GraphQL */ `
@@ -44,21 +44,9 @@ afterAll(async () => {
   await app?.close();
 });
 
-async function queueRun(): Promise<string> {
-  const [post] = await createPosts(app.deps.db, [
-    { authorId: author.id, body: solarArticle, status: 'DRAFT' },
-  ]);
-  const result = await app.gql(
-    startPipelineMutation,
-    { input: { postId: globalId('Post', post!.id) } },
-    { token: author.token },
-  );
-  return result.data!.startPipeline.id;
-}
-
 describe('pipelineRun subscription', () => {
   it('delivers every event of a run, in order, to an SSE and a graphql-ws client at once', async () => {
-    const runId = await queueRun();
+    const runId = await queueRun(app, author);
     const url = `http://127.0.0.1:${http.port}/graphql`;
     const sse = take(
       sseSubscribe(url, runSubscription, { id: runId }, { token: author.token }),
@@ -94,7 +82,7 @@ describe('pipelineRun subscription', () => {
   });
 
   it('resumes after event k with exactly events k+1.. (none missing, none twice), over both transports', async () => {
-    const runId = await queueRun();
+    const runId = await queueRun(app, author);
     const url = `http://127.0.0.1:${http.port}/graphql`;
     // Disconnect after 8 events, mid-run.
     const firstPart = events(
@@ -128,7 +116,7 @@ describe('pipelineRun subscription', () => {
   });
 
   it('refuses an afterEventId of another run and an invisible run', async () => {
-    const [runA, runB] = [await queueRun(), await queueRun()];
+    const [runA, runB] = [await queueRun(app, author), await queueRun(app, author)];
     await waitForRun(app.deps.db, localId(runA));
     const eventOfA = await app.gql(
       `query($id: ID!) { node(id: $id) { ... on PipelineRun { events(first: 1) { edges { node { id } } } } } }`,
@@ -153,7 +141,7 @@ describe('pipelineRun subscription', () => {
   });
 
   it('tags SSE events with id: and resumes an EventSource reconnect from Last-Event-ID', async () => {
-    const runId = await queueRun();
+    const runId = await queueRun(app, author);
     await waitForRun(app.deps.db, localId(runId));
     const query = `subscription Resume($id: ID!, $afterEventId: ID) {
       pipelineRun(id: $id, afterEventId: $afterEventId) { id sequence }
