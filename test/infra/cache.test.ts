@@ -125,14 +125,20 @@ describe('resolver cache across instances', () => {
   });
 });
 
+/** Another instance whose Redis connection runs through a proxy the test can cut. */
+async function instanceBehindProxy() {
+  const proxy = new TcpProxy('127.0.0.1', Number(new URL(redisUrl).port || 6379));
+  await proxy.start();
+  const app = await startTestApp(
+    { REDIS_URL: `redis://127.0.0.1:${proxy.port}`, RESPONSE_CACHE: 'off' },
+    instanceA,
+  );
+  return { proxy, app };
+}
+
 describe('when Redis goes away', () => {
   it('keeps answering from Postgres, counts errors, and serves hits again once Redis is back', async () => {
-    const proxy = new TcpProxy('127.0.0.1', Number(new URL(redisUrl).port || 6379));
-    await proxy.start();
-    const app = await startTestApp(
-      { REDIS_URL: `redis://127.0.0.1:${proxy.port}`, RESPONSE_CACHE: 'off' },
-      instanceA,
-    );
+    const { proxy, app } = await instanceBehindProxy();
     try {
       const [post] = await createPosts(app.deps.db, [{ authorId: author.id, title: 'Sturdy' }]);
       const id = globalId('Post', post!.id);
@@ -166,12 +172,7 @@ describe('when Redis goes away', () => {
   });
 
   it('never serves an entry whose invalidation failed during the outage, on any instance', async () => {
-    const proxy = new TcpProxy('127.0.0.1', Number(new URL(redisUrl).port || 6379));
-    await proxy.start();
-    const app = await startTestApp(
-      { REDIS_URL: `redis://127.0.0.1:${proxy.port}`, RESPONSE_CACHE: 'off' },
-      instanceA,
-    );
+    const { proxy, app } = await instanceBehindProxy();
     try {
       const [post] = await createPosts(app.deps.db, [{ authorId: author.id, title: 'Before' }]);
       const id = globalId('Post', post!.id);
