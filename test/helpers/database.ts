@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { databaseUrl, templateDatabase, withAdminClient } from './services.ts';
+import { inject } from 'vitest';
+import { databaseUrl, withAdminClient } from './services.ts';
 
 export interface TestDatabase {
   url: string;
@@ -11,7 +12,7 @@ export interface TestDatabase {
 export async function createTestDatabase(): Promise<TestDatabase> {
   const name = `quire_test_${randomBytes(6).toString('hex')}`;
   await withAdminClient((client) =>
-    client.query(`create database ${name} template ${templateDatabase}`),
+    client.query(`create database ${name} template ${inject('templateDatabase')}`),
   );
   return {
     name,

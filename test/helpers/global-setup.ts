@@ -1,11 +1,22 @@
 import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import { register } from 'tsx/esm/api';
+import type { TestProject } from 'vitest/node';
 import { migrateToLatest } from '../../src/db/migrator.ts';
-import { databaseUrl, requirePostgres, templateDatabase, withAdminClient } from './services.ts';
+import { databaseUrl, requirePostgres, withAdminClient } from './services.ts';
 
-/** One migrated template per run; every test file clones its own database from it. */
-export default async function setup(): Promise<void> {
+declare module 'vitest' {
+  export interface ProvidedContext {
+    templateDatabase: string;
+  }
+}
+
+/**
+ * One migrated template per run (named by this process, so two runs at once do not drop each
+ * other's); every test file clones its own database from it.
+ */
+export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  const templateDatabase = `quire_test_template_${process.pid}`;
   // Global setup runs outside vite's transform; the migrator imports .ts migrations natively.
   register();
   await requirePostgres();
@@ -23,4 +34,10 @@ export default async function setup(): Promise<void> {
   } finally {
     await db.destroy();
   }
+  project.provide('templateDatabase', templateDatabase);
+  return async () => {
+    await withAdminClient((client) =>
+      client.query(`drop database if exists ${templateDatabase} with (force)`),
+    );
+  };
 }

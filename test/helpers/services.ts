@@ -4,7 +4,6 @@ import pg from 'pg';
 export const adminDatabaseUrl =
   process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 export const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
-export const templateDatabase = 'quire_test_template';
 
 /** Tests use the real services; a missing one fails the run with a message saying which. */
 export async function requirePostgres(): Promise<void> {
