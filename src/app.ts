@@ -8,6 +8,7 @@ import { type AppDeps, type Context, createContext, freshEventContext } from './
 import { useDashboard } from './dashboard/dashboard.plugin.ts';
 import { migrationsApplied } from './db/migrator.ts';
 import { graphiqlExamples } from './graphiql-examples.ts';
+import { compilesUnambiguously } from './infra/compiled-execution.ts';
 import { useErrorCodes } from './infra/error-codes-plugin.ts';
 import { useHttpGuards, useResponseCompression } from './infra/http-guards-plugin.ts';
 import { useMutationRateLimit } from './infra/mutation-rate-limit-plugin.ts';
@@ -102,10 +103,13 @@ export function createApp(deps: AppDeps): QuireYoga {
       }),
       useMutationRateLimit(),
       // Compiled execution, one compile per document held in yoga's parse cache: the generic
-      // executor's per-field promises and paths dominated nested queries' CPU and GC.
+      // executor's per-field promises and paths dominated nested queries' CPU and GC. The plugin
+      // keys its compile by document alone, so only documents that cannot select another
+      // operation use it; the others run on graphql-js.
       useGraphQlJit(
         {},
         {
+          enableIf: (args) => compilesUnambiguously(args.document, args.operationName),
           onError: (result) =>
             logger.error({ errors: result.errors }, 'graphql-jit could not compile a document'),
         },

@@ -1,38 +1,44 @@
-import { GraphQLError, getOperationAST, Kind, type SelectionSetNode } from 'graphql';
+import { GraphQLError, getOperationAST, getVariableValues } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
 import type { Context } from '../context.ts';
+import { executedRootFields } from './executed-fields.ts';
 
-/** Root mutation fields, through inline fragments, so aliasing ten mutations costs ten calls. */
-function countRootFields(selectionSet: SelectionSetNode): number {
-  return selectionSet.selections.reduce(
-    (count, selection) =>
-      count +
-      (selection.kind === Kind.FIELD
-        ? 1
-        : selection.kind === Kind.INLINE_FRAGMENT
-          ? countRootFields(selection.selectionSet)
-          : 1),
-    0,
-  );
-}
-
-/** Charges every mutation field against the client's `mutation` budget before anything runs. */
+/**
+ * Charges every mutation field the selected operation executes against the client's
+ * `mutation` budget before any of them runs: aliases, fragments, inline fragments and
+ * `@skip`/`@include` are counted as graphql-js collects them. Over the budget the whole
+ * operation is refused (RATE_LIMITED, HTTP 429 with a `Retry-After` header in seconds) and no
+ * mutation runs.
+ */
 export function useMutationRateLimit(): Plugin<Context> {
+  const retryAfterOf = new WeakMap<Request, number>();
   return {
     async onExecute({ args, setResultAndStopExecution }) {
       const operation = getOperationAST(args.document, args.operationName);
       if (operation?.operation !== 'mutation') return;
-      const ctx = args.contextValue as Context;
+      const variables = getVariableValues(
+        args.schema,
+        operation.variableDefinitions ?? [],
+        args.variableValues ?? {},
+      );
+      // Variables that do not coerce stop execution before any field runs: nothing to charge.
+      if (variables.errors) return;
+      const fields = executedRootFields(args.schema, args.document, operation, variables.coerced);
+      if (fields.length === 0) return;
+      const ctx = args.contextValue as Context & { request?: Request };
       try {
-        await ctx.deps.rateLimiter.consume(
-          ctx.clientKey,
-          'mutation',
-          countRootFields(operation.selectionSet),
-        );
+        await ctx.deps.rateLimiter.consume(ctx.clientKey, 'mutation', fields.length);
       } catch (error) {
         if (!(error instanceof GraphQLError)) throw error;
+        const retryAfter = error.extensions.retryAfter;
+        if (ctx.request && typeof retryAfter === 'number')
+          retryAfterOf.set(ctx.request, retryAfter);
         setResultAndStopExecution({ data: null, errors: [error] });
       }
+    },
+    onResponse({ request, response }) {
+      const retryAfter = retryAfterOf.get(request);
+      if (retryAfter !== undefined) response.headers.set('retry-after', String(retryAfter));
     },
   };
 }

@@ -7,7 +7,6 @@ import {
   getOperationAST,
   getVariableValues,
   NoSchemaIntrospectionCustomRule,
-  type ValidationContext,
   type ValidationRule,
   validate,
 } from 'graphql';
@@ -15,6 +14,7 @@ import type { GraphQLParams, Plugin } from 'graphql-yoga';
 import type { Config } from '../config.ts';
 import { isWellFormedCursor } from '../db/keyset.ts';
 import { appError, badInput } from '../errors.ts';
+import { countExecutedFields } from './executed-fields.ts';
 
 export type QueryLimitsConfig = Pick<
   Config,
@@ -31,26 +31,6 @@ const PAGE_SIZE_ARGUMENTS = ['first', 'last'] as const;
 /** Variable sets remembered per document as within the limits (then forgotten all at once). */
 const PASSED_VARIABLE_SETS = 256;
 const CURSOR_ARGUMENTS = ['after', 'before'] as const;
-
-function maxAliasesRule(max: number): ValidationRule {
-  return (context: ValidationContext) => {
-    let aliases = 0;
-    return {
-      Field(node) {
-        if (!node.alias) return;
-        aliases += 1;
-        if (aliases === max + 1) {
-          context.reportError(
-            new GraphQLError(`More than ${max} aliases in one document`, {
-              nodes: [node],
-              extensions: { code: 'QUERY_TOO_COMPLEX', limit: 'aliases' },
-            }),
-          );
-        }
-      },
-    };
-  };
-}
 
 /**
  * Connection arguments, from literals and the request's variables: `first`/`last` within
@@ -100,20 +80,15 @@ function connectionArgumentsRule(maxPageSize: number, request: GraphQLParams): V
 }
 
 function complexityRule(config: QueryLimitsConfig, request: GraphQLParams): ValidationRule {
-  const max = {
-    depth: config.MAX_QUERY_DEPTH,
-    breadth: config.MAX_QUERY_BREADTH,
-    complexity: config.MAX_QUERY_COMPLEXITY,
-  };
+  const max = { depth: config.MAX_QUERY_DEPTH, complexity: config.MAX_QUERY_COMPLEXITY };
   return createComplexityRule({
     // The fields' complexity functions (src/builder.ts) read only `config` from the context.
     context: { config },
     variableValues: request.variables ?? {},
     operationName: request.operationName,
     validate: (result, reportError) => {
-      const limit = (['depth', 'breadth', 'complexity'] as const).find(
-        (kind) => result[kind] > max[kind],
-      );
+      // Breadth is counted on the executed selection instead (executedFieldsError).
+      const limit = (['depth', 'complexity'] as const).find((kind) => result[kind] > max[kind]);
       if (!limit) return;
       reportError(
         appError(
@@ -141,9 +116,49 @@ function operationLimitError(
     complexityRule(config, request),
     connectionArgumentsRule(config.MAX_PAGE_SIZE, request),
   ]);
-  if (!error || error.extensions.code) return error;
-  // Variables that do not coerce, IDs that do not decode, an unknown operation name.
-  return badInput(error.message);
+  if (error) {
+    if (error.extensions.code) return error;
+    // Variables that do not coerce, IDs that do not decode, an unknown operation name.
+    return badInput(error.message);
+  }
+  return executedFieldsError(schema, document, request, config);
+}
+
+/**
+ * Breadth and aliases of what will execute: fragments count each time they are spread,
+ * `@skip`/`@include` with this request's variables (src/infra/executed-fields.ts). Runs after
+ * the cost limit, so the selection it walks is already bounded.
+ */
+function executedFieldsError(
+  schema: GraphQLSchema,
+  document: DocumentNode,
+  request: GraphQLParams,
+  config: QueryLimitsConfig,
+): GraphQLError | undefined {
+  const operation = getOperationAST(document, request.operationName);
+  if (!operation) return undefined;
+  const variables = getVariableValues(
+    schema,
+    operation.variableDefinitions ?? [],
+    request.variables ?? {},
+  );
+  if (variables.errors) return undefined;
+  const executed = countExecutedFields(schema, document, operation, variables.coerced);
+  if (executed.aliases > config.MAX_QUERY_ALIASES) {
+    return appError(
+      'QUERY_TOO_COMPLEX',
+      `More than ${config.MAX_QUERY_ALIASES} aliases in one operation`,
+      { limit: 'aliases' },
+    );
+  }
+  if (executed.fields > config.MAX_QUERY_BREADTH) {
+    return appError(
+      'QUERY_TOO_COMPLEX',
+      `Query breadth ${executed.fields} exceeds the limit of ${config.MAX_QUERY_BREADTH}`,
+      { limit: 'breadth' },
+    );
+  }
+  return undefined;
 }
 
 /**
@@ -188,7 +203,6 @@ export function useQueryLimits(options: {
       });
     },
     onValidate({ addValidationRule, params, context }) {
-      addValidationRule(maxAliasesRule(config.MAX_QUERY_ALIASES));
       if (!options.introspection) addValidationRule(NoSchemaIntrospectionCustomRule);
       const request = (context as { params?: GraphQLParams }).params;
       if (!request) throw new Error('useQueryLimits needs the request params in the context');

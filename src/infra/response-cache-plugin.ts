@@ -8,6 +8,8 @@ import {
   getOperationAST,
   isAbstractType,
   isLeafType,
+  Kind,
+  type OperationDefinitionNode,
   print,
   TypeInfo,
   visit,
@@ -43,19 +45,30 @@ interface DocumentPlan {
   hash: string;
 }
 
-/** The tags a document depends on, from the types its selections reach; null if not cacheable. */
+/**
+ * The tags an operation depends on, from the types its selections (and the document's
+ * fragments) reach; null if not cacheable.
+ */
 function dependencies(
   schema: GraphQLSchema,
   document: DocumentNode,
+  operation: OperationDefinitionNode,
   typeTags: ResponseCacheOptions<unknown>['typeTags'],
   uncachedRootFields: ReadonlySet<string>,
 ): string[] | null {
+  const selected: DocumentNode = {
+    kind: Kind.DOCUMENT,
+    definitions: [
+      operation,
+      ...document.definitions.filter((definition) => definition.kind === Kind.FRAGMENT_DEFINITION),
+    ],
+  };
   const tags = new Set<string>();
   let cacheable = true;
   const typeInfo = new TypeInfo(schema);
   const queryType = schema.getQueryType();
   visit(
-    document,
+    selected,
     visitWithTypeInfo(typeInfo, {
       Field(node) {
         if (!cacheable) return;
@@ -89,25 +102,39 @@ function dependencies(
  * since the lookup missed, so a response computed before a write is never stored after it.
  */
 export function useResponseCache<Context>(options: ResponseCacheOptions<Context>): Plugin {
-  const plans = new WeakMap<DocumentNode, DocumentPlan>();
-  const planFor = (schema: GraphQLSchema, document: DocumentNode): DocumentPlan => {
-    let plan = plans.get(document);
+  // Per document, per operation: each operation of a document reaches its own types.
+  const plans = new WeakMap<DocumentNode, Map<OperationDefinitionNode, DocumentPlan>>();
+  const planFor = (
+    schema: GraphQLSchema,
+    document: DocumentNode,
+    operation: OperationDefinitionNode,
+  ): DocumentPlan => {
+    const byOperation = plans.get(document) ?? new Map<OperationDefinitionNode, DocumentPlan>();
+    plans.set(document, byOperation);
+    let plan = byOperation.get(operation);
     if (!plan) {
       plan = {
-        tags: dependencies(schema, document, options.typeTags, options.uncachedRootFields),
+        tags: dependencies(
+          schema,
+          document,
+          operation,
+          options.typeTags,
+          options.uncachedRootFields,
+        ),
         hash: createHash('sha256')
           .update(getDocumentString(document) ?? print(document))
           .digest('base64url'),
       };
-      plans.set(document, plan);
+      byOperation.set(operation, plan);
     }
     return plan;
   };
 
   return {
     onExecute({ args, executeFn, setExecuteFn }) {
-      if (getOperationAST(args.document, args.operationName)?.operation !== 'query') return;
-      const { tags, hash } = planFor(args.schema, args.document);
+      const operation = getOperationAST(args.document, args.operationName);
+      if (operation?.operation !== 'query') return;
+      const { tags, hash } = planFor(args.schema, args.document, operation);
       if (!tags) return;
       const context = args.contextValue as Context;
       const request = createHash('sha256')

@@ -14,7 +14,7 @@ export async function* sseSubscribe(
   url: string,
   query: string,
   variables: Record<string, unknown>,
-  options: { token?: string; signal?: AbortSignal } = {},
+  options: { token?: string; signal?: AbortSignal; operationName?: string } = {},
 ): AsyncGenerator<StreamedResult> {
   const response = await fetch(url, {
     method: 'POST',
@@ -23,7 +23,7 @@ export async function* sseSubscribe(
       'content-type': 'application/json',
       ...(options.token ? { authorization: `Bearer ${options.token}` } : {}),
     },
-    body: JSON.stringify({ query, variables }),
+    body: JSON.stringify({ query, variables, operationName: options.operationName }),
     signal: options.signal,
   });
   if (!response.ok || !response.body) throw new Error(`SSE request failed: ${response.status}`);
@@ -55,7 +55,7 @@ export function wsSubscribe(
   url: string,
   query: string,
   variables: Record<string, unknown>,
-  options: { token?: string } = {},
+  options: { token?: string; operationName?: string } = {},
 ): AsyncGenerator<StreamedResult> & { dispose(): Promise<void> } {
   const client = createClient({
     url,
@@ -63,7 +63,11 @@ export function wsSubscribe(
     connectionParams: options.token ? { authorization: `Bearer ${options.token}` } : {},
     retryAttempts: 0,
   });
-  const iterator = client.iterate({ query, variables }) as AsyncGenerator<StreamedResult>;
+  const iterator = client.iterate({
+    query,
+    variables,
+    operationName: options.operationName,
+  }) as AsyncGenerator<StreamedResult>;
   return Object.assign(iterator, { dispose: () => client.dispose() as Promise<void> });
 }
 

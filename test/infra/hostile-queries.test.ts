@@ -62,7 +62,7 @@ const shapes: [string, () => RawRequest, string, number][] = [
       body: json(`{ ${Array.from({ length: 60 }, (_, i) => `a${i}: viewer { id }`).join(' ')} }`),
     }),
     'QUERY_TOO_COMPLEX',
-    200,
+    400,
   ],
   [
     'fragment cycle',

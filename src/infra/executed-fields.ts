@@ -1,0 +1,105 @@
+import {
+  type DocumentNode,
+  type FieldNode,
+  type FragmentDefinitionNode,
+  type GraphQLObjectType,
+  type GraphQLSchema,
+  getNamedType,
+  isAbstractType,
+  isObjectType,
+  Kind,
+  type OperationDefinitionNode,
+} from 'graphql';
+import { collectFields, collectSubfields } from 'graphql/execution/collectFields.js';
+
+/** What an operation executes, counted per object as graphql-js collects it. */
+export interface ExecutedFields {
+  /** Field executions per object of each type reached (an abstract type counts its widest member). */
+  fields: number;
+  /** Of those, the ones whose response key is an alias. */
+  aliases: number;
+}
+
+/**
+ * The fields an operation will execute, collected by graphql-js's own `collectFields`, so
+ * fragments and inline fragments count each time they are spread and `@skip`/`@include` are
+ * applied with the request's coerced variables: the same selection graphql-js executes.
+ * Lists count once (their items are the same selection); page sizes are the cost limit's business.
+ */
+export function countExecutedFields(
+  schema: GraphQLSchema,
+  document: DocumentNode,
+  operation: OperationDefinitionNode,
+  variables: Record<string, unknown>,
+): ExecutedFields {
+  const rootType = schema.getRootType(operation.operation);
+  const total: ExecutedFields = { fields: 0, aliases: 0 };
+  if (!rootType) return total;
+  const fragments = fragmentsOf(document);
+  const walk = (type: GraphQLObjectType, fieldsByKey: Map<string, readonly FieldNode[]>) => {
+    const counted: ExecutedFields = { fields: 0, aliases: 0 };
+    for (const [responseKey, nodes] of fieldsByKey) {
+      const first = nodes[0]!;
+      counted.fields += 1;
+      if (responseKey !== first.name.value) counted.aliases += 1;
+      const field = type.getFields()[first.name.value];
+      if (!field || !first.selectionSet) continue;
+      const named = getNamedType(field.type);
+      const runtimeTypes = isAbstractType(named)
+        ? schema.getPossibleTypes(named)
+        : isObjectType(named)
+          ? [named]
+          : [];
+      let widest: ExecutedFields = { fields: 0, aliases: 0 };
+      for (const runtimeType of runtimeTypes) {
+        const sub = walk(
+          runtimeType,
+          collectSubfields(schema, fragments, variables, runtimeType, nodes),
+        );
+        if (sub.fields + sub.aliases > widest.fields + widest.aliases) widest = sub;
+      }
+      counted.fields += widest.fields;
+      counted.aliases += widest.aliases;
+    }
+    return counted;
+  };
+  return walk(
+    rootType,
+    collectFields(schema, fragments, variables, rootType, operation.selectionSet),
+  );
+}
+
+/** The root fields an operation executes, by response key (e.g. the mutations a request runs). */
+export function executedRootFields(
+  schema: GraphQLSchema,
+  document: DocumentNode,
+  operation: OperationDefinitionNode,
+  variables: Record<string, unknown>,
+): string[] {
+  const rootType = schema.getRootType(operation.operation);
+  if (!rootType) return [];
+  return [
+    ...collectFields(
+      schema,
+      fragmentsOf(document),
+      variables,
+      rootType,
+      operation.selectionSet,
+    ).keys(),
+  ];
+}
+
+const fragmentIndex = new WeakMap<DocumentNode, Record<string, FragmentDefinitionNode>>();
+
+function fragmentsOf(document: DocumentNode): Record<string, FragmentDefinitionNode> {
+  let fragments = fragmentIndex.get(document);
+  if (!fragments) {
+    fragments = Object.create(null) as Record<string, FragmentDefinitionNode>;
+    for (const definition of document.definitions) {
+      if (definition.kind === Kind.FRAGMENT_DEFINITION)
+        fragments[definition.name.value] = definition;
+    }
+    fragmentIndex.set(document, fragments);
+  }
+  return fragments;
+}
