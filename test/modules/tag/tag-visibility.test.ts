@@ -172,6 +172,26 @@ describe('a tag only on a draft', () => {
     }
   });
 
+  it('stays batched: the statement count does not grow with the tags', async () => {
+    const query = /* GraphQL */ `
+      query($ids: [ID!]!) {
+        tags(first: 100) { totalCount edges { node { name posts(first: 2) { totalCount } } } }
+        nodes(ids: $ids) { id }
+      }
+    `;
+    for (const viewer of viewers) {
+      const result = await instanceA.gql(
+        query,
+        { ids: [hiddenId, sharedId, publicId] },
+        { token: viewer.token, debug: true },
+      );
+      expect(result.errors).toBeUndefined();
+      // Tag page, tag count, one LATERAL for every tag's posts, their counts, the nodes; and
+      // the token lookup for a signed-in viewer.
+      expect(result.extensions?.sql, viewer.name).toEqual({ queries: viewer.token ? 6 : 5 });
+    }
+  });
+
   it('counts only the posts each viewer may see', async () => {
     const expected: Record<string, string[]> = {
       anonymous: ['Public post'],
