@@ -81,7 +81,8 @@ export const PostNode = builder.loadableNode('Post', {
     author: t.field({ type: UserNode, resolve: (post) => post.author_id }),
     tags: t.loadableList({
       type: TagNode,
-      description: 'At most 20, by name.',
+      description:
+        'At most 20, by name. Every tag of a post the viewer may see is visible to them.',
       load: batchable(async (postIds: string[], ctx) => {
         const found = await ctx.deps.cache.getOrLoad(
           postIds.map((id) => `post-tags:${id}`),
@@ -130,7 +131,11 @@ const PostFilter = builder.inputType('PostFilter', {
   fields: (t) => ({
     status: t.field({ type: PostStatus }),
     authorId: t.globalID({ for: UserNode }),
-    tag: t.string({ description: 'Tag name.' }),
+    tag: t.string({
+      description:
+        'Tag name. Only posts the viewer may see match, so a tag on hidden posts only answers ' +
+        'as a name no post has: an empty page.',
+    }),
     search: t.string({ description: 'Full-text query (web search syntax).' }),
   }),
 });
@@ -307,6 +312,7 @@ function postsByParentField(parent: 'author' | 'tag') {
   return (t: Parameters<Parameters<typeof builder.objectFields<typeof UserNode>>[1]>[0]) =>
     t.loadable({
       type: PostConnection,
+      description: `Posts of this ${parent === 'author' ? 'author' : 'tag'} that the viewer may see; \`totalCount\` counts the same posts.`,
       byPath: true,
       args: {
         ...t.arg.connectionArgs(),

@@ -1,7 +1,9 @@
-import { sql } from 'kysely';
+import { type ExpressionBuilder, sql } from 'kysely';
 import type { Db } from '../../db/database.ts';
 import { type KeysetOrder, keysetClauses, type PageRequest } from '../../db/keyset.ts';
-import type { TagRow } from '../../db/tables.ts';
+import type { Database, TagRow } from '../../db/tables.ts';
+import type { Viewer } from '../auth/viewer.ts';
+import { visiblePosts } from '../post/post.repository.ts';
 
 export const tagOrder: KeysetOrder = {
   name: 'tag:NAME:ASC',
@@ -11,8 +13,35 @@ export const tagOrder: KeysetOrder = {
   idColumn: 'tags.id',
 };
 
-export async function tagsByIds(db: Db, ids: readonly string[]): Promise<TagRow[]> {
-  return db.selectFrom('tags').selectAll().where('id', 'in', ids).execute();
+/**
+ * A tag is visible to a viewer when it labels at least one post that viewer may see (see
+ * `visiblePosts`): one EXISTS over post_tags (indexed by tag), so no post is loaded. A tag on
+ * no post at all is visible to no one.
+ */
+export function visibleTags(viewer: Viewer | null) {
+  return (eb: ExpressionBuilder<Database, 'tags'>) =>
+    eb.exists(
+      eb
+        .selectFrom('post_tags')
+        .innerJoin('posts', 'posts.id', 'post_tags.post_id')
+        .whereRef('post_tags.tag_id', '=', 'tags.id')
+        .where(visiblePosts(viewer))
+        .select(eb.lit(1).as('one')),
+    );
+}
+
+/** The tags among `ids` the viewer may see; hidden and unknown ids are both just absent. */
+export async function tagsByIds(
+  db: Db,
+  viewer: Viewer | null,
+  ids: readonly string[],
+): Promise<TagRow[]> {
+  return db
+    .selectFrom('tags')
+    .selectAll()
+    .where('id', 'in', ids)
+    .where(visibleTags(viewer))
+    .execute();
 }
 
 export async function tagsByPostIds(
@@ -29,15 +58,28 @@ export async function tagsByPostIds(
     .execute();
 }
 
-export async function listTags(db: Db, page: PageRequest): Promise<TagRow[]> {
+/** One keyset page of the tags the viewer may see, by name. */
+export async function listTags(
+  db: Db,
+  viewer: Viewer | null,
+  page: PageRequest,
+): Promise<TagRow[]> {
   const { condition, orderBy, limit } = keysetClauses(tagOrder, page);
-  return db.selectFrom('tags').selectAll().where(condition).orderBy(orderBy).limit(limit).execute();
+  return db
+    .selectFrom('tags')
+    .selectAll()
+    .where(visibleTags(viewer))
+    .where(condition)
+    .orderBy(orderBy)
+    .limit(limit)
+    .execute();
 }
 
-export async function countTags(db: Db): Promise<number> {
+export async function countTags(db: Db, viewer: Viewer | null): Promise<number> {
   const { count } = await db
     .selectFrom('tags')
     .select((eb) => eb.fn.countAll<string>().as('count'))
+    .where(visibleTags(viewer))
     .executeTakeFirstOrThrow();
   return Number(count);
 }
@@ -100,7 +142,10 @@ export async function unlinkTagsExcept(
   await query.execute();
 }
 
-/** Tags by number of published posts: public data, the same for every viewer. */
+/**
+ * Tags by number of published posts: public data, the same for every viewer. Only tags on a
+ * published post appear, and those are visible to everyone.
+ */
 export async function tagCloud(
   db: Db,
   limit: number,

@@ -8,10 +8,15 @@ import { ALL_POSTS_TAG } from '../post/post.cache.ts';
 import { countTags, listTags, tagCloud, tagOrder, tagsByIds } from './tag.repository.ts';
 
 export const TagNode = builder.loadableNode('Tag', {
-  description: 'A topic label; posts and tags are many-to-many.',
+  description:
+    'A topic label; posts and tags are many-to-many. A tag is visible to a viewer when it labels ' +
+    'at least one post that viewer may see (published posts for everyone, their own drafts for ' +
+    'authors, every post for editors and admins): elsewhere it is absent, and `node`/`nodes` ' +
+    'answer null for its id exactly as for an id that never existed.',
   id: { resolve: (tag: TagRow) => tag.id },
+  // Uncached on purpose: visibility depends on the viewer and on every post the tag labels.
   load: batchable(async (ids: string[], ctx) =>
-    inKeyOrder(ids, await tagsByIds(ctx.db, ids), (tag) => tag.id),
+    inKeyOrder(ids, await tagsByIds(ctx.db, ctx.viewer, ids), (tag) => tag.id),
   ),
   fields: (t) => ({
     name: t.exposeString('name', { description: 'Lowercase, dash-separated, unique.' }),
@@ -22,21 +27,28 @@ export const TagNode = builder.loadableNode('Tag', {
 builder.queryField('tags', (t) =>
   t.connection({
     type: TagNode,
-    description: 'All tags by name.',
+    description:
+      'The tags visible to the viewer (those labelling a post the viewer may see), by name; ' +
+      '`totalCount` counts the same tags.',
     resolve: async (_root, args, ctx) => {
       const page = parsePageArgs(args, tagOrder, pageLimits(ctx.config));
-      const rows = await listTags(ctx.db, page);
+      const rows = await listTags(ctx.db, ctx.viewer, page);
       return {
         ...toPage(rows, page, tagOrder, (tag) => ({ value: tag.name, id: tag.id })),
-        totalCount: () => countTags(ctx.db),
+        totalCount: () => countTags(ctx.db, ctx.viewer),
       };
     },
   }),
 );
 
 const TagCount = builder.objectRef<TagRow & { post_count: number }>('TagCount').implement({
+  description: 'A tag of the tag cloud with its number of published posts.',
   fields: (t) => ({
-    tag: t.field({ type: TagNode, resolve: (row) => row }),
+    tag: t.field({
+      type: TagNode,
+      description: 'Labels a published post, so it is visible to everyone.',
+      resolve: (row) => row,
+    }),
     postCount: t.exposeInt('post_count', { description: 'Published posts with this tag.' }),
   }),
 });
@@ -44,7 +56,9 @@ const TagCount = builder.objectRef<TagRow & { post_count: number }>('TagCount').
 builder.queryField('tagCloud', (t) =>
   t.field({
     type: [TagCount],
-    description: 'The most used tags over published posts.',
+    description:
+      'The most used tags over published posts: the same public list and counts for every ' +
+      'viewer (drafts neither add tags nor count).',
     args: { first: t.arg.int({ defaultValue: 20, description: 'At most 100.' }) },
     resolve: async (_root, args, ctx) => {
       const limit = args.first ?? 20;
