@@ -9,6 +9,14 @@ interface PgError {
 const isPgError = (error: unknown): error is PgError =>
   typeof error === 'object' && error !== null && typeof (error as PgError).code === 'string';
 
+/** 40001 serialization failure, 40P01 deadlock: the transaction lost a race and may run again. */
+export const isConcurrencyFailure = (error: unknown): boolean =>
+  isPgError(error) && (error.code === '40001' || error.code === '40P01');
+
+/** What a write that kept losing races to concurrent writes answers: the client may retry. */
+export const concurrentWriteConflict = () =>
+  appError('CONFLICT', 'The record was changed by a concurrent request; try again');
+
 /**
  * Maps constraint violations to client errors; the constraint name is stable and safe to show,
  * the SQL and the row detail are not.
@@ -26,6 +34,9 @@ export function mapPgError(error: unknown, messages: Record<string, string> = {}
       return appError('BAD_USER_INPUT', message ?? 'A referenced record does not exist', {
         constraint,
       });
+    case '40001':
+    case '40P01':
+      return concurrentWriteConflict();
     case '23514':
     case '22001':
     case '22P02':

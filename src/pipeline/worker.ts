@@ -138,8 +138,8 @@ export class PipelineWorker {
   /** Claiming is a state change like any other: its event and the post's move commit with it. */
   private async claim(): Promise<PipelineRunRow | undefined> {
     const { db, config } = this.deps;
-    const outbox = emptyOutbox();
     return transact(db, async (trx, afterCommit) => {
+      const outbox = emptyOutbox();
       const run = await claimNextRun(trx, this.id, config.PIPELINE_LEASE_MS);
       if (!run) return undefined;
       outbox.events.push(
@@ -160,8 +160,9 @@ export class PipelineWorker {
     runId: string,
     work: (trx: Db, emit: Emit, run: PipelineRunRow, outbox: PipelineOutbox) => Promise<T>,
   ): Promise<T> {
-    const outbox = emptyOutbox();
     return transact(this.deps.db, async (trx, afterCommit) => {
+      // Per attempt: transact may rerun this after a deadlock; only the committed events publish.
+      const outbox = emptyOutbox();
       const run = await lockRun(trx, runId);
       if (run?.status !== 'RUNNING' || run.locked_by !== this.id) throw new RunLost();
       const emit: Emit = async (type, payload) => {

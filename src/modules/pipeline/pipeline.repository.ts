@@ -31,8 +31,18 @@ export async function runsByIds(db: Db, ids: readonly string[]): Promise<Pipelin
   return db.selectFrom('pipeline_runs').selectAll().where('id', 'in', ids).execute();
 }
 
-/** Locks the run: every event append happens under this lock, so `seq` is gapless and ordered. */
+/**
+ * Locks the run's post, then the run. Every writer that touches both takes the post first
+ * (startPipeline, post edits and deletes, the worker), so none can wait on another in a cycle;
+ * events are appended under the run lock, so `seq` is gapless and ordered.
+ */
 export async function lockRun(db: Db, id: string): Promise<PipelineRunRow | undefined> {
+  await db
+    .selectFrom('posts')
+    .select('id')
+    .where('id', '=', db.selectFrom('pipeline_runs').select('post_id').where('id', '=', id))
+    .forUpdate()
+    .execute();
   return db
     .selectFrom('pipeline_runs')
     .selectAll()
@@ -191,6 +201,20 @@ export async function appendEvent(
   return toEventMessage(row, run.post_id);
 }
 
+/**
+ * Whether the post has a queued or running run. Exact when the caller holds the post lock:
+ * only startPipeline and retryPipeline make a run active, and both take that lock first.
+ */
+export async function hasActiveRun(db: Db, postId: string): Promise<boolean> {
+  const row = await db
+    .selectFrom('pipeline_runs')
+    .select('id')
+    .where('post_id', '=', postId)
+    .where('status', 'in', ['QUEUED', 'RUNNING'])
+    .executeTakeFirst();
+  return row !== undefined;
+}
+
 export async function insertRun(
   db: Db,
   run: { postId: string; steps: readonly string[]; autoPublish: boolean; createdBy: string },
@@ -246,7 +270,9 @@ export async function setPostPipelineStatus(
 
 /**
  * Claims one runnable run: queued and due, or running with an expired lease (its worker died).
- * SKIP LOCKED lets any number of workers claim concurrently without blocking each other.
+ * It locks the run and its post (the claim moves the post) without waiting: SKIP LOCKED lets any
+ * number of workers claim concurrently, and a post busy in another write is claimed next poll
+ * instead of holding the run while waiting for the post (the reverse of every writer's order).
  */
 export async function claimNextRun(
   db: Db,
@@ -267,17 +293,24 @@ export async function claimNextRun(
       '=',
       db
         .selectFrom('pipeline_runs')
-        .select('id')
+        .innerJoin('posts', 'posts.id', 'pipeline_runs.post_id')
+        .select('pipeline_runs.id')
         .where((eb) =>
           eb.or([
-            eb.and([eb('status', '=', 'QUEUED'), eb('run_after', '<=', sql<string>`now()`)]),
-            eb.and([eb('status', '=', 'RUNNING'), eb('locked_until', '<', sql<string>`now()`)]),
+            eb.and([
+              eb('pipeline_runs.status', '=', 'QUEUED'),
+              eb('pipeline_runs.run_after', '<=', sql<string>`now()`),
+            ]),
+            eb.and([
+              eb('pipeline_runs.status', '=', 'RUNNING'),
+              eb('pipeline_runs.locked_until', '<', sql<string>`now()`),
+            ]),
           ]),
         )
-        .orderBy('run_after')
-        .orderBy('id')
+        .orderBy('pipeline_runs.run_after')
+        .orderBy('pipeline_runs.id')
         .limit(1)
-        .forUpdate()
+        .forUpdate(['pipeline_runs', 'posts'])
         .skipLocked(),
     )
     .returningAll()

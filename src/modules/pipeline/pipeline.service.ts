@@ -8,10 +8,10 @@ import { appError, notFound } from '../../errors.ts';
 import { defaultSteps, stepRegistry } from '../../pipeline/registry.ts';
 import { parseInput } from '../../validation.ts';
 import { isStaff } from '../auth/viewer.ts';
-import { requireEditable, requireWriter } from '../post/post.policy.ts';
+import { canSeePost, requireEditable, requireWriter } from '../post/post.policy.ts';
 import { lockPost } from '../post/post.repository.ts';
 import { emptyOutbox, type PipelineOutbox, publishOutbox } from './pipeline.publish.ts';
-import { appendEvent, insertRun, lockRun, updateRun } from './pipeline.repository.ts';
+import { appendEvent, hasActiveRun, insertRun, lockRun, updateRun } from './pipeline.repository.ts';
 import { cancelRun, movePost } from './pipeline.transitions.ts';
 
 export const PIPELINE_CHANNEL = 'quire_pipeline';
@@ -29,19 +29,20 @@ const startInput = z.object({
   autoPublish: z.boolean().nullish(),
 });
 
-const activeRunConflict = {
-  pipeline_runs_one_active_per_post: 'This post already has an active pipeline run',
-};
+const ACTIVE_RUN_MESSAGE = 'This post already has an active pipeline run';
+// The unique index backs the check made under the post lock.
+const activeRunConflict = { pipeline_runs_one_active_per_post: ACTIVE_RUN_MESSAGE };
 
 /** Writes, appends events and tells subscribers after commit: the shape of every run change. */
 async function changeRun<T>(
   ctx: Context,
   work: (trx: Context['db'], outbox: PipelineOutbox) => Promise<T>,
 ): Promise<T> {
-  const outbox = emptyOutbox();
   return withPgErrors(
     () =>
       transact(ctx.db, async (trx, afterCommit) => {
+        // Per attempt: a retried transaction must not publish the events of the rolled-back one.
+        const outbox = emptyOutbox();
         const result = await work(trx, outbox);
         afterCommit(() => publishOutbox(ctx.deps.pubsub, ctx.deps.cache, outbox));
         return result;
@@ -50,7 +51,11 @@ async function changeRun<T>(
   );
 }
 
-/** Loads a run for a change by the viewer: missing or invisible runs are NOT_FOUND. */
+/**
+ * Loads a run for a change by the viewer, its post locked first (see lockRun). A missing run
+ * and a run of a post the viewer cannot see answer the same NOT_FOUND, so run ids leak nothing
+ * about hidden posts; a visible run of someone else's post is FORBIDDEN.
+ */
 async function lockRunForEdit(
   ctx: Context,
   trx: Context['db'],
@@ -58,8 +63,9 @@ async function lockRunForEdit(
 ): Promise<PipelineRunRow> {
   const viewer = requireWriter(ctx);
   const run = await lockRun(trx, runId);
-  if (!run) throw notFound('Pipeline run');
-  requireEditable(viewer, await lockPost(trx, run.post_id));
+  const post = run && (await lockPost(trx, run.post_id));
+  if (!run || !post || !canSeePost(viewer, post)) throw notFound('Pipeline run');
+  requireEditable(viewer, post);
   return run;
 }
 
@@ -74,6 +80,7 @@ export async function startPipeline(
   if (autoPublish && !isStaff(viewer)) throw appError('FORBIDDEN', 'Only editors can auto-publish');
   return changeRun(ctx, async (trx, outbox) => {
     requireEditable(viewer, await lockPost(trx, postId));
+    if (await hasActiveRun(trx, postId)) throw appError('CONFLICT', ACTIVE_RUN_MESSAGE);
     const run = await insertRun(trx, {
       postId,
       steps: steps ?? defaultSteps,
@@ -126,6 +133,7 @@ export async function retryPipeline(ctx: Context, runId: string): Promise<Pipeli
         `The run is ${run.status.toLowerCase()}; only failed or cancelled runs can be retried`,
       );
     }
+    if (await hasActiveRun(trx, run.post_id)) throw appError('CONFLICT', ACTIVE_RUN_MESSAGE);
     await trx
       .updateTable('pipeline_steps')
       .set({ status: 'PENDING', attempt: 0, error: null, progress: 0 })
