@@ -10,6 +10,7 @@ import { migrationsApplied } from './db/migrator.ts';
 import { graphiqlExamples } from './graphiql-examples.ts';
 import { useErrorCodes } from './infra/error-codes-plugin.ts';
 import { useHttpGuards, useResponseCompression } from './infra/http-guards-plugin.ts';
+import { useHttpStatus } from './infra/http-status-plugin.ts';
 import { useMutationRateLimit } from './infra/mutation-rate-limit-plugin.ts';
 import { useOperationsEndpoints } from './infra/operations-plugin.ts';
 import { useQueryLimits } from './infra/query-limits-plugin.ts';
@@ -95,6 +96,7 @@ export function createApp(deps: AppDeps): QuireYoga {
       useSse(),
       useQueryLimits({ config, introspection: config.INTROSPECTION ?? !production }),
       useErrorCodes({ hideSuggestions: production }),
+      useHttpStatus(),
       useRequestStats({
         logger,
         metrics: deps.metrics,
