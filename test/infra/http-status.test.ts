@@ -334,7 +334,7 @@ describe('SSE: errors before execution arrive in an accepted stream (graphql-sse
       'QUERY_TOO_COMPLEX',
     ],
     ['an unknown token', { query: subscription }, 'UNAUTHENTICATED', 'qr_forged'],
-  ])('%s reaches the client as a result with %s', async (_, sent, code, token) => {
+  ])('%s reaches the client as a result, not a failed connection', async (_, sent, code, token) => {
     const { results, error } = await sseOutcome(sent, token ?? author.token);
     expect(error).toBeUndefined();
     expect(results.map((result) => result.errors?.map((e) => e.extensions?.code))).toEqual([
