@@ -11,6 +11,7 @@ import { graphiqlExamples } from './graphiql-examples.ts';
 import { compilesUnambiguously } from './infra/compiled-execution.ts';
 import { useErrorCodes } from './infra/error-codes-plugin.ts';
 import { useHttpGuards, useResponseCompression } from './infra/http-guards-plugin.ts';
+import { useHttpStatus } from './infra/http-status-plugin.ts';
 import { useMutationRateLimit } from './infra/mutation-rate-limit-plugin.ts';
 import { useOperationsEndpoints } from './infra/operations-plugin.ts';
 import { useQueryLimits } from './infra/query-limits-plugin.ts';
@@ -96,6 +97,7 @@ export function createApp(deps: AppDeps): QuireYoga {
       useSse(),
       useQueryLimits({ config, introspection: config.INTROSPECTION ?? !production }),
       useErrorCodes({ hideSuggestions: production }),
+      useHttpStatus(),
       useRequestStats({
         logger,
         metrics: deps.metrics,

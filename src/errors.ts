@@ -9,25 +9,18 @@ export type ErrorCode =
   | 'RATE_LIMITED'
   | 'QUERY_TOO_COMPLEX';
 
-const httpStatus: Record<ErrorCode, number> = {
-  BAD_USER_INPUT: 400,
-  NOT_FOUND: 404,
-  CONFLICT: 409,
-  UNAUTHENTICATED: 401,
-  FORBIDDEN: 403,
-  RATE_LIMITED: 429,
-  QUERY_TOO_COMPLEX: 400,
-};
-
-/** An expected error: shown to the client with a stable code; yoga masks everything else. */
+/**
+ * An expected error: shown to the client with a stable code; yoga masks everything else.
+ * It carries no HTTP status: raised while executing, it must not change the response's status
+ * (partial data answers 200); when it refuses a whole request before execution, the status
+ * follows from its code (src/infra/http-status-plugin.ts).
+ */
 export function appError(
   code: ErrorCode,
   message: string,
   extensions: Record<string, unknown> = {},
 ): GraphQLError {
-  return new GraphQLError(message, {
-    extensions: { code, ...extensions, http: { status: httpStatus[code] } },
-  });
+  return new GraphQLError(message, { extensions: { code, ...extensions } });
 }
 
 export const badInput = (message: string, extensions?: Record<string, unknown>) =>

@@ -9,6 +9,7 @@ import { WebSocketServer } from 'ws';
 import type { QuireYoga } from './app.ts';
 import type { Config } from './config.ts';
 import { clientFacingError } from './infra/error-codes-plugin.ts';
+import { withoutHttpHints } from './infra/http-status-plugin.ts';
 
 export interface HttpServer {
   server: Server;
@@ -62,7 +63,7 @@ export async function startHttpServer(yoga: QuireYoga, options: HttpOptions): Pr
   });
 
   const toClient = (error: GraphQLError) =>
-    clientFacingError(error, { hideSuggestions: options.hideSuggestions });
+    withoutHttpHints(clientFacingError(error, { hideSuggestions: options.hideSuggestions }));
   const subscriptionsPerSocket = new WeakMap<object, Set<string>>();
   const wsServer = new WebSocketServer({
     server,

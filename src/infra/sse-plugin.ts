@@ -41,7 +41,10 @@ function tagged(block: string): string {
 /**
  * SSE for browsers and proxies: no proxy buffering, `id:` on events that carry one, and an
  * EventSource reconnect's `Last-Event-ID` header passed as the `$afterEventId` variable, so a
- * dropped stream resumes exactly after the last event it delivered.
+ * dropped stream resumes exactly after the last event it delivered. Every stream answers 200:
+ * the graphql-sse protocol reports errors found before execution (parse, validation, limits,
+ * token) as a `next` event in an accepted stream, since a user agent fails a non-2xx
+ * event stream without reading it; yoga would give the stream the errors' status.
  */
 export function useSse(): Plugin {
   return {
@@ -56,9 +59,7 @@ export function useSse(): Plugin {
       const headers = new fetchAPI.Headers(response.headers);
       headers.set('x-accel-buffering', 'no');
       headers.set('cache-control', 'no-cache, no-transform');
-      setResponse(
-        new fetchAPI.Response(withEventIds(response.body), { status: response.status, headers }),
-      );
+      setResponse(new fetchAPI.Response(withEventIds(response.body), { status: 200, headers }));
     },
   };
 }

@@ -1,0 +1,110 @@
+import { type ExecutionResult, GraphQLError } from 'graphql';
+import type { Plugin } from 'graphql-yoga';
+
+/**
+ * yoga's per-error HTTP hints (`extensions.http`, never serialized to clients): the response
+ * takes the highest `status`; `spec` marks a GraphQL request error, which yoga answers with that
+ * status under application/graphql-response+json and with 200 under application/json.
+ */
+interface HttpHints {
+  status?: number;
+  spec?: boolean;
+  headers?: Record<string, string>;
+}
+
+/** Refusals about who is asking or how often: the same status under every media type. */
+const REFUSAL_STATUS: Readonly<Record<string, number>> = {
+  UNAUTHENTICATED: 401,
+  FORBIDDEN: 403,
+  RATE_LIMITED: 429,
+};
+
+/** Everything else that stops a request before execution is a GraphQL request error. */
+const REQUEST_ERROR: HttpHints = { status: 400, spec: true };
+
+const hintsOf = (error: GraphQLError) => error.extensions.http as HttpHints | undefined;
+
+function withHints(error: GraphQLError, http: HttpHints | undefined): GraphQLError {
+  const { http: _previous, ...extensions } = error.extensions;
+  return new GraphQLError(error.message, {
+    nodes: error.nodes,
+    source: error.source,
+    positions: error.positions,
+    path: error.path,
+    originalError: error.originalError,
+    extensions: http ? { ...extensions, http } : extensions,
+  });
+}
+
+/** The error as transports without HTTP (graphql-ws) send it: no hints at all. */
+export const withoutHttpHints = (error: GraphQLError): GraphQLError =>
+  hintsOf(error) === undefined ? error : withHints(error, undefined);
+
+/** The hints an error keeps once execution has started: its headers, never a status. */
+function executionHints(error: GraphQLError): GraphQLError {
+  const hints = hintsOf(error);
+  if (hints?.status === undefined && hints?.spec === undefined) return error;
+  return withHints(error, hints.headers ? { headers: hints.headers } : undefined);
+}
+
+/** The status of an error that refused the whole request: explicit, else from its code. */
+function refusalHints(error: GraphQLError): GraphQLError {
+  const hints = hintsOf(error);
+  const code = error.extensions.code;
+  // Masked (unexpected) errors keep yoga's 500; errors without a code are not ours to judge.
+  if (typeof code !== 'string' || code === 'INTERNAL_SERVER_ERROR' || error.extensions.unexpected)
+    return error;
+  // yoga answers an unknown or missing operation name 400 under every media type; it is a
+  // GraphQL request error like a validation failure (GetOperation in the GraphQL spec).
+  if (code === 'OPERATION_RESOLUTION_FAILURE') return withHints(error, { ...hints, spec: true });
+  if (hints?.status !== undefined) return error;
+  const status = REFUSAL_STATUS[code];
+  return withHints(error, { ...hints, ...(status ? { status } : REQUEST_ERROR) });
+}
+
+/**
+ * The errors of `result` with the HTTP hints GraphQL over HTTP asks for, or undefined when they
+ * need none. Once execution has started (`data` present and non-null, or an error with a field
+ * path: a non-null root field can null `data` itself) the status is 200, whatever any error
+ * asked for: clients such as Apollo drop the data of a non-2xx response. Only a request refused
+ * as a whole before execution (parse, validation, limits, operation name, variables, token,
+ * mutation rate limit) answers non-2xx.
+ */
+export function withHttpStatus(result: ExecutionResult): readonly GraphQLError[] | undefined {
+  const errors = result.errors;
+  if (!errors?.length) return undefined;
+  const executed = result.data != null || errors.some((error) => error.path !== undefined);
+  const hinted = errors.map((error) =>
+    error instanceof GraphQLError
+      ? executed
+        ? executionHints(error)
+        : refusalHints(error)
+      : error,
+  );
+  return hinted.some((error, index) => error !== errors[index]) ? hinted : undefined;
+}
+
+/**
+ * Sets the HTTP status of every JSON result by the rule of `withHttpStatus`. Register after
+ * useErrorCodes (it reads the codes that plugin gives). SSE streams always answer 200:
+ * see useSse. Also refuses a non-string `operationName` as a malformed request (400, as yoga
+ * does for `query`, `variables` and `extensions`): it names no operation, so it is not an
+ * unknown operation name, which is a GraphQL request error.
+ */
+export function useHttpStatus(): Plugin {
+  return {
+    onParams({ params }) {
+      const operationName: unknown = params?.operationName;
+      if (operationName == null || typeof operationName === 'string') return;
+      throw new GraphQLError('Expected "operationName" param to be a string', {
+        extensions: { code: 'BAD_REQUEST', http: { status: 400 } },
+      });
+    },
+    onResultProcess({ result, setResult }) {
+      if (Array.isArray(result) || !result || typeof result !== 'object' || !('errors' in result))
+        return;
+      const errors = withHttpStatus(result as ExecutionResult);
+      if (errors) setResult({ ...result, errors });
+    },
+  };
+}
