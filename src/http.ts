@@ -8,7 +8,9 @@ import type { GraphQLParams } from 'graphql-yoga';
 import { WebSocketServer } from 'ws';
 import type { QuireYoga } from './app.ts';
 import type { Config } from './config.ts';
+import type { Context } from './context.ts';
 import { clientFacingError } from './infra/error-codes-plugin.ts';
+import { logResultErrors, requestId } from './infra/request-log-plugin.ts';
 
 export interface HttpServer {
   server: Server;
@@ -123,15 +125,21 @@ export async function startHttpServer(yoga: QuireYoga, options: HttpOptions): Pr
           if (error instanceof GraphQLError) return [toClient(error)];
           throw error;
         }
+        const contextValue = await contextFactory();
+        // Each operation gets its own id in the logs, as each HTTP request does.
+        contextValue.log = contextValue.log.child({ reqId: requestId(undefined), wsId: id });
         active.add(id);
         return {
           schema,
           operationName: payload.operationName,
           document,
           variableValues: payload.variables,
-          contextValue: await contextFactory(),
+          contextValue,
           rootValue: { execute, subscribe },
         };
+      },
+      onNext: (_ctx, _id, _payload, args, result) => {
+        logResultErrors((args.contextValue as Context).log, result.errors);
       },
       onComplete: (ctx, id) => {
         subscriptionsPerSocket.get(ctx.extra.socket)?.delete(id);
