@@ -10,9 +10,9 @@ import { migrationsApplied } from './db/migrator.ts';
 import { graphiqlExamples } from './graphiql-examples.ts';
 import { useErrorCodes } from './infra/error-codes-plugin.ts';
 import { useHttpGuards, useResponseCompression } from './infra/http-guards-plugin.ts';
+import { yogaLogger } from './infra/logger.ts';
 import { useMutationRateLimit } from './infra/mutation-rate-limit-plugin.ts';
 import { metricsAccess, useOperationsEndpoints } from './infra/operations-plugin.ts';
-import { yogaLogger } from './infra/logger.ts';
 import { useQueryLimits } from './infra/query-limits-plugin.ts';
 import { rememberMaskedCause, useRequestLog } from './infra/request-log-plugin.ts';
 import { useRequestStats } from './infra/request-stats-plugin.ts';
@@ -57,7 +57,10 @@ export function createApp(deps: AppDeps): QuireYoga {
     batching: false,
     maxRequestBodySize: config.MAX_BODY_BYTES,
     logging: yogaLogger(logger),
-    graphiql: (config.GRAPHIQL ?? !production) && { title: 'Quire', defaultQuery: graphiqlExamples },
+    graphiql: (config.GRAPHIQL ?? !production) && {
+      title: 'Quire',
+      defaultQuery: graphiqlExamples,
+    },
     // Only listed origins get CORS headers (credentials included); any other origin gets none,
     // so browsers refuse it. A plain list would not do: yoga answers an empty list with `*`
     // semantics and a one-entry list to every origin.
@@ -68,7 +71,13 @@ export function createApp(deps: AppDeps): QuireYoga {
         origin,
         credentials: true,
         methods: ['GET', 'POST'],
-        allowedHeaders: ['authorization', 'content-type', 'accept', 'x-request-id', 'last-event-id'],
+        allowedHeaders: [
+          'authorization',
+          'content-type',
+          'accept',
+          'x-request-id',
+          'last-event-id',
+        ],
         exposedHeaders: ['x-request-id', 'retry-after'],
         maxAge: 600,
       };

@@ -85,7 +85,9 @@ export function useOperationsEndpoints(options: {
           access.kind === 'token' &&
           !bearerMatches(request.headers.get('authorization'), access.token)
         ) {
-          const refused = json(401, { error: 'metrics need Authorization: Bearer <METRICS_TOKEN>' });
+          const refused = json(401, {
+            error: 'metrics need Authorization: Bearer <METRICS_TOKEN>',
+          });
           refused.headers.set('www-authenticate', 'Bearer realm="metrics"');
           return endResponse(refused);
         }

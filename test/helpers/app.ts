@@ -49,7 +49,11 @@ export async function startTestApp(
     WORKER: 'off',
     ...env,
   });
-  const { deps, close } = connectDeps(config, logger ?? createLogger(config), config.DATABASE_URL ?? database.url);
+  const { deps, close } = connectDeps(
+    config,
+    logger ?? createLogger(config),
+    config.DATABASE_URL ?? database.url,
+  );
   const yoga = createApp(deps);
   return {
     deps,

@@ -133,7 +133,9 @@ describe('/metrics', () => {
     expect(response.status).toBe(200);
     expect(response.headers.get('content-type')).toContain('text/plain');
     expect(await response.text()).toContain('# HELP');
-    const other = await fetch(`http://127.0.0.1:${metricsListener.port}/graphql?query={__typename}`);
+    const other = await fetch(
+      `http://127.0.0.1:${metricsListener.port}/graphql?query={__typename}`,
+    );
     expect(other.status).toBe(404);
   });
 

@@ -129,7 +129,8 @@ describe('request ids', () => {
   it('keep pino’s pid and hostname on every line', async () => {
     const { logged } = await post('{ __typename }');
     expect(logged.length).toBeGreaterThan(0);
-    for (const line of logged) expect(line).toMatchObject({ pid: process.pid, hostname: hostname() });
+    for (const line of logged)
+      expect(line).toMatchObject({ pid: process.pid, hostname: hostname() });
   });
 
   it('echo a well-formed x-request-id and put it on the request’s lines', async () => {
