@@ -125,10 +125,11 @@ export async function startHttpServer(yoga: QuireYoga, options: HttpOptions): Pr
           if (error instanceof GraphQLError) return [toClient(error)];
           throw error;
         }
+        // Counted before the await, so that subscribes arriving together see each other.
+        active.add(id);
         const contextValue = await contextFactory();
         // Each operation gets its own id in the logs, as each HTTP request does.
         contextValue.log = contextValue.log.child({ reqId: requestId(undefined), wsId: id });
-        active.add(id);
         return {
           schema,
           operationName: payload.operationName,
