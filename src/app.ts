@@ -12,9 +12,11 @@ import { compilesUnambiguously } from './infra/compiled-execution.ts';
 import { useErrorCodes } from './infra/error-codes-plugin.ts';
 import { useHttpGuards, useResponseCompression } from './infra/http-guards-plugin.ts';
 import { useHttpStatus } from './infra/http-status-plugin.ts';
+import { yogaLogger } from './infra/logger.ts';
 import { useMutationRateLimit } from './infra/mutation-rate-limit-plugin.ts';
-import { useOperationsEndpoints } from './infra/operations-plugin.ts';
+import { metricsAccess, useOperationsEndpoints } from './infra/operations-plugin.ts';
 import { useQueryLimits } from './infra/query-limits-plugin.ts';
+import { rememberMaskedCause, useRequestLog } from './infra/request-log-plugin.ts';
 import { useRequestStats } from './infra/request-stats-plugin.ts';
 import { useResponseCache } from './infra/response-cache-plugin.ts';
 import { useSse } from './infra/sse-plugin.ts';
@@ -56,15 +58,40 @@ export function createApp(deps: AppDeps): QuireYoga {
     landingPage: false,
     batching: false,
     maxRequestBodySize: config.MAX_BODY_BYTES,
-    logging: logger.child({ component: 'yoga' }),
-    graphiql: { title: 'Quire', defaultQuery: graphiqlExamples },
+    logging: yogaLogger(logger),
+    graphiql: (config.GRAPHIQL ?? !production) && {
+      title: 'Quire',
+      defaultQuery: graphiqlExamples,
+    },
+    // Only listed origins get CORS headers (credentials included); any other origin gets none,
+    // so browsers refuse it. A plain list would not do: yoga answers an empty list with `*`
+    // semantics and a one-entry list to every origin.
+    cors: (request) => {
+      const origin = request.headers.get('origin');
+      if (origin === null || !config.CORS_ORIGINS.includes(origin)) return false;
+      return {
+        origin,
+        credentials: true,
+        methods: ['GET', 'POST'],
+        allowedHeaders: [
+          'authorization',
+          'content-type',
+          'accept',
+          'x-request-id',
+          'last-event-id',
+        ],
+        exposedHeaders: ['x-request-id', 'retry-after'],
+        maxAge: 600,
+      };
+    },
     maskedErrors: {
       isDev: false,
       maskError: (error, message) => {
         const invalidId = invalidIdError(error);
         if (invalidId) return invalidId;
         const masked = maskError(error, message, false);
-        if (masked !== error) logger.error({ err: error }, 'unexpected error (masked in response)');
+        // Logged once, with its request id, when the response leaves (request-log-plugin.ts).
+        if (masked !== error) rememberMaskedCause(masked, error);
         return masked;
       },
     },
@@ -77,9 +104,11 @@ export function createApp(deps: AppDeps): QuireYoga {
         clientAddress: initial.req?.socket.remoteAddress ?? initial.clientAddress ?? null,
       }),
     plugins: [
+      useRequestLog(logger),
       useDashboard(),
       useOperationsEndpoints({
         metrics: deps.metrics,
+        metricsAccess: metricsAccess(config),
         readiness: [
           {
             name: 'postgres',

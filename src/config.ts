@@ -11,12 +11,35 @@ const optionalUrl = z
   .transform((value) => value || undefined)
   .pipe(z.url().optional())
   .optional();
+/** An exact browser origin (`scheme://host[:port]`, no path): what the Origin header carries. */
+const origin = z
+  .string()
+  .trim()
+  .refine((value) => {
+    try {
+      const url = new URL(value);
+      return ['http:', 'https:'].includes(url.protocol) && url.origin === value;
+    } catch {
+      return false;
+    }
+  }, 'each origin must be scheme://host[:port] with no path or trailing slash');
+const originList = z
+  .string()
+  .transform((value) => value.split(',').filter((entry) => entry.trim() !== ''))
+  .pipe(z.array(origin));
 
 const schema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
   HOST: z.string().default('127.0.0.1'),
   PORT: z.coerce.number().int().min(0).max(65535).default(4000),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** Browser origins allowed cross-origin access (with credentials); empty = none. */
+  CORS_ORIGINS: originList.default([]),
+  /** Prometheus metrics on their own listener (METRICS_HOST, default HOST) instead of PORT. */
+  METRICS_PORT: z.coerce.number().int().min(0).max(65535).optional(),
+  METRICS_HOST: z.string().optional(),
+  /** Serves /metrics on the public listener to `Authorization: Bearer <METRICS_TOKEN>` only. */
+  METRICS_TOKEN: z.string().min(16).optional(),
 
   DATABASE_URL: optionalUrl,
   DATA_DIR: z.string().default('./.data'),
@@ -51,6 +74,8 @@ const schema = z.object({
   MAX_BODY_BYTES: positiveInt.default(262_144),
   /** Defaults to on outside production. */
   INTROSPECTION: flag.optional(),
+  /** GraphiQL at GET /graphql; defaults to on outside production. */
+  GRAPHIQL: flag.optional(),
   WS_INIT_TIMEOUT_MS: positiveInt.default(3000),
   WS_MAX_SUBSCRIPTIONS: positiveInt.default(20),
   SHUTDOWN_GRACE_MS: positiveInt.default(10_000),

@@ -32,6 +32,8 @@ export interface Context {
   cacheStats: CacheStats;
   viewer: Viewer | null;
   clientKey: string;
+  /** This request's logger: its lines carry the request id (see request-log-plugin.ts). */
+  log: Logger;
 }
 
 export interface ContextSource {
@@ -56,6 +58,7 @@ export async function createContext(deps: AppDeps, source: ContextSource): Promi
     cacheStats: {},
     viewer,
     clientKey: viewer ? `user:${viewer.id}` : `ip:${source.clientAddress ?? 'unknown'}`,
+    log: deps.logger,
   };
 }
 

@@ -8,8 +8,10 @@ import type { GraphQLParams } from 'graphql-yoga';
 import { WebSocketServer } from 'ws';
 import type { QuireYoga } from './app.ts';
 import type { Config } from './config.ts';
+import type { Context } from './context.ts';
 import { clientFacingError } from './infra/error-codes-plugin.ts';
 import { withoutHttpHints } from './infra/http-status-plugin.ts';
+import { logResultErrors, requestId } from './infra/request-log-plugin.ts';
 
 export interface HttpServer {
   server: Server;
@@ -124,15 +126,22 @@ export async function startHttpServer(yoga: QuireYoga, options: HttpOptions): Pr
           if (error instanceof GraphQLError) return [toClient(error)];
           throw error;
         }
+        // Counted before the await, so that subscribes arriving together see each other.
         active.add(id);
+        const contextValue = await contextFactory();
+        // Each operation gets its own id in the logs, as each HTTP request does.
+        contextValue.log = contextValue.log.child({ reqId: requestId(undefined), wsId: id });
         return {
           schema,
           operationName: payload.operationName,
           document,
           variableValues: payload.variables,
-          contextValue: await contextFactory(),
+          contextValue,
           rootValue: { execute, subscribe },
         };
+      },
+      onNext: (_ctx, _id, _payload, args, result) => {
+        logResultErrors((args.contextValue as Context).log, result.errors);
       },
       onComplete: (ctx, id) => {
         subscriptionsPerSocket.get(ctx.extra.socket)?.delete(id);

@@ -2,6 +2,7 @@ import { createApp } from './app.ts';
 import { ConfigError, loadConfig } from './config.ts';
 import { httpOptions, startHttpServer } from './http.ts';
 import { createLogger } from './infra/logger.ts';
+import { startMetricsServer } from './infra/metrics-server.ts';
 import { ShutdownSequence } from './infra/shutdown.ts';
 import { PipelineWorker } from './pipeline/worker.ts';
 import { startRuntime } from './runtime.ts';
@@ -25,11 +26,20 @@ async function main(): Promise<void> {
     await worker.start();
     shutdown.add('pipeline worker', () => worker.stop());
   }
+  if (config.METRICS_PORT !== undefined) {
+    const metricsServer = await startMetricsServer(deps.metrics, {
+      port: config.METRICS_PORT,
+      host: config.METRICS_HOST ?? config.HOST,
+    });
+    shutdown.add('metrics listener', () => metricsServer.close());
+    logger.info(
+      `Prometheus metrics at http://${config.METRICS_HOST ?? config.HOST}:${metricsServer.port}/metrics`,
+    );
+  }
   const http = await startHttpServer(createApp(deps), httpOptions(config));
   shutdown.add('http server', () => http.close());
-  logger.info(
-    `Quire is serving GraphQL (and GraphiQL) at http://${config.HOST}:${http.port}/graphql`,
-  );
+  const graphiql = (config.GRAPHIQL ?? config.NODE_ENV !== 'production') ? ' (and GraphiQL)' : '';
+  logger.info(`Quire is serving GraphQL${graphiql} at http://${config.HOST}:${http.port}/graphql`);
 }
 
 main().catch((error: unknown) => {

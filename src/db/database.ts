@@ -61,8 +61,10 @@ export function createDatabase(
     dialect: new PostgresDialect({ pool }),
     log(event) {
       onQuery?.(event.queryDurationMillis);
+      // Debug only: the error propagates, and is either a client error (a constraint mapped to
+      // CONFLICT) or logged once with its request when it is masked (request-log-plugin.ts).
       if (event.level === 'error') {
-        logger.error(
+        logger.debug(
           {
             err: event.error,
             sql: truncate(event.query.sql),

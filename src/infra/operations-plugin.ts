@@ -1,4 +1,6 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Plugin } from 'graphql-yoga';
+import type { Config } from '../config.ts';
 import type { Metrics } from './metrics.ts';
 
 export interface ReadinessCheck {
@@ -20,15 +22,40 @@ async function withTimeout(check: () => Promise<boolean>, ms: number): Promise<b
   }
 }
 
+/** Who may read `GET /metrics` on the public listener. */
+export type MetricsAccess = { kind: 'open' } | { kind: 'token'; token: string } | { kind: 'off' };
+
+/**
+ * METRICS_TOKEN set: bearer token required. Otherwise metrics stay off the public listener when
+ * they have their own (METRICS_PORT) or in production; open only in development and tests.
+ */
+export function metricsAccess(
+  config: Pick<Config, 'METRICS_TOKEN' | 'METRICS_PORT' | 'NODE_ENV'>,
+): MetricsAccess {
+  if (config.METRICS_TOKEN) return { kind: 'token', token: config.METRICS_TOKEN };
+  if (config.METRICS_PORT !== undefined || config.NODE_ENV === 'production') return { kind: 'off' };
+  return { kind: 'open' };
+}
+
+const digest = (value: string) => Uint8Array.from(createHash('sha256').update(value).digest());
+
+/** Constant-time comparison (of digests, so lengths never differ). */
+function bearerMatches(authorization: string | null, token: string): boolean {
+  const given = /^Bearer (.+)$/i.exec(authorization ?? '')?.[1];
+  return given !== undefined && timingSafeEqual(digest(given), digest(token));
+}
+
 /**
  * (`GET /health`, liveness without I/O, is yoga's own.) `GET /ready`: every dependency answers within a
  * second, so a load balancer stops sending traffic while Postgres is gone. `GET /metrics`:
- * Prometheus text format.
+ * Prometheus text format, as `metricsAccess` allows (401 without the token; 404 when off).
  */
 export function useOperationsEndpoints(options: {
   metrics: Metrics;
   readiness: ReadinessCheck[];
+  metricsAccess: MetricsAccess;
 }): Plugin {
+  const access = options.metricsAccess;
   return {
     // Synchronous for every other request: the API's hot path pays no promise for these.
     onRequest({ request, url, endResponse, fetchAPI }) {
@@ -53,7 +80,17 @@ export function useOperationsEndpoints(options: {
           );
         });
       }
-      if (url.pathname === '/metrics') {
+      if (url.pathname === '/metrics' && access.kind !== 'off') {
+        if (
+          access.kind === 'token' &&
+          !bearerMatches(request.headers.get('authorization'), access.token)
+        ) {
+          const refused = json(401, {
+            error: 'metrics need Authorization: Bearer <METRICS_TOKEN>',
+          });
+          refused.headers.set('www-authenticate', 'Bearer realm="metrics"');
+          return endResponse(refused);
+        }
         return options.metrics.registry.metrics().then((body) => {
           endResponse(
             new fetchAPI.Response(body, {

@@ -3,6 +3,7 @@ import type { Plugin } from 'graphql-yoga';
 import type { Context } from '../context.ts';
 import type { Logger } from './logger.ts';
 import type { Metrics } from './metrics.ts';
+import { requestLogger } from './request-log-plugin.ts';
 
 export const DEBUG_HEADER = 'x-quire-debug';
 
@@ -53,7 +54,7 @@ export function useRequestStats(options: {
           if (!('data' in result || 'errors' in result)) return;
           const queries = ctx.sql.queries;
           if (queries > options.warnThreshold) {
-            logger.warn(
+            ctx.log.warn(
               { operation: operation ?? null, sqlQueries: queries },
               'request exceeded the SQL statement threshold (possible N+1)',
             );
@@ -87,7 +88,7 @@ export function useRequestStats(options: {
         durationMs / 1000,
       );
       if (ctx) metrics.sqlPerRequest.observe(ctx.sql.queries);
-      logger.info(
+      (ctx?.log ?? requestLogger(request) ?? logger).info(
         {
           operation: operation?.slice(0, 200) ?? 'anonymous',
           status: response.status,

@@ -18,6 +18,27 @@ describe('configuration', () => {
     expect(config.DATABASE_URL).toBeUndefined();
   });
 
+  it('reads CORS_ORIGINS as exact origins and refuses anything else', () => {
+    expect(loadConfig({}).CORS_ORIGINS).toEqual([]);
+    expect(
+      loadConfig({ CORS_ORIGINS: 'https://app.example, http://localhost:3000,' }).CORS_ORIGINS,
+    ).toEqual(['https://app.example', 'http://localhost:3000']);
+    for (const bad of [
+      '*',
+      'app.example',
+      'https://app.example/',
+      'https://a.example/x',
+      'ftp://a.example',
+    ])
+      expect(() => loadConfig({ CORS_ORIGINS: bad }), bad).toThrow(/CORS_ORIGINS/);
+  });
+
+  it('refuses a short METRICS_TOKEN and a METRICS_PORT out of range', () => {
+    expect(() => loadConfig({ METRICS_TOKEN: 'short', METRICS_PORT: '70000' })).toThrow(
+      /METRICS_PORT[\s\S]*METRICS_TOKEN/,
+    );
+  });
+
   it('makes the server exit 1 with one clear message naming the variable', () => {
     const result = spawnSync(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
       cwd: fileURLToPath(new URL('../..', import.meta.url)),

@@ -1,0 +1,93 @@
+import { randomUUID } from 'node:crypto';
+import { GraphQLError } from 'graphql';
+import { isAsyncIterable, mapAsyncIterator, type Plugin } from 'graphql-yoga';
+import type { Logger } from './logger.ts';
+
+export const REQUEST_ID_HEADER = 'x-request-id';
+
+/** Short and plain, so a client's id is safe to echo in a header and to write into logs. */
+const WELL_FORMED_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/** The client's request id when well formed (1–128 of `A-Z a-z 0-9 . _ : -`), else a new UUID. */
+export function requestId(given: string | null | undefined): string {
+  return given && WELL_FORMED_ID.test(given) ? given : randomUUID();
+}
+
+const maskedCauses = new WeakMap<Error, unknown>();
+
+/**
+ * Called where errors are masked: remembers what a masked error hides (the resolver's own error
+ * when graphql-js wrapped it), so the request log can report the cause with its stack.
+ */
+export function rememberMaskedCause(masked: Error, error: unknown): void {
+  maskedCauses.set(masked, (error instanceof GraphQLError && error.originalError) || error);
+}
+
+/**
+ * One line per error of a result as it leaves the server: the cause of each masked (unexpected)
+ * error at error level, every other error (a client error with its code) at debug.
+ */
+export function logResultErrors(log: Logger, errors: readonly unknown[] | undefined): void {
+  for (const error of errors ?? []) {
+    if (!(error instanceof GraphQLError)) continue;
+    if (maskedCauses.has(error)) {
+      log.error({ err: maskedCauses.get(error) }, 'unexpected error (masked in the response)');
+    } else {
+      log.debug(
+        { code: error.extensions.code, error: error.message, path: error.path },
+        'client error',
+      );
+    }
+  }
+}
+
+const requestLogs = new WeakMap<Request, { id: string; log: Logger }>();
+
+/** The request's logger (its lines carry `reqId`), once useRequestLog has seen the request. */
+export function requestLogger(request: Request): Logger | undefined {
+  return requestLogs.get(request)?.log;
+}
+
+/**
+ * Gives every HTTP request an id (`x-request-id` when well formed, else generated), echoed in the
+ * response, and a pino child logger carrying it: on the context as `log`, and for the errors of
+ * every result (SSE events included) as they are sent. graphql-ws operations: src/http.ts.
+ */
+export function useRequestLog(logger: Logger): Plugin<{ log: Logger }> {
+  const logFor = (request: Request) => {
+    let entry = requestLogs.get(request);
+    if (!entry) {
+      const id = requestId(request.headers.get(REQUEST_ID_HEADER));
+      entry = { id, log: logger.child({ reqId: id }) };
+      requestLogs.set(request, entry);
+    }
+    return entry;
+  };
+  return {
+    onRequest({ request }) {
+      logFor(request);
+    },
+    onContextBuilding({ context, extendContext }) {
+      const { request } = context as { request?: Request };
+      if (request) extendContext({ log: logFor(request).log });
+    },
+    onResultProcess({ request, result, setResult }) {
+      const { log } = logFor(request);
+      if (isAsyncIterable(result)) {
+        setResult(
+          mapAsyncIterator(result, (event) => {
+            logResultErrors(log, event.errors);
+            return event;
+          }),
+        );
+        return;
+      }
+      for (const single of Array.isArray(result) ? result : [result]) {
+        logResultErrors(log, single.errors);
+      }
+    },
+    onResponse({ request, response }) {
+      response.headers.set(REQUEST_ID_HEADER, logFor(request).id);
+    },
+  };
+}
