@@ -133,7 +133,8 @@ export function parsePageArgs(
   return {
     backward,
     size: (backward ? last : first) ?? limits.defaultSize,
-    cursor: rawCursor == null ? null : decodeCursor(order, rawCursor, backward ? 'before' : 'after'),
+    cursor:
+      rawCursor == null ? null : decodeCursor(order, rawCursor, backward ? 'before' : 'after'),
     hasCursor: rawCursor != null,
   };
 }

@@ -12,7 +12,8 @@ const FLOAT4_MIN_NORMAL = 1.1754943508222875e-38;
 
 const positiveIdPattern = /^[1-9]\d{0,18}$/;
 /** NUL, or a UTF-16 surrogate without its pair (it has no UTF-8 encoding). */
-const notEncodablePattern = /\0|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+const notEncodablePattern =
+  /\0|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 const timestampPattern =
   /^(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2}):(\d{2})(?:\.\d{1,6})?(?:\+00|Z)$/;
 
