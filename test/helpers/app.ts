@@ -1,6 +1,6 @@
 import { createApp, type QuireYoga } from '../../src/app.ts';
 import { loadConfig } from '../../src/config.ts';
-import { createLogger } from '../../src/infra/logger.ts';
+import { createLogger, type Logger } from '../../src/infra/logger.ts';
 import { connectDeps } from '../../src/runtime.ts';
 import { createTestDatabase, type TestDatabase } from './database.ts';
 
@@ -31,11 +31,13 @@ export interface TestApp {
 
 /**
  * A configured app over its own fresh database; pass `shared` to start a second instance over
- * the same database (and the same Redis namespace), as another server process would be.
+ * the same database (and the same Redis namespace), as another server process would be; pass
+ * `logger` to read what the server logs.
  */
 export async function startTestApp(
   env: Record<string, string> = {},
   shared?: TestApp,
+  logger?: Logger,
 ): Promise<TestApp> {
   const database = shared?.database ?? (await createTestDatabase());
   const config = loadConfig({
@@ -47,8 +49,11 @@ export async function startTestApp(
     WORKER: 'off',
     ...env,
   });
-  const logger = createLogger(config);
-  const { deps, close } = connectDeps(config, logger, config.DATABASE_URL ?? database.url);
+  const { deps, close } = connectDeps(
+    config,
+    logger ?? createLogger(config),
+    config.DATABASE_URL ?? database.url,
+  );
   const yoga = createApp(deps);
   return {
     deps,
