@@ -92,7 +92,11 @@ beforeAll(async () => {
   );
   ids.PipelineRun = run.data!.startPipeline.id;
   ids.PipelineEvent = run.data!.startPipeline.events.edges[0].node.id;
-  const token = await app.gql('mutation { createApiToken(name: "walker") { apiToken { id } } }', {}, as);
+  const token = await app.gql(
+    'mutation { createApiToken(name: "walker") { apiToken { id } } }',
+    {},
+    as,
+  );
   tokenId = token.data!.createApiToken.apiToken.id;
   for (const [key, value] of Object.entries(ids)) expect(value, key).toBeTruthy();
 }, 60_000);
@@ -180,7 +184,14 @@ function forgedCursors(real: string): string[] {
   return forged;
 }
 
-const hostileStrings = ['a\u0000b', '\u0000', '\ud800', 'x\udc00y', ONE_MEGABYTE, '9223372036854775808'];
+const hostileStrings = [
+  'a\u0000b',
+  '\u0000',
+  '\ud800',
+  'x\udc00y',
+  ONE_MEGABYTE,
+  '9223372036854775808',
+];
 const hostileIds = [
   ...hostileStrings,
   globalId('Post', '9223372036854775808'),
@@ -238,7 +249,12 @@ function hostileCases(
     ];
     for (const field of Object.values(nullable.getFields())) {
       const fieldCoordinate = `${nullable.name}.${field.name}`;
-      for (const item of hostileCases(field.type, fieldCoordinate, idRuleOf(field.extensions), null)) {
+      for (const item of hostileCases(
+        field.type,
+        fieldCoordinate,
+        idRuleOf(field.extensions),
+        null,
+      )) {
         cases.push({ covers: item.covers, value: { ...base, [field.name]: item.value } });
       }
     }
@@ -424,7 +440,9 @@ async function ws(query: string, variables: unknown, token?: string): Promise<Ou
 
 /** Every argument and input field schema.graphql declares, as `Type.field(arg)` / `Input.field`. */
 function declaredArguments(): string[] {
-  const printed = buildSchema(readFileSync(new URL('../../schema.graphql', import.meta.url), 'utf8'));
+  const printed = buildSchema(
+    readFileSync(new URL('../../schema.graphql', import.meta.url), 'utf8'),
+  );
   const coordinates: string[] = [];
   for (const type of Object.values(printed.getTypeMap())) {
     if (type.name.startsWith('__')) continue;
@@ -435,7 +453,8 @@ function declaredArguments(): string[] {
       }
     }
     if (isInputObjectType(type)) {
-      for (const field of Object.values(type.getFields())) coordinates.push(`${type.name}.${field.name}`);
+      for (const field of Object.values(type.getFields()))
+        coordinates.push(`${type.name}.${field.name}`);
     }
   }
   return coordinates.sort();
@@ -498,8 +517,7 @@ it('no hostile argument value reaches Postgres, answers INTERNAL or 5xx, or logs
         for (const [via, send] of sends) {
           const outcome = await send();
           const bad = outcome.errors.filter(
-            (error) =>
-              !error.extensions?.code || error.extensions.code === 'INTERNAL_SERVER_ERROR',
+            (error) => !error.extensions?.code || error.extensions.code === 'INTERNAL_SERVER_ERROR',
           );
           if (outcome.status >= 500 || bad.length > 0) {
             failures.push(
@@ -510,7 +528,9 @@ it('no hostile argument value reaches Postgres, answers INTERNAL or 5xx, or logs
       }
     }
   }
-  console.info(`hostile-input walker: ${tried} (argument × value) cases over ${covered.size} arguments and input fields`);
+  console.info(
+    `hostile-input walker: ${tried} (argument × value) cases over ${covered.size} arguments and input fields`,
+  );
   expect(failures).toEqual([]);
   const errorLines = logLines.filter((line) => {
     const entry = JSON.parse(line) as { level: number; err?: { code?: string } };

@@ -2,22 +2,25 @@ import { resolveNodes } from '@pothos/plugin-relay';
 import { GraphQLError, type GraphQLResolveInfo, type GraphQLSchema, isObjectType } from 'graphql';
 import { builder, decodeGlobalId } from '../../builder.ts';
 import type { Context } from '../../context.ts';
-import { badInput } from '../../errors.ts';
 
 const isNodeType = (schema: GraphQLSchema, typename: string) => {
   const type = schema.getType(typename);
   return isObjectType(type) && type.getInterfaces().some((node) => node.name === 'Node');
 };
 
+/** No `http.status`: the error nulls one field or item and the rest of the response stands. */
+const invalidNodeId = (message: string, argument: string) =>
+  new GraphQLError(message, { extensions: { code: 'BAD_USER_INPUT', argument } });
+
 /** The global id decoded, or the client error that says why it names no node. */
 function readNodeId(schema: GraphQLSchema, raw: string, argument: string) {
   try {
     const decoded = decodeGlobalId(raw);
     if (isNodeType(schema, decoded.typename)) return decoded;
-    return badInput(`Invalid ID: ${raw.slice(0, 64)} names no node type`, { argument });
+    return invalidNodeId(`Invalid ID: ${raw.slice(0, 64)} names no node type`, argument);
   } catch (error) {
     if (!(error instanceof GraphQLError)) throw error;
-    return badInput(error.message, { argument });
+    return invalidNodeId(error.message, argument);
   }
 }
 
