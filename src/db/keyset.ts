@@ -81,12 +81,13 @@ export function decodeCursor(
   argument: 'after' | 'before',
 ): { value: string | number; id: string } {
   const parts = readCursor(cursor);
-  if (!parts) throw badInput('Invalid cursor', { argument });
+  const invalid = () => badInput(`\`${argument}\` is not a valid cursor`, { argument });
+  if (!parts) throw invalid();
   const { name, value, id } = parts;
   if (name !== order.name) {
-    throw badInput('Cursor belongs to a different ordering', { argument });
+    throw badInput(`\`${argument}\` is a cursor of a different ordering`, { argument });
   }
-  if (!isValidSortValue(order.kind, value)) throw badInput('Invalid cursor', { argument });
+  if (!isValidSortValue(order.kind, value)) throw invalid();
   return { value, id };
 }
 

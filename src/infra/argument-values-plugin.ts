@@ -18,6 +18,7 @@ import {
 } from 'graphql';
 import type { GraphQLParams, Plugin } from 'graphql-yoga';
 import { decodeGlobalId } from '../builder.ts';
+import { isWellFormedCursor } from '../db/keyset.ts';
 import { textProblem } from '../db/postgres-values.ts';
 import { badInput } from '../errors.ts';
 
@@ -38,6 +39,8 @@ interface GlobalIdExtensions {
 }
 
 type GlobalIdRule = false | true | readonly string[];
+/** How a string argument is read past its type: a global id (of some types), a page cursor. */
+type StringRule = GlobalIdRule | 'cursor';
 
 function globalIdRule(extensions: Readonly<Record<string, unknown>> | undefined): GlobalIdRule {
   const relay = extensions as GlobalIdExtensions | undefined;
@@ -63,14 +66,14 @@ function valueError(
   type: GraphQLInputType,
   value: unknown,
   path: string,
-  idRule: GlobalIdRule,
+  rule: StringRule,
 ): GraphQLError | undefined {
   if (value == null) return undefined;
   const nullable = getNullableType(type);
   if (isListType(nullable)) {
     const items = Array.isArray(value) ? value : [value];
     for (const [index, item] of items.entries()) {
-      const error = valueError(nullable.ofType, item, `${path}[${index}]`, idRule);
+      const error = valueError(nullable.ofType, item, `${path}[${index}]`, rule);
       if (error) return error;
     }
     return undefined;
@@ -91,7 +94,14 @@ function valueError(
   const problem =
     value.length > MAX_STRING_LENGTH
       ? `is longer than ${MAX_STRING_LENGTH} characters`
-      : (textProblem(value) ?? (idRule ? globalIdProblem(value, idRule) : null));
+      : (textProblem(value) ??
+        (rule === 'cursor'
+          ? isWellFormedCursor(value)
+            ? null
+            : 'is not a valid cursor'
+          : rule
+            ? globalIdProblem(value, rule)
+            : null));
   return problem ? badInput(`\`${path}\` ${problem}`, { argument: path }) : undefined;
 }
 
@@ -119,7 +129,9 @@ function fragmentsOf(document: DocumentNode, operation: OperationDefinitionNode)
 /**
  * The first argument value of the operation that runs (its fields, through every fragment it
  * spreads) that Postgres would refuse: NUL or an unpaired surrogate in any string, a string
- * longer than any column, a global id that does not decode to an int8 id of its field's type.
+ * longer than any column, a global id that does not decode to an int8 id of its field's type, a
+ * page cursor without our cursor's shape (its values are checked against the ordering later, in
+ * src/db/keyset.ts).
  * Errors name the argument or input field path (`input.title`, `ids[2]`).
  */
 export function argumentValuesError(
@@ -153,12 +165,14 @@ export function argumentValuesError(
             // Not coercible: graphql-js reports it when the field executes.
             return;
           }
+          const paged = field.args.some((arg) => arg.name === 'first' || arg.name === 'last');
           for (const argument of field.args) {
+            const isCursor = paged && (argument.name === 'after' || argument.name === 'before');
             found = valueError(
               argument.type,
               values[argument.name],
               argument.name,
-              globalIdRule(argument.extensions),
+              isCursor ? 'cursor' : globalIdRule(argument.extensions),
             );
             if (found) return;
           }

@@ -15,7 +15,6 @@ import {
   isListType,
   isNonNullType,
   isObjectType,
-  isScalarType,
 } from 'graphql';
 import { pino } from 'pino';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -41,7 +40,6 @@ const STREAM_WAIT_MS = 400;
 let app: TestApp;
 let http: HttpServer;
 let admin: TestUser;
-let author: TestUser;
 const logLines: string[] = [];
 /** A valid global id per node type, from objects created through the API. */
 const ids: Record<string, string> = {};
@@ -65,7 +63,6 @@ beforeAll(async () => {
   );
   http = await startHttpServer(app.yoga, httpOptions(app.deps.config, 0));
   admin = await createUser(app.deps.db, 'ADMIN');
-  author = await createUser(app.deps.db, 'AUTHOR');
   const as = { token: admin.token };
   const created = await app.gql(
     `mutation {
@@ -149,7 +146,7 @@ function validValue(type: GraphQLInputType, coordinate: string, idRule: IdRule):
 }
 
 const forgeValues: unknown[] = [
-  9999999999999999999,
+  1e19,
   '9999999999999999999',
   2 ** 31,
   -(2 ** 31) - 1,
@@ -202,7 +199,7 @@ const hostileIds = [
   globalId('Nope', '1'),
   globalId('Tag', '9223372036854775807'),
   'garbage',
-  9223372036854775808,
+  2 ** 63,
   1e21,
 ];
 const hostileByScalar: Record<string, unknown[]> = {
@@ -498,22 +495,18 @@ it('no hostile argument value reaches Postgres, answers INTERNAL or 5xx, or logs
         tried += 1;
         const variables = { ...base, [arg.name]: item.value };
         const small = JSON.stringify(variables).length < 4000;
-        const sends: [string, () => Promise<Outcome>][] =
-          target.operation === 'subscription'
-            ? [
-                ['sse admin', () => sse(document, variables, admin.token)],
-                ['sse anonymous', () => sse(document, variables)],
-                ...(small
-                  ? ([['ws admin', () => ws(document, variables, admin.token)]] as const)
-                  : []),
-              ]
-            : [
-                ['post admin', () => postJson(document, variables, admin.token)],
-                ['post anonymous', () => postJson(document, variables)],
-                ...(target.operation === 'query' && small
-                  ? ([['get admin', () => getQuery(document, variables, admin.token)]] as const)
-                  : []),
-              ];
+        const sends: [string, () => Promise<Outcome>][] = [];
+        if (target.operation === 'subscription') {
+          sends.push(['sse admin', () => sse(document, variables, admin.token)]);
+          sends.push(['sse anonymous', () => sse(document, variables)]);
+          if (small) sends.push(['ws admin', () => ws(document, variables, admin.token)]);
+        } else {
+          sends.push(['post admin', () => postJson(document, variables, admin.token)]);
+          sends.push(['post anonymous', () => postJson(document, variables)]);
+          if (target.operation === 'query' && small) {
+            sends.push(['get admin', () => getQuery(document, variables, admin.token)]);
+          }
+        }
         for (const [via, send] of sends) {
           const outcome = await send();
           const bad = outcome.errors.filter(
