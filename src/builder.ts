@@ -5,7 +5,7 @@ import RelayPlugin from '@pothos/plugin-relay';
 import ScopeAuthPlugin from '@pothos/plugin-scope-auth';
 import { getNullableType, isListType } from 'graphql';
 import type { Context } from './context.ts';
-import { isInt8Id } from './db/postgres-values.ts';
+import { isInt8Id, isTimestamp } from './db/postgres-values.ts';
 import { toRfc3339 } from './db/timestamps.ts';
 import { appError, badInput } from './errors.ts';
 
@@ -96,8 +96,8 @@ builder.scalarType('DateTime', {
   description: 'An RFC 3339 timestamp in UTC, e.g. 2026-11-23T12:00:00.123456Z',
   serialize: (value) => toRfc3339(String(value)),
   parseValue: (value) => {
-    if (typeof value !== 'string' || Number.isNaN(Date.parse(value))) {
-      throw badInput('DateTime must be an RFC 3339 timestamp');
+    if (typeof value !== 'string' || !isTimestamp(value)) {
+      throw badInput('DateTime must be an RFC 3339 timestamp of a real date, years 0001–9999');
     }
     return value;
   },

@@ -1,6 +1,6 @@
 import { type RawBuilder, sql } from 'kysely';
 import { badInput } from '../errors.ts';
-import { isFloat4, isInt4, isInt8Id, isUtcTimestamp, textProblem } from './postgres-values.ts';
+import { isFloat4, isInt4, isInt8Id, isTimestamp, textProblem } from './postgres-values.ts';
 
 /** Relay arguments as graphql-js hands them over. */
 export interface ConnectionArgs {
@@ -99,7 +99,7 @@ function isValidSortValue(kind: SortValueKind, value: unknown): value is string 
     case 'integer':
       return typeof value === 'number' && isInt4(value);
     case 'timestamp':
-      return typeof value === 'string' && isUtcTimestamp(value);
+      return typeof value === 'string' && isTimestamp(value);
     case 'text':
       return typeof value === 'string' && value.length <= 1000 && textProblem(value) === null;
   }

@@ -15,7 +15,7 @@ const positiveIdPattern = /^[1-9]\d{0,18}$/;
 const notEncodablePattern =
   /\0|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 const timestampPattern =
-  /^(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2}):(\d{2})(?:\.\d{1,6})?(?:\+00|Z)$/;
+  /^(\d{4})-(\d{2})-(\d{2})[ Tt](\d{2}):(\d{2}):(\d{2})(?:\.\d{1,9})?(?:[Zz]|\+00|[+-](\d{2}):(\d{2}))$/;
 
 /** A positive bigint/bigserial id written in decimal: 1 … 9223372036854775807. */
 export const isInt8Id = (text: string): boolean =>
@@ -37,13 +37,16 @@ export const isFloat4 = (value: number): boolean =>
   (value === 0 || (Math.abs(value) <= FLOAT4_MAX && Math.abs(value) >= FLOAT4_MIN_NORMAL));
 
 /**
- * A UTC timestamp as Postgres prints it or as RFC 3339 (`…Z`), naming a real calendar instant:
- * `2026-02-30` or year 0 pass a pattern but not Postgres.
+ * A timestamp as Postgres prints it (`…+00`) or as RFC 3339 (`…Z`, `…+02:00`) that names a real
+ * calendar instant: `2026-02-30` and year 0 pass a pattern (and Date.parse) but not Postgres.
  */
-export function isUtcTimestamp(text: string): boolean {
+export function isTimestamp(text: string): boolean {
   const match = timestampPattern.exec(text);
   if (!match) return false;
-  const [year, month, day, hour, minute, second] = match.slice(1).map(Number) as number[];
+  const [year, month, day, hour, minute, second, offsetHours, offsetMinutes] = match
+    .slice(1)
+    .map((part) => Number(part ?? 0)) as number[];
+  if (offsetHours! > 23 || offsetMinutes! > 59) return false;
   // setUTCFullYear, unlike Date.UTC, does not map years 0–99 to 1900–1999.
   const date = new Date(0);
   date.setUTCFullYear(year!, month! - 1, day!);
