@@ -61,6 +61,15 @@ function globalIdProblem(raw: string, rule: GlobalIdRule): string | null {
   return null;
 }
 
+/** Why Postgres (or the id decoder, or the cursor reader) would refuse this string; null if none. */
+function stringProblem(value: string, rule: StringRule): string | null {
+  if (value.length > MAX_STRING_LENGTH) return `is longer than ${MAX_STRING_LENGTH} characters`;
+  const text = textProblem(value);
+  if (text) return text;
+  if (rule === 'cursor') return isWellFormedCursor(value) ? null : 'is not a valid cursor';
+  return rule ? globalIdProblem(value, rule) : null;
+}
+
 /** The first value under `path` that Postgres would refuse (or a global id that names nothing). */
 function valueError(
   type: GraphQLInputType,
@@ -91,17 +100,7 @@ function valueError(
     return undefined;
   }
   if (typeof value !== 'string') return undefined;
-  const problem =
-    value.length > MAX_STRING_LENGTH
-      ? `is longer than ${MAX_STRING_LENGTH} characters`
-      : (textProblem(value) ??
-        (rule === 'cursor'
-          ? isWellFormedCursor(value)
-            ? null
-            : 'is not a valid cursor'
-          : rule
-            ? globalIdProblem(value, rule)
-            : null));
+  const problem = stringProblem(value, rule);
   return problem ? badInput(`\`${path}\` ${problem}`, { argument: path }) : undefined;
 }
 
