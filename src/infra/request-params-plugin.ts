@@ -20,8 +20,9 @@ function malformedParameter(request: Request): string | null {
 }
 
 /**
- * yoga's GET (and form-encoded POST) parser calls JSON.parse on `variables` and `extensions`
- * unguarded, so `?extensions=notjson` answered 500. A parameter that is not JSON is the client's
+ * yoga's GET parser calls JSON.parse on `variables` and `extensions` unguarded, so
+ * `?extensions=notjson` answered 500 (form-encoded POSTs, parsed the same way, are refused with
+ * 415 by useHttpGuards before this). A parameter that is not JSON is the client's
  * error: 400 with code BAD_REQUEST, naming the parameter in `extensions.argument`.
  */
 export function useRequestParamsErrors(): Plugin {
