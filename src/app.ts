@@ -8,6 +8,7 @@ import { type AppDeps, type Context, createContext, freshEventContext } from './
 import { useDashboard } from './dashboard/dashboard.plugin.ts';
 import { migrationsApplied } from './db/migrator.ts';
 import { graphiqlExamples } from './graphiql-examples.ts';
+import { useArgumentValues } from './infra/argument-values-plugin.ts';
 import { compilesUnambiguously } from './infra/compiled-execution.ts';
 import { useErrorCodes } from './infra/error-codes-plugin.ts';
 import { useHttpGuards, useResponseCompression } from './infra/http-guards-plugin.ts';
@@ -17,6 +18,7 @@ import { useMutationRateLimit } from './infra/mutation-rate-limit-plugin.ts';
 import { metricsAccess, useOperationsEndpoints } from './infra/operations-plugin.ts';
 import { useQueryLimits } from './infra/query-limits-plugin.ts';
 import { rememberMaskedCause, useRequestLog } from './infra/request-log-plugin.ts';
+import { useRequestParamsErrors } from './infra/request-params-plugin.ts';
 import { useRequestStats } from './infra/request-stats-plugin.ts';
 import { useResponseCache } from './infra/response-cache-plugin.ts';
 import { useSse } from './infra/sse-plugin.ts';
@@ -122,8 +124,10 @@ export function createApp(deps: AppDeps): QuireYoga {
         ],
       }),
       useHttpGuards({ maxBodyBytes: config.MAX_BODY_BYTES }),
+      useRequestParamsErrors(),
       useResponseCompression(),
       useSse(),
+      useArgumentValues(),
       useQueryLimits({ config, introspection: config.INTROSPECTION ?? !production }),
       useErrorCodes({ hideSuggestions: production }),
       useHttpStatus(),

@@ -1,5 +1,6 @@
 import { lexicographicSortSchema, printSchema } from 'graphql';
 import { builder } from './builder.ts';
+import './modules/node/node.schema.ts';
 import './modules/user/user.schema.ts';
 import './modules/tag/tag.schema.ts';
 import './modules/post/post.schema.ts';

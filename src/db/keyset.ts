@@ -1,5 +1,6 @@
 import { type RawBuilder, sql } from 'kysely';
 import { badInput } from '../errors.ts';
+import { isFloat4, isInt4, isInt8Id, isTimestamp, textProblem } from './postgres-values.ts';
 
 /** Relay arguments as graphql-js hands them over. */
 export interface ConnectionArgs {
@@ -51,8 +52,6 @@ export interface Page<Row> {
 }
 
 const CURSOR_VERSION = 1;
-const timestampPattern = /^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(\.\d{1,6})?(\+00|Z)$/;
-const idPattern = /^[1-9]\d{0,18}$/;
 
 export function encodeCursor(order: KeysetOrder, value: string | number, id: string): string {
   return Buffer.from(JSON.stringify([CURSOR_VERSION, order.name, value, id])).toString('base64url');
@@ -68,32 +67,42 @@ function readCursor(cursor: string): { name: unknown; value: unknown; id: string
   }
   if (!Array.isArray(decoded) || decoded.length !== 4 || decoded[0] !== CURSOR_VERSION) return null;
   const [, name, value, id] = decoded as [number, unknown, unknown, unknown];
-  if (typeof id !== 'string' || !idPattern.test(id)) return null;
+  if (typeof id !== 'string' || !isInt8Id(id)) return null;
   return { name, value, id };
 }
 
 /** Checked before a request runs (query limits): a forged cursor is refused before any SQL. */
 export const isWellFormedCursor = (cursor: string): boolean => readCursor(cursor) !== null;
 
+/** The cursor's sort value and id; BAD_USER_INPUT (naming `argument`) unless Postgres takes both. */
 export function decodeCursor(
   order: KeysetOrder,
   cursor: string,
+  argument: 'after' | 'before',
 ): { value: string | number; id: string } {
   const parts = readCursor(cursor);
-  if (!parts) throw badInput('Invalid cursor', { argument: 'cursor' });
+  const invalid = () => badInput(`\`${argument}\` is not a valid cursor`, { argument });
+  if (!parts) throw invalid();
   const { name, value, id } = parts;
   if (name !== order.name) {
-    throw badInput('Cursor belongs to a different ordering', { argument: 'cursor' });
+    throw badInput(`\`${argument}\` is a cursor of a different ordering`, { argument });
   }
-  const validValue =
-    order.kind === 'real' || order.kind === 'integer'
-      ? typeof value === 'number' &&
-        (order.kind === 'real' ? Number.isFinite(value) : Number.isSafeInteger(value))
-      : typeof value === 'string' &&
-        value.length <= 1000 &&
-        (order.kind === 'text' || timestampPattern.test(value));
-  if (!validValue) throw badInput('Invalid cursor', { argument: 'cursor' });
-  return { value: value as string | number, id };
+  if (!isValidSortValue(order.kind, value)) throw invalid();
+  return { value, id };
+}
+
+/** A cursor's sort value that Postgres casts to the order's type without an error. */
+function isValidSortValue(kind: SortValueKind, value: unknown): value is string | number {
+  switch (kind) {
+    case 'real':
+      return typeof value === 'number' && isFloat4(value);
+    case 'integer':
+      return typeof value === 'number' && isInt4(value);
+    case 'timestamp':
+      return typeof value === 'string' && isTimestamp(value);
+    case 'text':
+      return typeof value === 'string' && value.length <= 1000 && textProblem(value) === null;
+  }
 }
 
 /** Validates Relay arguments: one direction at a time, sizes within the documented cap. */
@@ -125,7 +134,8 @@ export function parsePageArgs(
   return {
     backward,
     size: (backward ? last : first) ?? limits.defaultSize,
-    cursor: rawCursor == null ? null : decodeCursor(order, rawCursor),
+    cursor:
+      rawCursor == null ? null : decodeCursor(order, rawCursor, backward ? 'before' : 'after'),
     hasCursor: rawCursor != null,
   };
 }

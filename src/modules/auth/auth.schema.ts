@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { builder } from '../../builder.ts';
 import { batchable } from '../../context.ts';
 import { groupByKey } from '../../db/batch.ts';
+import { isInt8Id } from '../../db/postgres-values.ts';
 import { appError, notFound } from '../../errors.ts';
 import { parseInput } from '../../validation.ts';
 import { UserNode } from '../user/user.schema.ts';
@@ -73,7 +74,7 @@ builder.mutationFields((t) => ({
     args: { id: t.arg.id({ required: true }) },
     resolve: async (_root, args, ctx) => {
       const id = String(args.id);
-      if (!/^[1-9]\d{0,18}$/.test(id)) throw notFound('Token');
+      if (!isInt8Id(id)) throw notFound('Token');
       const owner = await tokenOwner(ctx.db, id);
       if (!owner || (owner !== ctx.viewer!.id && ctx.viewer!.role !== 'ADMIN'))
         throw notFound('Token');

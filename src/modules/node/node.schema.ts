@@ -1,0 +1,73 @@
+import { resolveNodes } from '@pothos/plugin-relay';
+import { GraphQLError, type GraphQLResolveInfo, type GraphQLSchema, isObjectType } from 'graphql';
+import { builder, decodeGlobalId } from '../../builder.ts';
+import type { Context } from '../../context.ts';
+
+const isNodeType = (schema: GraphQLSchema, typename: string) => {
+  const type = schema.getType(typename);
+  return isObjectType(type) && type.getInterfaces().some((node) => node.name === 'Node');
+};
+
+/** No `http.status`: the error nulls one field or item and the rest of the response stands. */
+const invalidNodeId = (message: string, argument: string) =>
+  new GraphQLError(message, { extensions: { code: 'BAD_USER_INPUT', argument } });
+
+/** The global id decoded, or the client error that says why it names no node. */
+function readNodeId(schema: GraphQLSchema, raw: string, argument: string) {
+  try {
+    const decoded = decodeGlobalId(raw);
+    if (isNodeType(schema, decoded.typename)) return decoded;
+    return invalidNodeId(`Invalid ID: ${raw.slice(0, 64)} names no node type`, argument);
+  } catch (error) {
+    if (!(error instanceof GraphQLError)) throw error;
+    return invalidNodeId(error.message, argument);
+  }
+}
+
+/**
+ * The nodes for raw global ids, in order: a node, null (not found or not visible), or the
+ * BAD_USER_INPUT error of an id that cannot name a node (graphql-js reports an Error item as that
+ * item's error). Ids are decoded here rather than as arguments, where one bad id would fail the
+ * whole field (or, through the complexity check, the whole request).
+ */
+async function nodesFor(
+  ctx: Context,
+  info: GraphQLResolveInfo,
+  ids: readonly (string | number)[],
+  argumentOf: (index: number) => string,
+): Promise<unknown[]> {
+  const decoded = ids.map((id, index) => readNodeId(info.schema, String(id), argumentOf(index)));
+  const found = await resolveNodes(
+    builder,
+    ctx,
+    info,
+    decoded.map((id) => (id instanceof GraphQLError ? null : id)),
+  );
+  return decoded.map((id, index) => (id instanceof GraphQLError ? id : found[index]));
+}
+
+builder.queryFields((t) => ({
+  node: t.field({
+    type: builder.nodeInterfaceRef(),
+    nullable: true,
+    description:
+      'Any object by its global ID; null when it does not exist or the viewer may not see it. ' +
+      'An ID that names no object type answers BAD_USER_INPUT for this field only.',
+    args: { id: t.arg.id({ required: true }) },
+    resolve: async (_root, args, ctx, info) => {
+      const [node] = await nodesFor(ctx, info, [args.id], () => 'id');
+      if (node instanceof GraphQLError) throw node;
+      return node as never;
+    },
+  }),
+  nodes: t.field({
+    type: [builder.nodeInterfaceRef()],
+    nullable: { list: false, items: true },
+    description:
+      'Objects by global ID, in order; an item is null when not found or not visible. An ID ' +
+      'that names no object type nulls its item with BAD_USER_INPUT (argument `ids[i]`).',
+    args: { ids: t.arg.idList({ required: true }) },
+    resolve: (_root, args, ctx, info) =>
+      nodesFor(ctx, info, args.ids, (index) => `ids[${index}]`) as never,
+  }),
+}));
