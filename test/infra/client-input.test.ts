@@ -32,10 +32,15 @@ interface Answer {
   };
 }
 
+/** Under application/graphql-response+json a request refused before execution answers 400. */
 async function post(query: string, variables: Record<string, unknown> = {}): Promise<Answer> {
   const response = await app.yoga.fetch('http://quire.test/graphql', {
     method: 'POST',
-    headers: { 'content-type': 'application/json', authorization: `Bearer ${admin.token}` },
+    headers: {
+      'content-type': 'application/json',
+      accept: 'application/graphql-response+json',
+      authorization: `Bearer ${admin.token}`,
+    },
     body: JSON.stringify({ query, variables }),
   });
   return { status: response.status, body: await response.json() };
@@ -58,8 +63,12 @@ const postCount = async () =>
     ).n,
   );
 
-function expectRefused(answer: Answer, argument: string) {
-  expect(answer.status).toBe(400);
+/**
+ * Refused before execution: 400. A cursor's values are read against the connection's ordering
+ * inside the field's resolver (before its SQL): an execution error, so 200 with `data: null`.
+ */
+function expectRefused(answer: Answer, argument: string, status: 400 | 200 = 400) {
+  expect(answer.status).toBe(status);
   expect(answer.body.data ?? null).toBeNull();
   expect(answer.body.errors).toHaveLength(1);
   const [error] = answer.body.errors!;
@@ -246,7 +255,8 @@ describe('values inside cursors', () => {
     ['a year past Postgres', 2, '9999999-01-01 00:00:00+00'],
     ['a number for a timestamp', 2, 1],
   ])('a posts cursor with %s is refused as `after`', async (_name, part, value) => {
-    expectRefused(await post(page, { after: await forgedPostsCursor(part, value) }), 'after');
+    const after = await forgedPostsCursor(part, value);
+    expectRefused(await post(page, { after }), 'after', part === 3 ? 400 : 200);
   });
 
   it('a title cursor with a NUL is refused', async () => {
@@ -258,6 +268,7 @@ describe('values inside cursors', () => {
         { after },
       ),
       'after',
+      200,
     );
   });
 
@@ -271,6 +282,7 @@ describe('values inside cursors', () => {
           { b: before },
         ),
         'before',
+        200,
       );
     }
   });
