@@ -33,6 +33,12 @@ export interface QuirePubSub
    * point cannot miss an event published between its read and the subscription.
    */
   subscriptionsConfirmed(): Promise<void>;
+  /**
+   * Calls `listener` each time the live feed (re)connects. Messages published while it was
+   * away are lost, not queued: a subscriber that must not miss any reads them from their store.
+   * Returns the function that removes the listener.
+   */
+  onReconnect(listener: () => void): () => void;
 }
 
 export interface PubSubHandle {
@@ -52,6 +58,7 @@ const SUBSCRIBER_BUFFER = 1024;
 function createBufferedPubSub(
   target: EventTarget = new EventTarget(),
   subscriptionsConfirmed: () => Promise<void> = async () => {},
+  onReconnect: QuirePubSub['onReconnect'] = () => () => {},
 ): QuirePubSub {
   const topicOf = (routingKey: string, id: unknown) =>
     id === undefined ? routingKey : `${routingKey}:${String(id)}`;
@@ -69,6 +76,7 @@ function createBufferedPubSub(
       }, new SlidingBuffer(SUBSCRIBER_BUFFER));
     },
     subscriptionsConfirmed,
+    onReconnect,
   } as QuirePubSub;
 }
 
@@ -83,6 +91,12 @@ export function createQuirePubSub(
   }
   const publishClient = createRedis(redisUrl, logger, 'publish');
   const subscribeClient = createRedis(redisUrl, logger, 'subscribe');
+  // One listener on the client (not one per stream): ioredis re-sends its SUBSCRIBEs before it
+  // emits `ready`, on the next tick.
+  const reconnectListeners = new Set<() => void>();
+  subscribeClient.on('ready', () => {
+    for (const listener of reconnectListeners) listener();
+  });
   return {
     pubsub: withTopicPrefix(
       prefix,
@@ -92,6 +106,10 @@ export function createQuirePubSub(
         // before it, and redis-event-target sends its SUBSCRIBE without waiting for the reply.
         async () => {
           await subscribeClient.ping();
+        },
+        (listener) => {
+          reconnectListeners.add(listener);
+          return () => reconnectListeners.delete(listener);
         },
       ),
     ),
@@ -112,5 +130,6 @@ function withTopicPrefix(prefix: string, pubsub: QuirePubSub): QuirePubSub {
     publish: (topic: string, ...args: unknown[]) => untyped.publish(prefix + topic, ...args),
     subscribe: (topic: string, ...args: unknown[]) => untyped.subscribe(prefix + topic, ...args),
     subscriptionsConfirmed: () => pubsub.subscriptionsConfirmed(),
+    onReconnect: (listener: () => void) => pubsub.onReconnect(listener),
   } as QuirePubSub;
 }
