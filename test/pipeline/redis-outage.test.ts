@@ -6,7 +6,7 @@ import { type StreamedResult, sseSubscribe, wsSubscribe } from '../helpers/clien
 import { createUser, localId, type TestUser } from '../helpers/factories.ts';
 import { queueRun, waitForRun } from '../helpers/pipeline.ts';
 import { type ServerProcess, startProcess } from '../helpers/processes.ts';
-import { redisUrl } from '../helpers/services.ts';
+import { redisUrl, waitForRedisSubscribers } from '../helpers/services.ts';
 import { TcpProxy } from '../helpers/tcp-proxy.ts';
 
 // Two API instances and a separate worker, all reaching Redis through proxies the test cuts
@@ -138,5 +138,39 @@ describe('a Redis outage during a run', { timeout: 90_000 }, () => {
       ).toEqual(expected);
     }
     await Promise.all(streams.map((stream) => stream.dispose?.()));
+  });
+
+  it('completes a stream whose terminal event was published where it never arrived', async () => {
+    const [{ app, http }] = instances as [(typeof instances)[number]];
+    // Another instance, cut off from Redis: what it publishes never reaches the subscriber.
+    const isolated = new TcpProxy('127.0.0.1', redisPort);
+    await isolated.start();
+    const cutOff = await startTestApp(
+      { REDIS_URL: `redis://127.0.0.1:${isolated.port}`, RESPONSE_CACHE: 'off' },
+      app,
+    );
+    await isolated.stop();
+    try {
+      const runId = await queueRun(app, author);
+      const url = `http://127.0.0.1:${http.port}/graphql`;
+      const outcome = completedWithin(sseSubscribe(url, runQuery, { id: runId }, author), 8000);
+      await waitForRedisSubscribers([
+        `${app.deps.config.REDIS_PREFIX}pipelineRun:${localId(runId)}`,
+      ]);
+      const cancelled = await cutOff.gql(
+        'mutation($id: ID!) { cancelPipeline(runId: $id) { status } }',
+        { id: runId },
+        { token: author.token },
+      );
+      expect(cancelled.data?.cancelPipeline.status).toBe('CANCELLED');
+      const { completed, results } = await outcome;
+      expect(completed).toBe(true);
+      expect(results.map((result) => result.data!.pipelineRun.type)).toEqual([
+        'run.queued',
+        'run.cancelled',
+      ]);
+    } finally {
+      await cutOff.close();
+    }
   });
 });
