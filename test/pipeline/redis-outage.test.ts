@@ -1,5 +1,5 @@
 import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type HttpServer, httpOptions, startHttpServer } from '../../src/http.ts';
 import { startTestApp, type TestApp } from '../helpers/app.ts';
 import { type StreamedResult, sseSubscribe, wsSubscribe } from '../helpers/clients.ts';
@@ -38,8 +38,13 @@ beforeAll(async () => {
   author = await createUser(first.deps.db, 'AUTHOR');
 });
 
-afterAll(async () => {
+// A worker left running would claim the next test's run.
+afterEach(async () => {
   await worker?.stop('SIGKILL');
+  worker = undefined;
+});
+
+afterAll(async () => {
   for (const { http } of instances) await http.close();
   // The instance that created the database drops it: close it last.
   for (const { app } of [...instances].reverse()) await app.close();
