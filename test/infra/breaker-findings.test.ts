@@ -152,3 +152,46 @@ describe('masked errors look the same on every transport', () => {
     }
   });
 });
+
+describe('valid operations answer without INTERNAL_SERVER_ERROR', () => {
+  // A non-null variable with a default may be omitted (GraphQL spec, CoerceVariableValues).
+  // graphql-jit (single-operation documents) refuses it with a GraphQLError that has no
+  // `extensions`; request-log-plugin's logResultErrors then reads `error.extensions.code`,
+  // throws, and the whole request becomes HTTP 500 INTERNAL_SERVER_ERROR logged at error level.
+  // The same operation inside a two-operation document (graphql-js) answers its data.
+  const query = 'query ($n: Int! = 1) { posts(first: $n) { totalCount } }';
+
+  it('omitting a defaulted non-null variable answers the data over HTTP', async () => {
+    const { status, body } = await post(query);
+    expect(body.errors).toBeUndefined();
+    expect(status).toBe(200);
+    expect(body.data).toEqual({ posts: { totalCount: expect.any(Number) } });
+  });
+
+  it('omitting a defaulted non-null variable answers the data over graphql-ws', async () => {
+    const ws = wsSubscribe(url.replace('http', 'ws'), query, {});
+    try {
+      const [result] = await take(ws, 1);
+      expect(result!.errors).toBeUndefined();
+      expect(result!.data).toEqual({ posts: { totalCount: expect.any(Number) } });
+    } finally {
+      await ws.dispose();
+    }
+  });
+
+  // graphql-js 16 crashes (`undefined is not iterable`) when a subscription's only root field is
+  // skipped: client input answered INTERNAL_SERVER_ERROR instead of a client error.
+  it('a subscription whose root field is skipped is a client error, not INTERNAL', async () => {
+    const response = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'text/event-stream' },
+      body: JSON.stringify({
+        query: 'subscription { postStatusChanged @skip(if: true) { status } }',
+      }),
+      signal: AbortSignal.timeout(5000),
+    });
+    const text = await response.text().catch(() => '');
+    expect(text).not.toContain('INTERNAL_SERVER_ERROR');
+    expect(text).toMatch(/"code":"(BAD_USER_INPUT|GRAPHQL_VALIDATION_FAILED|BAD_REQUEST)"/);
+  });
+});
