@@ -66,6 +66,20 @@ export async function startHttpServer(yoga: QuireYoga, options: HttpOptions): Pr
 
   const toClient = (error: GraphQLError) =>
     withoutHttpHints(clientFacingError(error, { hideSuggestions: options.hideSuggestions }));
+  /** As toClient, without yoga's internal `unexpected` marker (its HTTP serializer drops it). */
+  const forWebSocket = (error: GraphQLError) => {
+    const client = toClient(error);
+    if (!('unexpected' in client.extensions)) return client;
+    const { unexpected: _internal, ...extensions } = client.extensions;
+    return new GraphQLError(client.message, {
+      nodes: client.nodes,
+      source: client.source,
+      positions: client.positions,
+      path: client.path,
+      originalError: client.originalError,
+      extensions,
+    });
+  };
   const subscriptionsPerSocket = new WeakMap<object, Set<string>>();
   const wsServer = new WebSocketServer({
     server,
@@ -140,8 +154,11 @@ export async function startHttpServer(yoga: QuireYoga, options: HttpOptions): Pr
           rootValue: { execute, subscribe },
         };
       },
+      // Execution results get what yoga's HTTP serializer gives them: a code, no internals.
       onNext: (_ctx, _id, _payload, args, result) => {
         logResultErrors((args.contextValue as Context).log, result.errors);
+        if (!result.errors?.length) return;
+        return { ...result, errors: result.errors.map(forWebSocket) };
       },
       onComplete: (ctx, id) => {
         subscriptionsPerSocket.get(ctx.extra.socket)?.delete(id);

@@ -6,7 +6,9 @@ import {
   getArgumentValues,
   getOperationAST,
   getVariableValues,
+  Kind,
   NoSchemaIntrospectionCustomRule,
+  type SelectionNode,
   type ValidationRule,
   validate,
 } from 'graphql';
@@ -31,6 +33,37 @@ const PAGE_SIZE_ARGUMENTS = ['first', 'last'] as const;
 /** Variable sets remembered per document as within the limits (then forgotten all at once). */
 const PASSED_VARIABLE_SETS = 256;
 const CURSOR_ARGUMENTS = ['after', 'before'] as const;
+
+/**
+ * A subscription's root field may not carry `@skip`/`@include` (the GraphQL spec's "Single
+ * root field" rule, as graphql-js 17 enforces it): graphql-js 16 crashes on a skipped one.
+ */
+const subscriptionRootDirectivesRule: ValidationRule = (context) => {
+  const conditional = (selections: readonly SelectionNode[], seen: Set<string>): boolean =>
+    selections.some((selection) => {
+      if (selection.directives?.some((directive) => CONDITIONS.has(directive.name.value)))
+        return true;
+      if (selection.kind === Kind.INLINE_FRAGMENT)
+        return conditional(selection.selectionSet.selections, seen);
+      if (selection.kind !== Kind.FRAGMENT_SPREAD || seen.has(selection.name.value)) return false;
+      seen.add(selection.name.value);
+      const fragment = context.getFragment(selection.name.value);
+      return fragment ? conditional(fragment.selectionSet.selections, seen) : false;
+    });
+  return {
+    OperationDefinition(node) {
+      if (node.operation !== 'subscription') return;
+      if (conditional(node.selectionSet.selections, new Set())) {
+        context.reportError(
+          new GraphQLError("A subscription's root field cannot be @skip or @include", {
+            nodes: [node],
+          }),
+        );
+      }
+    },
+  };
+};
+const CONDITIONS = new Set(['skip', 'include']);
 
 /**
  * Connection arguments, from literals and the request's variables: `first`/`last` within
@@ -143,7 +176,13 @@ function executedFieldsError(
     request.variables ?? {},
   );
   if (variables.errors) return undefined;
-  const executed = countExecutedFields(schema, document, operation, variables.coerced);
+  const executed = countExecutedFields(
+    schema,
+    document,
+    operation,
+    variables.coerced,
+    config.MAX_QUERY_BREADTH,
+  );
   if (executed.aliases > config.MAX_QUERY_ALIASES) {
     return appError(
       'QUERY_TOO_COMPLEX',
@@ -154,7 +193,7 @@ function executedFieldsError(
   if (executed.fields > config.MAX_QUERY_BREADTH) {
     return appError(
       'QUERY_TOO_COMPLEX',
-      `Query breadth ${executed.fields} exceeds the limit of ${config.MAX_QUERY_BREADTH}`,
+      `Query breadth ${Number.isFinite(executed.fields) ? `${executed.fields} ` : ''}exceeds the limit of ${config.MAX_QUERY_BREADTH}`,
       { limit: 'breadth' },
     );
   }
@@ -203,6 +242,7 @@ export function useQueryLimits(options: {
       });
     },
     onValidate({ addValidationRule, params, context }) {
+      addValidationRule(subscriptionRootDirectivesRule);
       if (!options.introspection) addValidationRule(NoSchemaIntrospectionCustomRule);
       const request = (context as { params?: GraphQLParams }).params;
       if (!request) throw new Error('useQueryLimits needs the request params in the context');
