@@ -14,7 +14,6 @@ import {
 } from 'graphql';
 import type { GraphQLParams, Plugin } from 'graphql-yoga';
 import type { Config } from '../config.ts';
-import { isWellFormedCursor } from '../db/keyset.ts';
 import { appError, badInput } from '../errors.ts';
 import { countExecutedFields } from './executed-fields.ts';
 
@@ -32,7 +31,6 @@ export type QueryLimitsConfig = Pick<
 const PAGE_SIZE_ARGUMENTS = ['first', 'last'] as const;
 /** Variable sets remembered per document as within the limits (then forgotten all at once). */
 const PASSED_VARIABLE_SETS = 256;
-const CURSOR_ARGUMENTS = ['after', 'before'] as const;
 
 /**
  * A subscription's root field may not carry `@skip`/`@include` (the GraphQL spec's "Single
@@ -66,10 +64,11 @@ const subscriptionRootDirectivesRule: ValidationRule = (context) => {
 const CONDITIONS = new Set(['skip', 'include']);
 
 /**
- * Connection arguments, from literals and the request's variables: `first`/`last` within
- * [0, MAX_PAGE_SIZE], `after`/`before` shaped like our cursors (the ordering is checked later).
+ * Page sizes, from literals and the request's variables: `first`/`last` within
+ * [0, MAX_PAGE_SIZE]. Cursor shapes are checked with the other argument values
+ * (src/infra/argument-values-plugin.ts), which runs first.
  */
-function connectionArgumentsRule(maxPageSize: number, request: GraphQLParams): ValidationRule {
+function pageSizeRule(maxPageSize: number, request: GraphQLParams): ValidationRule {
   return (context) => {
     const operation = getOperationAST(context.getDocument(), request.operationName);
     if (!operation) return {};
@@ -101,12 +100,6 @@ function connectionArgumentsRule(maxPageSize: number, request: GraphQLParams): V
             );
           }
         }
-        for (const argument of CURSOR_ARGUMENTS) {
-          const cursor = args[argument];
-          if (typeof cursor === 'string' && !isWellFormedCursor(cursor)) {
-            context.reportError(badInput('Invalid cursor', { argument }));
-          }
-        }
       },
     };
   };
@@ -135,7 +128,7 @@ function complexityRule(config: QueryLimitsConfig, request: GraphQLParams): Vali
 }
 
 /**
- * The first limit the operation breaks (depth, breadth, cost, page size, cursor shape), or a
+ * The first limit the operation breaks (depth, breadth, aliases, cost, page size), or a
  * variable or ID that cannot be coerced. These depend on the variables, so they cannot be cached validation
  * rules: yoga caches validation results per document.
  */
@@ -147,7 +140,7 @@ function operationLimitError(
 ): GraphQLError | undefined {
   const [error] = validate(schema, document, [
     complexityRule(config, request),
-    connectionArgumentsRule(config.MAX_PAGE_SIZE, request),
+    pageSizeRule(config.MAX_PAGE_SIZE, request),
   ]);
   if (error) {
     if (error.extensions.code) return error;
@@ -203,8 +196,9 @@ function executedFieldsError(
 /**
  * Every limit on a document is checked while parsing and validating, before yoga builds the
  * context (which looks the bearer token up in the database): tokens (a parser option in
- * graphql 16), aliases and introspection as cached rules; depth, breadth, cost and connection
- * arguments after validation, against this request's variables, thrown so that yoga does not cache them.
+ * graphql 16), introspection and conditional subscription roots as cached rules; depth, cost,
+ * page sizes, then breadth and aliases of the executed selection after validation, against this
+ * request's operation and variables, thrown so that yoga does not cache them.
  * Needs the request's params in the enveloped context (yoga puts them there; src/http.ts does
  * for graphql-ws).
  */
