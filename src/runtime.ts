@@ -28,7 +28,6 @@ export function connectDeps(
   return {
     deps: { config, logger, db, metrics, viewerStreams, ...shared },
     async close() {
-      viewerStreams.close();
       await close();
       await db.destroy();
     },

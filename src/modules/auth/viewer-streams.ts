@@ -30,7 +30,7 @@ export class ViewerStreams {
   readonly #pubsub: QuirePubSub;
   readonly #logger: Logger;
   readonly #liveTokens: DataLoader<string, { userId: string; role: Role } | null>;
-  #changes: AsyncIterator<ViewerChangedMessage> | undefined;
+  #listening = false;
 
   constructor(deps: { db: Db; pubsub: QuirePubSub; logger: Logger }) {
     this.#pubsub = deps.pubsub;
@@ -101,20 +101,15 @@ export class ViewerStreams {
     return live.role === viewer.role ? null : { userId: viewer.userId, tokenHash: null };
   }
 
-  /** Stops listening for changes (shutdown). */
-  close(): void {
-    void this.#changes?.return?.();
-    this.#changes = undefined;
-  }
-
   // Subscribed when the first stream is watched: processes without streams (workers, CLIs) never
-  // hold the channel.
+  // hold the channel. It lasts as long as the pub/sub connection: unsubscribing at shutdown would
+  // race the disconnect.
   #listen(): void {
-    if (this.#changes) return;
-    const changes = this.#pubsub.subscribe('viewerChanged');
-    this.#changes = changes;
+    if (this.#listening) return;
+    this.#listening = true;
     void (async () => {
-      for await (const change of changes) this.onViewerChanged(change);
+      for await (const change of this.#pubsub.subscribe('viewerChanged'))
+        this.onViewerChanged(change);
     })().catch((error: unknown) =>
       this.#logger.error({ err: error }, 'viewer change listener failed'),
     );
