@@ -1,3 +1,4 @@
+import { filter } from 'graphql-yoga';
 import { builder } from '../../builder.ts';
 import { groupByKey, inKeyOrder } from '../../db/batch.ts';
 import { pageLimits, parsePageArgs, toParentPages } from '../../db/keyset.ts';
@@ -268,20 +269,13 @@ builder.subscriptionFields((t) => ({
     args: { authorId: t.arg.globalID({ for: UserNode }) },
     subscribe: (_root, args, ctx) => {
       const authorId = args.authorId?.id;
-      return filterAsync(
-        ctx.deps.pubsub.subscribe('postStatusChanged'),
-        (change) =>
+      // yoga's filter returns its source as soon as it is returned, even with no event pending.
+      return filter(
+        (change: PostStatusMessage) =>
           (!authorId || change.authorId === authorId) &&
           canSeePost(ctx.viewer, { status: change.status, author_id: change.authorId }),
-      );
+      )(ctx.deps.pubsub.subscribe('postStatusChanged'));
     },
     resolve: (change) => change,
   }),
 }));
-
-async function* filterAsync<T>(
-  source: AsyncIterable<T>,
-  keep: (item: T) => boolean,
-): AsyncGenerator<T> {
-  for await (const item of source) if (keep(item)) yield item;
-}
