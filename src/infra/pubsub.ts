@@ -22,10 +22,20 @@ export interface PostStatusMessage {
   status: PostStatus;
 }
 
+/**
+ * Who a bearer token speaks for changed: `tokenHash` was revoked, or (null) the user's role
+ * changed and all of their tokens now speak for another role.
+ */
+export interface ViewerChangedMessage {
+  userId: string;
+  tokenHash: string | null;
+}
+
 export interface QuirePubSub
   extends PubSub<{
     pipelineRun: [runId: string, event: PipelineEventMessage];
     postStatusChanged: [PostStatusMessage];
+    viewerChanged: [ViewerChangedMessage];
   }> {
   /**
    * Resolves once the broker has confirmed every subscription started before the call: from

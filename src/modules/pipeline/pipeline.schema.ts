@@ -1,4 +1,4 @@
-import { filter, pipe } from 'graphql-yoga';
+import { filter } from 'graphql-yoga';
 import { builder } from '../../builder.ts';
 import { groupByKey, inKeyOrder } from '../../db/batch.ts';
 import { pageLimits, parsePageArgs, toParentPages } from '../../db/keyset.ts';
@@ -273,16 +273,12 @@ builder.subscriptionFields((t) => ({
     args: { authorId: t.arg.globalID({ for: UserNode }) },
     subscribe: (_root, args, ctx) => {
       const authorId = args.authorId?.id;
-      // yoga's filter is a Repeater: a client that leaves ends it at once, not at the next change
-      // it may see.
-      return pipe(
-        ctx.deps.pubsub.subscribe('postStatusChanged'),
-        filter(
-          (change: PostStatusMessage) =>
-            (!authorId || change.authorId === authorId) &&
-            canSeePost(ctx.viewer, { status: change.status, author_id: change.authorId }),
-        ),
-      );
+      // yoga's filter returns its source as soon as it is returned, even with no event pending.
+      return filter(
+        (change: PostStatusMessage) =>
+          (!authorId || change.authorId === authorId) &&
+          canSeePost(ctx.viewer, { status: change.status, author_id: change.authorId }),
+      )(ctx.deps.pubsub.subscribe('postStatusChanged'));
     },
     resolve: (change) => change,
   }),
