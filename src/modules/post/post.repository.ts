@@ -7,15 +7,12 @@ import type { Database, NewPost, PostRow, PostStatus, PostUpdate } from '../../d
 import { isStaff, type Viewer } from '../auth/viewer.ts';
 import { authorColumns, type WithAuthor } from '../user/user.repository.ts';
 
-export const postColumns = [
+/** The columns every post field but the large text ones reads: what lists fetch by default. */
+const narrowPostColumns = [
   'posts.id',
   'posts.author_id',
   'posts.title',
   'posts.slug',
-  'posts.body',
-  'posts.summary',
-  'posts.meta_description',
-  'posts.keywords',
   'posts.status',
   'posts.word_count',
   'posts.reading_minutes',
@@ -25,6 +22,29 @@ export const postColumns = [
   'posts.updated_at',
   'posts.published_at',
 ] as const;
+
+export const postColumns = [
+  ...narrowPostColumns,
+  'posts.body',
+  'posts.summary',
+  'posts.meta_description',
+  'posts.keywords',
+] as const;
+
+/** Columns that can be large (a body holds up to 200,000 characters): fetched only when asked. */
+export type WidePostColumn = 'body' | 'summary' | 'meta_description' | 'keywords';
+
+/** A post as a list fetches it: the wide columns are present only when its selection asked. */
+export type PostListRow = Omit<PostRow, WidePostColumn> & Partial<Pick<PostRow, WidePostColumn>>;
+
+/** What a list statement selects: `wide` adds the large columns, `author` joins the author's. */
+export interface PostWidth {
+  wide: boolean;
+  author: boolean;
+}
+
+const columnsOf = (width: Pick<PostWidth, 'wide'>) =>
+  width.wide ? postColumns : narrowPostColumns;
 
 export interface PostFilter {
   status?: PostStatus | null;
@@ -54,8 +74,8 @@ export function postOrder(field: PostOrderField, direction: SortDirection): Keys
   };
 }
 
-export const postSortKey = (field: PostOrderField) => (row: PostRow) => ({
-  value: row[orderColumns[field].column.slice('posts.'.length) as keyof PostRow] as string,
+export const postSortKey = (field: PostOrderField) => (row: PostListRow) => ({
+  value: row[orderColumns[field].column.slice('posts.'.length) as keyof PostListRow] as string,
   id: row.id,
 });
 
@@ -104,20 +124,23 @@ export interface PostListQuery {
   page: PageRequest;
 }
 
-/** One page of posts, with their authors' columns. */
-export async function listPosts(db: Db, query: PostListQuery): Promise<WithAuthor<PostRow>[]> {
+/** One page of posts, with their authors' columns when `width.author`. */
+export async function listPosts(
+  db: Db,
+  query: PostListQuery,
+  width: PostWidth,
+): Promise<(PostListRow | WithAuthor<PostListRow>)[]> {
   const { condition, orderBy, limit } = keysetClauses(query.order, query.page);
-  return db
+  const page = db
     .selectFrom('posts')
-    .innerJoin('users', 'users.id', 'posts.author_id')
-    .select(postColumns)
-    .select(authorColumns)
+    .select(columnsOf(width))
     .where(visiblePosts(query.viewer))
     .where(matchesFilter(query.filter, query.orderField))
     .where(condition)
     .orderBy(orderBy)
-    .limit(limit)
-    .execute();
+    .limit(limit);
+  if (!width.author) return page.execute();
+  return page.innerJoin('users', 'users.id', 'posts.author_id').select(authorColumns).execute();
 }
 
 export async function countPosts(
@@ -139,12 +162,13 @@ export async function listPostsByParents(
   parent: 'author' | 'tag',
   parentIds: readonly string[],
   query: PostListQuery,
-): Promise<(PostRow & { parent_id: string })[]> {
+  width: Pick<PostWidth, 'wide'>,
+): Promise<(PostListRow & { parent_id: string })[]> {
   const { condition, orderBy, limit } = keysetClauses(query.order, query.page);
   return childrenOfParents(db, parentIds, (parentId) =>
     db
       .selectFrom('posts')
-      .select(postColumns)
+      .select(columnsOf(width))
       .where((eb) =>
         parent === 'author'
           ? eb('posts.author_id', '=', parentId)
@@ -213,11 +237,12 @@ export async function searchPosts(
   viewer: Viewer | null,
   text: string,
   page: PageRequest,
-): Promise<(PostRow & { rank: number })[]> {
+  width: Pick<PostWidth, 'wide'>,
+): Promise<(PostListRow & { rank: number })[]> {
   const { condition, orderBy, limit } = keysetClauses(searchOrder(text), page);
   return db
     .selectFrom('posts')
-    .select(postColumns)
+    .select(columnsOf(width))
     .select(rankExpression(text).as('rank'))
     .where(visiblePosts(viewer))
     .where(sql<boolean>`posts.search @@ websearch_to_tsquery('english', ${text})`)
