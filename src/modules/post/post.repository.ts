@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { type ExpressionBuilder, sql } from 'kysely';
+import { type Expression, type ExpressionBuilder, sql } from 'kysely';
 import type { Db } from '../../db/database.ts';
 import { type KeysetOrder, keysetClauses, type PageRequest } from '../../db/keyset.ts';
 import { childrenOfParents } from '../../db/lateral.ts';
@@ -88,6 +88,25 @@ export function visiblePosts(viewer: Viewer | null) {
   };
 }
 
+/**
+ * Newest-first (or oldest-first) posts of one tag: post_tags carries each post's created_at, so
+ * the page walks post_tags_tag_created_idx and stops after it instead of sorting every post of the
+ * tag. The cursor name is the posts order's, so cursors pass between both ways of listing.
+ */
+function tagWalk(db: Db, tagId: Expression<string>, order: KeysetOrder, page: PageRequest) {
+  const { condition, orderBy, limit } = keysetClauses(
+    { ...order, expression: sql.ref('post_tags.post_created_at'), idColumn: 'post_tags.post_id' },
+    page,
+  );
+  return db
+    .selectFrom('post_tags')
+    .innerJoin('posts', 'posts.id', 'post_tags.post_id')
+    .where('post_tags.tag_id', '=', tagId)
+    .where(condition)
+    .orderBy(orderBy)
+    .limit(limit);
+}
+
 function matchesFilter(filter: PostFilter, order: PostOrderField | null) {
   return (eb: ExpressionBuilder<Database, 'posts'>) => {
     const conditions = [];
@@ -130,17 +149,32 @@ export async function listPosts(
   query: PostListQuery,
   width: PostWidth,
 ): Promise<(PostListRow | WithAuthor<PostListRow>)[]> {
+  const { tag, ...otherFilters } = query.filter;
+  const page =
+    tag && query.orderField === 'CREATED_AT'
+      ? tagWalk(
+          db,
+          db.selectFrom('tags').select('tags.id').where('tags.name', '=', tag).$asScalar(),
+          query.order,
+          query.page,
+        )
+          .select(columnsOf(width))
+          .where(visiblePosts(query.viewer))
+          .where(matchesFilter(otherFilters, query.orderField))
+      : postsPage(db, query).select(columnsOf(width));
+  if (!width.author) return page.execute();
+  return page.innerJoin('users', 'users.id', 'posts.author_id').select(authorColumns).execute();
+}
+
+function postsPage(db: Db, query: PostListQuery) {
   const { condition, orderBy, limit } = keysetClauses(query.order, query.page);
-  const page = db
+  return db
     .selectFrom('posts')
-    .select(columnsOf(width))
     .where(visiblePosts(query.viewer))
     .where(matchesFilter(query.filter, query.orderField))
     .where(condition)
     .orderBy(orderBy)
     .limit(limit);
-  if (!width.author) return page.execute();
-  return page.innerJoin('users', 'users.id', 'posts.author_id').select(authorColumns).execute();
 }
 
 export async function countPosts(
@@ -164,6 +198,14 @@ export async function listPostsByParents(
   query: PostListQuery,
   width: Pick<PostWidth, 'wide'>,
 ): Promise<(PostListRow & { parent_id: string })[]> {
+  if (parent === 'tag' && query.orderField === 'CREATED_AT') {
+    return childrenOfParents(db, parentIds, (tagId) =>
+      tagWalk(db, tagId, query.order, query.page)
+        .select(columnsOf(width))
+        .where(visiblePosts(query.viewer))
+        .where(matchesFilter(query.filter, query.orderField)),
+    );
+  }
   const { condition, orderBy, limit } = keysetClauses(query.order, query.page);
   return childrenOfParents(db, parentIds, (parentId) =>
     db

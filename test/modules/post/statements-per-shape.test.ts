@@ -204,6 +204,23 @@ describe('tag page', () => {
     const next = await run(tagPage, { tag: 'shape-3', after: data.node.posts.pageInfo.endCursor });
     expect(next.data.posts.edges[0].node.title).toBe('Shape post 7');
   });
+
+  it('follows a post whose creation time changes (the index copy is kept by a trigger)', async () => {
+    const oldest = postIds.at(-1)!;
+    const moved = async (createdAt: string) =>
+      app.deps.db
+        .updateTable('posts')
+        .set({ created_at: createdAt })
+        .where('id', '=', oldest)
+        .execute();
+    await moved('2027-01-01T00:00:00Z');
+    try {
+      const { data } = await run(tagPage, { tag: 'shape-25', after: null });
+      expect(data.posts.edges[0].node.title).toBe(`Shape post ${POSTS - 1}`);
+    } finally {
+      await moved(new Date(Date.UTC(2026, 0, 1) - (POSTS - 1) * 60_000).toISOString());
+    }
+  });
 });
 
 describe('SQL width follows the selection', () => {
