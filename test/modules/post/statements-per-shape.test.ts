@@ -186,6 +186,8 @@ describe('tag page', () => {
         after,
       });
       expect(queries).toBe(1);
+      // Walks the tag's links (post_tags_tag_created_idx), not every post with an EXISTS.
+      expect(statements.at(-1)).toMatch(/from "post_tags" inner join "posts"/);
       titles.push(...data.posts.edges.map((edge: any) => edge.node.title));
       if (!data.posts.pageInfo.hasNextPage) break;
       after = data.posts.pageInfo.endCursor;
