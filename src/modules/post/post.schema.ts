@@ -429,6 +429,15 @@ const CreatePostInput = builder.inputType('CreatePostInput', {
     slug: t.string({ description: 'Derived from the title when omitted.' }),
     status: t.field({ type: PostStatus, description: 'DRAFT (default) or PUBLISHED (editors).' }),
     tags: t.stringList({ description: 'Tag names; created when missing. At most 20.' }),
+    author: t.string({
+      description:
+        'Who wrote it, when not the viewer (editors only, else FORBIDDEN): a name, an email or `Name <email>`. Matched to a user by email, else by name; created as an AUTHOR when missing.',
+    }),
+    createdAt: t.field({
+      type: 'DateTime',
+      description:
+        'When it was written, for posts moved from elsewhere (editors only, else FORBIDDEN); also the publication time of a PUBLISHED post. Defaults to now.',
+    }),
   }),
 });
 
@@ -442,12 +451,26 @@ const UpdatePostInput = builder.inputType('UpdatePostInput', {
   }),
 });
 
-const ImportPostsResult = builder.objectRef<{ posts: PostRow[] }>('ImportPostsResult').implement({
-  fields: (t) => ({
-    importedCount: t.int({ resolve: (result) => result.posts.length }),
-    posts: t.field({ type: [PostNode], resolve: (result) => result.posts }),
-  }),
-});
+const ImportPostsResult = builder
+  .objectRef<{ posts: PostRow[]; queuedRuns: number }>('ImportPostsResult')
+  .implement({
+    description: 'What one importPosts call wrote.',
+    fields: (t) => ({
+      importedCount: t.int({
+        description: 'Posts created.',
+        resolve: (result) => result.posts.length,
+      }),
+      queuedRunCount: t.int({
+        description: 'Pipeline runs queued (with `process: true`), one per post.',
+        resolve: (result) => result.queuedRuns,
+      }),
+      posts: t.field({
+        type: [PostNode],
+        description: 'The posts created, in input order.',
+        resolve: (result) => result.posts,
+      }),
+    }),
+  });
 
 builder.mutationFields((t) => ({
   createPost: t.field({
@@ -486,10 +509,14 @@ builder.mutationFields((t) => ({
   importPosts: t.field({
     authScopes: { writer: true },
     type: ImportPostsResult,
-    description: 'Creates many posts at once: all of them, or none when one is invalid.',
-    args: { input: t.arg({ type: [CreatePostInput], required: true }) },
-    resolve: async (_root, { input }, ctx) => {
-      return { posts: await importPosts(ctx, input) };
+    description:
+      'Creates many posts at once (at most MAX_IMPORT_POSTS): all of them, or none when one is invalid (BAD_USER_INPUT naming it, CONFLICT for a slug in use).',
+    args: {
+      input: t.arg({ type: [CreatePostInput], required: true }),
+      process: t.arg.boolean({
+        description: 'Queue a pipeline run (default steps) for every imported post.',
+      }),
     },
+    resolve: (_root, { input, process }, ctx) => importPosts(ctx, input, process ?? false),
   }),
 }));

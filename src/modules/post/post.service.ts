@@ -1,16 +1,21 @@
 import { z } from 'zod';
 import type { Context } from '../../context.ts';
 import { withPgErrors } from '../../db/pg-errors.ts';
-import type { NewPost, PostRow, PostStatus } from '../../db/tables.ts';
+import { isTimestamp } from '../../db/postgres-values.ts';
+import type { PostRow, PostStatus } from '../../db/tables.ts';
 import { transact } from '../../db/transaction.ts';
 import { appError, badInput } from '../../errors.ts';
 import { slugify } from '../../pipeline/text/seo.ts';
 import { parseInput } from '../../validation.ts';
 import { isStaff } from '../auth/viewer.ts';
+import { PIPELINE_TAG } from '../pipeline/pipeline.publish.ts';
 import { ensureTags, linkTags, unlinkTagsExcept } from '../tag/tag.repository.ts';
+import { ALL_USERS_TAG } from '../user/user.cache.ts';
+import { parseAuthor } from './import/author.ts';
+import { type ImportRow, writeImport } from './import/import.service.ts';
 import { ALL_POSTS_TAG, postCacheTags } from './post.cache.ts';
 import { requireEditable, requireWriter } from './post.policy.ts';
-import { deletePostRow, insertPosts, lockPost, updatePostRow } from './post.repository.ts';
+import { deletePostRow, lockPost, updatePostRow } from './post.repository.ts';
 
 const MAX_TAGS_PER_POST = 20;
 const slugPattern = /^[a-z0-9]+(?:-[a-z0-9]+)*$/;
@@ -50,12 +55,28 @@ const statusAmong = (allowed: readonly PostStatus[]) =>
       message: `must be one of ${allowed.join(', ')}`,
     });
 
-const newPostInput = z.object({
+const author = z
+  .string()
+  .max(400)
+  .transform((text, check) => {
+    const parsed = parseAuthor(text);
+    if (typeof parsed !== 'string') return parsed;
+    check.issues.push({ code: 'custom', message: parsed, input: text });
+    return z.NEVER;
+  });
+
+/** A new post as createPost, importPosts and `npm run import` take it. */
+export const newPostInput = z.object({
   title,
   body,
   slug: slug.nullish(),
   status: statusAmong(['DRAFT', 'PUBLISHED']),
   tags: tags.nullish(),
+  author: author.nullish(),
+  createdAt: z
+    .string()
+    .refine(isTimestamp, 'must be an RFC 3339 timestamp of a real date')
+    .nullish(),
 });
 
 const postChanges = z.object({
@@ -66,16 +87,10 @@ const postChanges = z.object({
 });
 
 export type NewPostInput = z.input<typeof newPostInput>;
+export type CheckedNewPost = z.output<typeof newPostInput>;
 export type PostChangesInput = z.input<typeof postChanges>;
 
 const slugConflict = { posts_slug_key: 'A post with this slug already exists' };
-
-function slugFor(input: { slug?: string | null; title: string }, path: string): string {
-  const value = input.slug ?? slugify(input.title, 120);
-  if (!value)
-    throw badInput(`Invalid input at ${path}: title has no letters or digits to derive a slug`);
-  return value;
-}
 
 function requirePublishRight(ctx: Context, status: PostStatus | null | undefined) {
   if (status === 'PUBLISHED' && !isStaff(ctx.viewer)) {
@@ -83,65 +98,107 @@ function requirePublishRight(ctx: Context, status: PostStatus | null | undefined
   }
 }
 
+/** A problem of one input of a batch, by its index and field. */
+export interface ImportProblem {
+  index: number;
+  field: string;
+  message: string;
+}
+
+/**
+ * Checked inputs as rows to write, or what is wrong with them: a slug derived from a title
+ * without letters or digits, a slug used twice in the batch. `names` names each input in messages.
+ */
+export function toImportRows(
+  inputs: readonly CheckedNewPost[],
+  names: readonly string[],
+): { rows: ImportRow[]; problems: ImportProblem[] } {
+  const problems: ImportProblem[] = [];
+  const firstBySlug = new Map<string, number>();
+  const rows = inputs.map((input, index): ImportRow => {
+    const value = input.slug ?? slugify(input.title, 120);
+    if (!value) {
+      problems.push({
+        index,
+        field: 'slug',
+        message: 'title has no letters or digits to derive a slug',
+      });
+    }
+    const first = firstBySlug.get(value);
+    if (value && first !== undefined) {
+      problems.push({ index, field: 'slug', message: `duplicates the slug of ${names[first]}` });
+    } else firstBySlug.set(value, index);
+    return {
+      title: input.title,
+      body: input.body,
+      slug: value,
+      status: input.status === 'PUBLISHED' ? 'PUBLISHED' : 'DRAFT',
+      tags: input.tags ?? [],
+      author: input.author ?? null,
+      createdAt: input.createdAt ?? null,
+    };
+  });
+  return { rows, problems };
+}
+
 async function createMany(
   ctx: Context,
-  inputs: z.output<typeof newPostInput>[],
-): Promise<PostRow[]> {
+  inputs: CheckedNewPost[],
+  processPosts = false,
+): Promise<{ posts: PostRow[]; queuedRuns: number }> {
   const viewer = requireWriter(ctx);
-  for (const input of inputs) requirePublishRight(ctx, input.status);
-  const rows: NewPost[] = inputs.map((input, index) => ({
-    author_id: viewer.id,
-    title: input.title,
-    body: input.body,
-    slug: slugFor(input, inputs.length > 1 ? `input.${index}.slug` : 'input.slug'),
-    status: input.status ?? 'DRAFT',
-    published_at: input.status === 'PUBLISHED' ? new Date().toISOString() : null,
-  }));
-  const seen = new Map<string, number>();
-  rows.forEach((row, index) => {
-    const first = seen.get(row.slug);
-    if (first !== undefined) {
-      throw badInput(`Invalid input at input.${index}.slug: duplicates the slug of input.${first}`);
+  for (const input of inputs) {
+    requirePublishRight(ctx, input.status);
+    if ((input.author || input.createdAt) && !isStaff(ctx.viewer)) {
+      throw appError('FORBIDDEN', 'Only editors can set the author or the creation time');
     }
-    seen.set(row.slug, index);
-  });
+  }
+  const names = inputs.map((_, index) => (inputs.length > 1 ? `input.${index}` : 'input'));
+  const { rows, problems } = toImportRows(inputs, names);
+  const problem = problems[0];
+  if (problem) {
+    throw badInput(`Invalid input at ${names[problem.index]}.${problem.field}: ${problem.message}`);
+  }
   return withPgErrors(
     () =>
       transact(ctx.db, async (trx, afterCommit) => {
-        const inserted = await insertPosts(trx, rows);
-        afterCommit(() => ctx.deps.cache.invalidate([ALL_POSTS_TAG, `user-posts:${viewer.id}`]));
-        // RETURNING promises no order; slugs are unique, so they pair each row with its input.
-        const bySlug = new Map(inserted.map((post) => [post.slug, post]));
-        const created = rows.map((row) => bySlug.get(row.slug)!);
-        const tagNames = [...new Set(inputs.flatMap((input) => input.tags ?? []))];
-        const tagIds = await ensureTags(trx, tagNames);
-        await linkTags(
-          trx,
-          inputs.flatMap((input, index) =>
-            (input.tags ?? []).map((name) => ({
-              postId: created[index]!.id,
-              tagId: tagIds.get(name)!,
-            })),
-          ),
+        const written = await writeImport(trx, rows, {
+          defaultAuthorId: viewer.id,
+          queue: processPosts ? { createdBy: viewer.id } : null,
+        });
+        afterCommit(() =>
+          ctx.deps.cache.invalidate([
+            ALL_POSTS_TAG,
+            ...written.authorIds.map((id) => `user-posts:${id}`),
+            ...(rows.some((row) => row.author) ? [ALL_USERS_TAG] : []),
+            ...(written.queuedRuns > 0 ? [PIPELINE_TAG] : []),
+          ]),
         );
-        return created;
+        return { posts: written.posts, queuedRuns: written.queuedRuns };
       }),
     slugConflict,
   );
 }
 
 export async function createPost(ctx: Context, input: NewPostInput): Promise<PostRow> {
-  const [created] = await createMany(ctx, [parseInput(newPostInput, input)]);
-  return created!;
+  const { posts } = await createMany(ctx, [parseInput(newPostInput, input)]);
+  return posts[0]!;
 }
 
-/** All posts in one transaction, one statement per table: a bad row rejects the batch. */
-export async function importPosts(ctx: Context, inputs: NewPostInput[]): Promise<PostRow[]> {
+/**
+ * All posts in one transaction, one statement per table: a bad row rejects the batch. With
+ * `process`, a pipeline run is queued for each post in the same transaction.
+ */
+export async function importPosts(
+  ctx: Context,
+  inputs: NewPostInput[],
+  processPosts = false,
+): Promise<{ posts: PostRow[]; queuedRuns: number }> {
   requireWriter(ctx);
   if (inputs.length > ctx.config.MAX_IMPORT_POSTS) {
     throw badInput(`At most ${ctx.config.MAX_IMPORT_POSTS} posts per import`);
   }
-  return createMany(ctx, parseInput(z.array(newPostInput), inputs));
+  return createMany(ctx, parseInput(z.array(newPostInput), inputs), processPosts);
 }
 
 export async function updatePost(
