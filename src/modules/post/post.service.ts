@@ -157,7 +157,12 @@ async function createMany(
   const { rows, problems } = toImportRows(inputs, names);
   const problem = problems[0];
   if (problem) {
-    throw badInput(`Invalid input at ${names[problem.index]}.${problem.field}: ${problem.message}`);
+    // Like parseInput: the message names the first problem, `fields` lists them all.
+    const fields = problems.map((each) => ({
+      path: `${names[each.index]}.${each.field}`,
+      message: each.message,
+    }));
+    throw badInput(`Invalid input at ${fields[0]!.path}: ${problem.message}`, { fields });
   }
   return withPgErrors(
     () =>

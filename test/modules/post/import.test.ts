@@ -336,5 +336,23 @@ describe('importPosts in bulk', { timeout: 60_000 }, () => {
     );
     expect(badAuthor.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
     expect(badAuthor.errors?.[0]?.message).toContain('input.0.author');
+
+    // Every bad post of a batch is listed, not only the first.
+    const twice = await app.gql(
+      mutation,
+      {
+        input: [
+          { title: 'One', body: 'x', slug: 'listed-twice' },
+          { title: 'Two', body: 'x', slug: 'listed-twice' },
+          { title: '!!!', body: 'x' },
+        ],
+      },
+      { token: editor.token },
+    );
+    expect(twice.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
+    expect(twice.errors?.[0]?.extensions?.fields).toEqual([
+      { path: 'input.1.slug', message: 'duplicates the slug of input.0' },
+      { path: 'input.2.slug', message: 'title has no letters or digits to derive a slug' },
+    ]);
   });
 });

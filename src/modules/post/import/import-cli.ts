@@ -1,6 +1,7 @@
 import { stat } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import cliProgress from 'cli-progress';
+import { GraphQLError } from 'graphql';
 import { loadConfig } from '../../../config.ts';
 import { createLogger } from '../../../infra/logger.ts';
 import { ShutdownSequence } from '../../../infra/shutdown.ts';
@@ -90,11 +91,15 @@ try {
   );
 } catch (error) {
   bar.stop();
-  if (!(error instanceof ImportRefused)) throw error;
-  for (const file of error.files) {
-    for (const problem of file.problems) console.error(`${file.path}: ${problem}`);
-  }
-  console.error(error.message);
+  if (error instanceof ImportRefused) {
+    for (const file of error.files) {
+      for (const problem of file.problems) console.error(`${file.path}: ${problem}`);
+    }
+    console.error(error.message);
+  } else if (error instanceof GraphQLError) {
+    // An expected failure (CONFLICT): its message says it all.
+    console.error(`import failed, nothing was written: ${error.message}`);
+  } else throw error;
   process.exitCode = 1;
 } finally {
   await shutdown.run();

@@ -2,6 +2,7 @@ import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { sql } from 'kysely';
 import type { Db } from '../../../db/database.ts';
+import { withPgErrors } from '../../../db/pg-errors.ts';
 import { transact } from '../../../db/transaction.ts';
 import type { Cache } from '../../../infra/cache.ts';
 import { PIPELINE_TAG } from '../../pipeline/pipeline.publish.ts';
@@ -78,30 +79,35 @@ export async function importMarkdown(
   const started = performance.now();
   const rows = await checkFiles(deps.db, files, options);
   const written = { posts: 0, authors: new Set<string>(), tagLinks: 0, queuedRuns: 0 };
-  await transact(deps.db, async (trx, afterCommit) => {
-    // A large import runs longer than the per-request statement timeout is meant for.
-    await sql`set local statement_timeout = 0`.execute(trx);
-    Object.assign(written, { posts: 0, authors: new Set(), tagLinks: 0, queuedRuns: 0 });
-    for (let start = 0; start < rows.length; start += CHUNK_SIZE) {
-      const chunk = rows.slice(start, start + CHUNK_SIZE);
-      const result = await writeImport(trx, chunk, {
-        defaultAuthorId: null,
-        queue: options.process ? { createdBy: null } : null,
-      });
-      written.posts += result.posts.length;
-      for (const id of result.authorIds) written.authors.add(id);
-      written.tagLinks += chunk.reduce((sum, row) => sum + row.tags.length, 0);
-      written.queuedRuns += result.queuedRuns;
-      options.onProgress?.('write', written.posts, rows.length);
-    }
-    afterCommit(() =>
-      deps.cache.invalidate([
-        ALL_POSTS_TAG,
-        ALL_USERS_TAG,
-        ...(written.queuedRuns > 0 ? [PIPELINE_TAG] : []),
-      ]),
-    );
-  });
+  // A slug taken by a concurrent writer since the check: CONFLICT, not a driver error.
+  await withPgErrors(
+    () =>
+      transact(deps.db, async (trx, afterCommit) => {
+        // A large import runs longer than the per-request statement timeout is meant for.
+        await sql`set local statement_timeout = 0`.execute(trx);
+        Object.assign(written, { posts: 0, authors: new Set(), tagLinks: 0, queuedRuns: 0 });
+        for (let start = 0; start < rows.length; start += CHUNK_SIZE) {
+          const chunk = rows.slice(start, start + CHUNK_SIZE);
+          const result = await writeImport(trx, chunk, {
+            defaultAuthorId: null,
+            queue: options.process ? { createdBy: null } : null,
+          });
+          written.posts += result.posts.length;
+          for (const id of result.authorIds) written.authors.add(id);
+          written.tagLinks += chunk.reduce((sum, row) => sum + row.tags.length, 0);
+          written.queuedRuns += result.queuedRuns;
+          options.onProgress?.('write', written.posts, rows.length);
+        }
+        afterCommit(() =>
+          deps.cache.invalidate([
+            ALL_POSTS_TAG,
+            ALL_USERS_TAG,
+            ...(written.queuedRuns > 0 ? [PIPELINE_TAG] : []),
+          ]),
+        );
+      }),
+    { posts_slug_key: 'A post with one of these slugs was created meanwhile' },
+  );
   const seconds = (performance.now() - started) / 1000;
   return {
     posts: written.posts,
