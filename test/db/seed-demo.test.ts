@@ -4,7 +4,14 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type CorpusDocument, loadReadmeCorpus, nodeModules } from '../../src/db/seed-corpus.ts';
+import {
+  type CorpusDocument,
+  loadReadmeCorpus,
+  nodeModules,
+  toMarkdownFile,
+} from '../../src/db/seed-corpus.ts';
+import { runPipelineToEnd } from '../../src/db/seed-demo.ts';
+import { importMarkdown } from '../../src/modules/post/import/markdown-import.ts';
 import { startTestApp, type TestApp } from '../helpers/app.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
@@ -82,5 +89,33 @@ describe('npm run seed (the demo data)', { timeout: 120_000 }, () => {
     // A second seed finds everything imported already and writes nothing.
     const again = await seedCli('--skip-pipeline');
     expect(again.stdout).toContain('imported 0 posts');
+  });
+
+  it('runs the pipeline over imported READMEs to the end', async () => {
+    const fresh = await startTestApp();
+    try {
+      const documents = corpus.slice(0, 3);
+      const report = await importMarkdown(fresh.deps, documents.map(toMarkdownFile), {
+        defaultAuthor: null,
+        process: true,
+      });
+      expect(report.queuedRuns).toBe(3);
+      const seen: number[] = [];
+      await runPipelineToEnd(fresh.deps, fresh.database.url, (done) => seen.push(done));
+      expect(seen.at(-1)).toBe(3);
+      const posts = await fresh.deps.db
+        .selectFrom('posts')
+        .innerJoin('pipeline_runs', 'pipeline_runs.post_id', 'posts.id')
+        .select(['pipeline_runs.status', 'posts.summary', 'posts.keywords', 'posts.status as post'])
+        .execute();
+      expect(posts).toHaveLength(3);
+      for (const post of posts) {
+        expect(post).toMatchObject({ status: 'SUCCEEDED', post: 'PUBLISHED' });
+        expect(post.summary?.length).toBeGreaterThan(20);
+        expect(post.keywords.length).toBeGreaterThan(0);
+      }
+    } finally {
+      await fresh.close();
+    }
   });
 });
