@@ -1,6 +1,7 @@
-import type { Redis } from 'ioredis';
 import { LRUCache } from 'lru-cache';
+import type { CircuitBreaker } from './circuit-breaker.ts';
 import type { Logger } from './logger.ts';
+import type { RedisClient } from './redis.ts';
 
 /** Per cache name, since process start (metrics) or for one request (debug extensions). */
 export type CacheStats = Record<string, { hits: number; misses: number; errors: number }>;
@@ -91,7 +92,7 @@ end
 return 1
 `;
 
-type ScriptedRedis = Redis & {
+type ScriptedRedis = RedisClient & {
   quireCacheRead(...args: string[]): Promise<(string | null)[]>;
   quireWriteIfFresh(...args: string[]): Promise<number>;
   quireInvalidate(...args: string[]): Promise<number>;
@@ -113,9 +114,10 @@ class RedisBackend implements CacheBackend {
   private renewedThrough = 0;
 
   constructor(
-    redis: Redis,
+    redis: RedisClient,
     private readonly prefix: string,
     private readonly logger: Logger,
+    private readonly breaker: CircuitBreaker,
   ) {
     this.namespaceKey = `${prefix}cache-namespace`;
     redis.defineCommand('quireCacheRead', { numberOfKeys: 0, lua: READ });
@@ -123,18 +125,22 @@ class RedisBackend implements CacheBackend {
     redis.defineCommand('quireInvalidate', { numberOfKeys: 0, lua: INVALIDATE });
     this.redis = redis as ScriptedRedis;
     // Renew as soon as Redis is back, not at this instance's next read: other instances read too.
-    redis.on('ready', () => void this.renewNamespaceIfInvalidationFailed().catch(() => {}));
+    const renew = () => void this.renewNamespaceIfInvalidationFailed().catch(() => {});
+    redis.on('ready', renew);
+    breaker.onRecovery(renew);
   }
 
   async read(keys: readonly string[], tags: readonly string[]) {
     await this.renewNamespaceIfInvalidationFailed();
     const generationKeys = tags.map((tag) => `${this.tagKey(tag)}:gen`);
-    const [namespace, ...raw] = await this.redis.quireCacheRead(
-      this.namespaceKey,
-      `${this.prefix}c`,
-      String(keys.length),
-      ...keys,
-      ...generationKeys,
+    const [namespace, ...raw] = await this.breaker.run(() =>
+      this.redis.quireCacheRead(
+        this.namespaceKey,
+        `${this.prefix}c`,
+        String(keys.length),
+        ...keys,
+        ...generationKeys,
+      ),
     );
     const generations: GenerationSnapshot = { [this.namespaceKey]: namespace ?? '0' };
     generationKeys.forEach((key, index) => {
@@ -152,17 +158,19 @@ class RedisBackend implements CacheBackend {
       String(entry.tags.length),
       ...entry.tags.map((tag) => `${this.tagKey(tag)}:keys`),
     ]);
-    await this.redis.quireWriteIfFresh(
-      String(ttlSeconds),
-      String(guards.length / 2),
-      ...guards,
-      ...payload,
+    await this.breaker.run(() =>
+      this.redis.quireWriteIfFresh(
+        String(ttlSeconds),
+        String(guards.length / 2),
+        ...guards,
+        ...payload,
+      ),
     );
   }
 
   async invalidate(tags: readonly string[]) {
     try {
-      await this.redis.quireInvalidate(...tags.map(this.tagKey));
+      await this.breaker.run(() => this.redis.quireInvalidate(...tags.map(this.tagKey)));
     } catch (error) {
       this.failedInvalidations += 1;
       throw error;
@@ -173,7 +181,7 @@ class RedisBackend implements CacheBackend {
   private async renewNamespaceIfInvalidationFailed(): Promise<void> {
     while (this.renewedThrough < this.failedInvalidations) {
       const through = this.failedInvalidations;
-      await this.redis.incr(this.namespaceKey);
+      await this.breaker.run(() => this.redis.incr(this.namespaceKey));
       this.renewedThrough = Math.max(this.renewedThrough, through);
       this.logger.info(
         { failedInvalidations: through },
@@ -388,8 +396,14 @@ export function createDisabledCache(logger: Logger): Cache {
   return new Cache(new DisabledBackend(), logger, 'disabled');
 }
 
-export function createRedisCache(redis: Redis, prefix: string, logger: Logger): Cache {
-  return new Cache(new RedisBackend(redis, prefix, logger), logger, 'redis');
+/** Every Redis call goes through `breaker`: a silent Redis turns into misses, not waits. */
+export function createRedisCache(
+  redis: RedisClient,
+  prefix: string,
+  logger: Logger,
+  breaker: CircuitBreaker,
+): Cache {
+  return new Cache(new RedisBackend(redis, prefix, logger, breaker), logger, 'redis');
 }
 
 export function createMemoryCache(maxEntries: number, logger: Logger): Cache {

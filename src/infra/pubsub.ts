@@ -2,8 +2,14 @@ import { createRedisEventTarget } from '@graphql-yoga/redis-event-target';
 import type { PubSub } from '@graphql-yoga/subscription';
 import { Repeater, SlidingBuffer } from '@repeaterjs/repeater';
 import type { PostStatus } from '../db/tables.ts';
+import type { CircuitBreaker } from './circuit-breaker.ts';
 import type { Logger } from './logger.ts';
-import { createRedis } from './redis.ts';
+import {
+  createGuardedRedis,
+  createRedis,
+  type RedisClient,
+  type RedisGuardConfig,
+} from './redis.ts';
 
 /** A pipeline event as it travels between processes (JSON: timestamps stay strings). */
 export interface PipelineEventMessage {
@@ -37,6 +43,8 @@ export interface QuirePubSub
 
 export interface PubSubHandle {
   pubsub: QuirePubSub;
+  /** The publish connection's breaker (Redis only), for metrics. */
+  publishBreaker?: CircuitBreaker;
   close(): Promise<void>;
 }
 
@@ -72,22 +80,33 @@ function createBufferedPubSub(
   } as QuirePubSub;
 }
 
-/** Redis pub/sub (shared by every instance and worker) when a URL is given, in-process otherwise. */
+/**
+ * Redis pub/sub (shared by every instance and worker) when a URL is given, in-process otherwise.
+ * Publishing never waits: a publish Redis refuses, does not answer within the command timeout,
+ * or that the open breaker skips is dropped (logged at debug level).
+ */
 export function createQuirePubSub(
   redisUrl: string | undefined,
   prefix: string,
   logger: Logger,
+  guard: RedisGuardConfig,
 ): PubSubHandle {
   if (!redisUrl) {
     return { pubsub: createBufferedPubSub(), close: async () => {} };
   }
-  const publishClient = createRedis(redisUrl, logger, 'publish');
+  const publish = createGuardedRedis(redisUrl, logger, 'publish', guard);
+  const publishClient = publish.client;
   const subscribeClient = createRedis(redisUrl, logger, 'subscribe');
   return {
+    publishBreaker: publish.breaker,
     pubsub: withTopicPrefix(
       prefix,
       createBufferedPubSub(
-        createRedisEventTarget({ publishClient, subscribeClient }),
+        withGuardedPublish(
+          createRedisEventTarget({ publishClient, subscribeClient }),
+          publish,
+          logger,
+        ),
         // Redis answers one connection's commands in order: the PONG follows every SUBSCRIBE sent
         // before it, and redis-event-target sends its SUBSCRIBE without waiting for the reply.
         async () => {
@@ -98,6 +117,32 @@ export function createQuirePubSub(
     async close() {
       publishClient.disconnect();
       subscribeClient.disconnect();
+    },
+  };
+}
+
+/**
+ * redis-event-target sends PUBLISH and drops the promise: a silent Redis would pile up unanswered
+ * commands and a refused one would reject unhandled. Publishes go through the breaker instead,
+ * with the same encoding (JSON, '' for no payload).
+ */
+function withGuardedPublish(
+  target: EventTarget,
+  publish: { client: RedisClient; breaker: CircuitBreaker },
+  logger: Logger,
+): EventTarget {
+  return {
+    addEventListener: target.addEventListener.bind(target),
+    removeEventListener: target.removeEventListener.bind(target),
+    dispatchEvent(event: Event) {
+      const detail = (event as CustomEvent).detail;
+      const message = detail === undefined ? '' : JSON.stringify(detail);
+      publish.breaker
+        .run(() => publish.client.publish(event.type, message))
+        .catch((error: Error) =>
+          logger.debug({ err: error.message, channel: event.type }, 'publish dropped'),
+        );
+      return true;
     },
   };
 }

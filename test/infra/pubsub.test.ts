@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config.ts';
 import { createLogger } from '../../src/infra/logger.ts';
 import { createQuirePubSub, type PipelineEventMessage } from '../../src/infra/pubsub.ts';
 import { redisUrl, waitForRedisSubscribers } from '../helpers/services.ts';
@@ -28,7 +29,7 @@ describe.each([
 ])('pub/sub (%s)', (_name, url) => {
   it('keeps each subscriber’s backlog its own: slow subscribers never get another topic’s events', async () => {
     const prefix = `quire-test-${randomBytes(4).toString('hex')}:`;
-    const { pubsub, close } = createQuirePubSub(url, prefix, logger);
+    const { pubsub, close } = createQuirePubSub(url, prefix, logger, loadConfig({}));
     try {
       const runs = ['101', '202', '303'];
       const subscribers = runs.map((runId) => pubsub.subscribe('pipelineRun', runId));
