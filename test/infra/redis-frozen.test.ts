@@ -4,7 +4,12 @@ import { createPosts, createUser, globalId, type TestUser } from '../helpers/fac
 import { redisUrl } from '../helpers/services.ts';
 import { TcpProxy } from '../helpers/tcp-proxy.ts';
 
-const env = { REDIS_URL: redisUrl, RATE_LIMIT_MUTATIONS: '1000', RATE_LIMIT_SEARCH: '3' };
+const env = {
+  REDIS_URL: redisUrl,
+  REDIS_COMMAND_TIMEOUT_MS: '50',
+  RATE_LIMIT_MUTATIONS: '1000',
+  RATE_LIMIT_SEARCH: '3',
+};
 const readPost = `query($id: ID!) { post(id: $id) { title author { name } } }`;
 const updatePost = `mutation($input: UpdatePostInput!) { updatePost(input: $input) { title } }`;
 const searchPosts = `query($q: String!) { searchPosts(query: $q) { totalCount } }`;
