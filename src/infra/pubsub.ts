@@ -1,6 +1,7 @@
 import { createRedisEventTarget } from '@graphql-yoga/redis-event-target';
 import type { PubSub } from '@graphql-yoga/subscription';
 import { Repeater, SlidingBuffer } from '@repeaterjs/repeater';
+import { Cluster } from 'ioredis';
 import type { PostStatus } from '../db/tables.ts';
 import type { CircuitBreaker } from './circuit-breaker.ts';
 import type { Logger } from './logger.ts';
@@ -81,8 +82,14 @@ function createBufferedPubSub(
 }
 
 /**
+ * No request waits for a publish: this only caps how many pile up while Redis is silent, and must
+ * outlast a (re)connect, during which publishes queue.
+ */
+const PUBLISH_TIMEOUT_MS = 1000;
+
+/**
  * Redis pub/sub (shared by every instance and worker) when a URL is given, in-process otherwise.
- * Publishing never waits: a publish Redis refuses, does not answer within the command timeout,
+ * Publishing never waits: a publish Redis refuses, does not confirm within PUBLISH_TIMEOUT_MS,
  * or that the open breaker skips is dropped (logged at debug level).
  */
 export function createQuirePubSub(
@@ -94,7 +101,11 @@ export function createQuirePubSub(
   if (!redisUrl) {
     return { pubsub: createBufferedPubSub(), close: async () => {} };
   }
-  const publish = createGuardedRedis(redisUrl, logger, 'publish', guard);
+  const publish = createGuardedRedis(redisUrl, logger, 'publish', {
+    ...guard,
+    commandTimeoutMs: PUBLISH_TIMEOUT_MS,
+    queueWhileConnecting: true,
+  });
   const publishClient = publish.client;
   const subscribeClient = createRedis(redisUrl, logger, 'subscribe');
   return {
@@ -107,17 +118,33 @@ export function createQuirePubSub(
           publish,
           logger,
         ),
-        // Redis answers one connection's commands in order: the PONG follows every SUBSCRIBE sent
-        // before it, and redis-event-target sends its SUBSCRIBE without waiting for the reply.
-        async () => {
-          await subscribeClient.ping();
-        },
+        trackSubscribeReplies(subscribeClient),
       ),
     ),
     async close() {
       publishClient.disconnect();
       subscribeClient.disconnect();
     },
+  };
+}
+
+/**
+ * redis-event-target sends SUBSCRIBE without waiting for the reply; this keeps the replies still
+ * due, and the returned function waits for them (rejecting if one fails). A PING behind them would
+ * do on one connection, but a Cluster client sends PING elsewhere than to its subscriber.
+ */
+function trackSubscribeReplies(client: RedisClient): () => Promise<void> {
+  const due = new Set<Promise<unknown>>();
+  const subscribe = client.subscribe.bind(client) as (...channels: string[]) => Promise<unknown>;
+  (client as { subscribe: typeof subscribe }).subscribe = (...channels) => {
+    const reply = subscribe(...channels);
+    due.add(reply);
+    const settle = () => void due.delete(reply);
+    reply.then(settle, settle);
+    return reply;
+  };
+  return async () => {
+    await Promise.all(due);
   };
 }
 
@@ -138,13 +165,22 @@ function withGuardedPublish(
       const detail = (event as CustomEvent).detail;
       const message = detail === undefined ? '' : JSON.stringify(detail);
       publish.breaker
-        .run(() => publish.client.publish(event.type, message))
+        .run(() => orderedPublisher(publish.client).publish(event.type, message))
         .catch((error: Error) =>
           logger.debug({ err: error.message, channel: event.type }, 'publish dropped'),
         );
       return true;
     },
   };
+}
+
+/**
+ * A Cluster client sends each PUBLISH to a random node, so one process's messages would arrive
+ * out of order. Classic pub/sub reaches subscribers on every node: publishing through one node
+ * (the first master the client knows, until a failover changes it) keeps them in order.
+ */
+function orderedPublisher(client: RedisClient): RedisClient {
+  return client instanceof Cluster ? (client.nodes('master')[0] ?? client) : client;
 }
 
 /** Redis channels are global (not per database number), so topics carry the key prefix. */

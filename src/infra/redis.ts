@@ -51,28 +51,25 @@ export function createRedis(
 /** Consecutive failed calls that open a connection's circuit. */
 const BREAKER_FAILURES = 3;
 
-export type RedisGuardConfig = Pick<
-  Config,
-  'REDIS_COMMAND_TIMEOUT_MS' | 'REDIS_BREAKER_COOLDOWN_MS'
->;
+export type RedisGuardConfig = Pick<Config, 'REDIS_BREAKER_COOLDOWN_MS'>;
 
 /**
- * A connection for calls a request waits on (or must not pile up): no offline queue and no
- * retries (a call while Redis is down fails at once), each command bounded by
- * REDIS_COMMAND_TIMEOUT_MS (ioredis `commandTimeout`), and a circuit breaker callers run their
- * calls through, so a Redis that holds connections open but never answers is skipped after
- * three timeouts. A reconnect (ioredis `ready`) closes the breaker at once.
+ * A connection whose callers run their calls through a circuit breaker, each command bounded by
+ * `commandTimeoutMs` (ioredis `commandTimeout`, counted from when the call is made): a Redis that
+ * holds connections open but never answers is skipped after three failures, until a background
+ * probe answers or the connection is re-established (ioredis `ready` closes the breaker).
+ * Without `queueWhileConnecting` a call while Redis is down or still connecting fails at once
+ * (no offline queue, no retries): right for calls a request waits on.
  */
 export function createGuardedRedis(
   url: string,
   logger: Logger,
   name: string,
-  config: RedisGuardConfig,
+  config: RedisGuardConfig & { commandTimeoutMs: number; queueWhileConnecting: boolean },
 ): { client: RedisClient; breaker: CircuitBreaker } {
   const client = createRedis(url, logger, name, {
-    enableOfflineQueue: false,
-    maxRetriesPerRequest: 0,
-    commandTimeout: config.REDIS_COMMAND_TIMEOUT_MS,
+    commandTimeout: config.commandTimeoutMs,
+    ...(config.queueWhileConnecting ? {} : { enableOfflineQueue: false, maxRetriesPerRequest: 0 }),
   });
   const breaker = new CircuitBreaker({
     name,

@@ -41,12 +41,11 @@ export function createSharedState(config: Config, logger: Logger): SharedState {
       close: pubsub.close,
     };
   }
-  const { client: redis, breaker } = createGuardedRedis(
-    config.REDIS_URL,
-    logger,
-    'commands',
-    config,
-  );
+  const { client: redis, breaker } = createGuardedRedis(config.REDIS_URL, logger, 'commands', {
+    ...config,
+    commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS,
+    queueWhileConnecting: false,
+  });
   return {
     pubsub: pubsub.pubsub,
     cache: config.CACHE
