@@ -129,18 +129,28 @@ export function createQuirePubSub(
 }
 
 /**
- * redis-event-target sends SUBSCRIBE without waiting for the reply; this keeps the replies still
- * due, and the returned function waits for them (rejecting if one fails). A PING behind them would
- * do on one connection, but a Cluster client sends PING elsewhere than to its subscriber.
+ * redis-event-target sends SUBSCRIBE and UNSUBSCRIBE without waiting for the reply; this keeps
+ * the SUBSCRIBE replies still due, and the returned function waits for them (rejecting if one
+ * fails). A PING behind them would do on one connection, but a Cluster client sends PING
+ * elsewhere than to its subscriber. An UNSUBSCRIBE refused because the connection closed has
+ * nothing left to undo; unhandled, its rejection would end the process.
  */
 function trackSubscribeReplies(client: RedisClient): () => Promise<void> {
+  type ChannelCommand = (...channels: string[]) => Promise<unknown>;
   const due = new Set<Promise<unknown>>();
-  const subscribe = client.subscribe.bind(client) as (...channels: string[]) => Promise<unknown>;
-  (client as { subscribe: typeof subscribe }).subscribe = (...channels) => {
+  const commands = client as unknown as { subscribe: ChannelCommand; unsubscribe: ChannelCommand };
+  const subscribe = commands.subscribe.bind(client);
+  const unsubscribe = commands.unsubscribe.bind(client);
+  commands.subscribe = (...channels) => {
     const reply = subscribe(...channels);
     due.add(reply);
     const settle = () => void due.delete(reply);
     reply.then(settle, settle);
+    return reply;
+  };
+  commands.unsubscribe = (...channels) => {
+    const reply = unsubscribe(...channels);
+    reply.catch(() => {});
     return reply;
   };
   return async () => {

@@ -7,6 +7,7 @@ import { startTestApp, type TestApp } from '../helpers/app.ts';
 import { interleaveWritesAndReads } from '../helpers/cache.ts';
 import { createPosts, createUser, globalId, type TestUser } from '../helpers/factories.ts';
 import { type RedisCluster, startRedisCluster } from '../helpers/redis-cluster.ts';
+import { untilRedisReachable } from '../helpers/redis-ready.ts';
 import { redisUrl } from '../helpers/services.ts';
 import { TcpProxy } from '../helpers/tcp-proxy.ts';
 
@@ -26,6 +27,7 @@ beforeAll(async () => {
   cluster = await startRedisCluster();
   clusterA = await startTestApp({ ...env, REDIS_URL: cluster.url }, instanceA);
   clusterB = await startTestApp({ ...env, REDIS_URL: cluster.url }, instanceA);
+  await untilRedisReachable(instanceA, instanceB, clusterA, clusterB);
   author = await createUser(instanceA.deps.db, 'AUTHOR', 'Ada');
   otherAuthor = await createUser(instanceA.deps.db, 'AUTHOR', 'Grace');
 }, 60_000);
@@ -157,6 +159,7 @@ async function instanceBehindProxy() {
     { REDIS_URL: `redis://127.0.0.1:${proxy.port}`, RESPONSE_CACHE: 'off' },
     instanceA,
   );
+  await untilRedisReachable(app);
   return { proxy, app };
 }
 

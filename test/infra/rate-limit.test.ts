@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestApp, type TestApp } from '../helpers/app.ts';
 import { createUser, type TestUser } from '../helpers/factories.ts';
 import { type RedisCluster, startRedisCluster } from '../helpers/redis-cluster.ts';
+import { untilRedisReachable } from '../helpers/redis-ready.ts';
 import { redisUrl } from '../helpers/services.ts';
 import { TcpProxy } from '../helpers/tcp-proxy.ts';
 
@@ -27,6 +28,7 @@ beforeAll(async () => {
   cluster = await startRedisCluster();
   clusterA = await startTestApp({ ...limits, REDIS_URL: cluster.url }, instanceA);
   clusterB = await startTestApp({ ...limits, REDIS_URL: cluster.url }, instanceA);
+  await untilRedisReachable(instanceA, instanceB, clusterA, clusterB);
 }, 60_000);
 
 afterAll(async () => {

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestApp, type TestApp } from '../helpers/app.ts';
 import { createPosts, createUser, globalId, type TestUser } from '../helpers/factories.ts';
+import { untilRedisReachable } from '../helpers/redis-ready.ts';
 import { redisUrl } from '../helpers/services.ts';
 import { TcpProxy } from '../helpers/tcp-proxy.ts';
 
@@ -25,6 +26,7 @@ beforeAll(async () => {
   proxy = new TcpProxy('127.0.0.1', Number(new URL(redisUrl).port || 6379));
   await proxy.start();
   frozen = await startTestApp({ ...env, REDIS_URL: `redis://127.0.0.1:${proxy.port}` }, direct);
+  await untilRedisReachable(direct, frozen);
   author = await createUser(direct.deps.db, 'AUTHOR', 'Ada');
 });
 
