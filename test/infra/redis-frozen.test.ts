@@ -64,6 +64,10 @@ describe('Redis that holds connections open but never answers', () => {
       (await frozen.gql(readPost, { id }, { debug: true })).extensions!.cache.response.hits,
     ).toBe(1);
 
+    // The other instance caches the post too: its entry must not outlive the writes made while
+    // the proxied instance could not invalidate it.
+    await direct.gql(readPost, { id });
+
     proxy.freeze();
     const latencies: Record<string, number[]> = {
       read: [],
@@ -118,6 +122,11 @@ describe('Redis that holds connections open but never answers', () => {
       if (Date.now() > deadline) throw new Error('breaker did not close after unfreeze');
       await frozen.gql(readPost, { id });
       await sleep(100);
+    }
+    // The invalidations lost while frozen renew the cache namespace once Redis answers.
+    while ((await direct.gql(readPost, { id })).data!.post.title !== 'v4') {
+      if (Date.now() > deadline) throw new Error('the other instance kept serving a stale post');
+      await sleep(50);
     }
     // Shared again: invalidations reach the other instance, and its cache serves hits again.
     await direct.gql(updatePost, { input: { id, title: 'after' } }, { token: author.token });
