@@ -22,6 +22,7 @@ import { useRequestParamsErrors } from './infra/request-params-plugin.ts';
 import { useRequestStats } from './infra/request-stats-plugin.ts';
 import { useResponseCache } from './infra/response-cache-plugin.ts';
 import { useSse } from './infra/sse-plugin.ts';
+import { useViewerStreams } from './modules/auth/viewer-streams.ts';
 import { commentResponseTags } from './modules/comment/comment.cache.ts';
 import { pipelineResponseTags } from './modules/pipeline/pipeline.publish.ts';
 import { postResponseTags, rateLimitedQueryFields } from './modules/post/post.cache.ts';
@@ -166,6 +167,7 @@ export function createApp(deps: AppDeps): QuireYoga {
           scopeOf: (ctx) => (ctx.viewer ? `user:${ctx.viewer.id}:${ctx.viewer.role}` : 'anonymous'),
           statsOf: (ctx) => ctx.cacheStats,
         }),
+      useViewerStreams(),
       useExtendContextValuePerExecuteSubscriptionEvent(({ args }) => ({
         contextPartial: freshEventContext(args.contextValue as Context),
       })),

@@ -7,8 +7,9 @@ import type { Metrics } from './infra/metrics.ts';
 import type { QuirePubSub } from './infra/pubsub.ts';
 import type { RateLimiter } from './infra/rate-limit.ts';
 import { findViewerByToken } from './modules/auth/auth.repository.ts';
-import { bearerToken } from './modules/auth/token.ts';
+import { bearerToken, hashToken } from './modules/auth/token.ts';
 import type { Viewer } from './modules/auth/viewer.ts';
+import type { ViewerStreams } from './modules/auth/viewer-streams.ts';
 
 /** Long-lived shared parts, built once by main.ts (or a test) and handed to createApp. */
 export interface AppDeps {
@@ -19,6 +20,8 @@ export interface AppDeps {
   cache: Cache;
   rateLimiter: RateLimiter;
   metrics: Metrics;
+  /** This instance's long-lived streams by viewer: a revoked token or new role ends them. */
+  viewerStreams: ViewerStreams;
   redisReachable(): Promise<boolean>;
 }
 
@@ -31,6 +34,8 @@ export interface Context {
   sql: SqlStats;
   cacheStats: CacheStats;
   viewer: Viewer | null;
+  /** SHA-256 of the bearer token the viewer was resolved from; null when anonymous. */
+  tokenHash: string | null;
   clientKey: string;
   /** This request's logger: its lines carry the request id (see request-log-plugin.ts). */
   log: Logger;
@@ -57,6 +62,7 @@ export async function createContext(deps: AppDeps, source: ContextSource): Promi
     sql,
     cacheStats: {},
     viewer,
+    tokenHash: token ? hashToken(token) : null,
     clientKey: viewer ? `user:${viewer.id}` : `ip:${source.clientAddress ?? 'unknown'}`,
     log: deps.logger,
   };

@@ -7,7 +7,9 @@ export type ErrorCode =
   | 'UNAUTHENTICATED'
   | 'FORBIDDEN'
   | 'RATE_LIMITED'
-  | 'QUERY_TOO_COMPLEX';
+  | 'QUERY_TOO_COMPLEX'
+  /** A subscription ended because its viewer's role changed: subscribe again. */
+  | 'VIEWER_CHANGED';
 
 /**
  * An expected error: shown to the client with a stable code; yoga masks everything else.

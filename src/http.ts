@@ -66,6 +66,20 @@ export async function startHttpServer(yoga: QuireYoga, options: HttpOptions): Pr
 
   const toClient = (error: GraphQLError) =>
     withoutHttpHints(clientFacingError(error, { hideSuggestions: options.hideSuggestions }));
+  /** As toClient, without yoga's internal `unexpected` marker (its HTTP serializer drops it). */
+  const forWebSocket = (error: GraphQLError) => {
+    const client = toClient(error);
+    if (!('unexpected' in client.extensions)) return client;
+    const { unexpected: _internal, ...extensions } = client.extensions;
+    return new GraphQLError(client.message, {
+      nodes: client.nodes,
+      source: client.source,
+      positions: client.positions,
+      path: client.path,
+      originalError: client.originalError,
+      extensions,
+    });
+  };
   const subscriptionsPerSocket = new WeakMap<object, Set<string>>();
   const wsServer = new WebSocketServer({
     server,
@@ -82,16 +96,29 @@ export async function startHttpServer(yoga: QuireYoga, options: HttpOptions): Pr
       connectionInitWaitTimeout: options.wsInitTimeoutMs,
       onConnect: async (ctx) => {
         if (closing) return false;
+        let context: Context;
         try {
-          await envelop(
+          context = await envelop(
             ctx.connectionParams,
             ctx.extra.request.socket.remoteAddress,
           ).contextFactory();
-          return true;
         } catch (error) {
           if (isCode(error, 'UNAUTHENTICATED')) return false;
           throw error;
         }
+        if (context.viewer && context.tokenHash) {
+          // A revoked token's connection closes on every instance; a role change only ends the
+          // subscriptions (useViewerStreams), since each subscribe reads the role again.
+          const socket = ctx.extra.socket;
+          const unwatch = context.deps.viewerStreams.watch(
+            { tokenHash: context.tokenHash, userId: context.viewer.id },
+            (change) => {
+              if (change.tokenHash) socket.close(4403, 'Forbidden');
+            },
+          );
+          socket.once('close', unwatch);
+        }
+        return true;
       },
       execute: (args) => (args.rootValue as EnvelopedRoot).execute(args),
       subscribe: (args) => (args.rootValue as EnvelopedRoot).subscribe(args),
@@ -128,7 +155,16 @@ export async function startHttpServer(yoga: QuireYoga, options: HttpOptions): Pr
         }
         // Counted before the await, so that subscribes arriving together see each other.
         active.add(id);
-        const contextValue = await contextFactory();
+        let contextValue: Context;
+        try {
+          contextValue = await contextFactory();
+        } catch (error) {
+          // The token was revoked after connection_init: the connection ends as if it had been
+          // refused then (graphql-ws would answer the throw with 4500 and log a stack).
+          if (!isCode(error, 'UNAUTHENTICATED')) throw error;
+          ctx.extra.socket.close(4403, 'Forbidden');
+          return [toClient(error as GraphQLError)];
+        }
         // Each operation gets its own id in the logs, as each HTTP request does.
         contextValue.log = contextValue.log.child({ reqId: requestId(undefined), wsId: id });
         return {
@@ -140,8 +176,11 @@ export async function startHttpServer(yoga: QuireYoga, options: HttpOptions): Pr
           rootValue: { execute, subscribe },
         };
       },
+      // Execution results get what yoga's HTTP serializer gives them: a code, no internals.
       onNext: (_ctx, _id, _payload, args, result) => {
         logResultErrors((args.contextValue as Context).log, result.errors);
+        if (!result.errors?.length) return;
+        return { ...result, errors: result.errors.map(forWebSocket) };
       },
       onComplete: (ctx, id) => {
         subscriptionsPerSocket.get(ctx.extra.socket)?.delete(id);

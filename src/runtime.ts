@@ -7,6 +7,7 @@ import type { Logger } from './infra/logger.ts';
 import { Metrics } from './infra/metrics.ts';
 import { createSharedState } from './infra/shared-state.ts';
 import type { ShutdownSequence } from './infra/shutdown.ts';
+import { ViewerStreams } from './modules/auth/viewer-streams.ts';
 import { countQueuedRuns } from './modules/pipeline/pipeline.repository.ts';
 
 export interface Runtime {
@@ -25,8 +26,9 @@ export function connectDeps(
   const { close, redisBreakers, ...shared } = createSharedState(config, logger);
   const metrics = new Metrics({ pool, ...shared, queueDepth: () => countQueuedRuns(db) });
   registerBreakerMetrics(metrics.registry, redisBreakers);
+  const viewerStreams = new ViewerStreams({ db, pubsub: shared.pubsub, logger });
   return {
-    deps: { config, logger, db, metrics, ...shared },
+    deps: { config, logger, db, metrics, viewerStreams, ...shared },
     async close() {
       await close();
       await db.destroy();

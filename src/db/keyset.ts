@@ -1,3 +1,11 @@
+import {
+  type FieldNode,
+  type GraphQLObjectType,
+  type GraphQLResolveInfo,
+  getNamedType,
+  isObjectType,
+} from 'graphql';
+import { collectSubfields } from 'graphql/execution/collectFields.js';
 import { type RawBuilder, sql } from 'kysely';
 import { badInput } from '../errors.ts';
 import { isFloat4, isInt4, isInt8Id, isTimestamp, textProblem } from './postgres-values.ts';
@@ -220,3 +228,49 @@ export function toParentPages<Row>(
     },
   }));
 }
+
+/** What a connection field's selection asks for, so a resolver fetches that and nothing more. */
+export interface ConnectionSelection {
+  /** `edges` or `pageInfo`: the page query must run. */
+  page: boolean;
+  /** `totalCount`: the count must run. */
+  count: boolean;
+  /** Names of the fields selected on `edges { node }` (through fragments and aliases). */
+  nodeFields: ReadonlySet<string>;
+}
+
+/**
+ * The selection of the connection field being resolved, collected with graphql-js's own
+ * `collectSubfields` (fragments, aliases, `@skip`/`@include` with the request's variables).
+ */
+export function connectionSelection(info: GraphQLResolveInfo): ConnectionSelection {
+  const connection = selectedFields(info, []);
+  return {
+    page: connection.has('edges') || connection.has('pageInfo'),
+    count: connection.has('totalCount'),
+    nodeFields: selectedFields(info, ['edges', 'node']),
+  };
+}
+
+/** Field names selected on the object reached from the resolved field along `path`. */
+function selectedFields(info: GraphQLResolveInfo, path: readonly string[]): Set<string> {
+  let type = getNamedType(info.returnType);
+  let nodes = info.fieldNodes;
+  for (const step of path) {
+    const field = isObjectType(type) ? type.getFields()[step] : undefined;
+    if (!field || !isObjectType(type)) return new Set();
+    nodes = subfields(info, type, nodes).filter((node) => node.name.value === step);
+    type = getNamedType(field.type);
+  }
+  if (!isObjectType(type)) return new Set();
+  return new Set(subfields(info, type, nodes).map((node) => node.name.value));
+}
+
+const subfields = (
+  info: GraphQLResolveInfo,
+  type: GraphQLObjectType,
+  nodes: readonly FieldNode[],
+): FieldNode[] =>
+  [
+    ...collectSubfields(info.schema, info.fragments, info.variableValues, type, nodes).values(),
+  ].flat();

@@ -66,6 +66,8 @@ export interface TagsTable {
 export interface PostTagsTable {
   post_id: string;
   tag_id: string;
+  /** The post's created_at, copied by a trigger: tag pages walk it through an index. */
+  post_created_at: ColumnType<string, never, never>;
 }
 
 export interface CommentsTable {

@@ -1,16 +1,39 @@
-import { type DocumentNode, Kind } from 'graphql';
+import { BREAK, type DocumentNode, Kind, visit } from 'graphql';
 
-/** The name of a document's only operation (null when anonymous), or undefined when it has several. */
-const soleOperation = new WeakMap<DocumentNode, string | null | undefined>();
+interface DocumentShape {
+  /** The only operation's name (null when anonymous); undefined when there are several. */
+  soleOperation: string | null | undefined;
+  /** The document uses something graphql-jit is known to execute differently from graphql-js. */
+  divergent: boolean;
+}
 
-function soleOperationName(document: DocumentNode): string | null | undefined {
-  if (soleOperation.has(document)) return soleOperation.get(document);
+const shapes = new WeakMap<DocumentNode, DocumentShape>();
+
+function shapeOf(document: DocumentNode): DocumentShape {
+  let shape = shapes.get(document);
+  if (shape) return shape;
   const operations = document.definitions.filter(
     (definition) => definition.kind === Kind.OPERATION_DEFINITION,
   );
-  const name = operations.length === 1 ? (operations[0]!.name?.value ?? null) : undefined;
-  soleOperation.set(document, name);
-  return name;
+  let divergent = false;
+  visit(document, {
+    // graphql-jit 0.8 refuses an omitted non-null variable that has a default value, and skips
+    // every spread of a fragment whose first spread is `@skip`ped: graphql-js gets both right.
+    VariableDefinition(node) {
+      if (node.defaultValue) divergent = true;
+      return divergent ? BREAK : undefined;
+    },
+    Directive(node) {
+      if (node.name.value === 'skip' || node.name.value === 'include') divergent = true;
+      return divergent ? BREAK : undefined;
+    },
+  });
+  shape = {
+    soleOperation: operations.length === 1 ? (operations[0]!.name?.value ?? null) : undefined,
+    divergent,
+  };
+  shapes.set(document, shape);
+  return shape;
 }
 
 /**
@@ -18,14 +41,15 @@ function soleOperationName(document: DocumentNode): string | null | undefined {
  * document, for whichever operation the first request named, and serves that compile to every
  * later request of the document: with two operations in one document a request naming the
  * query ran the mutation. A document with exactly one operation, requested without a name or
- * by that operation's name, can only ever compile to that operation; everything else runs on
- * graphql-js, which selects the operation per request.
+ * by that operation's name, can only ever compile to that operation. Documents with variable
+ * defaults or `@skip`/`@include` also run on graphql-js, where graphql-jit's results differ.
+ * Everything else (the everyday single-operation request) keeps the compiled speed.
  */
 export function compilesUnambiguously(
   document: DocumentNode,
   operationName: string | null | undefined,
 ): boolean {
-  const sole = soleOperationName(document);
-  if (sole === undefined) return false;
-  return operationName == null || operationName === sole;
+  const { soleOperation, divergent } = shapeOf(document);
+  if (soleOperation === undefined || divergent) return false;
+  return operationName == null || operationName === soleOperation;
 }

@@ -9,6 +9,8 @@ import {
   isObjectType,
   Kind,
   type OperationDefinitionNode,
+  SchemaMetaFieldDef,
+  TypeMetaFieldDef,
 } from 'graphql';
 import { collectFields, collectSubfields } from 'graphql/execution/collectFields.js';
 
@@ -23,26 +25,42 @@ export interface ExecutedFields {
 /**
  * The fields an operation will execute, collected by graphql-js's own `collectFields`, so
  * fragments and inline fragments count each time they are spread and `@skip`/`@include` are
- * applied with the request's coerced variables: the same selection graphql-js executes.
- * Lists count once (their items are the same selection); page sizes are the cost limit's business.
+ * applied with the request's coerced variables: the same selection graphql-js executes,
+ * introspection (`__schema`, `__type`) included. Lists count once (their items are the same
+ * selection); page sizes are the cost limit's business. The walk stops once it has visited
+ * `4 × stopAfter` fields (every member of an abstract type counts toward that) and then reports
+ * `fields: Infinity`, so its own cost stays bounded whatever the document multiplies.
  */
 export function countExecutedFields(
   schema: GraphQLSchema,
   document: DocumentNode,
   operation: OperationDefinitionNode,
   variables: Record<string, unknown>,
+  stopAfter: number,
 ): ExecutedFields {
   const rootType = schema.getRootType(operation.operation);
-  const total: ExecutedFields = { fields: 0, aliases: 0 };
-  if (!rootType) return total;
+  if (!rootType) return { fields: 0, aliases: 0 };
   const fragments = fragmentsOf(document);
-  const walk = (type: GraphQLObjectType, fieldsByKey: Map<string, readonly FieldNode[]>) => {
+  let visited = 0;
+  const fieldOf = (type: GraphQLObjectType, name: string) => {
+    if (type === schema.getQueryType()) {
+      if (name === SchemaMetaFieldDef.name) return SchemaMetaFieldDef;
+      if (name === TypeMetaFieldDef.name) return TypeMetaFieldDef;
+    }
+    return type.getFields()[name];
+  };
+  const walk = (
+    type: GraphQLObjectType,
+    fieldsByKey: Map<string, readonly FieldNode[]>,
+  ): ExecutedFields => {
     const counted: ExecutedFields = { fields: 0, aliases: 0 };
     for (const [responseKey, nodes] of fieldsByKey) {
       const first = nodes[0]!;
+      visited += 1;
+      if (visited > 4 * stopAfter) return { fields: Number.POSITIVE_INFINITY, aliases: 0 };
       counted.fields += 1;
       if (responseKey !== first.name.value) counted.aliases += 1;
-      const field = type.getFields()[first.name.value];
+      const field = fieldOf(type, first.name.value);
       if (!field || !first.selectionSet) continue;
       const named = getNamedType(field.type);
       const runtimeTypes = isAbstractType(named)
@@ -56,6 +74,7 @@ export function countExecutedFields(
           runtimeType,
           collectSubfields(schema, fragments, variables, runtimeType, nodes),
         );
+        if (sub.fields === Number.POSITIVE_INFINITY) return sub;
         if (sub.fields + sub.aliases > widest.fields + widest.aliases) widest = sub;
       }
       counted.fields += widest.fields;

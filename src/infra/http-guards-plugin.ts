@@ -50,6 +50,11 @@ export function useHttpGuards(options: { maxBodyBytes: number }): Plugin {
       }
     },
     onResponse({ response }) {
+      // CORS headers depend on the Origin (src/app.ts grants only listed origins): a shared
+      // cache must not serve one origin's answer to another.
+      if (!/\borigin\b/i.test(response.headers.get('vary') ?? '')) {
+        response.headers.append('vary', 'Origin');
+      }
       // Refused mid-upload, the rest of the body is never read: the connection cannot carry
       // another request, so tell the client not to reuse it.
       if (response.status === 413) response.headers.set('connection', 'close');

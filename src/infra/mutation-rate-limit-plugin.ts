@@ -33,7 +33,7 @@ export function useMutationRateLimit(): Plugin<Context> {
         const retryAfter = error.extensions.retryAfter;
         if (ctx.request && typeof retryAfter === 'number')
           retryAfterOf.set(ctx.request, retryAfter);
-        setResultAndStopExecution({ data: null, errors: [error] });
+        setResultAndStopExecution({ errors: [error] });
       }
     },
     onResponse({ request, response }) {

@@ -29,10 +29,20 @@ export interface PostStatusMessage {
   status: PostStatus;
 }
 
+/**
+ * Who a bearer token speaks for changed: `tokenHash` was revoked, or (null) the user's role
+ * changed and all of their tokens now speak for another role.
+ */
+export interface ViewerChangedMessage {
+  userId: string;
+  tokenHash: string | null;
+}
+
 export interface QuirePubSub
   extends PubSub<{
     pipelineRun: [runId: string, event: PipelineEventMessage];
     postStatusChanged: [PostStatusMessage];
+    viewerChanged: [ViewerChangedMessage];
   }> {
   /**
    * Resolves once the broker has confirmed every subscription started before the call: from
@@ -40,6 +50,12 @@ export interface QuirePubSub
    * point cannot miss an event published between its read and the subscription.
    */
   subscriptionsConfirmed(): Promise<void>;
+  /**
+   * Calls `listener` each time the live feed (re)connects. Messages published while it was
+   * away are lost, not queued: a subscriber that must not miss any reads them from their store.
+   * Returns the function that removes the listener.
+   */
+  onReconnect(listener: () => void): () => void;
 }
 
 export interface PubSubHandle {
@@ -61,6 +77,7 @@ const SUBSCRIBER_BUFFER = 1024;
 function createBufferedPubSub(
   target: EventTarget = new EventTarget(),
   subscriptionsConfirmed: () => Promise<void> = async () => {},
+  onReconnect: QuirePubSub['onReconnect'] = () => () => {},
 ): QuirePubSub {
   const topicOf = (routingKey: string, id: unknown) =>
     id === undefined ? routingKey : `${routingKey}:${String(id)}`;
@@ -78,6 +95,7 @@ function createBufferedPubSub(
       }, new SlidingBuffer(SUBSCRIBER_BUFFER));
     },
     subscriptionsConfirmed,
+    onReconnect,
   } as QuirePubSub;
 }
 
@@ -108,6 +126,12 @@ export function createQuirePubSub(
   });
   const publishClient = publish.client;
   const subscribeClient = createRedis(redisUrl, logger, 'subscribe');
+  // One listener on the client (not one per stream): ioredis re-sends its SUBSCRIBEs before it
+  // emits `ready`, on the next tick.
+  const reconnectListeners = new Set<() => void>();
+  subscribeClient.on('ready', () => {
+    for (const listener of reconnectListeners) listener();
+  });
   return {
     publishBreaker: publish.breaker,
     pubsub: withTopicPrefix(
@@ -119,6 +143,10 @@ export function createQuirePubSub(
           logger,
         ),
         trackSubscribeReplies(subscribeClient),
+        (listener) => {
+          reconnectListeners.add(listener);
+          return () => reconnectListeners.delete(listener);
+        },
       ),
     ),
     async close() {
@@ -203,5 +231,6 @@ function withTopicPrefix(prefix: string, pubsub: QuirePubSub): QuirePubSub {
     publish: (topic: string, ...args: unknown[]) => untyped.publish(prefix + topic, ...args),
     subscribe: (topic: string, ...args: unknown[]) => untyped.subscribe(prefix + topic, ...args),
     subscriptionsConfirmed: () => pubsub.subscriptionsConfirmed(),
+    onReconnect: (listener: () => void) => pubsub.onReconnect(listener),
   } as QuirePubSub;
 }

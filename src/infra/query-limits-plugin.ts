@@ -6,13 +6,14 @@ import {
   getArgumentValues,
   getOperationAST,
   getVariableValues,
+  Kind,
   NoSchemaIntrospectionCustomRule,
+  type SelectionNode,
   type ValidationRule,
   validate,
 } from 'graphql';
 import type { GraphQLParams, Plugin } from 'graphql-yoga';
 import type { Config } from '../config.ts';
-import { isWellFormedCursor } from '../db/keyset.ts';
 import { appError, badInput } from '../errors.ts';
 import { countExecutedFields } from './executed-fields.ts';
 
@@ -30,13 +31,44 @@ export type QueryLimitsConfig = Pick<
 const PAGE_SIZE_ARGUMENTS = ['first', 'last'] as const;
 /** Variable sets remembered per document as within the limits (then forgotten all at once). */
 const PASSED_VARIABLE_SETS = 256;
-const CURSOR_ARGUMENTS = ['after', 'before'] as const;
 
 /**
- * Connection arguments, from literals and the request's variables: `first`/`last` within
- * [0, MAX_PAGE_SIZE], `after`/`before` shaped like our cursors (the ordering is checked later).
+ * A subscription's root field may not carry `@skip`/`@include` (the GraphQL spec's "Single
+ * root field" rule, as graphql-js 17 enforces it): graphql-js 16 crashes on a skipped one.
  */
-function connectionArgumentsRule(maxPageSize: number, request: GraphQLParams): ValidationRule {
+const subscriptionRootDirectivesRule: ValidationRule = (context) => {
+  const conditional = (selections: readonly SelectionNode[], seen: Set<string>): boolean =>
+    selections.some((selection) => {
+      if (selection.directives?.some((directive) => CONDITIONS.has(directive.name.value)))
+        return true;
+      if (selection.kind === Kind.INLINE_FRAGMENT)
+        return conditional(selection.selectionSet.selections, seen);
+      if (selection.kind !== Kind.FRAGMENT_SPREAD || seen.has(selection.name.value)) return false;
+      seen.add(selection.name.value);
+      const fragment = context.getFragment(selection.name.value);
+      return fragment ? conditional(fragment.selectionSet.selections, seen) : false;
+    });
+  return {
+    OperationDefinition(node) {
+      if (node.operation !== 'subscription') return;
+      if (conditional(node.selectionSet.selections, new Set())) {
+        context.reportError(
+          new GraphQLError("A subscription's root field cannot be @skip or @include", {
+            nodes: [node],
+          }),
+        );
+      }
+    },
+  };
+};
+const CONDITIONS = new Set(['skip', 'include']);
+
+/**
+ * Page sizes, from literals and the request's variables: `first`/`last` within
+ * [0, MAX_PAGE_SIZE]. Cursor shapes are checked with the other argument values
+ * (src/infra/argument-values-plugin.ts), which runs first.
+ */
+function pageSizeRule(maxPageSize: number, request: GraphQLParams): ValidationRule {
   return (context) => {
     const operation = getOperationAST(context.getDocument(), request.operationName);
     if (!operation) return {};
@@ -68,12 +100,6 @@ function connectionArgumentsRule(maxPageSize: number, request: GraphQLParams): V
             );
           }
         }
-        for (const argument of CURSOR_ARGUMENTS) {
-          const cursor = args[argument];
-          if (typeof cursor === 'string' && !isWellFormedCursor(cursor)) {
-            context.reportError(badInput('Invalid cursor', { argument }));
-          }
-        }
       },
     };
   };
@@ -102,7 +128,7 @@ function complexityRule(config: QueryLimitsConfig, request: GraphQLParams): Vali
 }
 
 /**
- * The first limit the operation breaks (depth, breadth, cost, page size, cursor shape), or a
+ * The first limit the operation breaks (depth, breadth, aliases, cost, page size), or a
  * variable or ID that cannot be coerced. These depend on the variables, so they cannot be cached validation
  * rules: yoga caches validation results per document.
  */
@@ -114,7 +140,7 @@ function operationLimitError(
 ): GraphQLError | undefined {
   const [error] = validate(schema, document, [
     complexityRule(config, request),
-    connectionArgumentsRule(config.MAX_PAGE_SIZE, request),
+    pageSizeRule(config.MAX_PAGE_SIZE, request),
   ]);
   if (error) {
     if (error.extensions.code) return error;
@@ -143,7 +169,13 @@ function executedFieldsError(
     request.variables ?? {},
   );
   if (variables.errors) return undefined;
-  const executed = countExecutedFields(schema, document, operation, variables.coerced);
+  const executed = countExecutedFields(
+    schema,
+    document,
+    operation,
+    variables.coerced,
+    config.MAX_QUERY_BREADTH,
+  );
   if (executed.aliases > config.MAX_QUERY_ALIASES) {
     return appError(
       'QUERY_TOO_COMPLEX',
@@ -154,7 +186,7 @@ function executedFieldsError(
   if (executed.fields > config.MAX_QUERY_BREADTH) {
     return appError(
       'QUERY_TOO_COMPLEX',
-      `Query breadth ${executed.fields} exceeds the limit of ${config.MAX_QUERY_BREADTH}`,
+      `Query breadth ${Number.isFinite(executed.fields) ? `${executed.fields} ` : ''}exceeds the limit of ${config.MAX_QUERY_BREADTH}`,
       { limit: 'breadth' },
     );
   }
@@ -164,8 +196,9 @@ function executedFieldsError(
 /**
  * Every limit on a document is checked while parsing and validating, before yoga builds the
  * context (which looks the bearer token up in the database): tokens (a parser option in
- * graphql 16), aliases and introspection as cached rules; depth, breadth, cost and connection
- * arguments after validation, against this request's variables, thrown so that yoga does not cache them.
+ * graphql 16), introspection and conditional subscription roots as cached rules; depth, cost,
+ * page sizes, then breadth and aliases of the executed selection after validation, against this
+ * request's operation and variables, thrown so that yoga does not cache them.
  * Needs the request's params in the enveloped context (yoga puts them there; src/http.ts does
  * for graphql-ws).
  */
@@ -203,6 +236,7 @@ export function useQueryLimits(options: {
       });
     },
     onValidate({ addValidationRule, params, context }) {
+      addValidationRule(subscriptionRootDirectivesRule);
       if (!options.introspection) addValidationRule(NoSchemaIntrospectionCustomRule);
       const request = (context as { params?: GraphQLParams }).params;
       if (!request) throw new Error('useQueryLimits needs the request params in the context');

@@ -34,7 +34,7 @@ export function logResultErrors(log: Logger, errors: readonly unknown[] | undefi
       log.error({ err: maskedCauses.get(error) }, 'unexpected error (masked in the response)');
     } else {
       log.debug(
-        { code: error.extensions.code, error: error.message, path: error.path },
+        { code: error.extensions?.code, error: error.message, path: error.path },
         'client error',
       );
     }

@@ -1,5 +1,5 @@
 import { getOperationAST } from 'graphql';
-import type { Plugin } from 'graphql-yoga';
+import { isAsyncIterable, type Plugin } from 'graphql-yoga';
 import type { Context } from '../context.ts';
 import type { Logger } from './logger.ts';
 import type { Metrics } from './metrics.ts';
@@ -23,6 +23,44 @@ function operationLabeler(): (operationName: string | undefined) => string {
     if (!OPERATION_NAME.test(operationName) || seen.size >= MAX_OPERATION_LABELS) return 'other';
     seen.add(operationName);
     return operationName;
+  };
+}
+
+/**
+ * `source`, calling `onEnd` once when it ends, however it ends: done, an error from `next()`
+ * (envelop's `onEnd` misses that one), `return()` or `throw()`.
+ */
+function whenEnded<T>(source: AsyncIterable<T>, onEnd: () => void): AsyncIterableIterator<T> {
+  const iterator = source[Symbol.asyncIterator]();
+  let ended = false;
+  const end = () => {
+    if (ended) return;
+    ended = true;
+    onEnd();
+  };
+  return {
+    [Symbol.asyncIterator]() {
+      return this;
+    },
+    async next() {
+      try {
+        const result = await iterator.next();
+        if (result.done) end();
+        return result;
+      } catch (error) {
+        end();
+        throw error;
+      }
+    },
+    async return(value?: unknown) {
+      end();
+      return (await iterator.return?.(value)) ?? { done: true, value: undefined };
+    },
+    async throw(error?: unknown) {
+      end();
+      if (iterator.throw) return iterator.throw(error);
+      throw error;
+    },
   };
 }
 
@@ -70,9 +108,11 @@ export function useRequestStats(options: {
     },
     onSubscribe() {
       return {
-        onSubscribeResult() {
+        onSubscribeResult({ result, setResult }) {
+          // A subscription refused at its start is an error result, not a stream: nothing is open.
+          if (!isAsyncIterable(result)) return;
           metrics.activeSubscriptions.inc();
-          return { onEnd: () => metrics.activeSubscriptions.dec() };
+          setResult(whenEnded(result, () => metrics.activeSubscriptions.dec()));
         },
       };
     },

@@ -39,20 +39,25 @@ function tagged(block: string): string {
 }
 
 /**
- * SSE for browsers and proxies: no proxy buffering, `id:` on events that carry one, and an
- * EventSource reconnect's `Last-Event-ID` header passed as the `$afterEventId` variable, so a
- * dropped stream resumes exactly after the last event it delivered. Every stream answers 200:
+ * The `Last-Event-ID` header of the HTTP request behind a context (an EventSource reconnect sends
+ * the last `id:` it received), or null: absent, empty, or not over HTTP (graphql-ws). The fields
+ * that resume read it themselves (see `resumeAfter` in pipeline.stream.ts), so it applies however
+ * the document writes their argument.
+ */
+export function lastEventId(context: object): string | null {
+  const { request } = context as { request?: Request };
+  return request?.headers.get(LAST_EVENT_ID) || null;
+}
+
+/**
+ * SSE for browsers and proxies: no proxy buffering and `id:` on events that carry one, so an
+ * EventSource reconnect can resume after the last event it received. Every stream answers 200:
  * the graphql-sse protocol reports errors found before execution (parse, validation, limits,
  * token) as a `next` event in an accepted stream, since a user agent fails a non-2xx
  * event stream without reading it; yoga would give the stream the errors' status.
  */
 export function useSse(): Plugin {
   return {
-    onParams({ request, params, setParams }) {
-      const lastEventId = request.headers.get(LAST_EVENT_ID);
-      if (!lastEventId || !params.query?.includes('$afterEventId')) return;
-      setParams({ ...params, variables: { ...params.variables, afterEventId: lastEventId } });
-    },
     onResponse({ response, setResponse, fetchAPI }) {
       if (!response.headers.get('content-type')?.includes('text/event-stream') || !response.body)
         return;

@@ -138,6 +138,17 @@ describe('operation selection', () => {
     }
   });
 
+  it('a fragment skipped at its first spread still runs where it is not skipped', async () => {
+    const author = await createUser(app.deps.db, 'AUTHOR');
+    await createPosts(app.deps.db, [{ authorId: author.id, title: 'Spread twice' }]);
+    const answer = await post(`{
+      skipped: posts(first: 1) { edges { node { ...F @skip(if: true) } } }
+      kept: posts(first: 1) { edges { node { ...F } } }
+    } fragment F on Post { title }`);
+    expect(answer.body.data?.skipped.edges[0].node).toEqual({});
+    expect(answer.body.data?.kept.edges[0].node.title).toEqual(expect.any(String));
+  });
+
   it('subscriptions over SSE and graphql-ws run the named operation of a shared document', async () => {
     const document = `query Q { __typename } subscription S { postStatusChanged { status } }`;
     // The subscription is compiled first: Q must not be answered by it.

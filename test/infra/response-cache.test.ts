@@ -10,7 +10,12 @@ import { createPosts, createUser, globalId, localId, type TestUser } from '../he
 import { solarArticle, startPipelineMutation, waitForRun } from '../helpers/pipeline.ts';
 import { redisUrl } from '../helpers/services.ts';
 
-let releaseGate: () => void = () => {};
+// Opened by the test once it has seen 40 %; made up front, so opening it before the step
+// reaches its await is not lost.
+let releaseGate!: () => void;
+const gateReleased = new Promise<void>((resolve) => {
+  releaseGate = resolve;
+});
 
 // Reports progress, then waits for the test: progress that changes no post, only the run.
 registerStep({
@@ -18,9 +23,7 @@ registerStep({
   description: 'Holds at 40 % until the test releases it.',
   async run({ progress }) {
     await progress(40);
-    await new Promise<void>((resolve) => {
-      releaseGate = resolve;
-    });
+    await gateReleased;
     await progress(80);
     return { output: { released: true } };
   },

@@ -49,7 +49,7 @@ describe('the switch from replay to live', () => {
       authorization: `Bearer ${author.token}`,
       clientAddress: null,
     });
-    const stream = streamRunEvents(ctx, localId(runId), null);
+    const stream = await streamRunEvents(ctx, localId(runId), null);
     // The stream now sits between its replay and its live phase, as a slow consumer leaves it.
     expect((await stream.next()).value?.type).toBe('run.queued');
     await cancel(runId);

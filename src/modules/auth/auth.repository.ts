@@ -56,14 +56,28 @@ export async function tokensByUsers(db: Db, userIds: readonly string[]) {
 export type ApiTokenRow = Awaited<ReturnType<typeof tokensByUsers>>[number];
 
 /** Revokes a live token; undefined when there is none with that id. */
-export async function revokeToken(db: Db, id: string): Promise<ApiTokenRow | undefined> {
+export async function revokeToken(
+  db: Db,
+  id: string,
+): Promise<(ApiTokenRow & { token_hash: string }) | undefined> {
   return db
     .updateTable('api_tokens')
     .set({ revoked_at: new Date().toISOString() })
     .where('id', '=', id)
     .where('revoked_at', 'is', null)
-    .returning(['id', 'user_id', 'name', 'created_at', 'last_used_at', 'revoked_at'])
+    .returning(['id', 'user_id', 'name', 'created_at', 'last_used_at', 'revoked_at', 'token_hash'])
     .executeTakeFirst();
+}
+
+/** Whom each live token (by hash) speaks for; revoked and unknown hashes are absent. */
+export async function liveTokensByHashes(db: Db, hashes: readonly string[]) {
+  return db
+    .selectFrom('api_tokens')
+    .innerJoin('users', 'users.id', 'api_tokens.user_id')
+    .select(['api_tokens.token_hash', 'users.id as user_id', 'users.role'])
+    .where('api_tokens.token_hash', 'in', hashes)
+    .where('api_tokens.revoked_at', 'is', null)
+    .execute();
 }
 
 export async function tokenOwner(db: Db, id: string): Promise<string | undefined> {

@@ -69,7 +69,8 @@ builder.mutationFields((t) => ({
   }),
   revokeApiToken: t.field({
     type: ApiToken,
-    description: 'Revokes one of the viewer’s tokens (admins: anyone’s). Takes effect at once.',
+    description:
+      'Revokes one of the viewer’s tokens (admins: anyone’s). Takes effect at once: requests with it answer UNAUTHENTICATED, its subscriptions end with UNAUTHENTICATED and its graphql-ws connections close with 4403, on every instance.',
     authScopes: { signedIn: true },
     args: { id: t.arg.id({ required: true }) },
     resolve: async (_root, args, ctx) => {
@@ -80,6 +81,7 @@ builder.mutationFields((t) => ({
         throw notFound('Token');
       const revoked = await revokeToken(ctx.db, id);
       if (!revoked) throw appError('CONFLICT', 'The token is already revoked');
+      ctx.deps.viewerStreams.publish({ userId: owner, tokenHash: revoked.token_hash });
       return revoked;
     },
   }),

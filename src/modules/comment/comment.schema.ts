@@ -1,7 +1,13 @@
 import { builder } from '../../builder.ts';
-import { batchable } from '../../context.ts';
-import { inKeyOrder } from '../../db/batch.ts';
-import { pageLimits, parsePageArgs, toParentPages } from '../../db/keyset.ts';
+import { batchable, type Context } from '../../context.ts';
+import { inKeyOrder, requestLoader } from '../../db/batch.ts';
+import {
+  type ConnectionArgs,
+  connectionSelection,
+  pageLimits,
+  parsePageArgs,
+  toParentPages,
+} from '../../db/keyset.ts';
 import type { CommentRow } from '../../db/tables.ts';
 import { postIdsVisibleTo } from '../post/post.policy.ts';
 import { PostNode } from '../post/post.schema.ts';
@@ -43,27 +49,37 @@ const CommentConnection = builder.connectionObject({
   name: 'CommentConnection',
 });
 
+/** One page of comments per post, all posts in one LATERAL statement (none for a bare count). */
+const loadCommentPages = batchable(
+  async (postIds: string[], ctx: Context, args: ConnectionArgs, withPage: boolean) => {
+    const page = parsePageArgs(args, commentOrder, pageLimits(ctx.config));
+    const rows = withPage ? await commentPagesByPosts(ctx.db, postIds, page) : [];
+    primeAuthors(ctx, rows);
+    return toParentPages(
+      postIds,
+      rows,
+      (comment) => comment.post_id,
+      page,
+      commentOrder,
+      (comment) => ({ value: comment.created_at, id: comment.id }),
+      () => countCommentsByPosts(ctx.db, postIds),
+    );
+  },
+);
+
 builder.objectField(PostNode, 'comments', (t) =>
-  t.loadable({
+  t.field({
     type: CommentConnection,
     description: 'Newest first.',
-    byPath: true,
     args: t.arg.connectionArgs(),
-    load: batchable(async (postIds: string[], ctx, args) => {
-      const page = parsePageArgs(args, commentOrder, pageLimits(ctx.config));
-      const rows = await commentPagesByPosts(ctx.db, postIds, page);
-      primeAuthors(ctx, rows);
-      return toParentPages(
-        postIds,
-        rows,
-        (comment) => comment.post_id,
-        page,
-        commentOrder,
-        (comment) => ({ value: comment.created_at, id: comment.id }),
-        () => countCommentsByPosts(ctx.db, postIds),
-      );
-    }),
-    resolve: (post) => post.id,
+    // Batched by arguments and by whether a page is selected, not by path: aliased posts share
+    // one statement, and `comments { totalCount }` runs the grouped count alone.
+    resolve: (post, args, ctx, info) => {
+      const { page } = connectionSelection(info);
+      return requestLoader(ctx, `post.comments:${JSON.stringify(args)}:${page}`, (ids) =>
+        loadCommentPages(ids, ctx, args, page),
+      ).load(post.id);
+    },
   }),
 );
 

@@ -1,3 +1,4 @@
+import { filter } from 'graphql-yoga';
 import { builder } from '../../builder.ts';
 import { groupByKey, inKeyOrder } from '../../db/batch.ts';
 import { pageLimits, parsePageArgs, toParentPages } from '../../db/keyset.ts';
@@ -21,7 +22,7 @@ import {
   toEventMessage,
 } from './pipeline.repository.ts';
 import { cancelPipeline, retryPipeline, startPipeline } from './pipeline.service.ts';
-import { streamRunEvents } from './pipeline.stream.ts';
+import { resumeAfter, streamRunEvents } from './pipeline.stream.ts';
 
 const RunStatus = builder.enumType('PipelineRunStatus', {
   values: ['QUEUED', 'RUNNING', 'SUCCEEDED', 'FAILED', 'CANCELLED'] as const,
@@ -252,13 +253,17 @@ builder.subscriptionFields((t) => ({
   pipelineRun: t.field({
     type: PipelineEventNode,
     description:
-      'Events of one run: stored events after `afterEventId` first, then live ones; completes after the run ends.',
+      'Events of one run: stored events after `afterEventId` first, then live ones; completes after the run ends. NOT_FOUND for a run the viewer may not see; BAD_USER_INPUT for an `afterEventId` (or SSE `Last-Event-ID`) that is not an event of this run.',
     args: {
       id: t.arg.globalID({ for: PipelineRunNode, required: true }),
-      afterEventId: t.arg.globalID({ for: PipelineEventNode }),
+      afterEventId: t.arg.globalID({
+        for: PipelineEventNode,
+        description:
+          'Resume after this event. Over SSE a `Last-Event-ID` header (sent by a reconnecting EventSource) wins over this argument: the reconnect repeats the original request, argument included, and only the header says how far the stream got.',
+      }),
     },
     subscribe: (_root, args, ctx) =>
-      streamRunEvents(ctx, args.id.id, args.afterEventId?.id ?? null),
+      streamRunEvents(ctx, args.id.id, resumeAfter(ctx, args.afterEventId?.id ?? null)),
     resolve: (event) => event,
   }),
   postStatusChanged: t.field({
@@ -268,20 +273,13 @@ builder.subscriptionFields((t) => ({
     args: { authorId: t.arg.globalID({ for: UserNode }) },
     subscribe: (_root, args, ctx) => {
       const authorId = args.authorId?.id;
-      return filterAsync(
-        ctx.deps.pubsub.subscribe('postStatusChanged'),
-        (change) =>
+      // yoga's filter returns its source as soon as it is returned, even with no event pending.
+      return filter(
+        (change: PostStatusMessage) =>
           (!authorId || change.authorId === authorId) &&
           canSeePost(ctx.viewer, { status: change.status, author_id: change.authorId }),
-      );
+      )(ctx.deps.pubsub.subscribe('postStatusChanged'));
     },
     resolve: (change) => change,
   }),
 }));
-
-async function* filterAsync<T>(
-  source: AsyncIterable<T>,
-  keep: (item: T) => boolean,
-): AsyncGenerator<T> {
-  for await (const item of source) if (keep(item)) yield item;
-}

@@ -1,6 +1,9 @@
+import { Repeater } from '@repeaterjs/repeater';
+import { decodeGlobalId } from '../../builder.ts';
 import type { Context } from '../../context.ts';
 import { badInput, notFound } from '../../errors.ts';
 import type { PipelineEventMessage } from '../../infra/pubsub.ts';
+import { lastEventId } from '../../infra/sse-plugin.ts';
 import { canSeePost } from '../post/post.policy.ts';
 import { postsByIds } from '../post/post.repository.ts';
 import { eventsAfter, eventsByIds, runsByIds, toEventMessage } from './pipeline.repository.ts';
@@ -8,16 +11,54 @@ import { eventsAfter, eventsByIds, runsByIds, toEventMessage } from './pipeline.
 const TERMINAL_EVENTS = new Set(['run.succeeded', 'run.failed', 'run.cancelled']);
 
 /**
- * Replays stored events after `afterEventId`, then goes live, with no gap and no duplicate:
- * listen first (and wait until the broker confirms it), replay second, and drop live events the
- * replay already covered. Per-run `seq` is gapless, so a live event that skips ahead (a dropped
- * buffer entry) is refilled from the table. Ends after the run's terminal event.
+ * A stream with nothing new for this long re-reads the table: a publish lost on the way (the
+ * publisher's Redis connection dropped while ours stayed up) would otherwise leave it waiting
+ * forever, possibly for the terminal event. One indexed read per idle stream per period.
  */
-export async function* streamRunEvents(
+const IDLE_RESYNC_MS = 5000;
+/** Longest wait for the broker to confirm the subscription before reading the table anyway. */
+const CONFIRM_WAIT_MS = 1000;
+
+/**
+ * The event id a stream resumes after: the SSE request's `Last-Event-ID` header when it has one,
+ * else the `afterEventId` argument (however the document wrote it: variable of any name,
+ * literal, or absent). The header wins: an EventSource reconnect repeats its original request,
+ * argument included, and adds the header saying how far it got. BAD_USER_INPUT for a header
+ * that is not a PipelineEvent id.
+ */
+export function resumeAfter(ctx: Context, afterEventId: string | null): string | null {
+  const header = lastEventId(ctx);
+  if (header === null) return afterEventId;
+  const decoded = (() => {
+    try {
+      return decodeGlobalId(header);
+    } catch {
+      return null;
+    }
+  })();
+  if (decoded?.typename !== 'PipelineEvent') {
+    throw badInput('Last-Event-ID is not a pipeline event id', { argument: 'afterEventId' });
+  }
+  return decoded.id;
+}
+
+/**
+ * Replays stored events after `afterEventId`, then goes live, with no gap and no duplicate.
+ * Checks run before anything is subscribed, so a refused stream (NOT_FOUND for a run the viewer
+ * may not see, BAD_USER_INPUT for an event of another run) is an error result that holds nothing.
+ *
+ * `pipeline_events` is the source of truth and per-run `seq` is gapless: events leave in `seq`
+ * order only, a live event is used only when it is exactly the next one, and the table is
+ * re-read whenever the live feed could have missed something (at the start once the broker
+ * confirmed the subscription, on a skipped `seq`, after the broker reconnects, and when idle for
+ * IDLE_RESYNC_MS). Ends after the run's terminal event. Built on a Repeater, so a consumer's
+ * `return()` ends it at once, whatever it was waiting for, and releases the live subscription.
+ */
+export async function streamRunEvents(
   ctx: Context,
   runId: string,
   afterEventId: string | null,
-): AsyncGenerator<PipelineEventMessage> {
+): Promise<AsyncIterableIterator<PipelineEventMessage>> {
   const [run] = await runsByIds(ctx.db, [runId]);
   const [post] = run ? await postsByIds(ctx.db, [run.post_id]) : [];
   if (!run || !post || !canSeePost(ctx.viewer, post)) throw notFound('Pipeline run');
@@ -31,41 +72,79 @@ export async function* streamRunEvents(
     lastSeq = after.seq;
     lastType = after.type;
   }
-  const live = ctx.deps.pubsub.subscribe('pipelineRun', runId);
-  // A Repeater attaches its listener on the first next(), so start it before reading the table.
-  let nextLive = live.next();
-  try {
-    await ctx.deps.pubsub.subscriptionsConfirmed();
-    const stored = async () => {
-      const events: PipelineEventMessage[] = [];
-      for (let seq = lastSeq; ; ) {
-        const rows = await eventsAfter(ctx.db, runId, seq);
-        if (rows.length === 0) return events;
-        events.push(...rows.map((row) => toEventMessage(row, run.post_id)));
-        seq = rows.at(-1)!.seq;
+  const { pubsub } = ctx.deps;
+  return new Repeater<PipelineEventMessage>(async (push, stop) => {
+    let over = false;
+    const stopped = stop.then(() => {
+      over = true;
+      return 'stopped' as const;
+    });
+    const live = pubsub.subscribe('pipelineRun', runId);
+    // A Repeater attaches its listener on the first next(), so start it before reading the table.
+    let nextLive = live.next();
+    let resync = true;
+    let wake = () => {};
+    const requestResync = () => {
+      resync = true;
+      wake();
+    };
+    const offReconnect = pubsub.onReconnect(requestResync);
+    const idle = setInterval(requestResync, IDLE_RESYNC_MS);
+    const confirmed = async () => {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        pubsub.subscriptionsConfirmed().catch(() => {}),
+        new Promise((resolve) => {
+          timer = setTimeout(resolve, CONFIRM_WAIT_MS);
+        }),
+        stopped,
+      ]);
+      clearTimeout(timer);
+    };
+    /** Sends one event; true once the stream is over (terminal event, or the consumer left). */
+    const deliver = async (event: PipelineEventMessage) => {
+      lastSeq = event.seq;
+      lastType = event.type;
+      idle.refresh();
+      await push(event);
+      return over || TERMINAL_EVENTS.has(event.type);
+    };
+    /** Sends every stored event after lastSeq; true once the stream is over. */
+    const catchUp = async () => {
+      for (;;) {
+        const rows = await eventsAfter(ctx.db, runId, lastSeq);
+        if (over) return true;
+        if (rows.length === 0) return false;
+        for (const row of rows) if (await deliver(toEventMessage(row, run.post_id))) return true;
       }
     };
-    const replayed = await stored();
-    // Resuming after the terminal event of a run nobody retried: nothing more will come.
-    if (replayed.length === 0 && lastType && TERMINAL_EVENTS.has(lastType)) return;
-    for (const event of replayed) {
-      lastSeq = event.seq;
-      yield event;
-      if (TERMINAL_EVENTS.has(event.type)) return;
-    }
-    for (;;) {
-      const { value: event, done } = await nextLive;
-      if (done) return;
-      nextLive = live.next();
-      if (event.seq <= lastSeq) continue;
-      const pending = event.seq === lastSeq + 1 ? [event] : await stored();
-      for (const next of pending) {
-        lastSeq = next.seq;
-        yield next;
-        if (TERMINAL_EVENTS.has(next.type)) return;
+    try {
+      for (;;) {
+        if (resync) {
+          resync = false;
+          await confirmed();
+          if (await catchUp()) return;
+          // Resuming after the terminal event of a run nobody retried: nothing more will come.
+          if (lastType && TERMINAL_EVENTS.has(lastType)) return;
+        }
+        const woken = new Promise<'resync'>((resolve) => {
+          wake = () => resolve('resync');
+        });
+        const next = await Promise.race([nextLive, woken, stopped]);
+        if (next === 'stopped' || over) return;
+        if (next === 'resync') continue;
+        if (next.done) return;
+        nextLive = live.next();
+        const event = next.value;
+        if (event.seq <= lastSeq) continue;
+        if (event.seq > lastSeq + 1) resync = true;
+        else if (await deliver(event)) return;
       }
+    } finally {
+      clearInterval(idle);
+      offReconnect();
+      stop();
+      await live.return();
     }
-  } finally {
-    await live.return();
-  }
+  });
 }

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { type ExpressionBuilder, sql } from 'kysely';
+import { type Expression, type ExpressionBuilder, sql } from 'kysely';
 import type { Db } from '../../db/database.ts';
 import { type KeysetOrder, keysetClauses, type PageRequest } from '../../db/keyset.ts';
 import { childrenOfParents } from '../../db/lateral.ts';
@@ -7,15 +7,12 @@ import type { Database, NewPost, PostRow, PostStatus, PostUpdate } from '../../d
 import { isStaff, type Viewer } from '../auth/viewer.ts';
 import { authorColumns, type WithAuthor } from '../user/user.repository.ts';
 
-export const postColumns = [
+/** The columns every post field but the large text ones reads: what lists fetch by default. */
+const narrowPostColumns = [
   'posts.id',
   'posts.author_id',
   'posts.title',
   'posts.slug',
-  'posts.body',
-  'posts.summary',
-  'posts.meta_description',
-  'posts.keywords',
   'posts.status',
   'posts.word_count',
   'posts.reading_minutes',
@@ -25,6 +22,29 @@ export const postColumns = [
   'posts.updated_at',
   'posts.published_at',
 ] as const;
+
+export const postColumns = [
+  ...narrowPostColumns,
+  'posts.body',
+  'posts.summary',
+  'posts.meta_description',
+  'posts.keywords',
+] as const;
+
+/** Columns that can be large (a body holds up to 200,000 characters): fetched only when asked. */
+export type WidePostColumn = 'body' | 'summary' | 'meta_description' | 'keywords';
+
+/** A post as a list fetches it: the wide columns are present only when its selection asked. */
+export type PostListRow = Omit<PostRow, WidePostColumn> & Partial<Pick<PostRow, WidePostColumn>>;
+
+/** What a list statement selects: `wide` adds the large columns, `author` joins the author's. */
+export interface PostWidth {
+  wide: boolean;
+  author: boolean;
+}
+
+const columnsOf = (width: Pick<PostWidth, 'wide'>) =>
+  width.wide ? postColumns : narrowPostColumns;
 
 export interface PostFilter {
   status?: PostStatus | null;
@@ -54,8 +74,8 @@ export function postOrder(field: PostOrderField, direction: SortDirection): Keys
   };
 }
 
-export const postSortKey = (field: PostOrderField) => (row: PostRow) => ({
-  value: row[orderColumns[field].column.slice('posts.'.length) as keyof PostRow] as string,
+export const postSortKey = (field: PostOrderField) => (row: PostListRow) => ({
+  value: row[orderColumns[field].column.slice('posts.'.length) as keyof PostListRow] as string,
   id: row.id,
 });
 
@@ -66,6 +86,25 @@ export function visiblePosts(viewer: Viewer | null) {
     const published = eb('posts.status', '=', 'PUBLISHED');
     return viewer ? eb.or([published, eb('posts.author_id', '=', viewer.id)]) : published;
   };
+}
+
+/**
+ * Newest-first (or oldest-first) posts of one tag: post_tags carries each post's created_at, so
+ * the page walks post_tags_tag_created_idx and stops after it instead of sorting every post of the
+ * tag. The cursor name is the posts order's, so cursors pass between both ways of listing.
+ */
+function tagWalk(db: Db, tagId: Expression<string>, order: KeysetOrder, page: PageRequest) {
+  const { condition, orderBy, limit } = keysetClauses(
+    { ...order, expression: sql.ref('post_tags.post_created_at'), idColumn: 'post_tags.post_id' },
+    page,
+  );
+  return db
+    .selectFrom('post_tags')
+    .innerJoin('posts', 'posts.id', 'post_tags.post_id')
+    .where('post_tags.tag_id', '=', tagId)
+    .where(condition)
+    .orderBy(orderBy)
+    .limit(limit);
 }
 
 function matchesFilter(filter: PostFilter, order: PostOrderField | null) {
@@ -104,20 +143,38 @@ export interface PostListQuery {
   page: PageRequest;
 }
 
-/** One page of posts, with their authors' columns. */
-export async function listPosts(db: Db, query: PostListQuery): Promise<WithAuthor<PostRow>[]> {
+/** One page of posts, with their authors' columns when `width.author`. */
+export async function listPosts(
+  db: Db,
+  query: PostListQuery,
+  width: PostWidth,
+): Promise<(PostListRow | WithAuthor<PostListRow>)[]> {
+  const { tag, ...otherFilters } = query.filter;
+  const page =
+    tag && query.orderField === 'CREATED_AT'
+      ? tagWalk(
+          db,
+          db.selectFrom('tags').select('tags.id').where('tags.name', '=', tag).$asScalar(),
+          query.order,
+          query.page,
+        )
+          .select(columnsOf(width))
+          .where(visiblePosts(query.viewer))
+          .where(matchesFilter(otherFilters, query.orderField))
+      : postsPage(db, query).select(columnsOf(width));
+  if (!width.author) return page.execute();
+  return page.innerJoin('users', 'users.id', 'posts.author_id').select(authorColumns).execute();
+}
+
+function postsPage(db: Db, query: PostListQuery) {
   const { condition, orderBy, limit } = keysetClauses(query.order, query.page);
   return db
     .selectFrom('posts')
-    .innerJoin('users', 'users.id', 'posts.author_id')
-    .select(postColumns)
-    .select(authorColumns)
     .where(visiblePosts(query.viewer))
     .where(matchesFilter(query.filter, query.orderField))
     .where(condition)
     .orderBy(orderBy)
-    .limit(limit)
-    .execute();
+    .limit(limit);
 }
 
 export async function countPosts(
@@ -139,12 +196,21 @@ export async function listPostsByParents(
   parent: 'author' | 'tag',
   parentIds: readonly string[],
   query: PostListQuery,
-): Promise<(PostRow & { parent_id: string })[]> {
+  width: Pick<PostWidth, 'wide'>,
+): Promise<(PostListRow & { parent_id: string })[]> {
+  if (parent === 'tag' && query.orderField === 'CREATED_AT') {
+    return childrenOfParents(db, parentIds, (tagId) =>
+      tagWalk(db, tagId, query.order, query.page)
+        .select(columnsOf(width))
+        .where(visiblePosts(query.viewer))
+        .where(matchesFilter(query.filter, query.orderField)),
+    );
+  }
   const { condition, orderBy, limit } = keysetClauses(query.order, query.page);
   return childrenOfParents(db, parentIds, (parentId) =>
     db
       .selectFrom('posts')
-      .select(postColumns)
+      .select(columnsOf(width))
       .where((eb) =>
         parent === 'author'
           ? eb('posts.author_id', '=', parentId)
@@ -213,11 +279,12 @@ export async function searchPosts(
   viewer: Viewer | null,
   text: string,
   page: PageRequest,
-): Promise<(PostRow & { rank: number })[]> {
+  width: Pick<PostWidth, 'wide'>,
+): Promise<(PostListRow & { rank: number })[]> {
   const { condition, orderBy, limit } = keysetClauses(searchOrder(text), page);
   return db
     .selectFrom('posts')
-    .select(postColumns)
+    .select(columnsOf(width))
     .select(rankExpression(text).as('rank'))
     .where(visiblePosts(viewer))
     .where(sql<boolean>`posts.search @@ websearch_to_tsquery('english', ${text})`)

@@ -1,18 +1,20 @@
 import { builder } from '../../builder.ts';
 import { batchable, type Context, computedCache, entityCache } from '../../context.ts';
-import { groupByKey } from '../../db/batch.ts';
+import { groupByKey, requestLoader } from '../../db/batch.ts';
 import {
   type ConnectionArgs,
+  type ConnectionSelection,
+  connectionSelection,
   pageLimits,
   parsePageArgs,
   toPage,
   toParentPages,
 } from '../../db/keyset.ts';
 import type { PostRow, PostStatus as PostStatusValue } from '../../db/tables.ts';
-import { badInput } from '../../errors.ts';
+import { badInput, notFound } from '../../errors.ts';
 import { tagsByPostIds } from '../tag/tag.repository.ts';
 import { TagNode } from '../tag/tag.schema.ts';
-import { withoutAuthor } from '../user/user.repository.ts';
+import { type WithAuthor, withoutAuthor } from '../user/user.repository.ts';
 import { primeAuthors, UserNode } from '../user/user.schema.ts';
 import { ALL_POSTS_TAG, visibilityScope } from './post.cache.ts';
 import { canSeePost } from './post.policy.ts';
@@ -25,14 +27,18 @@ import {
   listPostsByParents,
   type PostFilter as PostFilterValue,
   type PostListQuery,
+  type PostListRow,
   type PostOrderField as PostOrderFieldValue,
+  type PostWidth,
   postBySlug,
   postOrder,
   postSortKey,
+  postsByIds,
   postsWithAuthorsByIds,
   type SortDirection as SortDirectionValue,
   searchOrder,
   searchPosts,
+  type WidePostColumn,
 } from './post.repository.ts';
 import { createPost, deletePost, importPosts, setPostTags, updatePost } from './post.service.ts';
 
@@ -41,9 +47,43 @@ export const PostStatus = builder.enumType('PostStatus', {
   values: ['DRAFT', 'QUEUED', 'PROCESSING', 'REVIEW', 'PUBLISHED', 'FAILED', 'ARCHIVED'] as const,
 });
 
+/** Post fields that read a wide column: a list selecting one of them fetches the wide columns. */
+const wideFields = new Set(['body', 'summary', 'metaDescription', 'keywords']);
+
+/** The columns a post list needs for the fields selected on its nodes. */
+const postWidth = (selection: ConnectionSelection): PostWidth => ({
+  wide: [...selection.nodeFields].some((field) => wideFields.has(field)),
+  author: selection.nodeFields.has('author'),
+});
+
+/**
+ * A wide column of a post: from the row when its list fetched it, else from the full row (a
+ * request-wide loader over the entity cache). Full rows are loaded apart from the narrow ones,
+ * so a narrow row is never served where a wide column is read.
+ */
+async function wideColumn<Column extends WidePostColumn>(
+  ctx: Context,
+  post: PostListRow,
+  column: Column,
+): Promise<PostRow[Column]> {
+  const own = post[column];
+  if (own !== undefined) return own as PostRow[Column];
+  const full = await requestLoader(ctx, 'post:full', (ids) =>
+    ctx.deps.cache.rowsByIds(
+      'post',
+      ids,
+      (missing) => postsByIds(ctx.db, missing),
+      entityCache(ctx),
+    ),
+  ).load(post.id);
+  // Only when the post was deleted between its list statement and this one.
+  if (!full) throw notFound('Post');
+  return full[column];
+}
+
 export const PostNode = builder.loadableNode('Post', {
   description: 'An article. Anonymous readers see PUBLISHED posts; authors also see their own.',
-  id: { resolve: (post: PostRow) => post.id },
+  id: { resolve: (post: PostListRow) => post.id },
   load: batchable(async (ids: string[], ctx) => {
     const rows = await ctx.deps.cache.rowsByIds(
       'post',
@@ -63,10 +103,23 @@ export const PostNode = builder.loadableNode('Post', {
   fields: (t) => ({
     title: t.exposeString('title'),
     slug: t.exposeString('slug', { description: 'URL-safe unique name.' }),
-    body: t.exposeString('body', { description: 'Markdown source.' }),
-    summary: t.exposeString('summary', { nullable: true, description: 'Set by the pipeline.' }),
-    metaDescription: t.exposeString('meta_description', { nullable: true }),
-    keywords: t.exposeStringList('keywords', { description: 'Set by the pipeline (TF-IDF).' }),
+    body: t.string({
+      description: 'Markdown source.',
+      resolve: (post, _args, ctx) => wideColumn(ctx, post, 'body'),
+    }),
+    summary: t.string({
+      nullable: true,
+      description: 'Set by the pipeline.',
+      resolve: (post, _args, ctx) => wideColumn(ctx, post, 'summary'),
+    }),
+    metaDescription: t.string({
+      nullable: true,
+      resolve: (post, _args, ctx) => wideColumn(ctx, post, 'meta_description'),
+    }),
+    keywords: t.stringList({
+      description: 'Set by the pipeline (TF-IDF).',
+      resolve: (post, _args, ctx) => wideColumn(ctx, post, 'keywords'),
+    }),
     status: t.expose('status', { type: PostStatus }),
     wordCount: t.exposeInt('word_count'),
     readingMinutes: t.exposeInt('reading_minutes'),
@@ -184,10 +237,13 @@ builder.queryFields((t) => ({
       type: PostNode,
       description: 'Posts the viewer may see, keyset-paginated.',
       args: postListArgs(t),
-      resolve: async (_root, args, ctx) => {
+      resolve: async (_root, args, ctx, info) => {
         const query = postListQuery(ctx, args);
-        const rows = await listPosts(ctx.db, query);
-        primeAuthors(ctx, rows);
+        const selection = connectionSelection(info);
+        const width = postWidth(selection);
+        // A selection of `totalCount` alone needs no page.
+        const rows = selection.page ? await listPosts(ctx.db, query, width) : [];
+        if (width.author) primeAuthors(ctx, rows as WithAuthor<PostListRow>[]);
         return {
           ...toPage(rows, query.page, query.order, postSortKey(query.orderField)),
           totalCount: () => countPosts(ctx.db, query),
@@ -215,7 +271,7 @@ builder.queryFields((t) => ({
       type: PostNode,
       description: 'Full-text search over title, summary and body, best match first.',
       args: { query: t.arg.string({ required: true }) },
-      resolve: async (_root, args, ctx) => {
+      resolve: async (_root, args, ctx, info) => {
         const text = args.query.trim();
         if (text.length === 0 || text.length > 200) {
           throw badInput('query must be 1–200 characters', { argument: 'query' });
@@ -223,10 +279,15 @@ builder.queryFields((t) => ({
         const order = searchOrder(text);
         const page = parsePageArgs(args, order, pageLimits(ctx.config));
         await ctx.deps.rateLimiter.consume(ctx.clientKey, 'searchPosts');
-        const key = `search:${visibilityScope(ctx.viewer)}:${order.name}:${JSON.stringify(page)}`;
-        const rows = await cachedComputation(ctx, 'search', key, () =>
-          searchPosts(ctx.db, ctx.viewer, text, page),
-        );
+        const selection = connectionSelection(info);
+        const { wide } = postWidth(selection);
+        // The width is in the key: a cached narrow page would cost a statement per wide field.
+        const key = `search:${visibilityScope(ctx.viewer)}:${order.name}:${JSON.stringify(page)}:${wide ? 'wide' : 'narrow'}`;
+        const rows = selection.page
+          ? await cachedComputation(ctx, 'search', key, () =>
+              searchPosts(ctx.db, ctx.viewer, text, page, { wide }),
+            )
+          : [];
         return {
           ...toPage(rows, page, order, (row) => ({ value: row.rank, id: row.id })),
           totalCount: () =>
@@ -307,32 +368,54 @@ builder.objectField(UserNode, 'postCount', (t) =>
   }),
 );
 
-/** `User.posts` and `Tag.posts`: one LATERAL statement per list level, whatever the parent count. */
+/** One page per parent for `User.posts`/`Tag.posts`, all parents in one LATERAL statement. */
+const loadParentPages = batchable(
+  async (
+    parentIds: string[],
+    ctx: Context,
+    parent: 'author' | 'tag',
+    args: PostListArgs,
+    selection: ConnectionSelection,
+  ) => {
+    const query = postListQuery(ctx, args);
+    const rows = selection.page
+      ? await listPostsByParents(ctx.db, parent, parentIds, query, postWidth(selection))
+      : [];
+    return toParentPages(
+      parentIds,
+      rows,
+      (row) => row.parent_id,
+      query.page,
+      query.order,
+      postSortKey(query.orderField),
+      () => countPostsByParents(ctx.db, parent, parentIds, query),
+    );
+  },
+);
+
+/**
+ * `User.posts` and `Tag.posts`: one statement per list level whatever the parent count. Loads
+ * batch by field, arguments and the selection's needs rather than by path, so aliased parents
+ * (`a: node(id: …) { … on Tag { posts } }`, 30 times over) share one page and one count statement.
+ */
 function postsByParentField(parent: 'author' | 'tag') {
   return (t: Parameters<Parameters<typeof builder.objectFields<typeof UserNode>>[1]>[0]) =>
-    t.loadable({
+    t.field({
       type: PostConnection,
       description: `Posts of this ${parent === 'author' ? 'author' : 'tag'} that the viewer may see; \`totalCount\` counts the same posts.`,
-      byPath: true,
       args: {
         ...t.arg.connectionArgs(),
         filter: t.arg({ type: PostFilter }),
         orderBy: t.arg({ type: PostOrder }),
       },
-      load: batchable(async (parentIds: string[], ctx, args) => {
-        const query = postListQuery(ctx, args);
-        const rows = await listPostsByParents(ctx.db, parent, parentIds, query);
-        return toParentPages(
-          parentIds,
-          rows,
-          (row) => row.parent_id,
-          query.page,
-          query.order,
-          postSortKey(query.orderField),
-          () => countPostsByParents(ctx.db, parent, parentIds, query),
-        );
-      }),
-      resolve: (row: { id: string }) => row.id,
+      resolve: (row: { id: string }, args, ctx, info) => {
+        const selection = connectionSelection(info);
+        const { wide } = postWidth(selection);
+        const key = `${parent}.posts:${JSON.stringify(args)}:${selection.page}:${wide}`;
+        return requestLoader(ctx, key, (ids) =>
+          loadParentPages(ids, ctx, parent, args, selection),
+        ).load(row.id);
+      },
     });
 }
 

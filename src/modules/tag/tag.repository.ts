@@ -44,6 +44,25 @@ export async function tagsByIds(
     .execute();
 }
 
+/**
+ * Per tag, the creation time of the earliest post it labels that the viewer may see: what a
+ * tag's `createdAt` may tell this viewer without dating its use on posts hidden from them.
+ */
+export async function firstVisibleUseByTagIds(
+  db: Db,
+  viewer: Viewer | null,
+  tagIds: readonly string[],
+): Promise<{ tag_id: string; first_used_at: string }[]> {
+  return db
+    .selectFrom('post_tags')
+    .innerJoin('posts', 'posts.id', 'post_tags.post_id')
+    .where('post_tags.tag_id', 'in', tagIds)
+    .where(visiblePosts(viewer))
+    .groupBy('post_tags.tag_id')
+    .select((eb) => ['post_tags.tag_id', eb.fn.min('posts.created_at').as('first_used_at')])
+    .execute() as Promise<{ tag_id: string; first_used_at: string }[]>;
+}
+
 export async function tagsByPostIds(
   db: Db,
   postIds: readonly string[],

@@ -3,9 +3,16 @@ import { batchable, computedCache } from '../../context.ts';
 import { inKeyOrder } from '../../db/batch.ts';
 import { pageLimits, parsePageArgs, toPage } from '../../db/keyset.ts';
 import type { TagRow } from '../../db/tables.ts';
-import { badInput } from '../../errors.ts';
+import { badInput, notFound } from '../../errors.ts';
 import { ALL_POSTS_TAG } from '../post/post.cache.ts';
-import { countTags, listTags, tagCloud, tagOrder, tagsByIds } from './tag.repository.ts';
+import {
+  countTags,
+  firstVisibleUseByTagIds,
+  listTags,
+  tagCloud,
+  tagOrder,
+  tagsByIds,
+} from './tag.repository.ts';
 
 export const TagNode = builder.loadableNode('Tag', {
   description:
@@ -20,7 +27,20 @@ export const TagNode = builder.loadableNode('Tag', {
   ),
   fields: (t) => ({
     name: t.exposeString('name', { description: 'Lowercase, dash-separated, unique.' }),
-    createdAt: t.expose('created_at', { type: 'DateTime' }),
+    createdAt: t.loadable({
+      type: 'DateTime',
+      description:
+        'When the earliest post with this tag that the viewer may see was created. Tag names ' +
+        'are shared, so this never dates the tag by posts hidden from the viewer.',
+      load: batchable(async (ids: string[], ctx) => {
+        const rows = await firstVisibleUseByTagIds(ctx.db, ctx.viewer, ids);
+        // Absent only when the tag's last visible post went away during this request.
+        return inKeyOrder(ids, rows, (row) => row.tag_id).map(
+          (row) => row?.first_used_at ?? notFound('Tag'),
+        );
+      }),
+      resolve: (tag) => tag.id,
+    }),
   }),
 });
 

@@ -70,11 +70,18 @@ export async function insertUser(
   return db.insertInto('users').values(user).returningAll().executeTakeFirstOrThrow();
 }
 
-export async function updateUserRole(db: Db, id: string, role: Role): Promise<UserRow | undefined> {
+/** Sets the user's role; the row comes back with the role it had before (undefined: no user). */
+export async function updateUserRole(
+  db: Db,
+  id: string,
+  role: Role,
+): Promise<(UserRow & { previous_role: Role }) | undefined> {
   return db
     .updateTable('users')
+    .from(db.selectFrom('users').select(['id', 'role']).where('id', '=', id).forUpdate().as('old'))
     .set({ role })
-    .where('id', '=', id)
-    .returningAll()
+    .whereRef('users.id', '=', 'old.id')
+    .returningAll('users')
+    .returning('old.role as previous_role')
     .executeTakeFirst();
 }

@@ -114,7 +114,8 @@ builder.mutationFields((t) => ({
   }),
   setUserRole: t.field({
     type: UserNode,
-    description: 'Admins only.',
+    description:
+      'Admins only. Takes effect at once: the user’s open subscriptions end with VIEWER_CHANGED.',
     authScopes: { admin: true },
     args: {
       userId: t.arg.globalID({ for: UserNode, required: true }),
@@ -124,6 +125,9 @@ builder.mutationFields((t) => ({
       const user = await updateUserRole(ctx.db, args.userId.id, args.role);
       if (!user) throw notFound('User');
       await ctx.deps.cache.invalidate([`user:${user.id}`, ALL_USERS_TAG]);
+      // The user's open streams were authorized under the old role.
+      if (user.previous_role !== user.role)
+        ctx.deps.viewerStreams.publish({ userId: user.id, tokenHash: null });
       return user;
     },
   }),

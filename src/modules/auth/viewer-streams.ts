@@ -1,0 +1,214 @@
+import { Repeater } from '@repeaterjs/repeater';
+import DataLoader from 'dataloader';
+import { type ExecutionResult, GraphQLError } from 'graphql';
+import { isAsyncIterable, type Plugin } from 'graphql-yoga';
+import type { Context } from '../../context.ts';
+import type { Db } from '../../db/database.ts';
+import type { Role } from '../../db/tables.ts';
+import { appError } from '../../errors.ts';
+import type { Logger } from '../../infra/logger.ts';
+import type { QuirePubSub, ViewerChangedMessage } from '../../infra/pubsub.ts';
+import { liveTokensByHashes } from './auth.repository.ts';
+
+/** The viewer a long-lived stream was authorized as: its token, user and role at the start. */
+export interface StreamViewer {
+  tokenHash: string;
+  userId: string;
+  role: Role;
+}
+
+type Watcher = { tokenHash: string; onChange(change: ViewerChangedMessage): void };
+
+/**
+ * This instance's streams (subscriptions, graphql-ws sockets) by the viewer they speak for, so a
+ * revoked token or a changed role ends them on every instance. A change is published through
+ * pub/sub after it committed (`publish`) and lands in `onViewerChanged`; since a signal can be
+ * late or lost, streams also ask `changeOf` before each event they deliver.
+ */
+export class ViewerStreams {
+  readonly #byUser = new Map<string, Set<Watcher>>();
+  readonly #pubsub: QuirePubSub;
+  readonly #logger: Logger;
+  readonly #liveTokens: DataLoader<string, { userId: string; role: Role } | null>;
+  #listening = false;
+
+  constructor(deps: { db: Db; pubsub: QuirePubSub; logger: Logger }) {
+    this.#pubsub = deps.pubsub;
+    this.#logger = deps.logger;
+    // One query per tick for all the streams that deliver an event in it, not one per stream.
+    this.#liveTokens = new DataLoader(
+      async (hashes) => {
+        const rows = await liveTokensByHashes(deps.db, hashes);
+        const byHash = new Map(rows.map((row) => [row.token_hash, row]));
+        return hashes.map((hash) => {
+          const row = byHash.get(hash);
+          return row ? { userId: row.user_id, role: row.role } : null;
+        });
+      },
+      { cache: false },
+    );
+  }
+
+  /**
+   * Calls `onChange` for each change to `viewer` (its token revoked, its user's role changed), on
+   * whichever instance it happened, until the returned function is called.
+   */
+  watch(
+    viewer: Pick<StreamViewer, 'tokenHash' | 'userId'>,
+    onChange: (change: ViewerChangedMessage) => void,
+  ): () => void {
+    this.#listen();
+    const watcher = { tokenHash: viewer.tokenHash, onChange };
+    const watchers = this.#byUser.get(viewer.userId) ?? new Set();
+    this.#byUser.set(viewer.userId, watchers);
+    watchers.add(watcher);
+    return () => {
+      watchers.delete(watcher);
+      if (watchers.size === 0 && this.#byUser.get(viewer.userId) === watchers)
+        this.#byUser.delete(viewer.userId);
+    };
+  }
+
+  /** Announces a committed change to every instance; this one applies it before returning. */
+  publish(change: ViewerChangedMessage): void {
+    this.onViewerChanged(change);
+    this.#pubsub.publish('viewerChanged', change);
+  }
+
+  /**
+   * Where every change to a viewer lands on this instance (once from `publish` here, again when
+   * the broker echoes it: applying one twice is harmless). Anything this instance keeps per token
+   * or user (streams today; a viewer cache would drop its entry here) is ended here.
+   */
+  onViewerChanged(change: ViewerChangedMessage): void {
+    const watchers = this.#byUser.get(change.userId);
+    if (!watchers) return;
+    // A copy: ending a stream unwatches it while we iterate.
+    for (const watcher of [...watchers]) {
+      if (change.tokenHash === null || change.tokenHash === watcher.tokenHash)
+        watcher.onChange(change);
+    }
+  }
+
+  /**
+   * What changed about `viewer` since its stream started, read from Postgres; null when its token
+   * still speaks for the same user and role. The safety net for a late or lost signal.
+   */
+  async changeOf(viewer: StreamViewer): Promise<ViewerChangedMessage | null> {
+    const live = await this.#liveTokens.load(viewer.tokenHash);
+    if (!live || live.userId !== viewer.userId)
+      return { userId: viewer.userId, tokenHash: viewer.tokenHash };
+    return live.role === viewer.role ? null : { userId: viewer.userId, tokenHash: null };
+  }
+
+  // Subscribed when the first stream is watched: processes without streams (workers, CLIs) never
+  // hold the channel. It lasts as long as the pub/sub connection: unsubscribing at shutdown would
+  // race the disconnect.
+  #listen(): void {
+    if (this.#listening) return;
+    this.#listening = true;
+    void (async () => {
+      for await (const change of this.#pubsub.subscribe('viewerChanged'))
+        this.onViewerChanged(change);
+    })().catch((error: unknown) =>
+      this.#logger.error({ err: error }, 'viewer change listener failed'),
+    );
+  }
+}
+
+/** The last result of a stream whose viewer changed: why it ends, without data. */
+function endResult(change: ViewerChangedMessage): ExecutionResult {
+  return {
+    errors: [
+      change.tokenHash
+        ? appError('UNAUTHENTICATED', 'The token was revoked')
+        : appError('VIEWER_CHANGED', 'Your role changed: subscribe again'),
+    ],
+  };
+}
+
+/**
+ * `source`, ended as soon as its viewer changes: by the signal (within the time pub/sub takes), or
+ * at the latest before the next event, which is then not delivered. A consumer that leaves is
+ * released at once, without waiting for the source's next event.
+ */
+export function endWhenViewerChanges(
+  source: AsyncIterable<ExecutionResult>,
+  viewer: StreamViewer,
+  streams: ViewerStreams,
+  logger: Logger,
+): AsyncIterableIterator<ExecutionResult> {
+  const iterator = source[Symbol.asyncIterator]();
+  let started = false;
+  const stream = new Repeater<ExecutionResult>(async (push, stop) => {
+    started = true;
+    let stopped = false;
+    const end = (change: ViewerChangedMessage) => {
+      void push(endResult(change));
+      stop();
+    };
+    const unwatch = streams.watch(viewer, end);
+    // Each event's viewer is checked before it is delivered, the first one before the first
+    // event: a change committed between the context's token check and `watch` above is seen.
+    const changed = async () => {
+      try {
+        const change = await streams.changeOf(viewer);
+        // Ends this instance's other streams of the viewer too, as the signal would.
+        if (change) streams.onViewerChanged(change);
+        return change !== null;
+      } catch (error) {
+        logger.error({ err: error }, 'could not check the viewer of a stream');
+        void push({
+          errors: [
+            new GraphQLError('Unexpected error.', {
+              extensions: { code: 'INTERNAL_SERVER_ERROR' },
+            }),
+          ],
+        });
+        stop();
+        return true;
+      }
+    };
+    const pump = async () => {
+      if (await changed()) return;
+      for (;;) {
+        const next = await iterator.next();
+        if (next.done || stopped || (await changed())) return;
+        await push(next.value);
+      }
+    };
+    pump().then(
+      () => stop(),
+      (error: unknown) => stop(error),
+    );
+    await stop;
+    stopped = true;
+    unwatch();
+    // Not awaited: a source parked on its next event must not hold the consumer.
+    Promise.resolve(iterator.return?.()).catch(() => {});
+  });
+  return Object.assign(stream, {
+    // A stream returned before its first `next` never ran the executor: release the source here.
+    return(value?: unknown) {
+      if (!started) Promise.resolve(iterator.return?.()).catch(() => {});
+      return Repeater.prototype.return.call(stream, value);
+    },
+  });
+}
+
+/**
+ * Ends the subscriptions of a revoked token, or of a user whose role changed, over SSE and
+ * graphql-ws alike (the socket itself is closed in src/http.ts).
+ */
+export function useViewerStreams(): Plugin<Context> {
+  return {
+    onSubscribe: () => ({
+      onSubscribeResult({ args, result, setResult }) {
+        const ctx = args.contextValue;
+        if (!ctx.viewer || !ctx.tokenHash || !isAsyncIterable<ExecutionResult>(result)) return;
+        const viewer = { tokenHash: ctx.tokenHash, userId: ctx.viewer.id, role: ctx.viewer.role };
+        setResult(endWhenViewerChanges(result, viewer, ctx.deps.viewerStreams, ctx.log));
+      },
+    }),
+  };
+}

@@ -1,0 +1,197 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type HttpServer, httpOptions, startHttpServer } from '../../src/http.ts';
+import { startTestApp, type TestApp } from '../helpers/app.ts';
+import { take, wsSubscribe } from '../helpers/clients.ts';
+import { createUser, type TestUser } from '../helpers/factories.ts';
+import { redisUrl } from '../helpers/services.ts';
+
+/**
+ * Faults found by attacking the issue 10 fixes through a real server. Each test fails on the
+ * code it was written against and states the expected behaviour.
+ */
+const ALLOWED = 'https://app.example';
+
+let app: TestApp;
+let http: HttpServer;
+let url: string;
+let broken: TestApp;
+let brokenHttp: HttpServer;
+let admin: TestUser;
+let author: TestUser;
+
+beforeAll(async () => {
+  app = await startTestApp({ REDIS_URL: redisUrl, CORS_ORIGINS: ALLOWED });
+  http = await startHttpServer(app.yoga, httpOptions(app.deps.config, 0));
+  url = `http://127.0.0.1:${http.port}/graphql`;
+  admin = await createUser(app.deps.db, 'ADMIN');
+  author = await createUser(app.deps.db, 'AUTHOR');
+  // Same database name, unreachable port: every SQL statement fails unexpectedly (a stable way
+  // to make a resolver throw an error that must be masked).
+  broken = await startTestApp({
+    DATABASE_URL: app.database.url.replace(/:\d+\//, ':1/'),
+    REDIS_URL: redisUrl,
+  });
+  brokenHttp = await startHttpServer(broken.yoga, httpOptions(broken.deps.config, 0));
+});
+
+afterAll(async () => {
+  await brokenHttp?.close();
+  await broken?.close();
+  await http?.close();
+  await app?.close();
+});
+
+async function post(query: string, token?: string) {
+  const response = await fetch(url, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json',
+      accept: 'application/graphql-response+json',
+      ...(token ? { authorization: `Bearer ${token}` } : {}),
+    },
+    body: JSON.stringify({ query }),
+  });
+  return { status: response.status, headers: response.headers, body: await response.json() };
+}
+
+describe('query limits', () => {
+  // The old document-wide alias rule counted every aliased field; the executed-fields count
+  // stops at introspection fields (they are not in the type's getFields()), so aliases and
+  // breadth inside __schema/__type are never counted. 25 aliases per level over three levels of
+  // __schema lists took 18 s of CPU and a 20 MB answer from a 1.6 KB request (limit: 30 aliases).
+  it('counts aliases inside introspection fields against MAX_QUERY_ALIASES', async () => {
+    const aliases = Array.from({ length: 40 }, (_, index) => `a${index}: name`).join(' ');
+    const { body } = await post(`{ __type(name: "Query") { ${aliases} } }`);
+    expect(body.data ?? null).toBeNull();
+    expect(body.errors?.[0]?.extensions).toMatchObject({
+      code: 'QUERY_TOO_COMPLEX',
+      limit: 'aliases',
+    });
+  });
+
+  it('counts aliased introspection lists spread through fragments', async () => {
+    const fields = Array.from({ length: 8 }, (_, index) => `f${index}: fields { name }`).join(' ');
+    const types = Array.from({ length: 8 }, (_, index) => `t${index}: types { ...T }`).join(' ');
+    const { body } = await post(`{ __schema { ${types} } } fragment T on __Type { ${fields} }`);
+    expect(body.data ?? null).toBeNull();
+    expect(body.errors?.[0]?.extensions?.code).toBe('QUERY_TOO_COMPLEX');
+  });
+});
+
+describe('tag visibility', () => {
+  // A tag that only labels posts the viewer cannot see is hidden everywhere else (list, node,
+  // counts), yet an author who puts the same name on a post of their own gets back the existing
+  // tag: its createdAt (and low id) tell that some hidden post already carries that name, and
+  // since when. Guessed names ("acquire-acme") can be confirmed this way.
+  it('a hidden tag name reused by another author does not reveal when the hidden tag was created', async () => {
+    const name = `hidden-${Date.now()}`;
+    const secret = await post(
+      `mutation { createPost(input: { title: "Secret", body: "b", tags: ["${name}"] }) {
+        status tags { name createdAt } } }`,
+      admin.token,
+    );
+    expect(secret.body.data.createPost.status).toBe('DRAFT');
+    const hiddenCreatedAt = secret.body.data.createPost.tags[0].createdAt as string;
+    // Not visible to the author before: the tag is hidden from them.
+    const before = await post('{ tags(first: 100) { edges { node { name } } } }', author.token);
+    expect(JSON.stringify(before.body)).not.toContain(name);
+
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const guessedAt = Date.now();
+    const mine = await post(
+      `mutation { createPost(input: { title: "Mine", body: "b", tags: ["${name}"] }) {
+        tags { name createdAt } } }`,
+      author.token,
+    );
+    const seen = mine.body.data.createPost.tags[0].createdAt as string;
+    // Answering the hidden tag's own createdAt reveals it; a tag new to this viewer should look
+    // new (created no earlier than the request that made it visible to them).
+    expect(seen).not.toBe(hiddenCreatedAt);
+    expect(Date.parse(seen)).toBeGreaterThanOrEqual(guessedAt - 1000);
+  });
+});
+
+describe('CORS', () => {
+  // The response's CORS headers depend on the Origin header (present for the allowed origin,
+  // absent otherwise), so a shared cache must key on it: `Vary: Origin`. yoga adds it only for
+  // its list form; the function form used here never gets it.
+  it('answers a listed origin with Vary: Origin', async () => {
+    const response = await fetch(`${url}?query=${encodeURIComponent('{ __typename }')}`, {
+      headers: { origin: ALLOWED, accept: 'application/json' },
+    });
+    expect(response.headers.get('access-control-allow-origin')).toBe(ALLOWED);
+    expect(response.headers.get('vary') ?? '').toMatch(/\borigin\b/i);
+  });
+
+  it('answers an unlisted origin with Vary: Origin too (its answer differs only by Origin)', async () => {
+    const response = await fetch(`${url}?query=${encodeURIComponent('{ __typename }')}`, {
+      headers: { origin: 'https://evil.example', accept: 'application/json' },
+    });
+    expect(response.headers.get('access-control-allow-origin')).toBeNull();
+    expect(response.headers.get('vary') ?? '').toMatch(/\borigin\b/i);
+  });
+});
+
+describe('masked errors look the same on every transport', () => {
+  it('graphql-ws sends a masked error without yoga-internal extensions (as HTTP does)', async () => {
+    const brokenUrl = `http://127.0.0.1:${brokenHttp.port}/graphql`;
+    const query = '{ posts(first: 1) { totalCount } }';
+    const overHttp = await fetch(brokenUrl, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ query }),
+    }).then((response) => response.json());
+    expect(overHttp.errors[0].extensions).toEqual({ code: 'INTERNAL_SERVER_ERROR' });
+
+    const ws = wsSubscribe(brokenUrl.replace('http', 'ws'), query, {});
+    try {
+      const [overWs] = await take(ws, 1);
+      expect(overWs!.errors?.[0]?.extensions).toEqual({ code: 'INTERNAL_SERVER_ERROR' });
+    } finally {
+      await ws.dispose();
+    }
+  });
+});
+
+describe('valid operations answer without INTERNAL_SERVER_ERROR', () => {
+  // A non-null variable with a default may be omitted (GraphQL spec, CoerceVariableValues).
+  // graphql-jit (single-operation documents) refuses it with a GraphQLError that has no
+  // `extensions`; request-log-plugin's logResultErrors then reads `error.extensions.code`,
+  // throws, and the whole request becomes HTTP 500 INTERNAL_SERVER_ERROR logged at error level.
+  // The same operation inside a two-operation document (graphql-js) answers its data.
+  const query = 'query ($n: Int! = 1) { posts(first: $n) { totalCount } }';
+
+  it('omitting a defaulted non-null variable answers the data over HTTP', async () => {
+    const { status, body } = await post(query);
+    expect(body.errors).toBeUndefined();
+    expect(status).toBe(200);
+    expect(body.data).toEqual({ posts: { totalCount: expect.any(Number) } });
+  });
+
+  it('omitting a defaulted non-null variable answers the data over graphql-ws', async () => {
+    const ws = wsSubscribe(url.replace('http', 'ws'), query, {});
+    try {
+      const [result] = await take(ws, 1);
+      expect(result!.errors).toBeUndefined();
+      expect(result!.data).toEqual({ posts: { totalCount: expect.any(Number) } });
+    } finally {
+      await ws.dispose();
+    }
+  });
+
+  // graphql-js 16 crashes (`undefined is not iterable`) when a subscription's only root field is
+  // skipped: client input answered INTERNAL_SERVER_ERROR instead of a client error.
+  it('a subscription whose root field is skipped is a client error, not INTERNAL', async () => {
+    const response = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'text/event-stream' },
+      body: JSON.stringify({
+        query: 'subscription { postStatusChanged @skip(if: true) { status } }',
+      }),
+      signal: AbortSignal.timeout(5000),
+    });
+    const text = await response.text().catch(() => '');
+    expect(text).not.toContain('INTERNAL_SERVER_ERROR');
+    expect(text).toMatch(/"code":"(BAD_USER_INPUT|GRAPHQL_VALIDATION_FAILED|BAD_REQUEST)"/);
+  });
+});
