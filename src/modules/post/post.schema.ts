@@ -397,7 +397,8 @@ const PostStats = builder
 builder.queryField('postStats', (t) =>
   t.field({
     type: PostStats,
-    description: 'Post counts by status over what the viewer may see; cached until any post changes.',
+    description:
+      'Post counts by status over what the viewer may see; cached until any post changes.',
     resolve: (_root, _args, ctx) =>
       cachedComputation(ctx, 'postStats', `post-stats:${visibilityScope(ctx.viewer)}`, () =>
         countPostsByStatus(ctx.db, ctx.viewer),
