@@ -7,6 +7,7 @@ import { sql } from 'kysely';
 import { type AppDeps, type Context, createContext, freshEventContext } from './context.ts';
 import { useDashboard } from './dashboard/dashboard.plugin.ts';
 import { migrationsApplied } from './db/migrator.ts';
+import { offlineGraphiQL } from './graphiql.ts';
 import { graphiqlExamples } from './graphiql-examples.ts';
 import { useArgumentValues } from './infra/argument-values-plugin.ts';
 import { compilesUnambiguously } from './infra/compiled-execution.ts';
@@ -66,6 +67,7 @@ export function createApp(deps: AppDeps): QuireYoga {
       title: 'Quire',
       defaultQuery: graphiqlExamples,
     },
+    renderGraphiQL: offlineGraphiQL(),
     // Only listed origins get CORS headers (credentials included); any other origin gets none,
     // so browsers refuse it. A plain list would not do: yoga answers an empty list with `*`
     // semantics and a one-entry list to every origin.

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { parseRedisUrl } from './infra/redis-url.ts';
 
 const flag = z
   .enum(['1', '0', 'true', 'false', 'on', 'off', 'yes', 'no'])
@@ -54,7 +55,27 @@ const schema = z.object({
   /** off = every loader key queried on its own (the benchmark's N+1 baseline). */
   LOADER_BATCHING: flag.default(true),
 
-  REDIS_URL: optionalUrl,
+  /** One server (`redis://`, `rediss://`) or a Redis Cluster (`redis+cluster://host:port,…`). */
+  REDIS_URL: z
+    .string()
+    .trim()
+    .transform((value) => value || undefined)
+    .superRefine((value, context) => {
+      if (value === undefined) return;
+      try {
+        parseRedisUrl(value);
+      } catch (error) {
+        context.addIssue({ code: 'custom', message: (error as Error).message });
+      }
+    })
+    .optional(),
+  /**
+   * Bounds each Redis call on the request path: past it the call counts as failed and the request
+   * takes its Redis-down fallback (cache miss, per-instance rate limit).
+   */
+  REDIS_COMMAND_TIMEOUT_MS: positiveInt.default(50),
+  /** How long Redis calls fail fast after 3 failures in a row, before a background probe. */
+  REDIS_BREAKER_COOLDOWN_MS: positiveInt.default(1000),
   /** Namespaces every Redis key and channel, so deployments (or test databases) can share a Redis. */
   REDIS_PREFIX: z.string().min(1).default('quire:'),
   CACHE: flag.default(true),

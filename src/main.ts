@@ -38,8 +38,11 @@ async function main(): Promise<void> {
   }
   const http = await startHttpServer(createApp(deps), httpOptions(config));
   shutdown.add('http server', () => http.close());
-  const graphiql = (config.GRAPHIQL ?? config.NODE_ENV !== 'production') ? ' (and GraphiQL)' : '';
-  logger.info(`Quire is serving GraphQL${graphiql} at http://${config.HOST}:${http.port}/graphql`);
+  const base = `http://${config.HOST}:${http.port}`;
+  const api =
+    (config.GRAPHIQL ?? config.NODE_ENV !== 'production') ? 'GraphiQL and the API' : 'the API';
+  // The GraphQL URL stays last: scripts and tests read it as the line's final `at <url>`.
+  logger.info(`Quire is serving GraphQL: the dashboard at ${base}/, ${api} at ${base}/graphql`);
 }
 
 main().catch((error: unknown) => {

@@ -2,6 +2,7 @@ import type { Config } from './config.ts';
 import type { AppDeps } from './context.ts';
 import { createDatabase, createPool } from './db/database.ts';
 import { migrateToLatest } from './db/migrator.ts';
+import { registerBreakerMetrics } from './infra/circuit-breaker.ts';
 import type { Logger } from './infra/logger.ts';
 import { Metrics } from './infra/metrics.ts';
 import { createSharedState } from './infra/shared-state.ts';
@@ -22,8 +23,9 @@ export function connectDeps(
 ): { deps: AppDeps; close(): Promise<void> } {
   const pool = createPool(databaseUrl, config);
   const db = createDatabase(pool, logger, config, () => metrics.sqlStatements.inc());
-  const { close, ...shared } = createSharedState(config, logger);
+  const { close, redisBreakers, ...shared } = createSharedState(config, logger);
   const metrics = new Metrics({ pool, ...shared, queueDepth: () => countQueuedRuns(db) });
+  registerBreakerMetrics(metrics.registry, redisBreakers);
   const viewerStreams = new ViewerStreams({ db, pubsub: shared.pubsub, logger });
   return {
     deps: { config, logger, db, metrics, viewerStreams, ...shared },

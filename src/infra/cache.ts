@@ -1,6 +1,7 @@
-import type { Redis } from 'ioredis';
 import { LRUCache } from 'lru-cache';
+import type { CircuitBreaker } from './circuit-breaker.ts';
 import type { Logger } from './logger.ts';
+import type { RedisClient } from './redis.ts';
 
 /** Per cache name, since process start (metrics) or for one request (debug extensions). */
 export type CacheStats = Record<string, { hits: number; misses: number; errors: number }>;
@@ -33,136 +34,145 @@ interface CacheBackend {
 }
 
 /**
- * Fills a missing entry only if none of its tags was invalidated since the read that missed:
- * otherwise a reader that loaded the old row before a write committed could store it after the
- * invalidation, and serve it until the TTL.
+ * Stores fills only if no guard (the namespace, each tag's generation) moved since the read that
+ * missed: otherwise a reader that loaded the old row before a write committed could store it
+ * after the invalidation. KEYS: the guards, then the entries; ARGV: the TTL, the guard count, one
+ * value per guard, one value per entry.
  */
 const WRITE_IF_FRESH = `
 local ttl = tonumber(ARGV[1])
-local tagCount = tonumber(ARGV[2])
-for i = 1, tagCount do
-  local current = redis.call('GET', ARGV[2 + (i - 1) * 2 + 1]) or '0'
-  if current ~= ARGV[2 + (i - 1) * 2 + 2] then return 0 end
+local guards = tonumber(ARGV[2])
+for i = 1, guards do
+  if (redis.call('GET', KEYS[i]) or '0') ~= ARGV[2 + i] then return 0 end
 end
-local offset = 2 + tagCount * 2
-local i = offset + 1
-while i <= #ARGV do
-  local key = ARGV[i]
-  local value = ARGV[i + 1]
-  local entryTagCount = tonumber(ARGV[i + 2])
-  redis.call('SET', key, value, 'EX', ttl)
-  for t = 1, entryTagCount do
-    local tagSet = ARGV[i + 2 + t]
-    redis.call('SADD', tagSet, key)
-    redis.call('EXPIRE', tagSet, ttl)
-  end
-  i = i + 3 + entryTagCount
+for i = guards + 1, #KEYS do
+  redis.call('SET', KEYS[i], ARGV[2 + i], 'EX', ttl)
 end
 return 1
 `;
 
-/**
- * Reads entries of the current namespace (ARGV[1] names its counter, ARGV[2] is the key prefix,
- * ARGV[3] the entry count, then the entries, then generation counters). Returns the namespace,
- * then one value per entry and per counter.
- */
-const READ = `
-local namespace = redis.call('GET', ARGV[1]) or '0'
-local entryCount = tonumber(ARGV[3])
-local result = { namespace }
-for i = 4, #ARGV do
-  local key = ARGV[i]
-  if i < 4 + entryCount then key = ARGV[2] .. namespace .. ':' .. key end
-  result[#result + 1] = redis.call('GET', key)
-end
-return result
-`;
-
-/** Bumps each tag's generation and deletes the keys filed under it. */
+/** Bumps the generation of every tag in KEYS at once. */
 const INVALIDATE = `
-for i = 1, #ARGV do
-  redis.call('INCR', ARGV[i] .. ':gen')
-  local members = redis.call('SMEMBERS', ARGV[i] .. ':keys')
-  for j = 1, #members, 500 do
-    redis.call('DEL', unpack(members, j, math.min(j + 499, #members)))
-  end
-  redis.call('DEL', ARGV[i] .. ':keys')
-end
+for i = 1, #KEYS do redis.call('INCR', KEYS[i]) end
 return 1
 `;
 
-type ScriptedRedis = Redis & {
-  quireCacheRead(...args: string[]): Promise<(string | null)[]>;
-  quireWriteIfFresh(...args: string[]): Promise<number>;
-  quireInvalidate(...args: string[]): Promise<number>;
+type ScriptedRedis = RedisClient & {
+  quireWriteIfFresh(numberOfKeys: number, ...args: string[]): Promise<number>;
+  quireInvalidate(numberOfKeys: number, ...keys: string[]): Promise<number>;
 };
 
 /**
- * Entries live under a namespace (`<prefix>c<namespace>:<key>`). An invalidation that fails
- * (Redis unreachable) leaves entries that may be stale for every instance; instead of finding
- * them, the next successful contact renews the namespace, which orphans every entry at once (they
- * expire with their TTL). Renewing is one INCR where a SCAN of the keyspace would take seconds on
- * a large Redis; it is read in the same script as the entries, so every instance sees it on its
- * next read, and it guards writes, so a fill computed before the renewal is not stored after it.
+ * Every key lives under one hash tag (`<prefix>{cache}:…`), so the multi-key read and scripts
+ * work on a Redis Cluster (one slot, one master: a cluster gives the cache failover, not
+ * sharding) and every key a script touches is declared, as Cluster and key ACLs require.
+ *
+ * Each entry carries the generation of each of its tags when it was loaded, and a read serves it
+ * only while all still match: invalidating is one INCR per tag, and a fill that raced with it is
+ * never served (nor stored, see WRITE_IF_FRESH).
+ *
+ * Entries live under a namespace (`…:e<namespace>:<key>`). An invalidation that fails (Redis
+ * unreachable) leaves entries that may be stale for every instance; the next successful contact
+ * renews the namespace instead, which orphans every entry at once (they expire with their TTL):
+ * one INCR where a SCAN of the keyspace would take seconds. Reads fetch the namespace with the
+ * entries, so every instance sees a renewal on its next read; writes are guarded by it.
  */
 class RedisBackend implements CacheBackend {
-  private readonly tagKey = (tag: string) => `${this.prefix}tag:${tag}`;
+  private readonly slot: string;
   private readonly namespaceKey: string;
   private readonly redis: ScriptedRedis;
+  /** The namespace of the last read: entries are looked up under it, and dropped if it moved. */
+  private namespace = '0';
   private failedInvalidations = 0;
   private renewedThrough = 0;
 
   constructor(
-    redis: Redis,
-    private readonly prefix: string,
+    redis: RedisClient,
+    prefix: string,
     private readonly logger: Logger,
+    private readonly breaker: CircuitBreaker,
   ) {
-    this.namespaceKey = `${prefix}cache-namespace`;
-    redis.defineCommand('quireCacheRead', { numberOfKeys: 0, lua: READ });
-    redis.defineCommand('quireWriteIfFresh', { numberOfKeys: 0, lua: WRITE_IF_FRESH });
-    redis.defineCommand('quireInvalidate', { numberOfKeys: 0, lua: INVALIDATE });
+    this.slot = `${prefix}{cache}:`;
+    this.namespaceKey = `${this.slot}namespace`;
+    redis.defineCommand('quireWriteIfFresh', { lua: WRITE_IF_FRESH });
+    redis.defineCommand('quireInvalidate', { lua: INVALIDATE });
     this.redis = redis as ScriptedRedis;
     // Renew as soon as Redis is back, not at this instance's next read: other instances read too.
-    redis.on('ready', () => void this.renewNamespaceIfInvalidationFailed().catch(() => {}));
+    const renew = () => void this.renewNamespaceIfInvalidationFailed().catch(() => {});
+    redis.on('ready', renew);
+    breaker.onRecovery(renew);
+  }
+
+  private generationKey(tag: string): string {
+    return `${this.slot}gen:${tag}`;
+  }
+
+  private entryKey(namespace: string, key: string): string {
+    return `${this.slot}e${namespace}:${key}`;
   }
 
   async read(keys: readonly string[], tags: readonly string[]) {
     await this.renewNamespaceIfInvalidationFailed();
-    const generationKeys = tags.map((tag) => `${this.tagKey(tag)}:gen`);
-    const [namespace, ...raw] = await this.redis.quireCacheRead(
-      this.namespaceKey,
-      `${this.prefix}c`,
-      String(keys.length),
-      ...keys,
-      ...generationKeys,
+    const namespace = this.namespace;
+    const generationKeys = tags.map((tag) => this.generationKey(tag));
+    const raw = await this.breaker.run(() =>
+      this.redis.mget(
+        this.namespaceKey,
+        ...keys.map((key) => this.entryKey(namespace, key)),
+        ...generationKeys,
+      ),
     );
-    const generations: GenerationSnapshot = { [this.namespaceKey]: namespace ?? '0' };
+    this.namespace = raw[0] ?? '0';
+    const generations: GenerationSnapshot = { [this.namespaceKey]: this.namespace };
     generationKeys.forEach((key, index) => {
-      generations[key] = raw[keys.length + index] ?? '0';
+      generations[key] = raw[1 + keys.length + index] ?? '0';
     });
-    return { values: raw.slice(0, keys.length), generations };
+    const entries = raw.slice(1, 1 + keys.length);
+    const values =
+      this.namespace === namespace
+        ? entries.map((entry) => RedisBackend.currentValue(entry, generations))
+        : entries.map(() => null);
+    return { values, generations };
+  }
+
+  /** An entry is `<JSON of its tags' generations>\n<JSON value>` (JSON never holds a raw newline). */
+  private static currentValue(entry: string | null, generations: GenerationSnapshot) {
+    if (entry === null) return null;
+    const newline = entry.indexOf('\n');
+    const stamp = JSON.parse(entry.slice(0, newline)) as Record<string, string>;
+    const current = Object.entries(stamp).every(([key, seen]) => generations[key] === seen);
+    return current ? entry.slice(newline + 1) : null;
   }
 
   async write(entries: readonly CacheEntry[], ttlSeconds: number, generations: GenerationSnapshot) {
-    const guards = Object.entries(generations).flat();
-    const entryPrefix = `${this.prefix}c${generations[this.namespaceKey]}:`;
-    const payload = entries.flatMap((entry) => [
-      entryPrefix + entry.key,
-      JSON.stringify(entry.value),
-      String(entry.tags.length),
-      ...entry.tags.map((tag) => `${this.tagKey(tag)}:keys`),
-    ]);
-    await this.redis.quireWriteIfFresh(
-      String(ttlSeconds),
-      String(guards.length / 2),
-      ...guards,
-      ...payload,
+    const guardKeys = Object.keys(generations);
+    const namespace = generations[this.namespaceKey] ?? '0';
+    const stamped = entries.map((entry) => {
+      const stamp = Object.fromEntries(
+        entry.tags.map((tag) => [
+          this.generationKey(tag),
+          generations[this.generationKey(tag)] ?? '0',
+        ]),
+      );
+      return `${JSON.stringify(stamp)}\n${JSON.stringify(entry.value)}`;
+    });
+    await this.breaker.run(() =>
+      this.redis.quireWriteIfFresh(
+        guardKeys.length + entries.length,
+        ...guardKeys,
+        ...entries.map((entry) => this.entryKey(namespace, entry.key)),
+        String(ttlSeconds),
+        String(guardKeys.length),
+        ...guardKeys.map((key) => generations[key]!),
+        ...stamped,
+      ),
     );
   }
 
   async invalidate(tags: readonly string[]) {
     try {
-      await this.redis.quireInvalidate(...tags.map(this.tagKey));
+      const keys = tags.map((tag) => this.generationKey(tag));
+      await this.breaker.run(() => this.redis.quireInvalidate(keys.length, ...keys));
     } catch (error) {
       this.failedInvalidations += 1;
       throw error;
@@ -173,7 +183,7 @@ class RedisBackend implements CacheBackend {
   private async renewNamespaceIfInvalidationFailed(): Promise<void> {
     while (this.renewedThrough < this.failedInvalidations) {
       const through = this.failedInvalidations;
-      await this.redis.incr(this.namespaceKey);
+      await this.breaker.run(() => this.redis.incr(this.namespaceKey));
       this.renewedThrough = Math.max(this.renewedThrough, through);
       this.logger.info(
         { failedInvalidations: through },
@@ -388,8 +398,14 @@ export function createDisabledCache(logger: Logger): Cache {
   return new Cache(new DisabledBackend(), logger, 'disabled');
 }
 
-export function createRedisCache(redis: Redis, prefix: string, logger: Logger): Cache {
-  return new Cache(new RedisBackend(redis, prefix, logger), logger, 'redis');
+/** Every Redis call goes through `breaker`: a silent Redis turns into misses, not waits. */
+export function createRedisCache(
+  redis: RedisClient,
+  prefix: string,
+  logger: Logger,
+  breaker: CircuitBreaker,
+): Cache {
+  return new Cache(new RedisBackend(redis, prefix, logger, breaker), logger, 'redis');
 }
 
 export function createMemoryCache(maxEntries: number, logger: Logger): Cache {

@@ -1,9 +1,16 @@
 import { createRedisEventTarget } from '@graphql-yoga/redis-event-target';
 import type { PubSub } from '@graphql-yoga/subscription';
 import { Repeater, SlidingBuffer } from '@repeaterjs/repeater';
+import { Cluster } from 'ioredis';
 import type { PostStatus } from '../db/tables.ts';
+import type { CircuitBreaker } from './circuit-breaker.ts';
 import type { Logger } from './logger.ts';
-import { createRedis } from './redis.ts';
+import {
+  createGuardedRedis,
+  createRedis,
+  type RedisClient,
+  type RedisGuardConfig,
+} from './redis.ts';
 
 /** A pipeline event as it travels between processes (JSON: timestamps stay strings). */
 export interface PipelineEventMessage {
@@ -53,6 +60,8 @@ export interface QuirePubSub
 
 export interface PubSubHandle {
   pubsub: QuirePubSub;
+  /** The publish connection's breaker (Redis only), for metrics. */
+  publishBreaker?: CircuitBreaker;
   close(): Promise<void>;
 }
 
@@ -90,16 +99,32 @@ function createBufferedPubSub(
   } as QuirePubSub;
 }
 
-/** Redis pub/sub (shared by every instance and worker) when a URL is given, in-process otherwise. */
+/**
+ * No request waits for a publish: this only caps how many pile up while Redis is silent, and must
+ * outlast a (re)connect, during which publishes queue.
+ */
+const PUBLISH_TIMEOUT_MS = 1000;
+
+/**
+ * Redis pub/sub (shared by every instance and worker) when a URL is given, in-process otherwise.
+ * Publishing never waits: a publish Redis refuses, does not confirm within PUBLISH_TIMEOUT_MS,
+ * or that the open breaker skips is dropped (logged at debug level).
+ */
 export function createQuirePubSub(
   redisUrl: string | undefined,
   prefix: string,
   logger: Logger,
+  guard: RedisGuardConfig,
 ): PubSubHandle {
   if (!redisUrl) {
     return { pubsub: createBufferedPubSub(), close: async () => {} };
   }
-  const publishClient = createRedis(redisUrl, logger, 'publish');
+  const publish = createGuardedRedis(redisUrl, logger, 'publish', {
+    ...guard,
+    commandTimeoutMs: PUBLISH_TIMEOUT_MS,
+    queueWhileConnecting: true,
+  });
+  const publishClient = publish.client;
   const subscribeClient = createRedis(redisUrl, logger, 'subscribe');
   // One listener on the client (not one per stream): ioredis re-sends its SUBSCRIBEs before it
   // emits `ready`, on the next tick.
@@ -108,15 +133,16 @@ export function createQuirePubSub(
     for (const listener of reconnectListeners) listener();
   });
   return {
+    publishBreaker: publish.breaker,
     pubsub: withTopicPrefix(
       prefix,
       createBufferedPubSub(
-        createRedisEventTarget({ publishClient, subscribeClient }),
-        // Redis answers one connection's commands in order: the PONG follows every SUBSCRIBE sent
-        // before it, and redis-event-target sends its SUBSCRIBE without waiting for the reply.
-        async () => {
-          await subscribeClient.ping();
-        },
+        withGuardedPublish(
+          createRedisEventTarget({ publishClient, subscribeClient }),
+          publish,
+          logger,
+        ),
+        trackSubscribeReplies(subscribeClient),
         (listener) => {
           reconnectListeners.add(listener);
           return () => reconnectListeners.delete(listener);
@@ -128,6 +154,71 @@ export function createQuirePubSub(
       subscribeClient.disconnect();
     },
   };
+}
+
+/**
+ * redis-event-target sends SUBSCRIBE and UNSUBSCRIBE without waiting for the reply; this keeps
+ * the SUBSCRIBE replies still due, and the returned function waits for them (rejecting if one
+ * fails). A PING behind them would do on one connection, but a Cluster client sends PING
+ * elsewhere than to its subscriber. An UNSUBSCRIBE refused because the connection closed has
+ * nothing left to undo; unhandled, its rejection would end the process.
+ */
+function trackSubscribeReplies(client: RedisClient): () => Promise<void> {
+  type ChannelCommand = (...channels: string[]) => Promise<unknown>;
+  const due = new Set<Promise<unknown>>();
+  const commands = client as unknown as { subscribe: ChannelCommand; unsubscribe: ChannelCommand };
+  const subscribe = commands.subscribe.bind(client);
+  const unsubscribe = commands.unsubscribe.bind(client);
+  commands.subscribe = (...channels) => {
+    const reply = subscribe(...channels);
+    due.add(reply);
+    const settle = () => void due.delete(reply);
+    reply.then(settle, settle);
+    return reply;
+  };
+  commands.unsubscribe = (...channels) => {
+    const reply = unsubscribe(...channels);
+    reply.catch(() => {});
+    return reply;
+  };
+  return async () => {
+    await Promise.all(due);
+  };
+}
+
+/**
+ * redis-event-target sends PUBLISH and drops the promise: a silent Redis would pile up unanswered
+ * commands and a refused one would reject unhandled. Publishes go through the breaker instead,
+ * with the same encoding (JSON, '' for no payload).
+ */
+function withGuardedPublish(
+  target: EventTarget,
+  publish: { client: RedisClient; breaker: CircuitBreaker },
+  logger: Logger,
+): EventTarget {
+  return {
+    addEventListener: target.addEventListener.bind(target),
+    removeEventListener: target.removeEventListener.bind(target),
+    dispatchEvent(event: Event) {
+      const detail = (event as CustomEvent).detail;
+      const message = detail === undefined ? '' : JSON.stringify(detail);
+      publish.breaker
+        .run(() => orderedPublisher(publish.client).publish(event.type, message))
+        .catch((error: Error) =>
+          logger.debug({ err: error.message, channel: event.type }, 'publish dropped'),
+        );
+      return true;
+    },
+  };
+}
+
+/**
+ * A Cluster client sends each PUBLISH to a random node, so one process's messages would arrive
+ * out of order. Classic pub/sub reaches subscribers on every node: publishing through one node
+ * (the first master the client knows, until a failover changes it) keeps them in order.
+ */
+function orderedPublisher(client: RedisClient): RedisClient {
+  return client instanceof Cluster ? (client.nodes('master')[0] ?? client) : client;
 }
 
 /** Redis channels are global (not per database number), so topics carry the key prefix. */

@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { getFieldIdentity, getGraphQLRateLimiter, type Identity, Store } from 'graphql-rate-limit';
-import type { Redis } from 'ioredis';
 import { appError } from '../errors.ts';
+import type { CircuitBreaker } from './circuit-breaker.ts';
 import type { Logger } from './logger.ts';
+import type { RedisClient } from './redis.ts';
 
 const PENDING = Symbol('pending calls');
 type TrackedIdentity = Identity & { [PENDING]?: { members: string[]; previous: number } };
@@ -73,8 +74,9 @@ return previous
 
 class RedisWindowStore extends RecordingStore {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly prefix: string,
+    private readonly breaker: CircuitBreaker,
     windowMs: number,
   ) {
     super(windowMs);
@@ -82,18 +84,23 @@ class RedisWindowStore extends RecordingStore {
   }
 
   protected async record(key: string, members: string[], now: number, windowMs: number) {
-    const flat = await (
-      this.redis as Redis & { quireRateRecord(...args: (string | number)[]): Promise<string[]> }
-    ).quireRateRecord(`${this.prefix}rate:${key}`, now, windowMs, ...members);
+    const scripted = this.redis as RedisClient & {
+      quireRateRecord(...args: (string | number)[]): Promise<string[]>;
+    };
+    const flat = await this.breaker.run(() =>
+      scripted.quireRateRecord(`${this.prefix}rate:${key}`, now, windowMs, ...members),
+    );
     return flat.filter((_, index) => index % 2 === 1).map(Number);
   }
 
   protected async unrecord(key: string, members: string[]): Promise<void> {
-    await this.redis.zrem(`${this.prefix}rate:${key}`, ...members);
+    await this.breaker.run(() => this.redis.zrem(`${this.prefix}rate:${key}`, ...members));
   }
 
   async timestamps(key: string): Promise<number[]> {
-    const flat = await this.redis.zrange(`${this.prefix}rate:${key}`, 0, -1, 'WITHSCORES');
+    const flat = await this.breaker.run(() =>
+      this.redis.zrange(`${this.prefix}rate:${key}`, 0, -1, 'WITHSCORES'),
+    );
     return flat.filter((_, index) => index % 2 === 1).map(Number);
   }
 }
@@ -164,8 +171,9 @@ function windowOver(store: RecordingStore): Window {
  *
  * With Redis the budget is shared by every instance. While Redis is unreachable each instance
  * limits on its own (the in-process store) instead of failing the request: an outage loosens
- * the limits by the number of instances, it does not take the API down. Every call tries Redis
- * first, so shared limits resume as soon as it answers.
+ * the limits by the number of instances, it does not take the API down. Calls go through the
+ * Redis circuit breaker: a Redis that stops answering costs a request at most one command
+ * timeout, and shared limits resume once Redis reconnects or the breaker's probe answers.
  */
 export class RateLimiter {
   readonly counters: RateLimitCounters = { rejected: 0, storeErrors: 0 };
@@ -175,12 +183,12 @@ export class RateLimiter {
 
   constructor(
     private readonly rules: Readonly<Record<string, RateLimitRule>>,
-    redis: { client: Redis; prefix: string } | undefined,
+    redis: { client: RedisClient; prefix: string; breaker: CircuitBreaker } | undefined,
     private readonly logger: Logger,
   ) {
     const windowMs = Math.max(...Object.values(rules).map((rule) => rule.windowMs));
     this.shared = redis
-      ? windowOver(new RedisWindowStore(redis.client, redis.prefix, windowMs))
+      ? windowOver(new RedisWindowStore(redis.client, redis.prefix, redis.breaker, windowMs))
       : undefined;
     this.local = windowOver(new MemoryWindowStore(windowMs));
   }

@@ -1,14 +1,17 @@
 import type { Config } from '../config.ts';
 import { type Cache, createDisabledCache, createMemoryCache, createRedisCache } from './cache.ts';
+import type { CircuitBreaker } from './circuit-breaker.ts';
 import type { Logger } from './logger.ts';
 import { createQuirePubSub, type QuirePubSub } from './pubsub.ts';
 import { RateLimiter } from './rate-limit.ts';
-import { createRedis } from './redis.ts';
+import { createGuardedRedis } from './redis.ts';
 
 export interface SharedState {
   pubsub: QuirePubSub;
   cache: Cache;
   rateLimiter: RateLimiter;
+  /** One per guarded Redis connection (none without Redis), for metrics. */
+  redisBreakers: CircuitBreaker[];
   /** Readiness: true without Redis (in-process state), else whether Redis answers PING. */
   redisReachable(): Promise<boolean>;
   close(): Promise<void>;
@@ -16,8 +19,9 @@ export interface SharedState {
 
 /**
  * Pub/sub, cache and rate-limit state: in Redis, shared by every instance, when REDIS_URL is set; in this
- * process otherwise. Cache commands fail fast while Redis is down (no offline queue, short
- * timeout) so a request falls back to Postgres instead of waiting.
+ * process otherwise. Cache and rate-limit commands fail fast while Redis is down or silent (no
+ * offline queue, REDIS_COMMAND_TIMEOUT_MS, a circuit breaker) so a request falls back to Postgres
+ * and per-instance limits instead of waiting.
  */
 export function createSharedState(config: Config, logger: Logger): SharedState {
   const windowMs = config.RATE_LIMIT_WINDOW_SECONDS * 1000;
@@ -26,27 +30,33 @@ export function createSharedState(config: Config, logger: Logger): SharedState {
     startPipeline: { max: config.RATE_LIMIT_START_PIPELINE, windowMs },
     searchPosts: { max: config.RATE_LIMIT_SEARCH, windowMs },
   };
-  const pubsub = createQuirePubSub(config.REDIS_URL, config.REDIS_PREFIX, logger);
+  const pubsub = createQuirePubSub(config.REDIS_URL, config.REDIS_PREFIX, logger, config);
   if (!config.REDIS_URL) {
     return {
       pubsub: pubsub.pubsub,
       cache: createInProcessCache(config, logger),
       rateLimiter: new RateLimiter(rules, undefined, logger),
+      redisBreakers: [],
       redisReachable: async () => true,
       close: pubsub.close,
     };
   }
-  const redis = createRedis(config.REDIS_URL, logger, 'commands', {
-    enableOfflineQueue: false,
-    maxRetriesPerRequest: 0,
-    commandTimeout: 500,
+  const { client: redis, breaker } = createGuardedRedis(config.REDIS_URL, logger, 'commands', {
+    ...config,
+    commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS,
+    queueWhileConnecting: false,
   });
   return {
     pubsub: pubsub.pubsub,
     cache: config.CACHE
-      ? createRedisCache(redis, config.REDIS_PREFIX, logger)
+      ? createRedisCache(redis, config.REDIS_PREFIX, logger, breaker)
       : createDisabledCache(logger),
-    rateLimiter: new RateLimiter(rules, { client: redis, prefix: config.REDIS_PREFIX }, logger),
+    rateLimiter: new RateLimiter(
+      rules,
+      { client: redis, prefix: config.REDIS_PREFIX, breaker },
+      logger,
+    ),
+    redisBreakers: pubsub.publishBreaker ? [breaker, pubsub.publishBreaker] : [breaker],
     redisReachable: async () => (await redis.ping()) === 'PONG',
     close: async () => {
       redis.disconnect();

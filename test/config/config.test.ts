@@ -33,6 +33,22 @@ describe('configuration', () => {
       expect(() => loadConfig({ CORS_ORIGINS: bad }), bad).toThrow(/CORS_ORIGINS/);
   });
 
+  it('reads REDIS_URL as one server or a Redis Cluster and refuses anything else', () => {
+    expect(loadConfig({ REDIS_URL: 'redis://127.0.0.1:6379' }).REDIS_URL).toBe(
+      'redis://127.0.0.1:6379',
+    );
+    expect(
+      loadConfig({ REDIS_URL: 'redis+cluster://u:p@10.0.0.1:7000,[::1]:7001' }).REDIS_URL,
+    ).toBe('redis+cluster://u:p@10.0.0.1:7000,[::1]:7001');
+    for (const bad of [
+      'http://127.0.0.1:6379',
+      'redis+cluster://10.0.0.1',
+      'redis+cluster://10.0.0.1:7000,',
+      'redis+cluster://10.0.0.1:7000/2',
+    ])
+      expect(() => loadConfig({ REDIS_URL: bad }), bad).toThrow(/REDIS_URL/);
+  });
+
   it('refuses a short METRICS_TOKEN and a METRICS_PORT out of range', () => {
     expect(() => loadConfig({ METRICS_TOKEN: 'short', METRICS_PORT: '70000' })).toThrow(
       /METRICS_PORT[\s\S]*METRICS_TOKEN/,

@@ -47,6 +47,9 @@ export async function startTestApp(
     // Test files run in parallel against one Redis: each database gets its own key space.
     REDIS_PREFIX: `quire-test:${database.name}:`,
     WORKER: 'off',
+    // Test files share two busy cores: a 50 ms bound would turn scheduler stalls into cache
+    // misses. redis-frozen.test.ts sets the production bound.
+    REDIS_COMMAND_TIMEOUT_MS: '1000',
     ...env,
   });
   const { deps, close } = connectDeps(

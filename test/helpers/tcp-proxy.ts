@@ -10,6 +10,9 @@ export class TcpProxy {
   port = 0;
   /** Holds every reply from the service this long: a slow database, on demand. */
   delayMs = 0;
+  private frozen = false;
+  /** Bytes held while frozen, per direction of each connection, in arrival order. */
+  private readonly held: { to: net.Socket; chunk: Uint8Array }[] = [];
 
   constructor(
     private readonly targetHost: string,
@@ -24,15 +27,35 @@ export class TcpProxy {
         socket.on('close', () => this.sockets.delete(socket));
         socket.on('error', () => socket.destroy());
       }
-      client.pipe(upstream);
+      client.on('data', (chunk: Uint8Array) => this.forward(upstream, chunk));
       upstream.on('data', (chunk: Uint8Array) => {
-        if (this.delayMs === 0) client.write(chunk);
-        else setTimeout(() => client.writable && client.write(chunk), this.delayMs);
+        if (this.delayMs === 0) this.forward(client, chunk);
+        else setTimeout(() => this.forward(client, chunk), this.delayMs);
       });
+      client.on('end', () => upstream.end());
       upstream.on('end', () => client.end());
     });
     await new Promise<void>((resolve) => this.server!.listen(this.port, '127.0.0.1', resolve));
     this.port = (this.server.address() as net.AddressInfo).port;
+  }
+
+  /**
+   * Stops forwarding in both directions while every connection stays open and new ones are
+   * accepted: a service that hangs (SIGSTOP) rather than goes away. Bytes are held, not lost.
+   */
+  freeze(): void {
+    this.frozen = true;
+  }
+
+  /** Delivers what was held while frozen, in order, and forwards again. */
+  unfreeze(): void {
+    this.frozen = false;
+    for (const { to, chunk } of this.held.splice(0)) if (to.writable) to.write(chunk);
+  }
+
+  private forward(to: net.Socket, chunk: Uint8Array): void {
+    if (this.frozen) this.held.push({ to, chunk });
+    else if (to.writable) to.write(chunk);
   }
 
   /** Cuts every connection and refuses new ones until start() is called again. */

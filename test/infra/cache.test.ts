@@ -1,15 +1,21 @@
 import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestApp, type TestApp } from '../helpers/app.ts';
 import { interleaveWritesAndReads } from '../helpers/cache.ts';
 import { createPosts, createUser, globalId, type TestUser } from '../helpers/factories.ts';
+import { type RedisCluster, startRedisCluster } from '../helpers/redis-cluster.ts';
+import { untilRedisReachable } from '../helpers/redis-ready.ts';
 import { redisUrl } from '../helpers/services.ts';
 import { TcpProxy } from '../helpers/tcp-proxy.ts';
 
 let instanceA: TestApp;
 let instanceB: TestApp;
+let cluster: RedisCluster;
+let clusterA: TestApp;
+let clusterB: TestApp;
 let author: TestUser;
 let otherAuthor: TestUser;
 
@@ -18,11 +24,18 @@ beforeAll(async () => {
   const env = { REDIS_URL: redisUrl, RATE_LIMIT_MUTATIONS: '1000', RESPONSE_CACHE: 'off' };
   instanceA = await startTestApp(env);
   instanceB = await startTestApp(env, instanceA);
+  cluster = await startRedisCluster();
+  clusterA = await startTestApp({ ...env, REDIS_URL: cluster.url }, instanceA);
+  clusterB = await startTestApp({ ...env, REDIS_URL: cluster.url }, instanceA);
+  await untilRedisReachable(instanceA, instanceB, clusterA, clusterB);
   author = await createUser(instanceA.deps.db, 'AUTHOR', 'Ada');
   otherAuthor = await createUser(instanceA.deps.db, 'AUTHOR', 'Grace');
-});
+}, 60_000);
 
 afterAll(async () => {
+  await clusterB?.close();
+  await clusterA?.close();
+  await cluster?.stop();
   await instanceB?.close();
   await instanceA?.close();
 });
@@ -31,7 +44,20 @@ const readPost = `query($id: ID!) { post(id: $id) { title author { name } } }`;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const updatePost = `mutation($input: UpdatePostInput!) { updatePost(input: $input) { title } }`;
 
-describe('resolver cache across instances', () => {
+describe.each<[string, () => [TestApp, TestApp]]>([
+  ['one Redis', () => [instanceA, instanceB]],
+  ['Redis Cluster', () => [clusterA, clusterB]],
+])('resolver cache across instances (%s)', (_redis, pair) => {
+  // The two instances under test, over the Redis of this variant (the file's pair by default).
+  let instanceA: TestApp;
+  let instanceB: TestApp;
+  beforeAll(() => {
+    [instanceA, instanceB] = pair();
+  });
+  // Both variants write one database: words of their own keep searches and tags apart.
+  const secret = `secret${randomBytes(3).toString('hex')}`;
+  const fresh = `fresh${randomBytes(3).toString('hex')}`;
+
   it('never serves a stale post: 200 interleaved writes through B and reads through A', async () => {
     const [post] = await createPosts(instanceA.deps.db, [{ authorId: author.id, title: 'v0' }]);
     const id = globalId('Post', post!.id);
@@ -44,12 +70,12 @@ describe('resolver cache across instances', () => {
 
   it('never shows a draft cached for its author to anyone else', async () => {
     const [draft] = await createPosts(instanceA.deps.db, [
-      { authorId: author.id, status: 'DRAFT', title: 'Secret' },
+      { authorId: author.id, status: 'DRAFT', title: secret },
     ]);
     const id = globalId('Post', draft!.id);
     const query = `query($id: ID!) { post(id: $id) { title } node(id: $id) { id } postStats { total } }`;
     const asAuthor = await instanceA.gql(query, { id }, { token: author.token });
-    expect(asAuthor.data!.post.title).toBe('Secret');
+    expect(asAuthor.data!.post.title).toBe(secret);
     // Again, now from the cache.
     const cached = await instanceA.gql(query, { id }, { token: author.token, debug: true });
     expect(cached.extensions!.cache.post.hits).toBeGreaterThan(0);
@@ -61,7 +87,7 @@ describe('resolver cache across instances', () => {
         expect(result.data!.postStats.total).toBeLessThan(cached.data!.postStats.total);
       }
     }
-    const search = `query { searchPosts(query: "secret") { edges { node { title } } } }`;
+    const search = `query { searchPosts(query: "${secret}") { edges { node { title } } } }`;
     expect(
       (await instanceA.gql(search, {}, { token: author.token })).data!.searchPosts.edges,
     ).toHaveLength(1);
@@ -80,7 +106,7 @@ describe('resolver cache across instances', () => {
     const editor = await createUser(instanceA.deps.db, 'EDITOR');
     await instanceB.gql(
       `mutation($id: ID!, $tags: [String!]!) { setPostTags(postId: $id, tags: $tags) { id } }`,
-      { id: globalId('Post', draft!.id), tags: ['fresh'] },
+      { id: globalId('Post', draft!.id), tags: [fresh] },
       { token: author.token },
     );
     await instanceB.gql(
@@ -94,7 +120,7 @@ describe('resolver cache across instances', () => {
         (entry: { status: string }) => entry.status === 'PUBLISHED',
       )?.count ?? 0;
     expect(published(after)).toBe(published(before) + 1);
-    expect(after.data!.tagCloud).toContainEqual({ tag: { name: 'fresh' }, postCount: 1 });
+    expect(after.data!.tagCloud).toContainEqual({ tag: { name: fresh }, postCount: 1 });
   });
 
   it('runs the nested query with fewer SQL statements when warm, with identical JSON', async () => {
@@ -133,6 +159,7 @@ async function instanceBehindProxy() {
     { REDIS_URL: `redis://127.0.0.1:${proxy.port}`, RESPONSE_CACHE: 'off' },
     instanceA,
   );
+  await untilRedisReachable(app);
   return { proxy, app };
 }
 

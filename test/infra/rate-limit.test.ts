@@ -1,6 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestApp, type TestApp } from '../helpers/app.ts';
 import { createUser, type TestUser } from '../helpers/factories.ts';
+import { type RedisCluster, startRedisCluster } from '../helpers/redis-cluster.ts';
+import { untilRedisReachable } from '../helpers/redis-ready.ts';
 import { redisUrl } from '../helpers/services.ts';
 import { TcpProxy } from '../helpers/tcp-proxy.ts';
 
@@ -15,14 +17,24 @@ const search = `query { searchPosts(query: "anything") { totalCount } }`;
 let instanceA: TestApp;
 let instanceB: TestApp;
 let memoryOnly: TestApp;
+let cluster: RedisCluster;
+let clusterA: TestApp;
+let clusterB: TestApp;
 
 beforeAll(async () => {
   instanceA = await startTestApp(limits);
   instanceB = await startTestApp(limits, instanceA);
   memoryOnly = await startTestApp({ ...limits, REDIS_URL: '' });
-});
+  cluster = await startRedisCluster();
+  clusterA = await startTestApp({ ...limits, REDIS_URL: cluster.url }, instanceA);
+  clusterB = await startTestApp({ ...limits, REDIS_URL: cluster.url }, instanceA);
+  await untilRedisReachable(instanceA, instanceB, clusterA, clusterB);
+}, 60_000);
 
 afterAll(async () => {
+  await clusterB?.close();
+  await clusterA?.close();
+  await cluster?.stop();
   await instanceB?.close();
   await instanceA?.close();
   await memoryOnly?.close();
@@ -40,8 +52,12 @@ async function waitForWindow(): Promise<void> {
 const createPost = (title: string) =>
   `mutation { createPost(input: { title: "${title}", body: "x" }) { title } }`;
 
-describe('rate limits', () => {
+describe.each<[string, () => [TestApp, TestApp]]>([
+  ['one Redis', () => [instanceA, instanceB]],
+  ['Redis Cluster', () => [clusterA, clusterB]],
+])('shared rate limits (%s)', (_redis, pair) => {
   it('rejects the N+1th call with RATE_LIMITED and retryAfter, shared by instances, until the window passes', async () => {
+    const [instanceA, instanceB] = pair();
     const user: TestUser = await createUser(instanceA.deps.db, 'AUTHOR');
     const options = { token: user.token };
     const results = [
@@ -63,9 +79,12 @@ describe('rate limits', () => {
     await waitForWindow();
     expect(codeOf(await instanceA.gql(search, {}, options))).toBe('OK');
   });
+});
 
+describe('rate limits', () => {
   it.each([
     ['Redis', () => instanceA],
+    ['Redis Cluster', () => clusterA],
     ['in-process', () => memoryOnly],
   ])('lets exactly the limit through when 10 calls race (%s store)', async (_store, instance) => {
     const app = instance();
