@@ -127,7 +127,7 @@ export function useRequestStats(options: {
         { operation: operationLabel(operation), status },
         durationMs / 1000,
       );
-      if (ctx) metrics.sqlPerRequest.observe(ctx.sql.queries);
+      if (ctx) metrics.sqlStatementsPerRequest.observe(ctx.sql.queries);
       (ctx?.log ?? requestLogger(request) ?? logger).info(
         {
           operation: operation?.slice(0, 200) ?? 'anonymous',
