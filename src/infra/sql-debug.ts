@@ -72,16 +72,24 @@ export async function reportStatements(
   });
   const toExplain =
     level === 'explain' ? reports.filter(({ read }) => read).slice(0, MAX_EXPLAINED) : [];
+  const message = (error: unknown) => (error instanceof Error ? error.message : String(error));
   if (toExplain.length > 0) {
-    await db.connection().execute(async (connection) => {
-      for (const { compiled, report } of toExplain) {
-        try {
-          report.plan = await genericPlan(connection, compiled);
-        } catch (error) {
-          report.planError = error instanceof Error ? error.message : String(error);
+    // A debugging aid never fails the request it reports on: no connection, no plans.
+    await db
+      .connection()
+      .execute(async (connection) => {
+        for (const { compiled, report } of toExplain) {
+          try {
+            report.plan = await genericPlan(connection, compiled);
+          } catch (error) {
+            report.planError = message(error);
+          }
         }
-      }
-    });
+      })
+      .catch((error: unknown) => {
+        for (const { report } of toExplain)
+          if (report.plan === undefined) report.planError ??= message(error);
+      });
   }
   return reports.map(({ report }) => report);
 }
