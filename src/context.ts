@@ -47,7 +47,7 @@ export interface ContextSource {
 }
 
 export async function createContext(deps: AppDeps, source: ContextSource): Promise<Context> {
-  const sql: SqlStats = { queries: 0 };
+  const sql: SqlStats = { queries: 0, statements: [] };
   const db = countingDb(deps.db, sql);
   const token = bearerToken(source.authorization);
   if (source.authorization != null && source.authorization !== '' && !token) {
@@ -70,7 +70,7 @@ export async function createContext(deps: AppDeps, source: ContextSource): Promi
 
 /** A fresh copy for each subscription event so loaders never serve data older than the event. */
 export function freshEventContext(context: Context): Partial<Context> {
-  const sql: SqlStats = { queries: 0 };
+  const sql: SqlStats = { queries: 0, statements: [] };
   return { sql, cacheStats: {}, db: countingDb(context.deps.db, sql) };
 }
 
