@@ -50,14 +50,25 @@ export async function startRuntime(
   config: Config,
   logger: Logger,
   shutdown: ShutdownSequence,
-  options: { allowEmbedded: boolean },
+  options: { allowEmbedded: boolean; handlesSignals?: boolean },
 ): Promise<Runtime> {
   let databaseUrl = config.DATABASE_URL;
   if (!databaseUrl) {
     if (!options.allowEmbedded) throw new Error('DATABASE_URL is required for this process');
     // Loaded only when used: the package installs exit hooks on import that would cut short
-    // the graceful shutdown of servers that run against a real DATABASE_URL.
+    // the graceful shutdown of servers that run against a real DATABASE_URL. A process with its
+    // own shutdown sequence drops its signal hooks too: they would kill Postgres under the open
+    // pool and exit with 128 + signal before the sequence ran (its `exit` hook stays, a backstop).
+    const hooked: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+    const before = new Map(hooked.map((event) => [event, new Set(process.listeners(event))]));
     const { startEmbeddedPostgres } = await import('./db/embedded.ts');
+    if (options.handlesSignals) {
+      for (const event of hooked) {
+        for (const listener of process.listeners(event)) {
+          if (!before.get(event)!.has(listener)) process.off(event, listener);
+        }
+      }
+    }
     const embedded = await startEmbeddedPostgres({
       dataDir: config.DATA_DIR,
       port: config.EMBEDDED_PG_PORT,
