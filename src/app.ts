@@ -23,6 +23,7 @@ import { useRequestParamsErrors } from './infra/request-params-plugin.ts';
 import { useRequestStats } from './infra/request-stats-plugin.ts';
 import { useResponseCache } from './infra/response-cache-plugin.ts';
 import { useSse } from './infra/sse-plugin.ts';
+import { useEndableSubscriptions } from './infra/stream-end-plugin.ts';
 import { useViewerStreams } from './modules/auth/viewer-streams.ts';
 import { commentResponseTags } from './modules/comment/comment.cache.ts';
 import { pipelineResponseTags } from './modules/pipeline/pipeline.publish.ts';
@@ -130,6 +131,7 @@ export function createApp(deps: AppDeps): QuireYoga {
       useRequestParamsErrors(),
       useResponseCompression(),
       useSse(),
+      useEndableSubscriptions(),
       useArgumentValues(),
       useQueryLimits({ config, introspection: config.INTROSPECTION ?? !production }),
       useErrorCodes({ hideSuggestions: production }),

@@ -96,6 +96,27 @@ export function createDatabase(
   });
 }
 
+/**
+ * The connection migrations run on: their DDL and backfills are expected to be slow, so they are
+ * never "slow sql" warnings; a long one is logged at info as a migration step, the rest at debug.
+ */
+export function createMigrationDatabase(
+  pool: pg.Pool,
+  logger: Logger,
+  config: Pick<Config, 'SLOW_QUERY_MS'>,
+): Kysely<unknown> {
+  return new Kysely<unknown>({
+    dialect: new PostgresDialect({ pool }),
+    log(event) {
+      if (event.level === 'error') return;
+      const durationMs = Math.round(event.queryDurationMillis);
+      const fields = { sql: truncate(event.query.sql), durationMs };
+      if (event.queryDurationMillis >= config.SLOW_QUERY_MS) logger.info(fields, 'migration step');
+      else logger.debug(fields, 'migration step');
+    },
+  });
+}
+
 function truncate(text: string, max = 500): string {
   return text.length > max ? `${text.slice(0, max)}…` : text;
 }
