@@ -10,7 +10,13 @@ import { isStaff } from '../auth/viewer.ts';
 import { ensureTags, linkTags, unlinkTagsExcept } from '../tag/tag.repository.ts';
 import { ALL_POSTS_TAG, postCacheTags } from './post.cache.ts';
 import { requireEditable, requireWriter } from './post.policy.ts';
-import { deletePostRow, insertPosts, lockPost, updatePostRow } from './post.repository.ts';
+import {
+  deletePostRow,
+  insertPosts,
+  insertPostWithTags,
+  lockPost,
+  updatePostRow,
+} from './post.repository.ts';
 
 const MAX_TAGS_PER_POST = 20;
 const slugPattern = /^[a-z0-9]+(?:-[a-z0-9]+)*$/;
@@ -130,9 +136,32 @@ async function createMany(
   );
 }
 
+/**
+ * One statement (post, tags and links: see insertPostWithTags) and one cache invalidation, where
+ * the batch path (createMany) takes a transaction of three.
+ */
 export async function createPost(ctx: Context, input: NewPostInput): Promise<PostRow> {
-  const [created] = await createMany(ctx, [parseInput(newPostInput, input)]);
-  return created!;
+  const viewer = requireWriter(ctx);
+  const parsed = parseInput(newPostInput, input);
+  requirePublishRight(ctx, parsed.status);
+  const created = await withPgErrors(
+    () =>
+      insertPostWithTags(
+        ctx.db,
+        {
+          author_id: viewer.id,
+          title: parsed.title,
+          body: parsed.body,
+          slug: slugFor(parsed, 'input.slug'),
+          status: parsed.status ?? 'DRAFT',
+          published_at: parsed.status === 'PUBLISHED' ? new Date().toISOString() : null,
+        },
+        parsed.tags ?? [],
+      ),
+    slugConflict,
+  );
+  await ctx.deps.cache.invalidate([ALL_POSTS_TAG, `user-posts:${viewer.id}`]);
+  return created;
 }
 
 /** All posts in one transaction, one statement per table: a bad row rejects the batch. */
