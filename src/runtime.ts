@@ -31,7 +31,12 @@ export function connectDeps(
   });
   const metrics = new Metrics({ pool, ...shared, queueDepth: () => countQueuedRuns(db) });
   registerBreakerMetrics(metrics.registry, redisBreakers);
-  const viewerStreams = new ViewerStreams({ db, pubsub: shared.pubsub, logger });
+  const viewerStreams = new ViewerStreams({
+    db,
+    pubsub: shared.pubsub,
+    logger,
+    cache: shared.cache,
+  });
   return {
     deps: { config, logger, db, metrics, viewerStreams, ...shared },
     pool,

@@ -110,7 +110,7 @@ builder.mutationFields((t) => ({
         throw notFound('Token');
       const revoked = await revokeToken(ctx.db, id);
       if (!revoked) throw appError('CONFLICT', 'The token is already revoked');
-      ctx.deps.viewerStreams.publish({ userId: owner, tokenHash: revoked.token_hash });
+      await ctx.deps.viewerStreams.publish({ userId: owner, tokenHash: revoked.token_hash });
       return revoked;
     },
   }),

@@ -15,7 +15,7 @@ import { parseAuthor } from './import/author.ts';
 import { type ImportRow, writeImport } from './import/import.service.ts';
 import { ALL_POSTS_TAG, postCacheTags } from './post.cache.ts';
 import { requireEditable, requireWriter } from './post.policy.ts';
-import { deletePostRow, lockPost, updatePostRow } from './post.repository.ts';
+import { deletePostRow, insertPostWithTags, lockPost, updatePostRow } from './post.repository.ts';
 
 const MAX_TAGS_PER_POST = 20;
 const slugPattern = /^[a-z0-9]+(?:-[a-z0-9]+)*$/;
@@ -141,12 +141,8 @@ export function toImportRows(
   return { rows, problems };
 }
 
-async function createMany(
-  ctx: Context,
-  inputs: CheckedNewPost[],
-  processPosts = false,
-): Promise<{ posts: PostRow[]; queuedRuns: number }> {
-  const viewer = requireWriter(ctx);
+/** Rows to write for checked inputs, or FORBIDDEN / BAD_USER_INPUT naming every problem. */
+function checkedRows(ctx: Context, inputs: readonly CheckedNewPost[]): ImportRow[] {
   for (const input of inputs) {
     requirePublishRight(ctx, input.status);
     if ((input.author || input.createdAt) && !isStaff(ctx.viewer)) {
@@ -164,12 +160,22 @@ async function createMany(
     }));
     throw badInput(`Invalid input at ${fields[0]!.path}: ${problem.message}`, { fields });
   }
+  return rows;
+}
+
+/** Rows in one transaction (authors, posts, tags, links, runs: a statement each), then invalidation. */
+function writeRows(
+  ctx: Context,
+  defaultAuthorId: string,
+  rows: readonly ImportRow[],
+  processPosts: boolean,
+): Promise<{ posts: PostRow[]; queuedRuns: number }> {
   return withPgErrors(
     () =>
       transact(ctx.db, async (trx, afterCommit) => {
         const written = await writeImport(trx, rows, {
-          defaultAuthorId: viewer.id,
-          queue: processPosts ? { createdBy: viewer.id } : null,
+          defaultAuthorId,
+          queue: processPosts ? { createdBy: defaultAuthorId } : null,
         });
         afterCommit(() =>
           ctx.deps.cache.invalidate([
@@ -185,9 +191,34 @@ async function createMany(
   );
 }
 
+/**
+ * The viewer's own post written now: one statement (post, tags and links: see
+ * insertPostWithTags) and one cache invalidation. With an author or a creation time (staff only)
+ * it takes the import's transaction instead.
+ */
 export async function createPost(ctx: Context, input: NewPostInput): Promise<PostRow> {
-  const { posts } = await createMany(ctx, [parseInput(newPostInput, input)]);
-  return posts[0]!;
+  const viewer = requireWriter(ctx);
+  const rows = checkedRows(ctx, [parseInput(newPostInput, input)]);
+  const row = rows[0]!;
+  if (row.author || row.createdAt) return (await writeRows(ctx, viewer.id, rows, false)).posts[0]!;
+  const created = await withPgErrors(
+    () =>
+      insertPostWithTags(
+        ctx.db,
+        {
+          author_id: viewer.id,
+          title: row.title,
+          body: row.body,
+          slug: row.slug,
+          status: row.status,
+          published_at: row.status === 'PUBLISHED' ? new Date().toISOString() : null,
+        },
+        row.tags,
+      ),
+    slugConflict,
+  );
+  await ctx.deps.cache.invalidate([ALL_POSTS_TAG, `user-posts:${viewer.id}`]);
+  return created;
 }
 
 /**
@@ -199,11 +230,12 @@ export async function importPosts(
   inputs: NewPostInput[],
   processPosts = false,
 ): Promise<{ posts: PostRow[]; queuedRuns: number }> {
-  requireWriter(ctx);
+  const viewer = requireWriter(ctx);
   if (inputs.length > ctx.config.MAX_IMPORT_POSTS) {
     throw badInput(`At most ${ctx.config.MAX_IMPORT_POSTS} posts per import`);
   }
-  return createMany(ctx, parseInput(z.array(newPostInput), inputs), processPosts);
+  const rows = checkedRows(ctx, parseInput(z.array(newPostInput), inputs));
+  return writeRows(ctx, viewer.id, rows, processPosts);
 }
 
 export async function updatePost(

@@ -146,7 +146,7 @@ builder.mutationFields((t) => ({
       await ctx.deps.cache.invalidate([`user:${user.id}`, ALL_USERS_TAG]);
       // The user's open streams were authorized under the old role.
       if (user.previous_role !== user.role)
-        ctx.deps.viewerStreams.publish({ userId: user.id, tokenHash: null });
+        await ctx.deps.viewerStreams.publish({ userId: user.id, tokenHash: null });
       return user;
     },
   }),
