@@ -221,7 +221,7 @@ describe('shutdown of the embedded default with a pipeline run in flight', () =>
         await server.stop('SIGKILL');
       }
     },
-    60_000,
+    120_000,
   );
 });
 
