@@ -234,7 +234,7 @@ export async function importPosts(
   if (inputs.length > ctx.config.MAX_IMPORT_POSTS) {
     throw badInput(`At most ${ctx.config.MAX_IMPORT_POSTS} posts per import`);
   }
-  const rows = checkedRows(ctx, parseInput(z.array(newPostInput), inputs));
+  const rows = checkedRows(ctx, parseInput(z.array(newPostInput), inputs, 'input.posts'));
   return writeRows(ctx, viewer.id, rows, processPosts);
 }
 
@@ -290,7 +290,7 @@ export async function deletePost(ctx: Context, id: string): Promise<void> {
 /** Replaces the post's tags; the post counts as updated, and is returned as it is now. */
 export async function setPostTags(ctx: Context, id: string, names: string[]): Promise<PostRow> {
   const viewer = requireWriter(ctx);
-  const wanted = parseInput(tags, names, 'tags');
+  const wanted = parseInput(tags, names, 'input.tags');
   return withPgErrors(() =>
     transact(ctx.db, async (trx, afterCommit) => {
       const post = requireEditable(viewer, await lockPost(trx, id));
