@@ -21,7 +21,7 @@ query LatestPosts {
 
 # Needs a bearer token (headers pane: {"Authorization": "Bearer qr_…"}); npm run token makes one.
 mutation StartPipeline($postId: ID!) {
-  startPipeline(input: { postId: $postId }) { id status steps { name status } }
+  startPipeline(input: { postId: $postId }) { pipelineRun { id status steps { name status } } }
 }
 
 # Paste the run id from StartPipeline; events stream in as the run progresses.

@@ -90,7 +90,7 @@ async function forgedPostsCursor(
 }
 
 describe('strings Postgres cannot store', () => {
-  const create = 'mutation($input: CreatePostInput!) { createPost(input: $input) { id } }';
+  const create = 'mutation($input: CreatePostInput!) { createPost(input: $input) { post { id } } }';
 
   it.each([
     ['a NUL character in a variable', { title: 'a\u0000b', body: 'x' }, 'input.title'],
@@ -109,7 +109,9 @@ describe('strings Postgres cannot store', () => {
   it('a NUL written as a literal escape in the document is refused too', async () => {
     const before = await postCount();
     expectRefused(
-      await post('mutation { createPost(input: { title: "a\\u0000b", body: "x" }) { id } }'),
+      await post(
+        'mutation { createPost(input: { title: "a\\u0000b", body: "x" }) { post { id } } }',
+      ),
       'input.title',
     );
     expect(await postCount()).toBe(before);
@@ -133,8 +135,8 @@ describe('strings Postgres cannot store', () => {
     ],
     ['post(slug:)', 'query($v: String) { post(slug: $v) { id } }', 'slug'],
     [
-      'createApiToken(name:)',
-      'mutation($v: String!) { createApiToken(name: $v) { token } }',
+      'createApiToken(input: { name: })',
+      'mutation($v: String!) { createApiToken(input: { name: $v }) { token } }',
       'name',
     ],
   ])('%s with a NUL is refused', async (_name, query, argument) => {
@@ -168,10 +170,14 @@ describe('ids past int8', () => {
       'query($v: ID) { posts(filter: { authorId: $v }) { totalCount } }',
       'filter.authorId',
     ],
-    ['deletePost(id:)', 'mutation($v: ID!) { deletePost(id: $v) }', 'id'],
     [
-      'addComment(postId:)',
-      'mutation($v: ID!) { addComment(postId: $v, body: "x") { id } }',
+      'deletePost(input: { id: }) { deletedPostId }',
+      'mutation($v: ID!) { deletePost(input: { id: $v }) { deletedPostId } }',
+      'id',
+    ],
+    [
+      'addComment(input: { postId: })',
+      'mutation($v: ID!) { addComment(input: { postId: $v, body: "x" }) { comment { id } } }',
       'postId',
     ],
   ])('%s answers BAD_USER_INPUT', async (_name, query, argument) => {
@@ -195,7 +201,9 @@ describe('ids past int8', () => {
   });
 
   it('revokeApiToken with a raw id past int8 is not found, not an error', async () => {
-    const answer = await post('mutation { revokeApiToken(id: "9223372036854775808") { id } }');
+    const answer = await post(
+      'mutation { revokeApiToken(input: { id: "9223372036854775808" }) { apiToken { id } } }',
+    );
     expect(answer.body.errors?.[0]?.extensions?.code).toBe('NOT_FOUND');
   });
 

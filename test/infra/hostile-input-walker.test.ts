@@ -67,30 +67,30 @@ beforeAll(async () => {
   const created = await app.gql(
     `mutation {
       createPost(input: { title: "Walker pipelines", body: "Pipelines and GraphQL, walked.",
-        status: PUBLISHED, tags: ["walker-tag"] }) { id tags { id } }
+        status: PUBLISHED, tags: ["walker-tag"] }) { post { id tags { id } } }
     }`,
     {},
     as,
   );
-  const post = created.data!.createPost;
+  const post = created.data!.createPost.post;
   ids.Post = post.id;
   ids.Tag = post.tags[0].id;
   ids.User = admin.globalId;
   const comment = await app.gql(
-    'mutation($p: ID!) { addComment(postId: $p, body: "A comment") { id } }',
+    'mutation($p: ID!) { addComment(input: { postId: $p, body: "A comment" }) { comment { id } } }',
     { p: ids.Post },
     as,
   );
-  ids.Comment = comment.data!.addComment.id;
+  ids.Comment = comment.data!.addComment.comment.id;
   const run = await app.gql(
-    'mutation($p: ID!) { startPipeline(input: { postId: $p }) { id events(first: 1) { edges { node { id } } } } }',
+    'mutation($p: ID!) { startPipeline(input: { postId: $p }) { pipelineRun { id events(first: 1) { edges { node { id } } } } } }',
     { p: ids.Post },
     as,
   );
-  ids.PipelineRun = run.data!.startPipeline.id;
-  ids.PipelineEvent = run.data!.startPipeline.events.edges[0].node.id;
+  ids.PipelineRun = run.data!.startPipeline.pipelineRun.id;
+  ids.PipelineEvent = run.data!.startPipeline.pipelineRun.events.edges[0].node.id;
   const token = await app.gql(
-    'mutation { createApiToken(name: "walker") { apiToken { id } } }',
+    'mutation { createApiToken(input: { name: "walker" }) { apiToken { id } } }',
     {},
     as,
   );

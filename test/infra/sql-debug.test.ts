@@ -114,7 +114,7 @@ describe('x-quire-debug statement list', () => {
     const title = `Explained ${Date.now()}`;
     const result = await production.gql(
       /* GraphQL */ `
-        mutation Create($input: CreatePostInput!) { createPost(input: $input) { __typename } }
+        mutation Create($input: CreatePostInput!) { createPost(input: $input) { post { __typename } } }
       `,
       { input: { title, body: 'Body text.', tags: ['debugging'] } },
       { token: admin.token, headers: { 'x-quire-debug': 'explain' } },

@@ -82,7 +82,7 @@ async function warm(app: TestApp, token: string): Promise<void> {
 
 async function revoke(on: TestApp, user: TestUser, by: TestUser) {
   const response = await on.gql(
-    'mutation($id: ID!) { revokeApiToken(id: $id) { revokedAt } }',
+    'mutation($id: ID!) { revokeApiToken(input: { id: $id }) { apiToken { revokedAt } } }',
     { id: await tokenId(user) },
     { token: by.token },
   );
@@ -115,7 +115,7 @@ describe('viewer cache', () => {
     await warm(a, user.token);
     await warm(b, user.token);
     const changed = await a.gql(
-      'mutation($user: ID!) { setUserRole(userId: $user, role: AUTHOR) { role } }',
+      'mutation($user: ID!) { setUserRole(input: { userId: $user, role: AUTHOR }) { user { role } } }',
       { user: user.globalId },
       { token: admin.token },
     );
@@ -125,7 +125,7 @@ describe('viewer cache', () => {
       const published = await send(
         app,
         user.token,
-        'mutation($input: CreatePostInput!) { createPost(input: $input) { id } }',
+        'mutation($input: CreatePostInput!) { createPost(input: $input) { post { id } } }',
         { input: { title: 'Still an editor?', body: '', status: 'PUBLISHED' } },
       );
       expect(published.errors?.[0]?.extensions?.code).toBe('FORBIDDEN');

@@ -279,7 +279,7 @@ ${eleventyBody}`,
 
 describe('importPosts in bulk', { timeout: 60_000 }, () => {
   const mutation = `mutation($input: [CreatePostInput!]!, $process: Boolean) {
-    importPosts(input: $input, process: $process) {
+    importPosts(input: { posts: $input, process: $process }) {
       importedCount queuedRunCount posts { slug status createdAt author { name } }
     }
   }`;
