@@ -135,9 +135,9 @@ describe('strings Postgres cannot store', () => {
     ],
     ['post(slug:)', 'query($v: String) { post(slug: $v) { id } }', 'slug'],
     [
-      'createApiToken(input: { name: })',
+      'createApiToken(input.name)',
       'mutation($v: String!) { createApiToken(input: { name: $v }) { token } }',
-      'name',
+      'input.name',
     ],
   ])('%s with a NUL is refused', async (_name, query, argument) => {
     expectRefused(await post(query, { v: 'a\u0000b' }), argument);
@@ -171,14 +171,14 @@ describe('ids past int8', () => {
       'filter.authorId',
     ],
     [
-      'deletePost(input: { id: }) { deletedPostId }',
+      'deletePost(input.id)',
       'mutation($v: ID!) { deletePost(input: { id: $v }) { deletedPostId } }',
-      'id',
+      'input.id',
     ],
     [
-      'addComment(input: { postId: })',
+      'addComment(input.postId)',
       'mutation($v: ID!) { addComment(input: { postId: $v, body: "x" }) { comment { id } } }',
-      'postId',
+      'input.postId',
     ],
   ])('%s answers BAD_USER_INPUT', async (_name, query, argument) => {
     const id = argument === 'filter.authorId' ? globalId('User', '9223372036854775808') : past;
@@ -200,11 +200,17 @@ describe('ids past int8', () => {
     );
   });
 
-  it('revokeApiToken with a raw id past int8 is not found, not an error', async () => {
-    const answer = await post(
-      'mutation { revokeApiToken(input: { id: "9223372036854775808" }) { apiToken { id } } }',
+  it.each([
+    ['a raw database id', '1'],
+    ['a token id past int8', globalId('ApiToken', '9223372036854775808')],
+    ['the id of a post', globalId('Post', '1')],
+  ])('revokeApiToken with %s answers BAD_USER_INPUT naming input.id', async (_name, id) => {
+    expectRefused(
+      await post('mutation($v: ID!) { revokeApiToken(input: { id: $v }) { apiToken { id } } }', {
+        v: id,
+      }),
+      'input.id',
     );
-    expect(answer.body.errors?.[0]?.extensions?.code).toBe('NOT_FOUND');
   });
 
   it('pipelineRun(afterEventId:) over graphql-ws answers BAD_USER_INPUT naming it', async () => {

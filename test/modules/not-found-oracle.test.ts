@@ -66,7 +66,7 @@ afterAll(async () => {
 describe('a hidden row answers like a missing one', () => {
   it('cancelPipeline and retryPipeline on the run of a draft the viewer cannot see', async () => {
     for (const field of ['cancelPipeline', 'retryPipeline']) {
-      const query = `mutation($id: ID!) { ${field}(runId: $id) { id status } }`;
+      const query = `mutation($id: ID!) { ${field}(input: { runId: $id }) { pipelineRun { id status } } }`;
       const sent = await expectSameAnswer(query, { id: hiddenRunId }, { id: missingRunId });
       expect(JSON.parse(sent.body).errors[0].message).toBe('Pipeline run not found');
     }
@@ -116,8 +116,8 @@ describe('a hidden row answers like a missing one', () => {
     const { id } = await insertToken(app.deps.db, owner.id, 'not yours');
     await expectSameAnswer(
       `mutation($id: ID!) { revokeApiToken(input: { id: $id }) { apiToken { id } } }`,
-      { id },
-      { id: '987654321' },
+      { id: globalId('ApiToken', id) },
+      { id: globalId('ApiToken', '987654321') },
     );
   });
 });

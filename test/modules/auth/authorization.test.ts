@@ -1,6 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestApp, type TestApp } from '../../helpers/app.ts';
-import { createPosts, createUser, globalId, type TestUser } from '../../helpers/factories.ts';
+import {
+  createPosts,
+  createUser,
+  globalId,
+  localId,
+  type TestUser,
+} from '../../helpers/factories.ts';
 
 type Actor = 'anonymous' | 'viewer' | 'owner' | 'otherAuthor' | 'editor' | 'admin';
 type Operation =
@@ -151,7 +157,7 @@ describe('roles × operations', () => {
     const stored = await app.deps.db
       .selectFrom('api_tokens')
       .select('token_hash')
-      .where('id', '=', apiToken.id)
+      .where('id', '=', localId(apiToken.id))
       .executeTakeFirstOrThrow();
     expect(stored.token_hash).not.toContain(token);
     expect(stored.token_hash).toMatch(/^[0-9a-f]{64}$/);

@@ -171,7 +171,7 @@ async function tokenId(token: string): Promise<string> {
     .select('id')
     .where('token_hash', '=', hashToken(token))
     .executeTakeFirstOrThrow();
-  return row.id;
+  return globalId('ApiToken', row.id);
 }
 
 /** A user with a private draft, a token for the streams and a second token to keep working. */

@@ -3,7 +3,7 @@ import { type HttpServer, httpOptions, startHttpServer } from '../../../src/http
 import { hashToken } from '../../../src/modules/auth/token.ts';
 import { VIEWER_MEMORY_TTL_MS } from '../../../src/modules/auth/viewer-cache.ts';
 import { type GraphQLResponse, startTestApp, type TestApp } from '../../helpers/app.ts';
-import { createUser, type TestUser } from '../../helpers/factories.ts';
+import { createUser, globalId, type TestUser } from '../../helpers/factories.ts';
 import { redisUrl } from '../../helpers/services.ts';
 import { TcpProxy } from '../../helpers/tcp-proxy.ts';
 
@@ -69,7 +69,7 @@ async function tokenId(user: TestUser): Promise<string> {
     .select('id')
     .where('token_hash', '=', hashToken(user.token))
     .executeTakeFirstOrThrow();
-  return row.id;
+  return globalId('ApiToken', row.id);
 }
 
 /** Until the instance's viewer cache keeps entries (its change subscription is confirmed). */
