@@ -24,7 +24,6 @@ import { useRequestStats } from './infra/request-stats-plugin.ts';
 import { useResponseCache } from './infra/response-cache-plugin.ts';
 import { useSse } from './infra/sse-plugin.ts';
 import { useEndableSubscriptions } from './infra/stream-end-plugin.ts';
-import { apiTokenResponseTags } from './modules/auth/auth.cache.ts';
 import { useViewerStreams } from './modules/auth/viewer-streams.ts';
 import { commentResponseTags } from './modules/comment/comment.cache.ts';
 import { pipelineResponseTags } from './modules/pipeline/pipeline.publish.ts';
@@ -167,9 +166,10 @@ export function createApp(deps: AppDeps): QuireYoga {
             ...userResponseTags,
             ...commentResponseTags,
             ...pipelineResponseTags,
-            ...apiTokenResponseTags,
           },
           uncachedRootFields: new Set(rateLimitedQueryFields),
+          // Tokens are never cached (revocation shows at once); `node` may still return one.
+          interfaceOnlyTypes: new Set(['ApiToken']),
           scopeOf: (ctx) => (ctx.viewer ? `user:${ctx.viewer.id}:${ctx.viewer.role}` : 'anonymous'),
           statsOf: (ctx) => ctx.cacheStats,
         }),

@@ -273,6 +273,21 @@ describe('response cache across instances', () => {
     await instanceA.gql(tokens, {}, { token: author.token });
     const tokenView = await instanceA.gql(tokens, {}, { token: author.token, debug: true });
     expect(tokenView.extensions!.cache.response).toBeUndefined();
+    const tokenId = (
+      await instanceA.gql('{ viewer { apiTokens { id } } }', {}, { token: author.token })
+    ).data!.viewer.apiTokens[0].id;
+    for (const read of [
+      'query($id: ID!) { node(id: $id) { ... on ApiToken { revokedAt } } }',
+      'query($id: ID!) { nodes(ids: [$id]) { ...T } } fragment T on ApiToken { lastUsedAt }',
+    ]) {
+      await instanceA.gql(read, { id: tokenId }, { token: author.token });
+      const again = await instanceA.gql(
+        read,
+        { id: tokenId },
+        { token: author.token, debug: true },
+      );
+      expect(again.extensions!.cache.response).toBeUndefined();
+    }
 
     // An error raised while executing (an ID that does not decode is refused before that).
     const missing = `query($id: ID!) { post(id: $id, slug: "also-a-slug") { title } }`;

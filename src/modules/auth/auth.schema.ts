@@ -5,7 +5,6 @@ import { groupByKey, inKeyOrder } from '../../db/batch.ts';
 import { appError, mutationErrors, notFound } from '../../errors.ts';
 import { parseInput } from '../../validation.ts';
 import { UserNode } from '../user/user.schema.ts';
-import { ALL_TOKENS_TAG } from './auth.cache.ts';
 import {
   type ApiTokenRow,
   insertToken,
@@ -36,7 +35,7 @@ export const ApiTokenNode = builder.loadableNode('ApiToken', {
       type: 'DateTime',
       nullable: true,
       description:
-        'When a request last authenticated with it, to within about a minute; null if never used.',
+        'When a request last authenticated with it (written at most once a minute); null if never used.',
     }),
     revokedAt: t.expose('revoked_at', {
       type: 'DateTime',
@@ -85,7 +84,6 @@ builder.relayMutationField(
         throw appError('FORBIDDEN', 'Only admins create tokens for other users');
       }
       const { token, id } = await insertToken(ctx.db, userId, name);
-      await ctx.deps.cache.invalidate([ALL_TOKENS_TAG]);
       const [apiToken] = (await tokensByUsers(ctx.db, [userId])).filter((row) => row.id === id);
       return { token, apiToken: apiToken! };
     },
@@ -129,7 +127,6 @@ builder.relayMutationField(
       if (!token) throw notFound('Token');
       const revoked = await revokeToken(ctx.db, token.id);
       if (!revoked) throw appError('CONFLICT', 'The token is already revoked');
-      await ctx.deps.cache.invalidate([ALL_TOKENS_TAG]);
       await ctx.deps.viewerStreams.publish({
         userId: token.user_id,
         tokenHash: revoked.token_hash,
