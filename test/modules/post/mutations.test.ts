@@ -441,8 +441,8 @@ describe('importPosts', () => {
     ];
     const result = await app.gql(importPosts, { input }, { token: author.token });
     expect(result.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
-    expect(result.errors?.[0]?.message).toContain('input.2.slug');
-    expect(result.errors?.[0]?.message).toContain('input.0');
+    expect(result.errors?.[0]?.message).toContain('input.posts.2.slug');
+    expect(result.errors?.[0]?.message).toContain('input.posts.0');
     expect(await countRows('posts')).toBe(before);
     expect(await countRows('tags')).toBe(tagsBefore);
   });
