@@ -45,7 +45,6 @@ const logLines: string[] = [];
 const ids: Record<string, string> = {};
 /** A real cursor of each connection field (`Type.field`), to forge from. */
 const cursors = new Map<string, string>();
-let tokenId = '';
 
 beforeAll(async () => {
   const logger = pino({ level: 'warn' }, { write: (line: string) => logLines.push(line) });
@@ -94,7 +93,7 @@ beforeAll(async () => {
     {},
     as,
   );
-  tokenId = token.data!.createApiToken.apiToken.id;
+  ids.ApiToken = token.data!.createApiToken.apiToken.id;
   for (const [key, value] of Object.entries(ids)) expect(value, key).toBeTruthy();
 }, 60_000);
 
@@ -130,7 +129,7 @@ function validValue(type: GraphQLInputType, coordinate: string, idRule: IdRule):
   if (isEnumType(nullable)) return nullable.getValues()[0]!.value;
   switch (nullable.name) {
     case 'ID':
-      if (idRule === false) return tokenId;
+      if (idRule === false) return ids.ApiToken;
       return ids[idRule === true ? 'Post' : idRule[0]!];
     case 'Int':
       return 1;
