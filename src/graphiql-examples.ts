@@ -24,6 +24,11 @@ mutation StartPipeline($postId: ID!) {
   startPipeline(input: { postId: $postId }) { pipelineRun { id status steps { name status } } }
 }
 
+# Every mutation takes one \`input\` object and returns a payload; failures come as errors with extensions.code.
+mutation AddComment($postId: ID!) {
+  addComment(input: { postId: $postId, body: "Nice write-up." }) { comment { id body author { name } } }
+}
+
 # Paste the run id from StartPipeline; events stream in as the run progresses.
 subscription WatchRun($runId: ID!, $afterEventId: ID) {
   pipelineRun(id: $runId, afterEventId: $afterEventId) { id sequence type progress step stepProgress runStatus }
