@@ -509,7 +509,7 @@ async function main(): Promise<void> {
     {
       name: 'Quire',
       create: creating(quire.url, { authorization: `Bearer ${token}` }, () => {
-        return `mutation { createPost(input: { title: "Bench post ${process.pid} ${sequence}", body: "x" }) { id } }`;
+        return `mutation { createPost(input: { title: "Bench post ${process.pid} ${sequence}", body: "x" }) { post { id } } }`;
       }),
       read: {
         url: quire.url,
@@ -598,18 +598,25 @@ async function main(): Promise<void> {
         })
         .returning('id')
         .executeTakeFirstOrThrow();
-      const { startPipeline } = await request<{ startPipeline: { id: string } }>(
+      const { startPipeline } = await request<{ startPipeline: { pipelineRun: { id: string } } }>(
         {
           url: api.url,
           headers: { authorization: `Bearer ${token}` },
           body: JSON.stringify({
-            query: 'mutation($id: ID!) { startPipeline(input: { postId: $id }) { id } }',
+            query:
+              'mutation($id: ID!) { startPipeline(input: { postId: $id }) { pipelineRun { id } } }',
             variables: { id: Buffer.from(`Post:${post.id}`).toString('base64url') },
           }),
         },
         'startPipeline',
       );
-      const fanout = subscribeMany(transport, api.url, token, startPipeline.id, subscribers);
+      const fanout = subscribeMany(
+        transport,
+        api.url,
+        token,
+        startPipeline.pipelineRun.id,
+        subscribers,
+      );
       await Promise.race([fanout.ready, new Promise((resolve) => setTimeout(resolve, 30_000))]);
       const worker = await spawn(
         'worker',

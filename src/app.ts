@@ -168,6 +168,8 @@ export function createApp(deps: AppDeps): QuireYoga {
             ...pipelineResponseTags,
           },
           uncachedRootFields: new Set(rateLimitedQueryFields),
+          // Tokens are never cached (revocation shows at once); `node` may still return one.
+          interfaceOnlyTypes: new Set(['ApiToken']),
           scopeOf: (ctx) => (ctx.viewer ? `user:${ctx.viewer.id}:${ctx.viewer.role}` : 'anonymous'),
           statsOf: (ctx) => ctx.cacheStats,
         }),

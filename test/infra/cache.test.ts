@@ -42,7 +42,7 @@ afterAll(async () => {
 
 const readPost = `query($id: ID!) { post(id: $id) { title author { name } } }`;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-const updatePost = `mutation($input: UpdatePostInput!) { updatePost(input: $input) { title } }`;
+const updatePost = `mutation($input: UpdatePostInput!) { updatePost(input: $input) { post { title } } }`;
 
 describe.each<[string, () => [TestApp, TestApp]]>([
   ['one Redis', () => [instanceA, instanceB]],
@@ -105,7 +105,7 @@ describe.each<[string, () => [TestApp, TestApp]]>([
     ]);
     const editor = await createUser(instanceA.deps.db, 'EDITOR');
     await instanceB.gql(
-      `mutation($id: ID!, $tags: [String!]!) { setPostTags(postId: $id, tags: $tags) { id } }`,
+      `mutation($id: ID!, $tags: [String!]!) { setPostTags(input: { postId: $id, tags: $tags }) { post { id } } }`,
       { id: globalId('Post', draft!.id), tags: [fresh] },
       { token: author.token },
     );

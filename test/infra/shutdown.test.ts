@@ -120,9 +120,11 @@ async function startRun(
       variables: { input: { postId: globalId('Post', post!.id) } },
     }),
   });
-  const { data } = (await response.json()) as { data: { startPipeline: { id: string } } };
-  const id = Buffer.from(data.startPipeline.id, 'base64').toString().split(':')[1]!;
-  return { id, globalId: data.startPipeline.id };
+  const { data } = (await response.json()) as {
+    data: { startPipeline: { pipelineRun: { id: string } } };
+  };
+  const id = Buffer.from(data.startPipeline.pipelineRun.id, 'base64').toString().split(':')[1]!;
+  return { id, globalId: data.startPipeline.pipelineRun.id };
 }
 
 /** The raw text of an SSE subscription to the run, until the server ends the stream. */

@@ -115,7 +115,7 @@ describe('x-quire-debug statement list', () => {
     const title = `Explained ${Date.now()}`;
     const result = await production.gql(
       /* GraphQL */ `
-        mutation Create($input: CreatePostInput!) { createPost(input: $input) { tags { name } } }
+        mutation Create($input: CreatePostInput!) { createPost(input: $input) { post { tags { name } } } }
       `,
       { input: { title, body: 'Body text.', tags: ['debugging'] } },
       { token: admin.token, headers: { 'x-quire-debug': 'explain' } },

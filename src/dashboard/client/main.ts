@@ -36,7 +36,8 @@ const POST = `query Post($id: ID!) {
   post(id: $id) { id title status summary tags { name } latestRun { id status progress steps { name status progress } } }
 }`;
 const VIEWER = 'query Viewer { viewer { name role } }';
-const START = 'mutation Start($postId: ID!) { startPipeline(input: { postId: $postId }) { id } }';
+const START =
+  'mutation Start($postId: ID!) { startPipeline(input: { postId: $postId }) { pipelineRun { id } } }';
 const WATCH = `subscription Watch($id: ID!) {
   pipelineRun(id: $id) { type progress step stepProgress runStatus error }
 }`;
@@ -174,9 +175,11 @@ async function startPipeline() {
   if (!postId) return;
   $('message').textContent = 'Starting…';
   try {
-    const { startPipeline: run } = await request<{ startPipeline: { id: string } }>(START, {
-      postId,
-    });
+    const { startPipeline } = await request<{ startPipeline: { pipelineRun: { id: string } } }>(
+      START,
+      { postId },
+    );
+    const run = startPipeline.pipelineRun;
     const { post } = await request<{ post: PostDetail | null }>(POST, { id: postId });
     if (post) renderDetail(post);
     $('message').textContent = 'Run queued…';
