@@ -2,12 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import { useExtendContextValuePerExecuteSubscriptionEvent } from '@envelop/execute-subscription-event';
 import { useGraphQlJit } from '@envelop/graphql-jit';
 import { GraphQLError } from 'graphql';
-import {
-  createYoga,
-  type GraphQLParams,
-  maskError,
-  type YogaServerInstance,
-} from 'graphql-yoga';
+import { createYoga, type GraphQLParams, maskError, type YogaServerInstance } from 'graphql-yoga';
 import { sql } from 'kysely';
 import { type AppDeps, type Context, createContext, freshEventContext } from './context.ts';
 import { useDashboard } from './dashboard/dashboard.plugin.ts';
