@@ -60,8 +60,8 @@ export type TrustedDocuments = ReadonlyMap<string, string>;
 /**
  * Reads a manifest in the shape graphql-codegen's client preset (`persistedDocuments`) and
  * `npm run manifest` write: one JSON object mapping each document's SHA-256 (lowercase hex) to
- * its text. Throws a ConfigError naming the file and every problem: a hash that is not the SHA-256 of its
- * text would let the manifest run something other than what was reviewed.
+ * its text. Throws a ConfigError naming the file and every problem: a hash that is not the
+ * SHA-256 of its text would let the manifest run something other than what was reviewed.
  */
 export function loadTrustedDocuments(path: string): TrustedDocuments {
   let parsed: unknown;
@@ -113,7 +113,8 @@ export type PersistedOperationsMode =
  *   (PERSISTED_QUERY_MISMATCH, 400); text alone runs as usual.
  * - trusted (@graphql-yoga/plugin-persisted-operations): a hash outside the manifest answers
  *   PERSISTED_QUERY_NOT_FOUND (404); a request with text, or with neither, PERSISTED_QUERY_ONLY
- *   (a request error: 400, or 200 under application/json), unless `allowRawDocuments` (development: GraphiQL).
+ *   (a request error: 400, or 200 under application/json), unless `allowRawDocuments`
+ *   (development, for GraphiQL).
  */
 export function persistedOperations(mode: PersistedOperationsMode): {
   plugin: Plugin;
