@@ -30,6 +30,15 @@ export function connectDeps(
   const trustedDocuments = config.TRUSTED_DOCUMENTS
     ? loadTrustedDocuments(config.TRUSTED_DOCUMENTS)
     : undefined;
+  if (trustedDocuments) {
+    const development = config.NODE_ENV === 'development';
+    logger[development ? 'warn' : 'info'](
+      { manifest: config.TRUSTED_DOCUMENTS, operations: trustedDocuments.size },
+      development
+        ? 'trusted documents loaded; NODE_ENV=development still runs other documents (GraphiQL)'
+        : 'trusted documents loaded: only these operations run',
+    );
+  }
   const pool = createPool(databaseUrl, config);
   const db = createDatabase(pool, logger, config, () => metrics.sqlStatements.inc());
   const { close, redisBreakers, ...shared } = createSharedState(config, logger, {
