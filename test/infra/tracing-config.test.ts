@@ -156,11 +156,12 @@ describe('a server started with OTEL_* set', () => {
     expect(response.status).toBe(200);
 
     const deadline = Date.now() + 10_000;
-    let operation: OtlpSpan | undefined;
-    while (!(operation = receiver.spans.find((span) => span.name === 'query Count'))) {
+    const arrived = () => receiver.spans.find((span) => span.name === 'query Count');
+    while (!arrived()) {
       if (Date.now() > deadline) throw new Error(`no span arrived:\n${server.output()}`);
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
+    const operation = arrived()!;
     expect(receiver.services).toEqual(new Set(['quire-under-test']));
     await new Promise((resolve) => setTimeout(resolve, 300));
     const inTrace = receiver.spans.filter((span) => span.traceId === operation.traceId);
