@@ -17,6 +17,7 @@ const { PipelineWorker } = await import('../../src/pipeline/worker.ts');
 const { createPosts, createUser, globalId } = await import('../helpers/factories.ts');
 const { solarArticle, startPipelineMutation, waitForRun } = await import('../helpers/pipeline.ts');
 const { redisUrl } = await import('../helpers/services.ts');
+const { take, wsSubscribe } = await import('../helpers/clients.ts');
 
 type App = Awaited<ReturnType<typeof startTestApp>>;
 type Server = Awaited<ReturnType<typeof startHttpServer>>;
@@ -125,6 +126,41 @@ describe('traces', () => {
     );
     expect(redis.length).toBeGreaterThan(0);
     for (const span of redis) expect(span.kind).toBe(SpanKind.CLIENT);
+  });
+
+  it('gives an operation over graphql-ws a tree of its own, rooted at its subscribe', async () => {
+    const author = await createUser(app.deps.db, 'AUTHOR');
+    exporter.reset();
+    const stream = wsSubscribe(
+      url.replace('http', 'ws'),
+      /* GraphQL */ `query Mine { viewer { id name } posts(first: 2) { totalCount } }`,
+      {},
+      { token: author.token },
+    );
+    try {
+      const [result] = await take(stream, 1);
+      expect(result?.errors).toBeUndefined();
+    } finally {
+      await stream.dispose();
+    }
+    const execution = exporter.getFinishedSpans().find((span) => span.name === 'query Mine')!;
+    const spans = exporter
+      .getFinishedSpans()
+      .filter((span) => span.spanContext().traceId === execution.spanContext().traceId);
+    const root = expectOneTree(spans);
+    expect(root.name).toBe('graphql-ws subscribe');
+    expect(root.kind).toBe(SpanKind.SERVER);
+    expect(parentId(execution)).toBe(root.spanContext().spanId);
+    expect(spans.map((span) => span.name)).toEqual(
+      expect.arrayContaining(['graphql.parse', 'graphql.validate']),
+    );
+    expect(
+      spans.some(
+        (span) =>
+          scopeOf(span) === '@opentelemetry/instrumentation-pg' &&
+          ancestors(span, spans).includes('query Mine'),
+      ),
+    ).toBe(true);
   });
 
   it('marks an execution whose result has errors, with their codes', async () => {
