@@ -103,7 +103,11 @@ function commandLine(script: string, env: Record<string, string>): string {
   const variables = Object.entries(env).map(([name, value]) =>
     name === 'PORT' ? 'PORT=<free port>' : `${name}=${value}`,
   );
-  return `\`${[...variables, 'node --import tsx', script].join(' ')}\``;
+  // The servers start as `npm start` does, with the tracing preload (idle without OTEL_*).
+  const node = script.startsWith('src/')
+    ? 'node --import tsx --import ./src/instrumentation.ts'
+    : 'node --import tsx';
+  return `\`${[...variables, node, script].join(' ')}\``;
 }
 
 /**
