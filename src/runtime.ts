@@ -1,7 +1,12 @@
 import type pg from 'pg';
 import type { Config } from './config.ts';
 import type { AppDeps } from './context.ts';
-import { createDatabase, createMigrationDatabase, createPool } from './db/database.ts';
+import {
+  closeDatabase,
+  createDatabase,
+  createMigrationDatabase,
+  createPool,
+} from './db/database.ts';
 import { migrateToLatest } from './db/migrator.ts';
 import { notifyCacheRenewal } from './infra/cache-notifications.ts';
 import { registerBreakerMetrics } from './infra/circuit-breaker.ts';
@@ -42,7 +47,7 @@ export function connectDeps(
     pool,
     async close() {
       await close();
-      await db.destroy();
+      await closeDatabase(db, pool);
     },
   };
 }
