@@ -25,12 +25,14 @@ import { useRequestStats } from './infra/request-stats-plugin.ts';
 import { useResponseCache } from './infra/response-cache-plugin.ts';
 import { useSse } from './infra/sse-plugin.ts';
 import { useEndableSubscriptions } from './infra/stream-end-plugin.ts';
+import { useTracing } from './infra/tracing-plugin.ts';
 import { useViewerStreams } from './modules/auth/viewer-streams.ts';
 import { commentResponseTags } from './modules/comment/comment.cache.ts';
 import { pipelineResponseTags } from './modules/pipeline/pipeline.publish.ts';
 import { postResponseTags, rateLimitedQueryFields } from './modules/post/post.cache.ts';
 import { userResponseTags } from './modules/user/user.cache.ts';
 import { schema } from './schema.ts';
+import { tracingActive } from './tracing.ts';
 
 export type QuireYoga = YogaServerInstance<{ req?: IncomingMessage }, Context> & {
   /**
@@ -128,6 +130,8 @@ export function createApp(deps: AppDeps): QuireYoga {
         clientAddress: initial.req?.socket.remoteAddress ?? initial.clientAddress ?? null,
       }),
     plugins: [
+      // First: its spans wrap each phase whole, whatever the plugins below do in it.
+      tracingActive() && useTracing(),
       useRequestLog(logger),
       useDashboard(),
       useOperationsEndpoints({

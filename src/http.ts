@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { context, type Context as OtelContext, SpanKind } from '@opentelemetry/api';
 import { type DocumentNode, type ExecutionArgs, GraphQLError } from 'graphql';
 import type { OperationResult } from 'graphql-ws';
 import { useServer } from 'graphql-ws/use/ws';
@@ -12,6 +13,7 @@ import { clientFacingError } from './infra/error-codes-plugin.ts';
 import { withoutHttpHints } from './infra/http-status-plugin.ts';
 import { logResultErrors, requestId } from './infra/request-log-plugin.ts';
 import { endSubscriptionsOf } from './infra/stream-end-plugin.ts';
+import { inSpan, tracingActive } from './tracing.ts';
 
 export interface HttpServer {
   server: Server;
@@ -86,6 +88,8 @@ export async function startHttpServer(yoga: QuireYoga, options: HttpOptions): Pr
     });
   };
   const subscriptionsPerSocket = new WeakMap<object, Set<string>>();
+  /** The trace context each WebSocket operation's execution runs in (its onSubscribe span). */
+  const traceContexts = new WeakMap<Context, OtelContext>();
   const wsServer = new WebSocketServer({
     server,
     path: yoga.graphqlEndpoint,
@@ -125,76 +129,96 @@ export async function startHttpServer(yoga: QuireYoga, options: HttpOptions): Pr
         }
         return true;
       },
-      execute: (args) => (args.rootValue as EnvelopedRoot).execute(args),
-      subscribe: (args) => (args.rootValue as EnvelopedRoot).subscribe(args),
-      onSubscribe: async (ctx, id, payload) => {
-        const active = subscriptionsPerSocket.get(ctx.extra.socket) ?? new Set<string>();
-        subscriptionsPerSocket.set(ctx.extra.socket, active);
-        if (active.size >= options.wsMaxSubscriptions) {
-          return [
-            new GraphQLError(`At most ${options.wsMaxSubscriptions} subscriptions per connection`, {
-              extensions: { code: 'TOO_MANY_SUBSCRIPTIONS' },
-            }),
-          ];
-        }
-        // Counted before any await, so that subscribes arriving together see each other; a
-        // refused one gives its place back.
-        active.add(id);
-        const refuse = (errors: readonly GraphQLError[]) => {
-          active.delete(id);
-          return errors.map(toClient);
-        };
-        // Parse, persisted-operation and limit errors are thrown, not returned: answer them like
-        // validation errors instead of letting graphql-ws close the socket with 4500.
-        let params: GraphQLParams;
-        try {
-          params = await yoga.resolveParams({
-            // graphql-ws requires a string: a persisted operation's hash comes with an empty one.
-            query: payload.query || undefined,
-            variables: payload.variables ?? undefined,
-            operationName: payload.operationName ?? undefined,
-            extensions: payload.extensions ?? undefined,
-          });
-        } catch (error) {
-          if (error instanceof GraphQLError) return refuse([error]);
-          throw error;
-        }
-        // The params let the query limits check variables before the context is built.
-        const { schema, execute, subscribe, contextFactory, parse, validate } = envelop(
-          ctx.connectionParams,
-          ctx.extra.request.socket.remoteAddress,
-          params,
-        );
-        let document: DocumentNode;
-        try {
-          document = parse(params.query ?? '');
-          const errors = validate(schema, document);
-          if (errors.length > 0) return refuse(errors);
-        } catch (error) {
-          if (error instanceof GraphQLError) return refuse([error]);
-          throw error;
-        }
-        let contextValue: Context;
-        try {
-          contextValue = await contextFactory();
-        } catch (error) {
-          // The token was revoked after connection_init: the connection ends as if it had been
-          // refused then (graphql-ws would answer the throw with 4500 and log a stack).
-          if (!isCode(error, 'UNAUTHENTICATED')) throw error;
-          ctx.extra.socket.close(4403, 'Forbidden');
-          return [toClient(error as GraphQLError)];
-        }
-        // Each operation gets its own id in the logs, as each HTTP request does.
-        contextValue.log = contextValue.log.child({ reqId: requestId(undefined), wsId: id });
-        return {
-          schema,
-          operationName: payload.operationName,
-          document,
-          variableValues: payload.variables,
-          contextValue,
-          rootValue: { execute, subscribe },
-        };
-      },
+      // graphql-ws calls these outside onSubscribe's span: they run in the context it saved.
+      execute: (args) =>
+        context.with(traceContexts.get(args.contextValue as Context) ?? context.active(), () =>
+          (args.rootValue as EnvelopedRoot).execute(args),
+        ),
+      subscribe: (args) =>
+        context.with(traceContexts.get(args.contextValue as Context) ?? context.active(), () =>
+          (args.rootValue as EnvelopedRoot).subscribe(args),
+        ),
+      // Each WebSocket operation is a trace of its own, as each HTTP request is (see tracing.ts).
+      onSubscribe: (ctx, id, payload) =>
+        inSpan(
+          'graphql-ws subscribe',
+          {
+            kind: SpanKind.SERVER,
+            attributes: payload.operationName
+              ? { 'graphql.operation.name': payload.operationName }
+              : {},
+          },
+          async () => {
+            const active = subscriptionsPerSocket.get(ctx.extra.socket) ?? new Set<string>();
+            subscriptionsPerSocket.set(ctx.extra.socket, active);
+            if (active.size >= options.wsMaxSubscriptions) {
+              return [
+                new GraphQLError(
+                  `At most ${options.wsMaxSubscriptions} subscriptions per connection`,
+                  { extensions: { code: 'TOO_MANY_SUBSCRIPTIONS' } },
+                ),
+              ];
+            }
+            // Counted before any await, so that subscribes arriving together see each other; a
+            // refused one gives its place back.
+            active.add(id);
+            const refuse = (errors: readonly GraphQLError[]) => {
+              active.delete(id);
+              return errors.map(toClient);
+            };
+            // Parse, persisted-operation and limit errors are thrown, not returned: answer them
+            // like validation errors instead of letting graphql-ws close the socket with 4500.
+            let params: GraphQLParams;
+            try {
+              params = await yoga.resolveParams({
+                // graphql-ws requires a string: a persisted operation's hash comes with an empty one.
+                query: payload.query || undefined,
+                variables: payload.variables ?? undefined,
+                operationName: payload.operationName ?? undefined,
+                extensions: payload.extensions ?? undefined,
+              });
+            } catch (error) {
+              if (error instanceof GraphQLError) return refuse([error]);
+              throw error;
+            }
+            // The params let the query limits check variables before the context is built.
+            const { schema, execute, subscribe, contextFactory, parse, validate } = envelop(
+              ctx.connectionParams,
+              ctx.extra.request.socket.remoteAddress,
+              params,
+            );
+            let document: DocumentNode;
+            try {
+              document = parse(params.query ?? '');
+              const errors = validate(schema, document);
+              if (errors.length > 0) return refuse(errors);
+            } catch (error) {
+              if (error instanceof GraphQLError) return refuse([error]);
+              throw error;
+            }
+            let contextValue: Context;
+            try {
+              contextValue = await contextFactory();
+            } catch (error) {
+              // The token was revoked after connection_init: the connection ends as if it had
+              // been refused then (graphql-ws would answer the throw with 4500 and log a stack).
+              if (!isCode(error, 'UNAUTHENTICATED')) throw error;
+              ctx.extra.socket.close(4403, 'Forbidden');
+              return [toClient(error as GraphQLError)];
+            }
+            // Each operation gets its own id in the logs, as each HTTP request does.
+            contextValue.log = contextValue.log.child({ reqId: requestId(undefined), wsId: id });
+            if (tracingActive()) traceContexts.set(contextValue, context.active());
+            return {
+              schema,
+              operationName: payload.operationName,
+              document,
+              variableValues: payload.variables,
+              contextValue,
+              rootValue: { execute, subscribe },
+            };
+          },
+        ),
       // Execution results get what yoga's HTTP serializer gives them: a code, no internals.
       onNext: (_ctx, _id, _payload, args, result) => {
         logResultErrors((args.contextValue as Context).log, result.errors);

@@ -6,11 +6,15 @@ import { startMetricsServer } from './infra/metrics-server.ts';
 import { ShutdownSequence } from './infra/shutdown.ts';
 import { PipelineWorker } from './pipeline/worker.ts';
 import { startRuntime } from './runtime.ts';
+import { stopTracing, tracingActive, warnIfTracingNotPreloaded } from './tracing.ts';
 
 async function main(): Promise<void> {
   const config = loadConfig();
   const logger = createLogger(config);
   const shutdown = new ShutdownSequence(logger);
+  warnIfTracingNotPreloaded(logger);
+  // Registered first, so it runs last: the spans of everything shut down before are exported.
+  if (tracingActive()) shutdown.add('traces', stopTracing);
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     process.once(signal, () => {
       logger.info({ signal }, 'shutting down');

@@ -3,6 +3,7 @@ import { createLogger } from './infra/logger.ts';
 import { ShutdownSequence } from './infra/shutdown.ts';
 import { PipelineWorker } from './pipeline/worker.ts';
 import { startRuntime } from './runtime.ts';
+import { stopTracing, tracingActive, warnIfTracingNotPreloaded } from './tracing.ts';
 
 /** `npm run worker`: pipeline execution only, any number of processes beside the API. */
 async function main(): Promise<void> {
@@ -15,6 +16,9 @@ async function main(): Promise<void> {
   }
   const logger = createLogger(config);
   const shutdown = new ShutdownSequence(logger);
+  warnIfTracingNotPreloaded(logger);
+  // Registered first, so it runs last: the spans of everything shut down before are exported.
+  if (tracingActive()) shutdown.add('traces', stopTracing);
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     process.once(signal, () => void shutdown.run().then((ok) => process.exit(ok ? 0 : 1)));
   }

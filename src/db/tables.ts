@@ -92,6 +92,8 @@ export interface PipelineRunsTable {
   error: string | null;
   cancel_requested: ColumnType<boolean, boolean | undefined, boolean>;
   created_by: string | null;
+  /** W3C traceparent of the request that queued the run (null when tracing was off). */
+  traceparent: string | null;
   run_after: Generated<string>;
   locked_by: string | null;
   locked_until: string | null;

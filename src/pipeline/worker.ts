@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import { sql } from 'kysely';
 import pg from 'pg';
 import type { Config } from '../config.ts';
@@ -28,6 +29,7 @@ import {
 import { PIPELINE_CHANNEL } from '../modules/pipeline/pipeline.service.ts';
 import { cancelRun, movePost } from '../modules/pipeline/pipeline.transitions.ts';
 import { postsByIds } from '../modules/post/post.repository.ts';
+import { inSpan, linksTo } from '../tracing.ts';
 import { stepRegistry } from './registry.ts';
 
 export interface WorkerDeps {
@@ -180,7 +182,28 @@ export class PipelineWorker {
     });
   }
 
-  private async execute(claimed: PipelineRunRow): Promise<void> {
+  /**
+   * One claim of a run, traced as a `pipeline.run` span: a new trace (the run may start long after
+   * the request, in another process) linked to the request that queued it, its steps as children.
+   */
+  private execute(claimed: PipelineRunRow): Promise<void> {
+    return inSpan(
+      'pipeline.run',
+      {
+        kind: SpanKind.CONSUMER,
+        links: linksTo(claimed.traceparent),
+        attributes: {
+          'quire.pipeline.run_id': claimed.id,
+          'quire.pipeline.post_id': claimed.post_id,
+          'quire.pipeline.attempt': claimed.attempt,
+        },
+      },
+      () => this.executeRun(claimed),
+      ROOT_CONTEXT,
+    );
+  }
+
+  private async executeRun(claimed: PipelineRunRow): Promise<void> {
     const { config } = this.deps;
     const lease = new AbortController();
     const heartbeat = setInterval(
@@ -248,7 +271,28 @@ export class PipelineWorker {
     });
   }
 
-  private async runStep(
+  /** A step in its own span (child of the run's); a failed or retried attempt marks it an error. */
+  private runStep(
+    claimed: PipelineRunRow,
+    step: PipelineStepRow,
+    stepCount: number,
+    outputs: Record<string, unknown>,
+    signal: AbortSignal,
+  ): Promise<boolean> {
+    return inSpan(
+      `pipeline.step ${step.name}`,
+      {
+        attributes: {
+          'quire.pipeline.run_id': claimed.id,
+          'quire.pipeline.step': step.name,
+          'quire.pipeline.attempt': step.attempt + 1,
+        },
+      },
+      () => this.executeStep(claimed, step, stepCount, outputs, signal),
+    );
+  }
+
+  private async executeStep(
     claimed: PipelineRunRow,
     step: PipelineStepRow,
     stepCount: number,
@@ -379,6 +423,7 @@ export class PipelineWorker {
     const { config } = this.deps;
     const message = error instanceof Error ? error.message : String(error);
     this.log.warn({ runId, step: step.name, attempt, err: message }, 'pipeline step failed');
+    trace.getActiveSpan()?.setStatus({ code: SpanStatusCode.ERROR, message });
     await this.transition(runId, async (trx, emit, run, outbox) => {
       if (attempt < config.PIPELINE_MAX_ATTEMPTS) {
         const retryInMs = config.PIPELINE_RETRY_BASE_MS * 2 ** (attempt - 1);

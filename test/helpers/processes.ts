@@ -12,15 +12,18 @@ export interface ServerProcess {
 }
 
 /**
- * Starts `src/main.ts`, `src/worker.ts` or another server script as a real child process (node --import tsx, so a kill
- * reaches the process itself) and, for servers, waits for the line naming its port.
+ * Starts `src/main.ts`, `src/worker.ts` (as their npm scripts do) or another server script as a
+ * real child process (node --import tsx, so a kill reaches the process itself) and, for servers,
+ * waits for the line naming its port.
  */
 export async function startProcess(
   entry: 'main' | 'worker' | `${string}.ts`,
   env: Record<string, string>,
 ): Promise<ServerProcess> {
   const script = entry.endsWith('.ts') ? entry : `src/${entry}.ts`;
-  const child = spawn(process.execPath, ['--import', 'tsx', script], {
+  // As `npm start` / `npm run worker`: the tracing preload (idle unless OTEL_* configures it).
+  const preload = entry.endsWith('.ts') ? [] : ['--import', './src/instrumentation.ts'];
+  const child = spawn(process.execPath, ['--import', 'tsx', ...preload, script], {
     cwd: root,
     env: { ...process.env, LOG_LEVEL: 'info', PORT: '0', HOST: '127.0.0.1', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -217,7 +217,13 @@ export async function hasActiveRun(db: Db, postId: string): Promise<boolean> {
 
 export async function insertRun(
   db: Db,
-  run: { postId: string; steps: readonly string[]; autoPublish: boolean; createdBy: string },
+  run: {
+    postId: string;
+    steps: readonly string[];
+    autoPublish: boolean;
+    createdBy: string;
+    traceparent: string | null;
+  },
 ): Promise<PipelineRunRow> {
   const created = await db
     .insertInto('pipeline_runs')
@@ -226,6 +232,7 @@ export async function insertRun(
       steps: [...run.steps],
       auto_publish: run.autoPublish,
       created_by: run.createdBy,
+      traceparent: run.traceparent,
     })
     .returningAll()
     .executeTakeFirstOrThrow();

@@ -6,6 +6,7 @@ import type { PipelineRunRow } from '../../db/tables.ts';
 import { transact } from '../../db/transaction.ts';
 import { appError, notFound } from '../../errors.ts';
 import { defaultSteps, stepRegistry } from '../../pipeline/registry.ts';
+import { currentTraceparent } from '../../tracing.ts';
 import { parseInput } from '../../validation.ts';
 import { isStaff } from '../auth/viewer.ts';
 import { canSeePost, requireEditable, requireWriter } from '../post/post.policy.ts';
@@ -86,6 +87,7 @@ export async function startPipeline(
       steps: steps ?? defaultSteps,
       autoPublish: autoPublish ?? false,
       createdBy: viewer.id,
+      traceparent: currentTraceparent() ?? null,
     });
     outbox.events.push(
       await appendEvent(trx, run, 'run.queued', {
@@ -146,6 +148,7 @@ export async function retryPipeline(ctx: Context, runId: string): Promise<Pipeli
       cancel_requested: false,
       finished_at: null,
       run_after: sql<string>`now()`,
+      traceparent: currentTraceparent() ?? null,
     });
     outbox.events.push(
       await appendEvent(trx, run, 'run.retried', { status: 'QUEUED', progress: run.progress }),

@@ -55,13 +55,14 @@ export async function queueRuns(
   postIds: readonly string[],
   steps: readonly string[],
   createdBy: string | null,
+  traceparent: string | null,
 ): Promise<number> {
   if (postIds.length === 0) return 0;
   const payload = JSON.stringify({ status: 'QUEUED', progress: 0, steps });
   const { rows } = await sql<{ count: string }>`
     with runs as (
-      insert into pipeline_runs (post_id, steps, created_by)
-      select post_id, ${[...steps]}::text[], ${createdBy}::bigint
+      insert into pipeline_runs (post_id, steps, created_by, traceparent)
+      select post_id, ${[...steps]}::text[], ${createdBy}::bigint, ${traceparent}::text
       from unnest(${postIds}::bigint[]) as post_id
       returning id, post_id
     ), run_steps as (

@@ -1,6 +1,7 @@
 import type { Db } from '../../../db/database.ts';
 import type { NewPost, PostRow } from '../../../db/tables.ts';
 import { defaultSteps } from '../../../pipeline/registry.ts';
+import { currentTraceparent } from '../../../tracing.ts';
 import { ensureTags, linkTags } from '../../tag/tag.repository.ts';
 import { insertPosts } from '../post.repository.ts';
 import type { AuthorRef } from './author.ts';
@@ -71,6 +72,7 @@ export async function writeImport(
         posts.map((post) => post.id),
         defaultSteps,
         options.queue.createdBy,
+        currentTraceparent() ?? null,
       )
     : 0;
   return {
