@@ -1,7 +1,7 @@
 import { builder } from '../../builder.ts';
 import { batchable, computedCache } from '../../context.ts';
 import { inKeyOrder } from '../../db/batch.ts';
-import { pageLimits, parsePageArgs, toPage } from '../../db/keyset.ts';
+import { connectionSelection, pageLimits, parsePageArgs, toPage } from '../../db/keyset.ts';
 import type { TagRow } from '../../db/tables.ts';
 import { badInput, notFound } from '../../errors.ts';
 import { ALL_POSTS_TAG } from '../post/post.cache.ts';
@@ -51,9 +51,10 @@ builder.queryField('tags', (t) =>
       description:
         'The tags visible to the viewer (those labelling a post the viewer may see), by name; ' +
         '`totalCount` counts the same tags.',
-      resolve: async (_root, args, ctx) => {
+      resolve: async (_root, args, ctx, info) => {
         const page = parsePageArgs(args, tagOrder, pageLimits(ctx.config));
-        const rows = await listTags(ctx.db, ctx.viewer, page);
+        // A bare `totalCount` runs the count only.
+        const rows = connectionSelection(info).page ? await listTags(ctx.db, ctx.viewer, page) : [];
         return {
           ...toPage(rows, page, tagOrder, (tag) => ({ value: tag.name, id: tag.id })),
           totalCount: () => countTags(ctx.db, ctx.viewer),

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { builder } from '../../builder.ts';
 import { batchable, type Context, entityCache } from '../../context.ts';
-import { pageLimits, parsePageArgs, toPage } from '../../db/keyset.ts';
+import { connectionSelection, pageLimits, parsePageArgs, toPage } from '../../db/keyset.ts';
 import { withPgErrors } from '../../db/pg-errors.ts';
 import type { UserRow } from '../../db/tables.ts';
 import { mutationErrors, notFound } from '../../errors.ts';
@@ -77,9 +77,10 @@ builder.queryFields((t) => ({
     {
       type: UserNode,
       description: 'All users, newest first.',
-      resolve: async (_root, args, ctx) => {
+      resolve: async (_root, args, ctx, info) => {
         const page = parsePageArgs(args, userOrder, pageLimits(ctx.config));
-        const rows = await listUsers(ctx.db, page);
+        // A bare `totalCount` runs the count only.
+        const rows = connectionSelection(info).page ? await listUsers(ctx.db, page) : [];
         return {
           ...toPage(rows, page, userOrder, (user) => ({ value: user.created_at, id: user.id })),
           totalCount: () => countUsers(ctx.db),

@@ -106,6 +106,10 @@ describe('statements per shape: only what the selection asks for', () => {
       { id: author.globalId },
     );
     expect(nested).toEqual({ data: { node: { posts: { totalCount: POSTS } } }, queries: 2 });
+    const tags = await run('query { tags(first: 5) { totalCount } }');
+    expect(tags).toEqual({ data: { tags: { totalCount: TAGS } }, queries: 1 });
+    const users = await run('query { users(first: 5) { totalCount } }');
+    expect(users).toEqual({ data: { users: { totalCount: 2 } }, queries: 1 });
   });
 
   it('edges and pageInfo alone run the page query and no count', async () => {
