@@ -1,6 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import { sql } from 'kysely';
@@ -701,7 +702,12 @@ async function measureFanout(db: Db, authorId: string, token: string): Promise<v
     DATABASE_URL: databaseUrl(databaseName),
     CACHE: 'off',
     WS_INIT_TIMEOUT_MS: '60000',
-    ...(flags.profile ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${flags.profile}` } : {}),
+    ...(flags.profile
+      ? {
+          NODE_OPTIONS: `--import ${fileURLToPath(new URL('./cpu-profile.mjs', import.meta.url))}`,
+          CPU_PROFILE_DIR: flags.profile,
+        }
+      : {}),
   };
   const workerEnv = {
     REDIS_URL: redisUrl,

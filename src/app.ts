@@ -1,5 +1,4 @@
 import type { IncomingMessage } from 'node:http';
-import { useExtendContextValuePerExecuteSubscriptionEvent } from '@envelop/execute-subscription-event';
 import { useGraphQlJit } from '@envelop/graphql-jit';
 import { GraphQLError } from 'graphql';
 import { createYoga, maskError, type YogaServerInstance } from 'graphql-yoga';
@@ -22,6 +21,7 @@ import { useRequestParamsErrors } from './infra/request-params-plugin.ts';
 import { useRequestStats } from './infra/request-stats-plugin.ts';
 import { useResponseCache } from './infra/response-cache-plugin.ts';
 import { useSse } from './infra/sse-plugin.ts';
+import { useSharedSubscriptionEvents } from './infra/subscription-events-plugin.ts';
 import { useViewerStreams } from './modules/auth/viewer-streams.ts';
 import { commentResponseTags } from './modules/comment/comment.cache.ts';
 import { pipelineResponseTags } from './modules/pipeline/pipeline.publish.ts';
@@ -51,6 +51,10 @@ function invalidIdError(error: unknown): GraphQLError | undefined {
 }
 
 /** The configured server: no side effects, no port; main.ts (or a test) decides how to serve it. */
+/** Who a result was computed for: the same viewer and role see the same data. */
+const viewerScope = (ctx: Context) =>
+  ctx.viewer ? `user:${ctx.viewer.id}:${ctx.viewer.role}` : 'anonymous';
+
 export function createApp(deps: AppDeps): QuireYoga {
   const { config, logger, db } = deps;
   const production = config.NODE_ENV === 'production';
@@ -164,13 +168,14 @@ export function createApp(deps: AppDeps): QuireYoga {
             ...pipelineResponseTags,
           },
           uncachedRootFields: new Set(rateLimitedQueryFields),
-          scopeOf: (ctx) => (ctx.viewer ? `user:${ctx.viewer.id}:${ctx.viewer.role}` : 'anonymous'),
+          scopeOf: viewerScope,
           statsOf: (ctx) => ctx.cacheStats,
         }),
       useViewerStreams(),
-      useExtendContextValuePerExecuteSubscriptionEvent(({ args }) => ({
-        contextPartial: freshEventContext(args.contextValue as Context),
-      })),
+      useSharedSubscriptionEvents<Context>({
+        contextPartial: freshEventContext,
+        scopeOf: viewerScope,
+      }),
     ],
   });
 }

@@ -35,10 +35,11 @@ export class ViewerStreams {
   constructor(deps: { db: Db; pubsub: QuirePubSub; logger: Logger }) {
     this.#pubsub = deps.pubsub;
     this.#logger = deps.logger;
-    // One query per tick for all the streams that deliver an event in it, not one per stream.
+    // One query per tick for all the streams that deliver an event in it, not one per stream;
+    // each distinct token once (uncached, the loader repeats a key per stream that asks).
     this.#liveTokens = new DataLoader(
       async (hashes) => {
-        const rows = await liveTokensByHashes(deps.db, hashes);
+        const rows = await liveTokensByHashes(deps.db, [...new Set(hashes)]);
         const byHash = new Map(rows.map((row) => [row.token_hash, row]));
         return hashes.map((hash) => {
           const row = byHash.get(hash);
