@@ -1,6 +1,7 @@
 // Preloaded into a process by `npm run bench -- --profile <dir>` (NODE_OPTIONS=--import, which
-// refuses --cpu-prof): samples its CPU from the start and writes <dir>/<pid>.cpuprofile at exit,
-// readable by Chrome DevTools or `bench/profile-summary.ts`.
+// refuses --cpu-prof): samples its CPU and writes <dir>/<pid>.cpuprofile at exit, readable by
+// Chrome DevTools or `bench/profile-summary.ts`. SIGUSR2 discards what was sampled so far, so the
+// profile covers the phase being measured (the harness sends it when the deliveries start).
 import { writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector';
 
@@ -9,6 +10,9 @@ const session = new Session();
 session.connect();
 session.post('Profiler.enable');
 session.post('Profiler.start');
+process.on('SIGUSR2', () => {
+  session.post('Profiler.stop', () => session.post('Profiler.start'));
+});
 // The in-process session answers synchronously, so the profile is written before the exit ends.
 process.on('exit', () => {
   session.post('Profiler.stop', (error, result) => {

@@ -692,7 +692,7 @@ async function measureFanout(db: Db, authorId: string, token: string): Promise<v
     '## Subscription fan-out (one API instance, events from a separate worker via Redis; each subscriber on its own connection)\n',
   );
   log(
-    '| transport | subscribers | connected | live events delivered | delivery p50 ms | delivery p99 ms | API KiB per subscriber | API CPU µs per delivered event |\n|---|---|---|---|---|---|---|---|',
+    '| transport | subscribers | connected | live events delivered | delivery p50 ms | delivery p99 ms | API KiB per subscriber | API CPU µs per delivered event | harness CPU µs per delivered event |\n|---|---|---|---|---|---|---|---|---|',
   );
   const fanoutPrefix = redisPrefix('fanout');
   const apiEnv = {
@@ -756,6 +756,9 @@ async function measureFanout(db: Db, authorId: string, token: string): Promise<v
       ]);
       const rssHeld = rssKibibytes(api.child.pid);
       const cpuBefore = cpuMicroseconds(api.child.pid);
+      const harnessCpuBefore = process.cpuUsage();
+      // A profiled API profiles the deliveries only (bench/cpu-profile.mjs).
+      if (flags.profile) api.child.kill('SIGUSR2');
       const worker = await spawn(
         'worker',
         workerEnv,
@@ -763,6 +766,8 @@ async function measureFanout(db: Db, authorId: string, token: string): Promise<v
       );
       const result = await fanout.done(fanoutDeadlineMs);
       const cpuPerEvent = (cpuMicroseconds(api.child.pid) - cpuBefore) / Math.max(1, result.events);
+      const harnessCpu = process.cpuUsage(harnessCpuBefore);
+      const harnessCpuPerEvent = (harnessCpu.user + harnessCpu.system) / Math.max(1, result.events);
       await worker.stop();
       const stored = await db
         .selectFrom('pipeline_events')
@@ -779,7 +784,7 @@ async function measureFanout(db: Db, authorId: string, token: string): Promise<v
       if (subscribers === 1000)
         atThousand[transport] = `p50 ${result.p50} ms, p99 ${result.p99} ms`;
       log(
-        `| ${transport} | ${subscribers} | ${result.connected} | ${result.events.toLocaleString('en')}${result.timedOut ? ` (timed out after ${fanoutDeadlineMs / 1000} s)` : ''} of ${expected.toLocaleString('en')} | ${result.p50} | ${result.p99} | ${Math.round((rssHeld - rssBefore) / Math.max(1, result.connected))} | ${Math.round(cpuPerEvent)} |`,
+        `| ${transport} | ${subscribers} | ${result.connected} | ${result.events.toLocaleString('en')}${result.timedOut ? ` (timed out after ${fanoutDeadlineMs / 1000} s)` : ''} of ${expected.toLocaleString('en')} | ${result.p50} | ${result.p99} | ${Math.round((rssHeld - rssBefore) / Math.max(1, result.connected))} | ${Math.round(cpuPerEvent)} | ${Math.round(harnessCpuPerEvent)} |`,
       );
     }
   }
@@ -796,7 +801,7 @@ async function measureFanout(db: Db, authorId: string, token: string): Promise<v
 
 /** How the fan-out table is measured, for the report. */
 const fanoutMethod = () =>
-  `Fan-out: for each transport and size a fresh API process; N subscribers opened at once by the harness (SSE: one \`node:http\` request each; graphql-ws: one \`createClient\` with \`webSocketImpl\` from \`ws\` each), then a worker is started and runs one pipeline (its steps 40 ms apart); delivery latency = receipt time − the event's \`createdAt\`; memory per subscriber = the API's RSS once all are connected minus its RSS before, over N; CPU per event = the API's user + system time from the worker's start to the last delivery, over the deliveries; each size may take ${fanoutDeadlineMs / 1000} s.`;
+  `Fan-out: for each transport and size a fresh API process; N subscribers opened at once by the harness (SSE: one \`node:http\` request each; graphql-ws: one \`createClient\` with \`webSocketImpl\` from \`ws\` each), then a worker is started and runs one pipeline (its steps 40 ms apart); delivery latency = receipt time − the event's \`createdAt\`; memory per subscriber = the API's RSS once all are connected minus its RSS before, over N; CPU per event = the process's user + system time from the worker's start to the last delivery, over the deliveries (the harness parses every subscriber's stream on the same cores); each size may take ${fanoutDeadlineMs / 1000} s.`;
 
 /** Deletes this run's Redis keys (cache entries, tag generations, rate-limit windows). */
 async function deleteRedisKeys(): Promise<number> {

@@ -1,32 +1,97 @@
-import type { ExecutionResult } from 'graphql';
-import { isAsyncIterable, mapAsyncIterator, type Plugin } from 'graphql-yoga';
+import type { ExecutionResult, GraphQLError } from 'graphql';
+import { isAsyncIterable, type Plugin } from 'graphql-yoga';
 
 const LAST_EVENT_ID = 'last-event-id';
 
-/** The serialized `data` of each shared result, `id:` line included, so N subscribers cost one. */
-const serialized = new WeakMap<ExecutionResult, string>();
+const encoder = new TextEncoder();
+const PING = encoder.encode(':\n\n');
+const COMPLETE = encoder.encode('event: complete\ndata:\n\n');
+/** As yoga's SSE processor: a comment every 12 s keeps proxies from closing an idle stream. */
+const PING_MS = process.env.NODE_ENV === 'test' ? 300 : 12_000;
+
+/** The bytes of each result's SSE event: a result shared by N streams is encoded once. */
+const encodedEvents = new WeakMap<ExecutionResult, Uint8Array>();
+
+/** An error as the client sees it: without yoga's internal `http` and `unexpected` extensions. */
+function withoutInternals(error: GraphQLError): unknown {
+  if (typeof error.toJSON !== 'function') return error;
+  const json = error.toJSON();
+  const { http: _http, unexpected: _unexpected, ...extensions } = json.extensions ?? {};
+  return { ...json, extensions: Object.keys(extensions).length > 0 ? extensions : undefined };
+}
 
 /**
- * yoga's SSE processor writes `data: ${result.stringify(sanitized)}` (`sanitized`: the result
- * without internal error fields): this appends an `id: <event id>` line to the data of a result
- * whose payload names one (`data.<field>.id`), so the event carries its id in the same write
- * with no re-parsing of the stream (a field after `data` is valid SSE).
+ * One `next` event as one chunk, hence one socket write: `id: <event id>` when the payload names
+ * one (`data.<field>.id`), so an EventSource reconnect resumes after it.
  */
-function withEventId(result: ExecutionResult): ExecutionResult {
-  const wrapped: ExecutionResult & { stringify?: unknown } = { ...result };
-  wrapped.stringify = (sanitized: ExecutionResult) => {
-    // yoga passes the wrapper itself when it had nothing to strip.
-    const shared = sanitized === wrapped;
-    let text = shared ? serialized.get(result) : undefined;
-    if (text === undefined) {
-      const data = result.data as Record<string, { id?: unknown } | null> | null | undefined;
-      const id = Object.values(data ?? {})[0]?.id;
-      text = JSON.stringify(sanitized) + (typeof id === 'string' ? `\nid: ${id}` : '');
-      if (shared) serialized.set(result, text);
-    }
-    return text;
-  };
-  return wrapped;
+function eventBytes(result: ExecutionResult): Uint8Array {
+  let bytes = encodedEvents.get(result);
+  if (!bytes) {
+    const data = result.data as Record<string, { id?: unknown } | null> | null | undefined;
+    const id = Object.values(data ?? {})[0]?.id;
+    const { extensions, ...rest } = result;
+    const { http: _http, ...visible } = (extensions ?? {}) as Record<string, unknown>;
+    const sent = {
+      ...rest,
+      ...(result.errors ? { errors: result.errors.map(withoutInternals) } : {}),
+      ...(Object.keys(visible).length > 0 ? { extensions: visible } : {}),
+    };
+    bytes = encoder.encode(
+      `${typeof id === 'string' ? `id: ${id}\n` : ''}event: next\ndata: ${JSON.stringify(sent)}\n\n`,
+    );
+    encodedEvents.set(result, bytes);
+  }
+  return bytes;
+}
+
+/**
+ * yoga's SSE processor for a subscription's stream, with each event written as one chunk (yoga
+ * enqueues `event:` and `data:` apart, two socket writes) and its `id:` in it (instead of
+ * decoding, re-parsing and re-encoding the whole stream to add it).
+ */
+function processSseStream(
+  result: AsyncIterable<ExecutionResult>,
+  fetchAPI: { ReadableStream: typeof ReadableStream; Response: typeof Response },
+): Response {
+  const iterator = result[Symbol.asyncIterator]();
+  let ping: NodeJS.Timeout | undefined;
+  const body = new fetchAPI.ReadableStream<Uint8Array>({
+    start(controller) {
+      // Some browsers hold the fetch until the first bytes arrive.
+      controller.enqueue(PING);
+      ping = setInterval(() => {
+        if (controller.desiredSize === null) clearInterval(ping);
+        else if (controller.desiredSize > 0) controller.enqueue(PING);
+      }, PING_MS);
+    },
+    async pull(controller) {
+      try {
+        const next = await iterator.next();
+        if (next.value != null) controller.enqueue(eventBytes(next.value));
+        if (next.done) {
+          clearInterval(ping);
+          controller.enqueue(COMPLETE);
+          controller.close();
+        }
+      } catch (error) {
+        clearInterval(ping);
+        controller.error(error);
+      }
+    },
+    async cancel(reason) {
+      clearInterval(ping);
+      await iterator.return?.(reason);
+    },
+  });
+  return new fetchAPI.Response(body, {
+    status: 200,
+    headers: {
+      'content-type': 'text/event-stream',
+      connection: 'keep-alive',
+      'cache-control': 'no-cache',
+      'content-encoding': 'none',
+    },
+  });
 }
 
 /**
@@ -41,24 +106,28 @@ export function lastEventId(context: object): string | null {
 }
 
 /**
- * SSE for browsers and proxies: no proxy buffering and `id:` on events that carry one (see
- * `withEventId`), so an
+ * SSE for browsers and proxies: no proxy buffering and `id:` on events that carry one, so an
  * EventSource reconnect can resume after the last event it received. Every stream answers 200:
  * the graphql-sse protocol reports errors found before execution (parse, validation, limits,
  * token) as a `next` event in an accepted stream, since a user agent fails a non-2xx
  * event stream without reading it; yoga would give the stream the errors' status.
  */
 export function useSse(): Plugin {
+  const subscriptionRequests = new WeakSet<Request>();
   return {
-    onSubscribe: () => ({
-      // Over HTTP a subscription's stream is always SSE (yoga's only processor for streams of
-      // subscriptions); graphql-ws contexts have no request.
-      onSubscribeResult({ args, result, setResult }) {
-        if (!(args.contextValue as { request?: Request }).request) return;
-        if (isAsyncIterable<ExecutionResult>(result))
-          setResult(mapAsyncIterator(result, withEventId));
-      },
-    }),
+    onSubscribe({ args }) {
+      const { request } = args.contextValue as { request?: Request };
+      if (request) subscriptionRequests.add(request);
+    },
+    // yoga picked its SSE processor: for a subscription's stream it is the only one it has.
+    onResultProcess({ request, result, resultProcessor, setResultProcessor }) {
+      if (resultProcessor && subscriptionRequests.has(request) && isAsyncIterable(result))
+        setResultProcessor(
+          (stream, fetchAPI) =>
+            processSseStream(stream as AsyncIterable<ExecutionResult>, fetchAPI),
+          'text/event-stream',
+        );
+    },
     onResponse({ response, setResponse, fetchAPI }) {
       if (!response.headers.get('content-type')?.includes('text/event-stream') || !response.body)
         return;
