@@ -873,9 +873,11 @@ setTimeout(
 
 try {
   await main();
-  const output = smoke
-    ? '/tmp/quire-bench-smoke.md'
-    : new URL('../docs/BENCHMARKS.md', import.meta.url);
+  const output = onlyFanout
+    ? '/tmp/quire-bench-fanout.md'
+    : smoke
+      ? '/tmp/quire-bench-smoke.md'
+      : new URL('../docs/BENCHMARKS.md', import.meta.url);
   writeFileSync(output, `${lines.join('\n')}\n`);
   console.log(`\nwritten to ${output}`);
 } catch (error) {
