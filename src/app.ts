@@ -6,6 +6,7 @@ import { sql } from 'kysely';
 import { type AppDeps, type Context, createContext, freshEventContext } from './context.ts';
 import { useDashboard } from './dashboard/dashboard.plugin.ts';
 import { migrationsApplied } from './db/migrator.ts';
+import { offlineGraphiQL } from './graphiql.ts';
 import { graphiqlExamples } from './graphiql-examples.ts';
 import { useArgumentValues } from './infra/argument-values-plugin.ts';
 import { compilesUnambiguously } from './infra/compiled-execution.ts';
@@ -21,6 +22,7 @@ import { useRequestParamsErrors } from './infra/request-params-plugin.ts';
 import { useRequestStats } from './infra/request-stats-plugin.ts';
 import { useResponseCache } from './infra/response-cache-plugin.ts';
 import { useSse } from './infra/sse-plugin.ts';
+import { useEndableSubscriptions } from './infra/stream-end-plugin.ts';
 import { useSharedSubscriptionEvents } from './infra/subscription-events-plugin.ts';
 import { useViewerStreams } from './modules/auth/viewer-streams.ts';
 import { commentResponseTags } from './modules/comment/comment.cache.ts';
@@ -70,6 +72,7 @@ export function createApp(deps: AppDeps): QuireYoga {
       title: 'Quire',
       defaultQuery: graphiqlExamples,
     },
+    renderGraphiQL: offlineGraphiQL(),
     // Only listed origins get CORS headers (credentials included); any other origin gets none,
     // so browsers refuse it. A plain list would not do: yoga answers an empty list with `*`
     // semantics and a one-entry list to every origin.
@@ -132,6 +135,7 @@ export function createApp(deps: AppDeps): QuireYoga {
       useRequestParamsErrors(),
       useResponseCompression(),
       useSse(),
+      useEndableSubscriptions(),
       useArgumentValues(),
       useQueryLimits({ config, introspection: config.INTROSPECTION ?? !production }),
       useErrorCodes({ hideSuggestions: production }),

@@ -70,19 +70,70 @@ export const builder = new SchemaBuilder<{
   relay: {
     clientMutationId: 'omit',
     cursorType: 'String',
-    edgesFieldOptions: { nullable: false },
-    nodeFieldOptions: { nullable: false },
     encodeGlobalID: (typename, id) => Buffer.from(`${typename}:${id}`).toString('base64url'),
     decodeGlobalID: decodeGlobalId,
     // node/nodes are src/modules/node/node.schema.ts: one bad id there nulls one item, not the request.
     nodeQueryOptions: false,
     nodesQueryOptions: false,
+    // Descriptions of what the plugin generates for every connection (GraphiQL shows them).
+    nodeTypeOptions: {
+      description: 'An object with a global ID, refetchable through `node(id:)` and `nodes(ids:)`.',
+    },
+    idFieldOptions: {
+      description:
+        'Opaque global ID (base64url of `Type:id`); pass it back to `node(id:)` or as an argument.',
+    },
+    pageInfoTypeOptions: { description: 'Where a connection page sits in the whole list.' },
+    hasNextPageFieldOptions: { description: 'True when more items follow the last edge.' },
+    hasPreviousPageFieldOptions: { description: 'True when items precede the first edge.' },
+    startCursorFieldOptions: {
+      description: 'Cursor of the first edge (pass as `before`); null for an empty page.',
+    },
+    endCursorFieldOptions: {
+      description: 'Cursor of the last edge (pass as `after`); null for an empty page.',
+    },
+    defaultConnectionTypeOptions: {
+      description:
+        'One page of a list (Relay cursor connection), in the order its field documents.',
+    },
+    defaultEdgeTypeOptions: { description: 'One item of a connection page and its cursor.' },
+    edgesFieldOptions: { nullable: false, description: 'The items of this page, in list order.' },
+    pageInfoFieldOptions: { description: 'Cursors and whether more pages exist either way.' },
+    nodeFieldOptions: { nullable: false, description: 'The item.' },
+    cursorFieldOptions: {
+      description:
+        'Opaque cursor of this item for `after`/`before`; valid only for the same field and order.',
+    },
+    firstArgOptions: {
+      description:
+        'Page size from the start (default 20, at most MAX_PAGE_SIZE, 100 unless configured); BAD_USER_INPUT when negative, above the cap or combined with `last`.',
+    },
+    lastArgOptions: {
+      description:
+        'Page size from the end (same limits as `first`); BAD_USER_INPUT when combined with `first` or `after`.',
+    },
+    afterArgOptions: {
+      description:
+        'Return items after this cursor (an `endCursor` of the same field and order); BAD_USER_INPUT when malformed or from another order.',
+    },
+    beforeArgOptions: {
+      description:
+        'Return items before this cursor (a `startCursor` of the same field and order); BAD_USER_INPUT when malformed or from another order.',
+    },
   },
 });
 
-builder.queryType({});
-builder.mutationType({});
-builder.subscriptionType({});
+builder.queryType({
+  description:
+    'Reads. Anonymous callers see published posts and public profiles; a bearer token adds what its role may see.',
+});
+builder.mutationType({
+  description:
+    'Writes, each in one transaction and rate-limited per caller. Errors carry `extensions.code`: UNAUTHENTICATED, FORBIDDEN, BAD_USER_INPUT, NOT_FOUND, CONFLICT, RATE_LIMITED.',
+});
+builder.subscriptionType({
+  description: 'Live updates over SSE (`Accept: text/event-stream`) or graphql-ws.',
+});
 
 builder.globalConnectionField('totalCount', (t) =>
   t.int({

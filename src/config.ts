@@ -100,6 +100,8 @@ const schema = z.object({
   WS_INIT_TIMEOUT_MS: positiveInt.default(3000),
   WS_MAX_SUBSCRIPTIONS: positiveInt.default(20),
   SHUTDOWN_GRACE_MS: positiveInt.default(10_000),
+  /** The whole shutdown's bound: past it the process exits with 1 whatever step is stuck. */
+  SHUTDOWN_DEADLINE_MS: positiveInt.default(30_000),
   DEFAULT_PAGE_SIZE: positiveInt.default(20),
   MAX_IMPORT_POSTS: positiveInt.default(5000),
 

@@ -6,7 +6,6 @@ import type { Logger } from './infra/logger.ts';
 import type { Metrics } from './infra/metrics.ts';
 import type { QuirePubSub } from './infra/pubsub.ts';
 import type { RateLimiter } from './infra/rate-limit.ts';
-import { findViewerByToken } from './modules/auth/auth.repository.ts';
 import { bearerToken, hashToken } from './modules/auth/token.ts';
 import type { Viewer } from './modules/auth/viewer.ts';
 import type { ViewerStreams } from './modules/auth/viewer-streams.ts';
@@ -20,7 +19,10 @@ export interface AppDeps {
   cache: Cache;
   rateLimiter: RateLimiter;
   metrics: Metrics;
-  /** This instance's long-lived streams by viewer: a revoked token or new role ends them. */
+  /**
+   * This instance's long-lived streams and cached viewers by token: a revoked token or new role
+   * ends or drops them.
+   */
   viewerStreams: ViewerStreams;
   redisReachable(): Promise<boolean>;
 }
@@ -47,14 +49,15 @@ export interface ContextSource {
 }
 
 export async function createContext(deps: AppDeps, source: ContextSource): Promise<Context> {
-  const sql: SqlStats = { queries: 0 };
+  const sql: SqlStats = { queries: 0, statements: [] };
   const db = countingDb(deps.db, sql);
   const token = bearerToken(source.authorization);
   if (source.authorization != null && source.authorization !== '' && !token) {
     throw appError('UNAUTHENTICATED', 'Authorization must be "Bearer <token>"');
   }
-  const viewer = token ? await findViewerByToken(db, token) : null;
-  if (token && !viewer) throw appError('UNAUTHENTICATED', 'Unknown or revoked token');
+  const tokenHash = token ? hashToken(token) : null;
+  const viewer = tokenHash ? await deps.viewerStreams.findViewer(db, tokenHash) : null;
+  if (tokenHash && !viewer) throw appError('UNAUTHENTICATED', 'Unknown or revoked token');
   return {
     deps,
     config: deps.config,
@@ -62,7 +65,7 @@ export async function createContext(deps: AppDeps, source: ContextSource): Promi
     sql,
     cacheStats: {},
     viewer,
-    tokenHash: token ? hashToken(token) : null,
+    tokenHash,
     clientKey: viewer ? `user:${viewer.id}` : `ip:${source.clientAddress ?? 'unknown'}`,
     log: deps.logger,
   };
@@ -70,7 +73,7 @@ export async function createContext(deps: AppDeps, source: ContextSource): Promi
 
 /** A fresh copy for each subscription event so loaders never serve data older than the event. */
 export function freshEventContext(context: Context): Partial<Context> {
-  const sql: SqlStats = { queries: 0 };
+  const sql: SqlStats = { queries: 0, statements: [] };
   return { sql, cacheStats: {}, db: countingDb(context.deps.db, sql) };
 }
 

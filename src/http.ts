@@ -1,5 +1,4 @@
-import { createServer, type Server } from 'node:http';
-import type { Socket } from 'node:net';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type DocumentNode, type ExecutionArgs, GraphQLError } from 'graphql';
 import type { OperationResult } from 'graphql-ws';
@@ -12,6 +11,7 @@ import type { Context } from './context.ts';
 import { clientFacingError } from './infra/error-codes-plugin.ts';
 import { withoutHttpHints } from './infra/http-status-plugin.ts';
 import { logResultErrors, requestId } from './infra/request-log-plugin.ts';
+import { endSubscriptionsOf } from './infra/stream-end-plugin.ts';
 
 export interface HttpServer {
   server: Server;
@@ -56,12 +56,17 @@ const isCode = (error: unknown, code: string) =>
  */
 export async function startHttpServer(yoga: QuireYoga, options: HttpOptions): Promise<HttpServer> {
   const server = createServer(yoga);
-  const streams = new Set<Socket>();
+  const streams = new Set<IncomingMessage>();
   let closing = false;
   server.on('request', (request, response) => {
+    // A keep-alive connection that finishes its response while closing would hold the close
+    // until its idle timeout.
+    response.on('close', () => {
+      if (closing) setImmediate(() => server.closeIdleConnections());
+    });
     if (!request.headers.accept?.includes('text/event-stream')) return;
-    streams.add(request.socket);
-    response.on('close', () => streams.delete(request.socket));
+    streams.add(request);
+    response.on('close', () => streams.delete(request));
   });
 
   const toClient = (error: GraphQLError) =>
@@ -218,9 +223,9 @@ export async function startHttpServer(yoga: QuireYoga, options: HttpOptions): Pr
       const drained = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
       // Live streams never finish on their own: WebSocket clients get 1001 (going away), SSE
-      // streams end; both resume elsewhere with afterEventId.
+      // streams end with `event: complete`; both resume elsewhere with afterEventId.
       await wsHandle.dispose();
-      for (const socket of streams) socket.end();
+      for (const request of streams) endSubscriptionsOf(request);
       const grace = sleep(options.shutdownGraceMs).then(() => server.closeAllConnections());
       await Promise.race([drained, grace]);
       await drained;

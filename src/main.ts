@@ -14,18 +14,16 @@ async function main(): Promise<void> {
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     process.once(signal, () => {
       logger.info({ signal }, 'shutting down');
-      void shutdown.run().then((ok) => process.exit(ok ? 0 : 1));
+      void shutdown.run(config.SHUTDOWN_DEADLINE_MS).then((ok) => process.exit(ok ? 0 : 1));
     });
   }
 
   const { deps, databaseUrl } = await startRuntime(config, logger, shutdown, {
     allowEmbedded: true,
+    handlesSignals: true,
   });
-  if (config.WORKER) {
-    const worker = new PipelineWorker({ ...deps, databaseUrl });
-    await worker.start();
-    shutdown.add('pipeline worker', () => worker.stop());
-  }
+  const worker = config.WORKER ? new PipelineWorker({ ...deps, databaseUrl }) : undefined;
+  await worker?.start();
   if (config.METRICS_PORT !== undefined) {
     const metricsServer = await startMetricsServer(deps.metrics, {
       port: config.METRICS_PORT,
@@ -38,8 +36,13 @@ async function main(): Promise<void> {
   }
   const http = await startHttpServer(createApp(deps), httpOptions(config));
   shutdown.add('http server', () => http.close());
-  const graphiql = (config.GRAPHIQL ?? config.NODE_ENV !== 'production') ? ' (and GraphiQL)' : '';
-  logger.info(`Quire is serving GraphQL${graphiql} at http://${config.HOST}:${http.port}/graphql`);
+  // Stopped before the HTTP server: open streams still deliver the release of its runs.
+  if (worker) shutdown.add('pipeline worker', () => worker.stop());
+  const base = `http://${config.HOST}:${http.port}`;
+  const api =
+    (config.GRAPHIQL ?? config.NODE_ENV !== 'production') ? 'GraphiQL and the API' : 'the API';
+  // The GraphQL URL stays last: scripts and tests read it as the line's final `at <url>`.
+  logger.info(`Quire is serving GraphQL: the dashboard at ${base}/, ${api} at ${base}/graphql`);
 }
 
 main().catch((error: unknown) => {

@@ -1,7 +1,9 @@
+import type pg from 'pg';
 import type { Config } from './config.ts';
 import type { AppDeps } from './context.ts';
-import { createDatabase, createPool } from './db/database.ts';
+import { createDatabase, createMigrationDatabase, createPool } from './db/database.ts';
 import { migrateToLatest } from './db/migrator.ts';
+import { notifyCacheRenewal } from './infra/cache-notifications.ts';
 import { registerBreakerMetrics } from './infra/circuit-breaker.ts';
 import type { Logger } from './infra/logger.ts';
 import { Metrics } from './infra/metrics.ts';
@@ -20,15 +22,24 @@ export function connectDeps(
   config: Config,
   logger: Logger,
   databaseUrl: string,
-): { deps: AppDeps; close(): Promise<void> } {
+): { deps: AppDeps; pool: pg.Pool; close(): Promise<void> } {
   const pool = createPool(databaseUrl, config);
   const db = createDatabase(pool, logger, config, () => metrics.sqlStatements.inc());
-  const { close, redisBreakers, ...shared } = createSharedState(config, logger);
+  const { close, redisBreakers, ...shared } = createSharedState(config, logger, {
+    pool,
+    url: databaseUrl,
+  });
   const metrics = new Metrics({ pool, ...shared, queueDepth: () => countQueuedRuns(db) });
   registerBreakerMetrics(metrics.registry, redisBreakers);
-  const viewerStreams = new ViewerStreams({ db, pubsub: shared.pubsub, logger });
+  const viewerStreams = new ViewerStreams({
+    db,
+    pubsub: shared.pubsub,
+    logger,
+    cache: shared.cache,
+  });
   return {
     deps: { config, logger, db, metrics, viewerStreams, ...shared },
+    pool,
     async close() {
       await close();
       await db.destroy();
@@ -44,14 +55,25 @@ export async function startRuntime(
   config: Config,
   logger: Logger,
   shutdown: ShutdownSequence,
-  options: { allowEmbedded: boolean },
+  options: { allowEmbedded: boolean; handlesSignals?: boolean },
 ): Promise<Runtime> {
   let databaseUrl = config.DATABASE_URL;
   if (!databaseUrl) {
     if (!options.allowEmbedded) throw new Error('DATABASE_URL is required for this process');
     // Loaded only when used: the package installs exit hooks on import that would cut short
-    // the graceful shutdown of servers that run against a real DATABASE_URL.
+    // the graceful shutdown of servers that run against a real DATABASE_URL. A process with its
+    // own shutdown sequence drops its signal hooks too: they would kill Postgres under the open
+    // pool and exit with 128 + signal before the sequence ran (its `exit` hook stays, a backstop).
+    const hooked: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+    const before = new Map(hooked.map((event) => [event, new Set(process.listeners(event))]));
     const { startEmbeddedPostgres } = await import('./db/embedded.ts');
+    if (options.handlesSignals) {
+      for (const event of hooked) {
+        for (const listener of process.listeners(event)) {
+          if (!before.get(event)!.has(listener)) process.off(event, listener);
+        }
+      }
+    }
     const embedded = await startEmbeddedPostgres({
       dataDir: config.DATA_DIR,
       port: config.EMBEDDED_PG_PORT,
@@ -60,11 +82,15 @@ export async function startRuntime(
     shutdown.add('embedded postgres', () => embedded.stop());
     databaseUrl = embedded.connectionString;
   }
-  const { deps, close } = connectDeps(config, logger, databaseUrl);
+  const { deps, pool, close } = connectDeps(config, logger, databaseUrl);
   shutdown.add('database pool and redis', close);
   if (config.MIGRATE_ON_START) {
-    const applied = await migrateToLatest(deps.db);
-    if (applied.length > 0) logger.info({ applied }, 'migrations applied');
+    const applied = await migrateToLatest(createMigrationDatabase(pool, logger, config));
+    if (applied.length > 0) {
+      logger.info({ applied }, 'migrations applied');
+      // Running servers may hold entries shaped by the old schema (without Redis: over Postgres).
+      if (!config.REDIS_URL) await notifyCacheRenewal(pool);
+    }
   }
   return { deps, databaseUrl };
 }

@@ -4,6 +4,7 @@ import {
   type PluginTransformQueryArgs,
   type PluginTransformResultArgs,
   PostgresDialect,
+  type QueryId,
   type QueryResult,
   type RootOperationNode,
   type UnknownRow,
@@ -41,8 +42,21 @@ export function createPool(
   });
 }
 
+/** How many statements a request's statement list keeps; the count goes on past it. */
+export const MAX_RECORDED_STATEMENTS = 500;
+
+/** One statement a request ran, kept as Kysely's node so its text is compiled only when shown. */
+export interface RecordedStatement {
+  readonly node: RootOperationNode;
+  readonly queryId: QueryId;
+  /** From dispatch to result, including any wait for a pooled connection. */
+  readonly durationMs: number;
+}
+
 export interface SqlStats {
   queries: number;
+  /** The first MAX_RECORDED_STATEMENTS statements, for the debug extension. */
+  statements: RecordedStatement[];
 }
 
 export function createDatabase(
@@ -82,23 +96,56 @@ export function createDatabase(
   });
 }
 
+/**
+ * The connection migrations run on: their DDL and backfills are expected to be slow, so they are
+ * never "slow sql" warnings; a long one is logged at info as a migration step, the rest at debug.
+ */
+export function createMigrationDatabase(
+  pool: pg.Pool,
+  logger: Logger,
+  config: Pick<Config, 'SLOW_QUERY_MS'>,
+): Kysely<unknown> {
+  return new Kysely<unknown>({
+    dialect: new PostgresDialect({ pool }),
+    log(event) {
+      if (event.level === 'error') return;
+      const durationMs = Math.round(event.queryDurationMillis);
+      const fields = { sql: truncate(event.query.sql), durationMs };
+      if (event.queryDurationMillis >= config.SLOW_QUERY_MS) logger.info(fields, 'migration step');
+      else logger.debug(fields, 'migration step');
+    },
+  });
+}
+
 function truncate(text: string, max = 500): string {
   return text.length > max ? `${text.slice(0, max)}…` : text;
 }
 
 /**
- * Counts the statements one request sends, so N+1 patterns show up in numbers. Counted on results:
- * transformQuery also runs for subqueries built from the same instance.
+ * Counts (and times) the statements one request sends, so N+1 patterns show up in numbers.
+ * Counted on results: transformQuery also runs for subqueries built from the same instance, which
+ * therefore never reach transformResult (the WeakMap lets their entries go).
  */
 export class QueryCountPlugin implements KyselyPlugin {
+  readonly #dispatched = new WeakMap<QueryId, { node: RootOperationNode; started: number }>();
+
   constructor(private readonly stats: SqlStats) {}
 
   transformQuery(args: PluginTransformQueryArgs): RootOperationNode {
+    this.#dispatched.set(args.queryId, { node: args.node, started: performance.now() });
     return args.node;
   }
 
   async transformResult(args: PluginTransformResultArgs): Promise<QueryResult<UnknownRow>> {
     this.stats.queries += 1;
+    const dispatched = this.#dispatched.get(args.queryId);
+    if (dispatched && this.stats.statements.length < MAX_RECORDED_STATEMENTS) {
+      this.stats.statements.push({
+        node: dispatched.node,
+        queryId: args.queryId,
+        durationMs: performance.now() - dispatched.started,
+      });
+    }
     return args.result;
   }
 }

@@ -1,5 +1,6 @@
 import { sql } from 'kysely';
 import type { Db } from './database.ts';
+import { corpusHeadings, corpusParagraphs, loadReadmeCorpus, nodeModules } from './seed-corpus.ts';
 
 export interface SeedSize {
   users: number;
@@ -14,67 +15,30 @@ export interface SeedReport {
   rowsPerSecond: number;
 }
 
-const WORDS = [
-  'graphql',
-  'postgres',
-  'pipeline',
-  'cache',
-  'editor',
-  'author',
-  'summary',
-  'keyword',
-  'search',
-  'index',
-  'query',
-  'cursor',
-  'server',
-  'client',
-  'schema',
-  'resolver',
-  'loader',
-  'batch',
-  'stream',
-  'event',
-  'worker',
-  'queue',
-  'retry',
-  'lease',
-  'publish',
-  'review',
-  'draft',
-  'article',
-  'reader',
-  'story',
-  'city',
-  'solar',
-  'garden',
-  'river',
-  'market',
-  'music',
-  'travel',
-  'kitchen',
-  'science',
-  'history',
-  'the',
-  'a',
-  'and',
-  'of',
-  'to',
-  'in',
-  'is',
-  'it',
-  'with',
-  'for',
-  'on',
-  'that',
-  'this',
-];
+/** Real text that generated posts are made of (see seed-corpus.ts). */
+export interface SeedText {
+  paragraphs: string[];
+  headings: string[];
+}
+
+/** Paragraphs and headings of the installed packages' READMEs. */
+export async function loadSeedText(): Promise<SeedText> {
+  const documents = await loadReadmeCorpus();
+  const text = { paragraphs: corpusParagraphs(documents), headings: corpusHeadings(documents) };
+  if (text.paragraphs.length === 0 || text.headings.length === 0) {
+    throw new Error(`No README text found under ${nodeModules}: run npm ci first`);
+  }
+  return text;
+}
 
 /**
- * Demo or benchmark data generated inside Postgres (generate_series), one statement per table, so
- * the cost is Postgres' insert speed, not the network. Deterministic for a given size.
+ * Benchmark-scale data generated inside Postgres (generate_series), one statement per table, so
+ * the cost is Postgres' insert speed, not the network. Post titles are headings and bodies are
+ * 1–4 paragraphs of real README prose (`text`, loaded from node_modules when omitted), so search
+ * runs over a real vocabulary. Deterministic for a given size and text.
  */
-export async function seed(db: Db, size: SeedSize): Promise<SeedReport> {
+export async function seed(db: Db, size: SeedSize, text?: SeedText): Promise<SeedReport> {
+  const { paragraphs, headings } = text ?? (await loadSeedText());
   const started = performance.now();
   await db.transaction().execute(async (trx) => {
     // A bulk load runs for seconds: the per-request statement timeout is not meant for it.
@@ -93,23 +57,42 @@ export async function seed(db: Db, size: SeedSize): Promise<SeedReport> {
              now() - (n || ' minutes')::interval
       from generate_series(1, ${size.users}) as n`.execute(trx);
     const postBase = await nextId(trx, 'posts');
+    // Paragraphs and titles by number: each post picks its own by index lookups (a large array
+    // parameter would be detoasted again for every subscript).
     await sql`
-      with words as (select ${WORDS}::text[] as list)
+      create temp table seed_paragraphs (id int primary key, body text not null, words int not null)
+      on commit drop`.execute(trx);
+    await sql`
+      insert into seed_paragraphs (id, body, words)
+      select ordinality, body, words
+      from unnest(${paragraphs}::text[], ${paragraphs.map(wordCount)}::int[])
+        with ordinality as paragraph(body, words)`.execute(trx);
+    await sql`
+      create temp table seed_titles on commit drop as
+      select ordinality::int as id, title from unnest(${headings}::text[]) with ordinality as title`.execute(
+      trx,
+    );
+    await sql`alter table seed_titles add primary key (id)`.execute(trx);
+    await sql`analyze seed_paragraphs, seed_titles`.execute(trx);
+    await sql`
       insert into posts (author_id, title, slug, body, status, word_count, reading_minutes,
                          created_at, updated_at, published_at)
       select
         (select min(id) from users) + (n * 7919) % ${size.users},
-        initcap(list[1 + n % 40] || ' ' || list[1 + (n * 7) % 40] || ' ' || list[1 + (n * 13) % 40]),
+        (select title from seed_titles where id = 1 + (n * 13) % ${headings.length}),
         'seed-' || (${postBase} + n),
-        array_to_string(array(
-          select list[1 + ((n * 31 + w * 17) % array_length(list, 1))] from generate_series(1, 40) as w
-        ), ' ') || '.',
+        picked.body,
         case when n % 10 < 7 then 'PUBLISHED' when n % 10 < 9 then 'DRAFT' else 'REVIEW' end,
-        40, 1,
+        picked.words, greatest(1, ceil(picked.words / 200.0)),
         now() - (n || ' seconds')::interval,
         now() - (n || ' seconds')::interval,
         case when n % 10 < 7 then now() - (n || ' seconds')::interval end
-      from generate_series(1, ${size.posts}) as n, words`.execute(trx);
+      from generate_series(1, ${size.posts}) as n
+      cross join lateral (
+        select string_agg(p.body, E'\\n\\n' order by w) as body, sum(p.words)::int as words
+        from generate_series(1, 1 + n % 4) as w
+        join seed_paragraphs p on p.id = 1 + (n * 31 + w * 7919) % ${paragraphs.length}
+      ) as picked`.execute(trx);
     await sql`
       insert into tags (name)
       select 'topic-' || n from generate_series(1, ${size.tags}) as n
@@ -135,6 +118,8 @@ export async function seed(db: Db, size: SeedSize): Promise<SeedReport> {
     size.users + size.posts + size.tags + size.posts * 2 + size.posts * size.commentsPerPost;
   return { rows, seconds, rowsPerSecond: Math.round(rows / seconds) };
 }
+
+const wordCount = (text: string) => text.split(/\s+/).filter(Boolean).length;
 
 async function nextId(db: Db, table: 'users' | 'posts'): Promise<number> {
   const { rows } = await sql<{

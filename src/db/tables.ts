@@ -51,6 +51,8 @@ export interface PostsTable {
   reading_minutes: ColumnType<number, number | undefined, number>;
   readability_score: number | null;
   seo_score: number | null;
+  /** The body as plain text, written by the pipeline's normalize step; null once the body changes. */
+  plain_text: string | null;
   search: ColumnType<string, never, never>;
   created_at: Generated<string>;
   updated_at: Generated<string>;
@@ -135,7 +137,7 @@ export interface Database {
 }
 
 export type UserRow = Selectable<UsersTable>;
-export type PostRow = Omit<Selectable<PostsTable>, 'search'>;
+export type PostRow = Omit<Selectable<PostsTable>, 'search' | 'plain_text'>;
 export type NewPost = Insertable<PostsTable>;
 export type PostUpdate = Updateable<PostsTable>;
 export type TagRow = Selectable<TagsTable>;

@@ -193,13 +193,34 @@ class RedisBackend implements CacheBackend {
   }
 }
 
+/**
+ * What an in-process cache hears from other processes writing the same database (without Redis,
+ * over Postgres LISTEN/NOTIFY, see cache-notifications.ts).
+ */
+export interface InvalidationFeed {
+  /** Applies tags another process invalidated after its commit. */
+  apply(tags: readonly string[]): void;
+  /** Drops every entry and every fill in progress (a migration, or a reconnected feed). */
+  renew(): void;
+  /**
+   * While the feed is down other processes' writes go unheard: entries are renewed and nothing is
+   * served or stored until `resume`.
+   */
+  pause(): void;
+  resume(): void;
+}
+
 /** The embedded default: one process, so a bounded LRU with the same tag semantics. */
-class MemoryBackend implements CacheBackend {
+class MemoryBackend implements CacheBackend, InvalidationFeed {
   private readonly entries: LRUCache<string, { value: string; tags: readonly string[] }>;
   private readonly generations = new Map<string, number>();
   private readonly keysByTag = new Map<string, Set<string>>();
+  /** Guards every fill as a tag's generation guards its entries: renewing drops fills in flight. */
+  private namespace = 0;
+  private live: boolean;
 
-  constructor(maxEntries: number) {
+  constructor(maxEntries: number, live: boolean) {
+    this.live = live;
     this.entries = new LRUCache({
       max: maxEntries,
       maxSize: maxEntries * 4096,
@@ -212,17 +233,17 @@ class MemoryBackend implements CacheBackend {
   }
 
   async read(keys: readonly string[], tags: readonly string[]) {
-    return {
-      values: keys.map((key) => this.entries.get(key)?.value ?? null),
-      generations: Object.fromEntries(
-        tags.map((tag) => [tag, String(this.generations.get(tag) ?? 0)]),
-      ),
-    };
+    if (!this.live) return { values: keys.map(() => null), generations: null };
+    const generations: GenerationSnapshot = { namespace: String(this.namespace) };
+    for (const tag of tags) generations[`tag:${tag}`] = String(this.generations.get(tag) ?? 0);
+    return { values: keys.map((key) => this.entries.get(key)?.value ?? null), generations };
   }
 
   async write(entries: readonly CacheEntry[], ttlSeconds: number, generations: GenerationSnapshot) {
-    for (const [tag, generation] of Object.entries(generations)) {
-      if (String(this.generations.get(tag) ?? 0) !== generation) return;
+    if (!this.live || generations.namespace !== String(this.namespace)) return;
+    for (const [key, generation] of Object.entries(generations)) {
+      if (!key.startsWith('tag:')) continue;
+      if (String(this.generations.get(key.slice(4)) ?? 0) !== generation) return;
     }
     for (const entry of entries) {
       this.entries.set(
@@ -239,12 +260,37 @@ class MemoryBackend implements CacheBackend {
   }
 
   async invalidate(tags: readonly string[]) {
+    this.apply(tags);
+  }
+
+  apply(tags: readonly string[]) {
     for (const tag of tags) {
       this.generations.set(tag, (this.generations.get(tag) ?? 0) + 1);
       for (const key of this.keysByTag.get(tag) ?? []) this.entries.delete(key);
       this.keysByTag.delete(tag);
     }
   }
+
+  renew() {
+    this.namespace += 1;
+    this.entries.clear();
+    this.keysByTag.clear();
+  }
+
+  pause() {
+    this.live = false;
+    this.renew();
+  }
+
+  resume() {
+    this.renew();
+    this.live = true;
+  }
+}
+
+/** Other processes sharing the database, told of each invalidation after it applied here. */
+export interface InvalidationPeers {
+  publish(tags: readonly string[]): Promise<void>;
 }
 
 export interface CacheReadOptions<Value> {
@@ -267,6 +313,7 @@ export class Cache {
     private readonly backend: CacheBackend,
     private readonly logger: Logger,
     readonly kind: 'redis' | 'memory' | 'disabled',
+    private readonly peers?: InvalidationPeers,
   ) {}
 
   /** Looks up `keys`, loads the misses, stores them guarded by the generations seen. */
@@ -359,13 +406,16 @@ export class Cache {
   }
 
   /**
-   * Call after the write committed. A failure is logged and counted; the Redis backend then
-   * renews its namespace before it serves anything again.
+   * Call after the write committed: drops entries under `tags` here and, without Redis, in every
+   * process listening on the same database. A failure is logged and counted; the Redis backend
+   * then renews its namespace before it serves anything again.
    */
   async invalidate(tags: readonly string[]): Promise<void> {
     if (tags.length === 0) return;
+    const unique = [...new Set(tags)];
     try {
-      await this.backend.invalidate([...new Set(tags)]);
+      await this.backend.invalidate(unique);
+      await this.peers?.publish(unique);
     } catch (error) {
       this.count({ name: 'invalidate' }, 'errors', 1);
       this.logger.warn({ err: (error as Error).message, tags }, 'cache invalidation failed');
@@ -394,8 +444,9 @@ class DisabledBackend implements CacheBackend {
   async invalidate() {}
 }
 
-export function createDisabledCache(logger: Logger): Cache {
-  return new Cache(new DisabledBackend(), logger, 'disabled');
+/** `peers` hear this process's invalidations although it caches nothing (other processes do). */
+export function createDisabledCache(logger: Logger, peers?: InvalidationPeers): Cache {
+  return new Cache(new DisabledBackend(), logger, 'disabled', peers);
 }
 
 /** Every Redis call goes through `breaker`: a silent Redis turns into misses, not waits. */
@@ -408,6 +459,15 @@ export function createRedisCache(
   return new Cache(new RedisBackend(redis, prefix, logger, breaker), logger, 'redis');
 }
 
-export function createMemoryCache(maxEntries: number, logger: Logger): Cache {
-  return new Cache(new MemoryBackend(maxEntries), logger, 'memory');
+/**
+ * An LRU in this process. With `peers`, the cache starts paused: it serves and stores nothing
+ * until the returned feed resumes it (once it hears other processes' invalidations).
+ */
+export function createMemoryCache(
+  maxEntries: number,
+  logger: Logger,
+  peers?: InvalidationPeers,
+): { cache: Cache; feed: InvalidationFeed } {
+  const backend = new MemoryBackend(maxEntries, !peers);
+  return { cache: new Cache(backend, logger, 'memory', peers), feed: backend };
 }

@@ -1,5 +1,12 @@
 import type pg from 'pg';
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import {
+  Counter,
+  collectDefaultMetrics,
+  Gauge,
+  Histogram,
+  type Metric,
+  Registry,
+} from 'prom-client';
 import type { Cache } from './cache.ts';
 import type { RateLimiter } from './rate-limit.ts';
 
@@ -11,7 +18,26 @@ export interface MetricsSources {
   queueDepth: () => Promise<number>;
 }
 
-/** One registry per app instance (tests run several in one process). */
+let processMetrics: Registry | undefined;
+
+/**
+ * prom-client's process metrics (CPU, memory, heap, event loop lag, GC, handles), collected once
+ * per process: they describe the process, and each collection starts its own event loop monitor
+ * and GC observer, which several app instances in one process (tests) would otherwise multiply.
+ */
+function sharedProcessMetrics(): Registry {
+  if (!processMetrics) {
+    processMetrics = new Registry();
+    collectDefaultMetrics({ register: processMetrics, prefix: 'quire_' });
+  }
+  return processMetrics;
+}
+
+/**
+ * One registry per app instance (tests run several in one process), holding the app's series and
+ * the process's. Series names follow Prometheus conventions: base units in the name, `_total` on
+ * counters, and no label value that is the sum of the others, so `sum()` over a label adds up.
+ */
 export class Metrics {
   readonly registry = new Registry();
   readonly requestDuration = new Histogram({
@@ -21,8 +47,8 @@ export class Metrics {
     buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
     registers: [this.registry],
   });
-  readonly sqlPerRequest = new Histogram({
-    name: 'quire_sql_queries_per_request',
+  readonly sqlStatementsPerRequest = new Histogram({
+    name: 'quire_sql_statements_per_request',
     help: 'SQL statements issued by one GraphQL request',
     buckets: [0, 1, 2, 3, 5, 8, 13, 21, 50, 100],
     registers: [this.registry],
@@ -48,16 +74,28 @@ export class Metrics {
   constructor(sources: MetricsSources) {
     const { pool, cache, rateLimiter, queueDepth } = sources;
     const registers = [this.registry];
+    // getMetricsAsArray returns the registered metric objects (prom-client's typing says only
+    // their descriptions).
+    for (const metric of sharedProcessMetrics().getMetricsAsArray())
+      this.registry.registerMetric(metric as unknown as Metric);
     new Gauge({
       name: 'quire_pg_pool_connections',
-      help: 'pg pool connections by state',
+      help: 'pg pool connections by state; their sum is the pool size',
       labelNames: ['state'] as const,
       registers,
       collect() {
-        this.set({ state: 'total' }, pool.totalCount);
         this.set({ state: 'idle' }, pool.idleCount);
         this.set({ state: 'in_use' }, pool.totalCount - pool.idleCount);
-        this.set({ state: 'waiting' }, pool.waitingCount);
+      },
+    });
+    // Requests queued for a connection are not connections: a series of their own keeps them
+    // out of the pool's sum.
+    new Gauge({
+      name: 'quire_pg_pool_waiting_requests',
+      help: 'Queries waiting for a pg pool connection',
+      registers,
+      collect() {
+        this.set(pool.waitingCount);
       },
     });
     for (const field of ['hits', 'misses', 'errors'] as const) {

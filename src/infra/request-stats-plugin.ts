@@ -4,6 +4,7 @@ import type { Context } from '../context.ts';
 import type { Logger } from './logger.ts';
 import type { Metrics } from './metrics.ts';
 import { requestLogger } from './request-log-plugin.ts';
+import { debugLevel, maySeeStatements, reportStatements } from './sql-debug.ts';
 
 export const DEBUG_HEADER = 'x-quire-debug';
 
@@ -67,7 +68,9 @@ function whenEnded<T>(source: AsyncIterable<T>, onEnd: () => void): AsyncIterabl
 /**
  * Per request: one log line (operation, duration, SQL statements, status), the duration and SQL
  * histograms, a warning past the SQL threshold (the N+1 detector), and with the debug header the
- * SQL count (`extensions.sql`) and cache hits/misses (`extensions.cache`) in the response.
+ * SQL count (`extensions.sql.queries`) and cache hits/misses (`extensions.cache`) in the
+ * response. An ADMIN (anyone in development) also gets the statements' text and durations
+ * (`extensions.sql.statements`), and with `x-quire-debug: explain` the plans of its SELECTs.
  */
 export function useRequestStats(options: {
   logger: Logger;
@@ -88,7 +91,7 @@ export function useRequestStats(options: {
       const operation = getOperationAST(args.document, args.operationName)?.name?.value;
       if (ctx.request) executions.set(ctx.request, { ctx, operation });
       return {
-        onExecuteDone({ result, setResult }) {
+        async onExecuteDone({ result, setResult }) {
           if (!('data' in result || 'errors' in result)) return;
           const queries = ctx.sql.queries;
           if (queries > options.warnThreshold) {
@@ -97,12 +100,19 @@ export function useRequestStats(options: {
               'request exceeded the SQL statement threshold (possible N+1)',
             );
           }
-          if (ctx.request?.headers.get(DEBUG_HEADER) === '1') {
-            setResult({
-              ...result,
-              extensions: { ...result.extensions, sql: { queries }, cache: ctx.cacheStats },
-            });
-          }
+          const debug = debugLevel(ctx.request?.headers.get(DEBUG_HEADER) ?? null);
+          if (!debug) return;
+          const statements = maySeeStatements(ctx.viewer?.role, ctx.config.NODE_ENV)
+            ? { statements: await reportStatements(ctx.deps.db, ctx.sql.statements, debug) }
+            : {};
+          setResult({
+            ...result,
+            extensions: {
+              ...result.extensions,
+              sql: { queries, ...statements },
+              cache: ctx.cacheStats,
+            },
+          });
         },
       };
     },
@@ -127,7 +137,7 @@ export function useRequestStats(options: {
         { operation: operationLabel(operation), status },
         durationMs / 1000,
       );
-      if (ctx) metrics.sqlPerRequest.observe(ctx.sql.queries);
+      if (ctx) metrics.sqlStatementsPerRequest.observe(ctx.sql.queries);
       (ctx?.log ?? requestLogger(request) ?? logger).info(
         {
           operation: operation?.slice(0, 200) ?? 'anonymous',

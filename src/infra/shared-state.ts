@@ -1,5 +1,7 @@
+import type pg from 'pg';
 import type { Config } from '../config.ts';
 import { type Cache, createDisabledCache, createMemoryCache, createRedisCache } from './cache.ts';
+import { CacheInvalidationListener, postgresPeers } from './cache-notifications.ts';
 import type { CircuitBreaker } from './circuit-breaker.ts';
 import type { Logger } from './logger.ts';
 import { createQuirePubSub, type QuirePubSub } from './pubsub.ts';
@@ -19,11 +21,15 @@ export interface SharedState {
 
 /**
  * Pub/sub, cache and rate-limit state: in Redis, shared by every instance, when REDIS_URL is set; in this
- * process otherwise. Cache and rate-limit commands fail fast while Redis is down or silent (no
+ * process otherwise, with cache invalidations exchanged over `database` (LISTEN/NOTIFY). Cache and rate-limit commands fail fast while Redis is down or silent (no
  * offline queue, REDIS_COMMAND_TIMEOUT_MS, a circuit breaker) so a request falls back to Postgres
  * and per-instance limits instead of waiting.
  */
-export function createSharedState(config: Config, logger: Logger): SharedState {
+export function createSharedState(
+  config: Config,
+  logger: Logger,
+  database: { pool: pg.Pool; url: string },
+): SharedState {
   const windowMs = config.RATE_LIMIT_WINDOW_SECONDS * 1000;
   const rules = {
     mutation: { max: config.RATE_LIMIT_MUTATIONS, windowMs },
@@ -32,13 +38,17 @@ export function createSharedState(config: Config, logger: Logger): SharedState {
   };
   const pubsub = createQuirePubSub(config.REDIS_URL, config.REDIS_PREFIX, logger, config);
   if (!config.REDIS_URL) {
+    const { cache, listener } = createInProcessCache(config, logger, database);
     return {
       pubsub: pubsub.pubsub,
-      cache: createInProcessCache(config, logger),
+      cache,
       rateLimiter: new RateLimiter(rules, undefined, logger),
       redisBreakers: [],
       redisReachable: async () => true,
-      close: pubsub.close,
+      close: async () => {
+        await listener?.stop();
+        await pubsub.close();
+      },
     };
   }
   const { client: redis, breaker } = createGuardedRedis(config.REDIS_URL, logger, 'commands', {
@@ -66,18 +76,27 @@ export function createSharedState(config: Config, logger: Logger): SharedState {
 }
 
 /**
- * An in-process cache only sees this process's invalidations, so it is correct only when no other
- * process writes the database: the embedded default. With an external DATABASE_URL, other
- * instances, `npm run worker` or `npm run seed` may write it, and their writes would never drop
- * this process's entries; without a shared Redis, caching is off there.
+ * Every writer without Redis (servers, `npm run seed`, the CLIs) tells the others of its
+ * invalidations over Postgres, and an in-process cache applies theirs from a LISTEN connection.
+ * It is used only when this process owns the database (the embedded default): with an external
+ * DATABASE_URL, writers that are not Quire processes (or run without it) could change rows
+ * unheard; without a shared Redis, caching is off there.
  */
-function createInProcessCache(config: Config, logger: Logger): Cache {
-  if (!config.CACHE) return createDisabledCache(logger);
+function createInProcessCache(
+  config: Config,
+  logger: Logger,
+  database: { pool: pg.Pool; url: string },
+): { cache: Cache; listener?: CacheInvalidationListener } {
+  const peers = postgresPeers(database.pool);
+  if (!config.CACHE) return { cache: createDisabledCache(logger, peers) };
   if (config.DATABASE_URL) {
     logger.warn(
       'cache disabled: DATABASE_URL without REDIS_URL, other processes writing the database could not invalidate an in-process cache; set REDIS_URL to cache',
     );
-    return createDisabledCache(logger);
+    return { cache: createDisabledCache(logger, peers) };
   }
-  return createMemoryCache(config.CACHE_MEMORY_ENTRIES, logger);
+  const { cache, feed } = createMemoryCache(config.CACHE_MEMORY_ENTRIES, logger, peers);
+  const listener = new CacheInvalidationListener(database.url, peers.origin, feed, logger);
+  listener.start();
+  return { cache, listener };
 }

@@ -11,10 +11,29 @@ export class ShutdownSequence {
     this.steps.push({ name, run });
   }
 
-  run(): Promise<boolean> {
-    this.running ??= (async () => {
+  /**
+   * Runs every step once (later calls get the same result): true when all succeeded. With
+   * `deadlineMs`, resolves false once it passes, naming the step still running.
+   */
+  run(deadlineMs?: number): Promise<boolean> {
+    this.running ??= this.runSteps(deadlineMs);
+    return this.running;
+  }
+
+  private async runSteps(deadlineMs: number | undefined): Promise<boolean> {
+    let current = '';
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<boolean>((resolve) => {
+      if (deadlineMs === undefined) return;
+      timer = setTimeout(() => {
+        this.logger.error({ step: current, deadlineMs }, 'shutdown deadline passed');
+        resolve(false);
+      }, deadlineMs);
+    });
+    const steps = (async () => {
       let ok = true;
       for (const step of [...this.steps].reverse()) {
+        current = step.name;
         try {
           await step.run();
           this.logger.info({ step: step.name }, 'stopped');
@@ -25,6 +44,10 @@ export class ShutdownSequence {
       }
       return ok;
     })();
-    return this.running;
+    try {
+      return await Promise.race([steps, deadline]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 }

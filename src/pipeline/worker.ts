@@ -55,6 +55,8 @@ export class PipelineWorker {
   readonly id = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
   private readonly inFlight = new Map<string, Promise<void>>();
   private stopping = false;
+  /** Aborts the steps in flight at shutdown, so their runs go back to the queue at once. */
+  private readonly halt = new AbortController();
   private wakeUp: (() => void) | undefined;
   private listener: pg.Client | undefined;
   private loop: Promise<void> | undefined;
@@ -76,9 +78,13 @@ export class PipelineWorker {
     );
   }
 
-  /** Stops claiming; running runs stop at their next step boundary and go back to the queue. */
+  /**
+   * Stops claiming; running steps are aborted (a step that does not honour its signal finishes)
+   * and their runs go back to the queue, resuming at that step on the next claim.
+   */
   async stop(): Promise<void> {
     this.stopping = true;
+    this.halt.abort();
     this.wakeUp?.();
     await this.loop;
     await Promise.allSettled(this.inFlight.values());
@@ -225,16 +231,20 @@ export class PipelineWorker {
         return false;
       }
       if (this.stopping) {
-        // Back to the queue at once: another worker (or this one after restart) resumes here.
-        await updateRun(trx, run.id, { status: 'QUEUED', locked_by: null, locked_until: null });
-        await emit('run.released', {
-          status: 'QUEUED',
-          progress: run.progress,
-          reason: 'worker shutdown',
-        });
+        await this.release(trx, emit, run);
         return false;
       }
       return true;
+    });
+  }
+
+  /** Back to the queue at once: another worker (or this one after restart) resumes the run. */
+  private async release(trx: Db, emit: Emit, run: PipelineRunRow): Promise<void> {
+    await updateRun(trx, run.id, { status: 'QUEUED', locked_by: null, locked_until: null });
+    await emit('run.released', {
+      status: 'QUEUED',
+      progress: run.progress,
+      reason: 'worker shutdown',
     });
   }
 
@@ -277,6 +287,7 @@ export class PipelineWorker {
       });
     });
     const implementation = stepRegistry.get(step.name);
+    const stepSignal = AbortSignal.any([signal, this.halt.signal]);
     const timer = this.deps.metrics?.stepDuration.startTimer({ step: step.name });
     try {
       if (!implementation) throw new Error(`no step named "${step.name}" is registered`);
@@ -287,10 +298,10 @@ export class PipelineWorker {
         post,
         outputs,
         autoPublish: claimed.auto_publish,
-        signal,
+        signal: stepSignal,
         progress: async (percent) => {
           if (config.PIPELINE_STEP_DELAY_MS > 0)
-            await sleep(config.PIPELINE_STEP_DELAY_MS, undefined, { signal });
+            await sleep(config.PIPELINE_STEP_DELAY_MS, undefined, { signal: stepSignal });
           const stepProgress = Math.max(0, Math.min(100, Math.round(percent)));
           await this.transition(claimed.id, async (trx, emit, run) => {
             await updateStep(trx, run.id, step.position, { progress: stepProgress });
@@ -341,6 +352,18 @@ export class PipelineWorker {
     } catch (error) {
       timer?.({ outcome: 'failed' });
       if (error instanceof RunLost || signal.aborted) throw new RunLost();
+      if (this.halt.signal.aborted) {
+        // Interrupted, not failed: the attempt does not count and the step restarts later.
+        await this.transition(claimed.id, async (trx, emit, run) => {
+          await updateStep(trx, run.id, step.position, {
+            status: 'PENDING',
+            attempt: step.attempt,
+            progress: 0,
+          });
+          await this.release(trx, emit, run);
+        });
+        return false;
+      }
       await this.failStep(claimed.id, step, attempt, error);
       return false;
     }

@@ -1,13 +1,12 @@
-import { existsSync, mkdirSync } from 'node:fs';
-import { type Browser, chromium } from 'playwright-core';
+import { mkdirSync } from 'node:fs';
+import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type HttpServer, httpOptions, startHttpServer } from '../../src/http.ts';
 import { PipelineWorker } from '../../src/pipeline/worker.ts';
 import { startTestApp, type TestApp } from '../helpers/app.ts';
+import { launchChromium } from '../helpers/browser.ts';
 import { createPosts, createUser, globalId, type TestUser } from '../helpers/factories.ts';
 import { solarArticle, startPipelineMutation } from '../helpers/pipeline.ts';
-
-const CHROMIUM = '/usr/bin/chromium';
 
 let app: TestApp;
 let http: HttpServer;
@@ -16,11 +15,6 @@ let browser: Browser;
 let author: TestUser;
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) {
-    throw new Error(
-      `Chromium is required for the browser test: apt-get install chromium (${CHROMIUM} is missing)`,
-    );
-  }
   app = await startTestApp({ PIPELINE_STEP_DELAY_MS: '150', PIPELINE_POLL_MS: '50' });
   http = await startHttpServer(app.yoga, httpOptions(app.deps.config, 0));
   worker = new PipelineWorker({ ...app.deps, databaseUrl: app.database.url });
@@ -34,19 +28,7 @@ beforeAll(async () => {
       status: 'DRAFT',
     },
   ]);
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      '--no-first-run',
-    ],
-  });
+  browser = await launchChromium();
 });
 
 afterAll(async () => {

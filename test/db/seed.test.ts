@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { seed } from '../../src/db/seed.ts';
+import { loadSeedText, seed } from '../../src/db/seed.ts';
 import { startTestApp, type TestApp } from '../helpers/app.ts';
 
 let app: TestApp;
@@ -46,5 +46,35 @@ describe('seed', () => {
       expect(node.tags.map((tag: { name: string }) => tag.name)).toContain('topic-3');
       expect(node.comments.edges).toHaveLength(3);
     }
+  });
+
+  it('makes posts of real README headings and paragraphs, with their word counts', async () => {
+    const text = await loadSeedText();
+    await seed(app.deps.db, { users: 5, posts: 50, commentsPerPost: 0, tags: 3 }, text);
+    const paragraphs = new Set(text.paragraphs);
+    const headings = new Set(text.headings);
+    const posts = await app.deps.db
+      .selectFrom('posts')
+      .select(['title', 'body', 'word_count'])
+      .limit(100)
+      .execute();
+    expect(posts.length).toBeGreaterThan(0);
+    for (const post of posts) {
+      expect(headings.has(post.title)).toBe(true);
+      const parts = post.body.split('\n\n');
+      expect(parts.length).toBeGreaterThanOrEqual(1);
+      for (const part of parts) expect(paragraphs.has(part)).toBe(true);
+      expect(post.word_count).toBe(post.body.split(/\s+/).filter(Boolean).length);
+    }
+    const distinct = new Set(
+      posts.flatMap((post) => post.body.toLowerCase().match(/[a-z]{3,}/g) ?? []),
+    );
+    expect(distinct.size).toBeGreaterThan(1000);
+    // Search runs over that vocabulary.
+    const word = posts[0]!.body.match(/\b[A-Za-z]{7,}\b/)![0];
+    const found = await app.gql('query($q: String!) { searchPosts(query: $q) { totalCount } }', {
+      q: word,
+    });
+    expect(found.data!.searchPosts.totalCount).toBeGreaterThan(0);
   });
 });

@@ -3,6 +3,7 @@ import pg from 'pg';
 import { register } from 'tsx/esm/api';
 import type { TestProject } from 'vitest/node';
 import { migrateToLatest } from '../../src/db/migrator.ts';
+import { ensureChromium, installHint } from './browser.ts';
 import { databaseUrl, requirePostgres, withAdminClient } from './services.ts';
 
 declare module 'vitest' {
@@ -20,6 +21,8 @@ export default async function setup(project: TestProject): Promise<() => Promise
   // Global setup runs outside vite's transform; the migrator imports .ts migrations natively.
   register();
   await requirePostgres();
+  // The browser tests need it; on a fresh machine `npm test` installs it when it may.
+  if (!ensureChromium()) console.warn(installHint);
   await withAdminClient(async (client) => {
     await client.query(`drop database if exists ${templateDatabase} with (force)`);
     await client.query(`create database ${templateDatabase}`);

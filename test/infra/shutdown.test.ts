@@ -1,8 +1,16 @@
 import { once } from 'node:events';
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config.ts';
+import { createDatabase, createPool, type Db } from '../../src/db/database.ts';
+import { createLogger } from '../../src/infra/logger.ts';
 import { startTestApp, type TestApp } from '../helpers/app.ts';
-import { createPosts, createUser } from '../helpers/factories.ts';
-import { startProcess } from '../helpers/processes.ts';
+import { createPosts, createUser, globalId, type TestUser } from '../helpers/factories.ts';
+import { solarArticle, startPipelineMutation, waitForRun } from '../helpers/pipeline.ts';
+import { type ServerProcess, startProcess } from '../helpers/processes.ts';
 import { adminDatabaseUrl } from '../helpers/services.ts';
 import { TcpProxy } from '../helpers/tcp-proxy.ts';
 
@@ -83,4 +91,164 @@ describe('graceful shutdown', () => {
       await server.stop('SIGKILL');
     }
   });
+});
+
+const watchRun = `subscription($runId: ID!) { pipelineRun(id: $runId) { type runStatus } }`;
+
+async function freePort(): Promise<number> {
+  const server = createServer().listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as { port: number };
+  server.close();
+  return port;
+}
+
+/** Starts a pipeline run over a new draft through `server`'s API; returns its ids. */
+async function startRun(
+  server: ServerProcess,
+  db: Db,
+  author: TestUser,
+): Promise<{ id: string; globalId: string }> {
+  const [post] = await createPosts(db, [
+    { authorId: author.id, body: solarArticle, status: 'DRAFT' },
+  ]);
+  const response = await fetch(server.url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${author.token}` },
+    body: JSON.stringify({
+      query: startPipelineMutation,
+      variables: { input: { postId: globalId('Post', post!.id) } },
+    }),
+  });
+  const { data } = (await response.json()) as { data: { startPipeline: { id: string } } };
+  const id = Buffer.from(data.startPipeline.id, 'base64').toString().split(':')[1]!;
+  return { id, globalId: data.startPipeline.id };
+}
+
+/** The raw text of an SSE subscription to the run, until the server ends the stream. */
+async function sseText(server: ServerProcess, runId: string, token: string): Promise<string> {
+  const response = await fetch(server.url, {
+    method: 'POST',
+    headers: {
+      accept: 'text/event-stream',
+      'content-type': 'application/json',
+      authorization: `Bearer ${token}`,
+    },
+    body: JSON.stringify({ query: watchRun, variables: { runId } }),
+  });
+  let text = '';
+  const decoder = new TextDecoder();
+  try {
+    for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
+      text += decoder.decode(chunk, { stream: true });
+    }
+  } catch {
+    // A cut connection: the text so far tells what arrived.
+  }
+  return text;
+}
+
+const jsonLines = (output: string) =>
+  output.split('\n').flatMap((line) => (line.startsWith('{') ? [JSON.parse(line)] : []));
+
+describe('shutdown of the embedded default with a pipeline run in flight', () => {
+  let dataDir: string;
+  let port: number;
+
+  beforeAll(async () => {
+    dataDir = await mkdtemp(path.join(tmpdir(), 'quire-shutdown-'));
+    // As root, Postgres runs as the `postgres` user, which must enter the data folder.
+    await chmod(dataDir, 0o755);
+    port = await freePort();
+  });
+
+  afterAll(async () => {
+    await rm(dataDir, { recursive: true, force: true });
+  });
+
+  it.each(['SIGINT', 'SIGTERM'] as const)(
+    'on %s releases the run, completes SSE streams, stops every part in order and exits 0',
+    async (signal) => {
+      const server = await startProcess('main', {
+        DATABASE_URL: '',
+        REDIS_URL: '',
+        DATA_DIR: dataDir,
+        EMBEDDED_PG_PORT: String(port),
+        WORKER: 'on',
+        PIPELINE_STEP_DELAY_MS: '300',
+      });
+      const config = loadConfig({ NODE_ENV: 'test', LOG_LEVEL: 'silent' });
+      const pool = createPool(`postgres://postgres:quire@127.0.0.1:${port}/quire`, config);
+      const db = createDatabase(pool, createLogger(config), config);
+      try {
+        const author = await createUser(db, 'AUTHOR');
+        const run = await startRun(server, db, author);
+        const stream = sseText(server, run.globalId, author.token);
+        await waitForRun(db, run.id, ['RUNNING']);
+        await new Promise((resolve) => setTimeout(resolve, 400));
+        // The test's own connections must not keep Postgres from stopping.
+        await db.destroy();
+        const exited = once(server.child, 'exit');
+        server.child.kill(signal);
+        const [code] = (await exited) as [number | null];
+        expect(code).toBe(0);
+
+        const text = await stream;
+        expect(text).toMatch(/event: complete\n/);
+        const statuses = [...text.matchAll(/"runStatus":"(\w+)"/g)].map((match) => match[1]);
+        expect(['QUEUED', 'SUCCEEDED']).toContain(statuses.at(-1));
+
+        const lines = jsonLines(server.output());
+        const after = lines.slice(lines.findIndex((line) => line.msg === 'shutting down'));
+        expect(after.filter((line) => line.msg === 'stopped').map((line) => line.step)).toEqual([
+          'pipeline worker',
+          'http server',
+          'database pool and redis',
+          'embedded postgres',
+        ]);
+        expect(lines.filter((line) => line.level >= 40)).toEqual([]);
+        expect(server.output()).not.toContain('slow sql');
+      } catch (error) {
+        console.log(server.output());
+        throw error;
+      } finally {
+        await db.destroy().catch(() => {});
+        await server.stop('SIGKILL');
+      }
+    },
+    60_000,
+  );
+});
+
+describe('shutdown deadline', () => {
+  it('exits by SHUTDOWN_DEADLINE_MS when a step cannot finish', async () => {
+    const viaProxy = new URL(app.database.url);
+    viaProxy.port = String(proxy.port);
+    const server = await startProcess('main', {
+      DATABASE_URL: viaProxy.toString(),
+      WORKER: 'on',
+      PIPELINE_STEP_DELAY_MS: '300',
+      SHUTDOWN_DEADLINE_MS: '2000',
+      SHUTDOWN_GRACE_MS: '500',
+    });
+    try {
+      const author = await createUser(app.deps.db, 'AUTHOR');
+      const run = await startRun(server, app.deps.db, author);
+      await waitForRun(app.deps.db, run.id, ['RUNNING']);
+      // The database stops answering the worker: its release never commits.
+      proxy.delayMs = 60_000;
+      const started = Date.now();
+      const exited = once(server.child, 'exit');
+      server.child.kill('SIGTERM');
+      const [code] = (await exited) as [number | null];
+      expect(code).toBe(1);
+      expect(Date.now() - started).toBeLessThan(5_000);
+      expect(jsonLines(server.output())).toContainEqual(
+        expect.objectContaining({ msg: 'shutdown deadline passed', step: 'pipeline worker' }),
+      );
+    } finally {
+      proxy.delayMs = 0;
+      await server.stop('SIGKILL');
+    }
+  }, 30_000);
 });

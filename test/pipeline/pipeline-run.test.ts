@@ -160,6 +160,66 @@ describe('pipeline run', () => {
     expect(types.at(-1)).toBe('run.succeeded');
   });
 
+  it('stores the normalised text once; an edited body clears it; TF-IDF reads the stored text', async () => {
+    const plainTextOf = async (id: string) =>
+      (
+        await app.deps.db
+          .selectFrom('posts')
+          .select('plain_text')
+          .where('id', '=', id)
+          .executeTakeFirstOrThrow()
+      ).plain_text;
+    // A published post whose stored text says "aardvark" while its body does not: if the keywords
+    // step read bodies, "aardvark" would be unseen in the corpus and tie with "zebra" (and win
+    // the tie alphabetically); read from the stored text it is common, so "zebra" ranks first.
+    const [corpusPost] = await createPosts(app.deps.db, [
+      { authorId: editor.id, body: 'Nothing in common here.' },
+    ]);
+    await app.deps.db
+      .updateTable('posts')
+      .set({ plain_text: 'Aardvark notes.' })
+      .where('id', '=', corpusPost!.id)
+      .execute();
+
+    const body =
+      '# Zebra aardvark\n\nAardvark and zebra.\n\n    indented code block\n\n| a | b |\n|---|---|';
+    const [post] = await createPosts(app.deps.db, [
+      { authorId: author.id, title: 'Zebra aardvark', body, status: 'DRAFT' },
+    ]);
+    const started = await start(post!.id);
+    expect(started.errors).toBeUndefined();
+    const run = await waitForRun(app.deps.db, localId(started.data!.startPipeline.id));
+    expect(run.status).toBe('SUCCEEDED');
+
+    expect(await plainTextOf(post!.id)).toBe('Zebra aardvark\n\nAardvark and zebra.\n\na b');
+    const { keywords } = await app.deps.db
+      .selectFrom('posts')
+      .select('keywords')
+      .where('id', '=', post!.id)
+      .executeTakeFirstOrThrow();
+    expect(keywords.slice(0, 2)).toEqual(['zebra', 'aardvark']);
+
+    const edited = await app.gql(
+      'mutation($input: UpdatePostInput!) { updatePost(input: $input) { id } }',
+      { input: { id: globalId('Post', post!.id), body: 'A new body.' } },
+      { token: author.token },
+    );
+    expect(edited.errors).toBeUndefined();
+    expect(await plainTextOf(post!.id)).toBeNull();
+    // A write that leaves the body alone keeps the stored text.
+    await app.deps.db
+      .updateTable('posts')
+      .set({ plain_text: 'kept' })
+      .where('id', '=', post!.id)
+      .execute();
+    await app.deps.db
+      .updateTable('posts')
+      .set({ title: 'Renamed' })
+      .where('id', '=', post!.id)
+      .execute();
+    expect(await plainTextOf(post!.id)).toBe('kept');
+  });
+
   it('publishes at the end when an editor asks for autoPublish; authors may not', async () => {
     const [post] = await createPosts(app.deps.db, [
       { authorId: author.id, body: solarArticle, status: 'DRAFT' },

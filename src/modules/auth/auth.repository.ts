@@ -1,32 +1,35 @@
 import type { Db } from '../../db/database.ts';
-import { timestampMillis } from '../../db/timestamps.ts';
 import { generateToken, hashToken } from './token.ts';
-import type { Viewer } from './viewer.ts';
 
-const LAST_USED_RESOLUTION_MS = 60_000;
-
-/** The viewer for a live token, or null for an unknown or revoked one. */
-export async function findViewerByToken(db: Db, token: string): Promise<Viewer | null> {
-  const row = await db
+/** Whom a live token (by hash) speaks for, with its row id and last use; undefined when unknown or revoked. */
+export async function viewerByTokenHash(db: Db, tokenHash: string) {
+  return db
     .selectFrom('api_tokens')
     .innerJoin('users', 'users.id', 'api_tokens.user_id')
     .select(['users.id', 'users.role', 'api_tokens.id as tokenId', 'api_tokens.last_used_at'])
-    .where('api_tokens.token_hash', '=', hashToken(token))
+    .where('api_tokens.token_hash', '=', tokenHash)
     .where('api_tokens.revoked_at', 'is', null)
     .executeTakeFirst();
-  if (!row) return null;
-  // A write per request would churn the row; a minute's resolution is enough for audits.
-  if (
-    !row.last_used_at ||
-    timestampMillis(row.last_used_at) < Date.now() - LAST_USED_RESOLUTION_MS
-  ) {
-    await db
-      .updateTable('api_tokens')
-      .set({ last_used_at: new Date().toISOString() })
-      .where('id', '=', row.tokenId)
-      .execute();
-  }
-  return { id: row.id, role: row.role };
+}
+
+/** Records that a token was just used (callers rate this: see LAST_USED_RESOLUTION_MS). */
+export async function markTokenUsed(db: Db, tokenId: string): Promise<void> {
+  await db
+    .updateTable('api_tokens')
+    .set({ last_used_at: new Date().toISOString() })
+    .where('id', '=', tokenId)
+    .execute();
+}
+
+/** The hashes of a user's live tokens: what a role change must drop from the viewer cache. */
+export async function liveTokenHashesOfUser(db: Db, userId: string): Promise<string[]> {
+  const rows = await db
+    .selectFrom('api_tokens')
+    .select('token_hash')
+    .where('user_id', '=', userId)
+    .where('revoked_at', 'is', null)
+    .execute();
+  return rows.map((row) => row.token_hash);
 }
 
 export async function insertToken(

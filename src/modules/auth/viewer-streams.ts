@@ -6,9 +6,12 @@ import type { Context } from '../../context.ts';
 import type { Db } from '../../db/database.ts';
 import type { Role } from '../../db/tables.ts';
 import { appError } from '../../errors.ts';
+import type { Cache } from '../../infra/cache.ts';
 import type { Logger } from '../../infra/logger.ts';
 import type { QuirePubSub, ViewerChangedMessage } from '../../infra/pubsub.ts';
 import { liveTokensByHashes } from './auth.repository.ts';
+import type { Viewer } from './viewer.ts';
+import { ViewerCache } from './viewer-cache.ts';
 
 /** The viewer a long-lived stream was authorized as: its token, user and role at the start. */
 export interface StreamViewer {
@@ -18,6 +21,14 @@ export interface StreamViewer {
 }
 
 type Watcher = { tokenHash: string; onChange(change: ViewerChangedMessage): void };
+
+/**
+ * How long `publish` waits for the broker to echo a change back to this instance. Redis writes a
+ * message to every subscriber before the echo reaches the publisher, so once it is back the other
+ * instances have it too; past this (Redis down or silent) the change is answered anyway and
+ * other instances' viewer caches expire on their own (VIEWER_MEMORY_TTL_MS).
+ */
+const ECHO_TIMEOUT_MS = 1000;
 
 /**
  * This instance's streams (subscriptions, graphql-ws sockets) by the viewer they speak for, so a
@@ -30,15 +41,21 @@ export class ViewerStreams {
   readonly #pubsub: QuirePubSub;
   readonly #logger: Logger;
   readonly #liveTokens: DataLoader<string, { userId: string; role: Role } | null>;
+  /** Viewers by token hash, dropped here on every change (see `onViewerChanged`). */
+  readonly #viewers: ViewerCache;
+  /** Changes this instance published, waiting for their echo. */
+  readonly #echoes = new Set<{ change: ViewerChangedMessage; arrived(): void }>();
   #listening = false;
   readonly #checksByEvent = new WeakMap<
     object,
     Map<string, Promise<ViewerChangedMessage | null>>
   >();
 
-  constructor(deps: { db: Db; pubsub: QuirePubSub; logger: Logger }) {
+  /** `cache` (the shared second-level cache) holds viewers across instances when given. */
+  constructor(deps: { db: Db; pubsub: QuirePubSub; logger: Logger; cache?: Cache }) {
     this.#pubsub = deps.pubsub;
     this.#logger = deps.logger;
+    this.#viewers = new ViewerCache({ db: deps.db, cache: deps.cache, logger: deps.logger });
     // One query per tick for all the streams that deliver an event in it, not one per stream;
     // each distinct token once (uncached, the loader repeats a key per stream that asks).
     this.#liveTokens = new DataLoader(
@@ -74,18 +91,46 @@ export class ViewerStreams {
     };
   }
 
-  /** Announces a committed change to every instance; this one applies it before returning. */
-  publish(change: ViewerChangedMessage): void {
+  /**
+   * The viewer a live token (by hash) speaks for, null for an unknown or revoked one: from the
+   * viewer cache (no SQL once warm), which this instance keeps only while it hears changes.
+   */
+  findViewer(db: Db, tokenHash: string): Promise<Viewer | null> {
+    this.#listen();
+    return this.#viewers.find(db, tokenHash);
+  }
+
+  /**
+   * Announces a committed change to every instance. This one applies it at once; the shared
+   * viewer cache is invalidated before the signal goes out, and the call resolves once the
+   * signal came back from the broker (at most ECHO_TIMEOUT_MS), so a request sent to any
+   * instance after it resolved sees the change.
+   */
+  async publish(change: ViewerChangedMessage): Promise<void> {
     this.onViewerChanged(change);
+    await this.#viewers.invalidateShared(change);
+    this.#listen();
+    await this.#pubsub.subscriptionsConfirmed().catch(() => {});
+    let timer: NodeJS.Timeout | undefined;
+    const echoed = new Promise<void>((resolve) => {
+      const echo = { change, arrived: resolve };
+      this.#echoes.add(echo);
+      timer = setTimeout(resolve, ECHO_TIMEOUT_MS);
+      timer.unref();
+    });
     this.#pubsub.publish('viewerChanged', change);
+    await echoed;
+    clearTimeout(timer);
+    for (const echo of this.#echoes) if (echo.change === change) this.#echoes.delete(echo);
   }
 
   /**
    * Where every change to a viewer lands on this instance (once from `publish` here, again when
    * the broker echoes it: applying one twice is harmless). Anything this instance keeps per token
-   * or user (streams today; a viewer cache would drop its entry here) is ended here.
+   * or user (cached viewers, streams) is dropped or ended here.
    */
   onViewerChanged(change: ViewerChangedMessage): void {
+    this.#viewers.drop(change);
     const watchers = this.#byUser.get(change.userId);
     if (!watchers) return;
     // A copy: ending a stream unwatches it while we iterate.
@@ -128,15 +173,33 @@ export class ViewerStreams {
   // Subscribed when the first stream is watched: processes without streams (workers, CLIs) never
   // hold the channel. It lasts as long as the pub/sub connection: unsubscribing at shutdown would
   // race the disconnect.
+  // Viewers are cached only once the subscription is confirmed, and dropped whenever the feed
+  // reconnects: changes published while it was away are lost.
   #listen(): void {
     if (this.#listening) return;
     this.#listening = true;
+    const signalled = () =>
+      this.#pubsub.subscriptionsConfirmed().then(
+        () => this.#viewers.setSignalled(true),
+        (error: unknown) => this.#logger.warn({ err: error }, 'viewerChanged not subscribed'),
+      );
+    this.#pubsub.onReconnect(() => {
+      this.#viewers.setSignalled(false);
+      void signalled();
+    });
     void (async () => {
-      for await (const change of this.#pubsub.subscribe('viewerChanged'))
+      for await (const change of this.#pubsub.subscribe('viewerChanged')) {
         this.onViewerChanged(change);
+        for (const echo of this.#echoes) {
+          if (echo.change.userId === change.userId && echo.change.tokenHash === change.tokenHash)
+            echo.arrived();
+        }
+      }
     })().catch((error: unknown) =>
       this.#logger.error({ err: error }, 'viewer change listener failed'),
     );
+    // The loop above has sent its SUBSCRIBE by now (its first `next` runs synchronously).
+    void signalled();
   }
 }
 

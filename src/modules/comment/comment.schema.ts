@@ -32,9 +32,15 @@ export const CommentNode = builder.loadableNode('Comment', {
     return comments.map((comment) => (comment && visible.has(comment.post_id) ? comment : null));
   }),
   fields: (t) => ({
-    body: t.exposeString('body'),
-    createdAt: t.expose('created_at', { type: 'DateTime' }),
-    author: t.field({ type: UserNode, resolve: (comment) => comment.author_id }),
+    body: t.exposeString('body', {
+      description: 'The comment text as written, 1–10,000 characters.',
+    }),
+    createdAt: t.expose('created_at', { type: 'DateTime', description: 'When it was posted.' }),
+    author: t.field({
+      type: UserNode,
+      description: 'Who wrote it.',
+      resolve: (comment) => comment.author_id,
+    }),
     post: t.field({
       type: PostNode,
       nullable: true,
@@ -89,7 +95,11 @@ builder.mutationField('addComment', (t) =>
     type: CommentNode,
     description: 'Comments on a post as the viewer.',
     args: {
-      postId: t.arg.globalID({ for: PostNode, required: true }),
+      postId: t.arg.globalID({
+        for: PostNode,
+        required: true,
+        description: 'The post; NOT_FOUND when it does not exist or the viewer may not see it.',
+      }),
       body: t.arg.string({ required: true, description: '1–10,000 characters.' }),
     },
     resolve: (_root, args, ctx) => addComment(ctx, args.postId.id, args.body),

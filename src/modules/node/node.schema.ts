@@ -53,7 +53,7 @@ builder.queryFields((t) => ({
     description:
       'Any object by its global ID; null when it does not exist or the viewer may not see it. ' +
       'An ID that names no object type answers BAD_USER_INPUT for this field only.',
-    args: { id: t.arg.id({ required: true }) },
+    args: { id: t.arg.id({ required: true, description: 'A global ID from any `id` field.' }) },
     resolve: async (_root, args, ctx, info) => {
       const [node] = await nodesFor(ctx, info, [args.id], () => 'id');
       if (node instanceof GraphQLError) throw node;
@@ -66,7 +66,12 @@ builder.queryFields((t) => ({
     description:
       'Objects by global ID, in order; an item is null when not found or not visible. An ID ' +
       'that names no object type nulls its item with BAD_USER_INPUT (argument `ids[i]`).',
-    args: { ids: t.arg.idList({ required: true }) },
+    args: {
+      ids: t.arg.idList({
+        required: true,
+        description: 'Global IDs from any `id` fields, of any mix of types.',
+      }),
+    },
     resolve: (_root, args, ctx, info) =>
       nodesFor(ctx, info, args.ids, (index) => `ids[${index}]`) as never,
   }),

@@ -25,29 +25,61 @@ import { cancelPipeline, retryPipeline, startPipeline } from './pipeline.service
 import { resumeAfter, streamRunEvents } from './pipeline.stream.ts';
 
 const RunStatus = builder.enumType('PipelineRunStatus', {
-  values: ['QUEUED', 'RUNNING', 'SUCCEEDED', 'FAILED', 'CANCELLED'] as const,
+  description: 'Where a pipeline run is in its life; SUCCEEDED, FAILED and CANCELLED are final.',
+  values: {
+    QUEUED: {
+      description: 'Waiting for a worker (new, released by a stopping worker, or retried).',
+    },
+    RUNNING: { description: 'A worker holds it and is running its steps.' },
+    SUCCEEDED: { description: 'Every step succeeded.' },
+    FAILED: { description: 'A step failed after its last retry; `retryPipeline` can resume it.' },
+    CANCELLED: { description: 'Stopped by `cancelPipeline`; `retryPipeline` can resume it.' },
+  } as const,
 });
 
 const StepStatus = builder.enumType('PipelineStepStatus', {
-  values: ['PENDING', 'RUNNING', 'SUCCEEDED', 'FAILED', 'CANCELLED'] as const,
+  description: 'Where one step of a run is.',
+  values: {
+    PENDING: { description: 'Not started yet.' },
+    RUNNING: { description: 'Running now (or retrying after a failure).' },
+    SUCCEEDED: { description: 'Done; its output and post changes are committed.' },
+    FAILED: { description: 'Failed after its last retry; `error` says why.' },
+    CANCELLED: { description: 'Not run because the run was cancelled.' },
+  } as const,
 });
 
 const PipelineStep = builder.objectRef<PipelineStepRow>('PipelineStep').implement({
   description: 'One step of a run, in order.',
   fields: (t) => ({
-    position: t.exposeInt('position'),
-    name: t.exposeString('name'),
+    position: t.exposeInt('position', { description: 'Order within the run, from 0.' }),
+    name: t.exposeString('name', { description: 'The registered step name, e.g. `normalize`.' }),
     description: t.string({
       nullable: true,
+      description: 'What the registered step does; null when no step of that name is registered.',
       resolve: (step) => stepRegistry.get(step.name)?.description ?? null,
     }),
-    status: t.expose('status', { type: StepStatus }),
+    status: t.expose('status', { type: StepStatus, description: 'Where this step is.' }),
     progress: t.exposeInt('progress', { description: '0–100.' }),
     attempt: t.exposeInt('attempt', { description: 'How many times the step was started.' }),
-    output: t.expose('output', { type: 'JSON', nullable: true }),
-    error: t.exposeString('error', { nullable: true }),
-    startedAt: t.expose('started_at', { type: 'DateTime', nullable: true }),
-    finishedAt: t.expose('finished_at', { type: 'DateTime', nullable: true }),
+    output: t.expose('output', {
+      type: 'JSON',
+      nullable: true,
+      description: 'What the step produced (its own JSON shape); null until it succeeds.',
+    }),
+    error: t.exposeString('error', {
+      nullable: true,
+      description: 'The last failure message; null when it has not failed.',
+    }),
+    startedAt: t.expose('started_at', {
+      type: 'DateTime',
+      nullable: true,
+      description: 'When it last started; null while PENDING.',
+    }),
+    finishedAt: t.expose('finished_at', {
+      type: 'DateTime',
+      nullable: true,
+      description: 'When it ended; null until it does.',
+    }),
   }),
 });
 
@@ -64,20 +96,49 @@ export const PipelineRunNode = builder.loadableNode('PipelineRun', {
     return runs.map((run) => (run && visible.has(run.post_id) ? run : null));
   },
   fields: (t) => ({
-    status: t.expose('status', { type: RunStatus }),
+    status: t.expose('status', { type: RunStatus, description: 'Where the run is.' }),
     progress: t.exposeInt('progress', { description: '0–100 over all steps.' }),
-    currentStep: t.exposeString('current_step', { nullable: true }),
+    currentStep: t.exposeString('current_step', {
+      nullable: true,
+      description: 'Name of the step running now; null when none is.',
+    }),
     attempt: t.exposeInt('attempt', { description: 'How many times a worker claimed the run.' }),
-    autoPublish: t.exposeBoolean('auto_publish'),
-    cancelRequested: t.exposeBoolean('cancel_requested'),
-    error: t.exposeString('error', { nullable: true }),
-    createdAt: t.expose('created_at', { type: 'DateTime' }),
-    startedAt: t.expose('started_at', { type: 'DateTime', nullable: true }),
-    finishedAt: t.expose('finished_at', { type: 'DateTime', nullable: true }),
-    post: t.field({ type: PostNode, nullable: true, resolve: (run) => run.post_id }),
-    createdBy: t.field({ type: UserNode, nullable: true, resolve: (run) => run.created_by }),
+    autoPublish: t.exposeBoolean('auto_publish', {
+      description: 'Whether the run publishes the post at the end instead of handing it to REVIEW.',
+    }),
+    cancelRequested: t.exposeBoolean('cancel_requested', {
+      description: 'True once `cancelPipeline` was called; a running run stops at its next step.',
+    }),
+    error: t.exposeString('error', {
+      nullable: true,
+      description: 'Why the run failed; null unless FAILED.',
+    }),
+    createdAt: t.expose('created_at', { type: 'DateTime', description: 'When it was queued.' }),
+    startedAt: t.expose('started_at', {
+      type: 'DateTime',
+      nullable: true,
+      description: 'When a worker first claimed it; null while never claimed.',
+    }),
+    finishedAt: t.expose('finished_at', {
+      type: 'DateTime',
+      nullable: true,
+      description: 'When it reached a final status; null until then.',
+    }),
+    post: t.field({
+      type: PostNode,
+      nullable: true,
+      description: 'The processed post; null once deleted or hidden from the viewer.',
+      resolve: (run) => run.post_id,
+    }),
+    createdBy: t.field({
+      type: UserNode,
+      nullable: true,
+      description: 'Who started it; null when that user no longer exists.',
+      resolve: (run) => run.created_by,
+    }),
     steps: t.loadableList({
       type: PipelineStep,
+      description: 'Every step of the run, by position.',
       load: async (runIds: string[], ctx) =>
         groupByKey(runIds, await stepsByRuns(ctx.db, runIds), (step) => step.run_id),
       resolve: (run) => run.id,
@@ -106,26 +167,40 @@ export const PipelineEventNode = builder.loadableNode('PipelineEvent', {
       description:
         'run.queued, run.started, step.started, step.progress, step.succeeded, step.retrying, step.failed, run.cancel_requested, run.released, run.retried, run.succeeded, run.failed, run.cancelled',
     }),
-    runStatus: t.field({ type: RunStatus, resolve: (event) => event.payload.status as never }),
+    runStatus: t.field({
+      type: RunStatus,
+      description: 'The run’s status right after this event.',
+      resolve: (event) => event.payload.status as never,
+    }),
     progress: t.int({
       description: 'Run progress, 0–100.',
       resolve: (event) => Number(event.payload.progress ?? 0),
     }),
     step: t.string({
       nullable: true,
+      description: 'The step the event is about; null for run-level events.',
       resolve: (event) => (event.payload.step as string | undefined) ?? null,
     }),
     stepProgress: t.int({
       nullable: true,
+      description: 'The step’s progress, 0–100; null for run-level events.',
       resolve: (event) => (event.payload.stepProgress as number | undefined) ?? null,
     }),
     error: t.string({
       nullable: true,
+      description: 'The failure message of a failed or retrying step or run; null otherwise.',
       resolve: (event) => (event.payload.error as string | undefined) ?? null,
     }),
-    payload: t.expose('payload', { type: 'JSON' }),
-    createdAt: t.expose('createdAt', { type: 'DateTime' }),
-    run: t.field({ type: PipelineRunNode, resolve: (event) => event.runId }),
+    payload: t.expose('payload', {
+      type: 'JSON',
+      description: 'Everything recorded with the event (the fields above and more).',
+    }),
+    createdAt: t.expose('createdAt', { type: 'DateTime', description: 'When it was recorded.' }),
+    run: t.field({
+      type: PipelineRunNode,
+      description: 'The run it belongs to.',
+      resolve: (event) => event.runId,
+    }),
   }),
 });
 
@@ -185,6 +260,7 @@ builder.objectFields(PostNode, (t) => ({
   latestRun: t.loadable({
     type: PipelineRunNode,
     nullable: true,
+    description: 'The most recent run of this post; null when it never ran.',
     load: async (postIds: string[], ctx) =>
       inKeyOrder(postIds, await latestRunsByPosts(ctx.db, postIds), (run) => run.post_id),
     resolve: (post) => post.id,
@@ -192,8 +268,13 @@ builder.objectFields(PostNode, (t) => ({
 }));
 
 const StartPipelineInput = builder.inputType('StartPipelineInput', {
+  description: 'What to run over which post.',
   fields: (t) => ({
-    postId: t.globalID({ for: PostNode, required: true }),
+    postId: t.globalID({
+      for: PostNode,
+      required: true,
+      description: 'The post; NOT_FOUND when the viewer may not see it, FORBIDDEN when not theirs.',
+    }),
     steps: t.stringList({ description: 'Step names in order; the full pipeline when omitted.' }),
     autoPublish: t.boolean({ description: 'Publish at the end instead of REVIEW (editors only).' }),
   }),
@@ -211,21 +292,40 @@ builder.mutationFields((t) => ({
     authScopes: { writer: true },
     type: PipelineRunNode,
     description: 'Queues a run; a post has at most one active run (else CONFLICT).',
-    args: { input: t.arg({ type: StartPipelineInput, required: true }) },
+    args: {
+      input: t.arg({
+        type: StartPipelineInput,
+        required: true,
+        description: 'The post, steps and publishing choice.',
+      }),
+    },
     resolve: (_root, { input }, ctx) => startPipeline(ctx, input.postId.id, input),
   }),
   cancelPipeline: t.field({
     authScopes: { writer: true },
     type: PipelineRunNode,
     description: 'A queued run stops now; a running one at its next step boundary.',
-    args: { runId: t.arg.globalID({ for: PipelineRunNode, required: true }) },
+    args: {
+      runId: t.arg.globalID({
+        for: PipelineRunNode,
+        required: true,
+        description: 'The run; NOT_FOUND when not visible, CONFLICT when it has already ended.',
+      }),
+    },
     resolve: (_root, args, ctx) => cancelPipeline(ctx, args.runId.id),
   }),
   retryPipeline: t.field({
     authScopes: { writer: true },
     type: PipelineRunNode,
     description: 'Re-queues a failed or cancelled run from its first unfinished step.',
-    args: { runId: t.arg.globalID({ for: PipelineRunNode, required: true }) },
+    args: {
+      runId: t.arg.globalID({
+        for: PipelineRunNode,
+        required: true,
+        description:
+          'The run; NOT_FOUND when not visible, CONFLICT unless FAILED or CANCELLED or while the post has another active run.',
+      }),
+    },
     resolve: (_root, args, ctx) => retryPipeline(ctx, args.runId.id),
   }),
 }));
@@ -255,7 +355,11 @@ builder.subscriptionFields((t) => ({
     description:
       'Events of one run: stored events after `afterEventId` first, then live ones; completes after the run ends. NOT_FOUND for a run the viewer may not see; BAD_USER_INPUT for an `afterEventId` (or SSE `Last-Event-ID`) that is not an event of this run.',
     args: {
-      id: t.arg.globalID({ for: PipelineRunNode, required: true }),
+      id: t.arg.globalID({
+        for: PipelineRunNode,
+        required: true,
+        description: 'The run to follow.',
+      }),
       afterEventId: t.arg.globalID({
         for: PipelineEventNode,
         description:
@@ -270,7 +374,12 @@ builder.subscriptionFields((t) => ({
     type: PostStatusChange,
     description:
       'A post the viewer may see changed status (pipeline or edit); optionally one author’s.',
-    args: { authorId: t.arg.globalID({ for: UserNode }) },
+    args: {
+      authorId: t.arg.globalID({
+        for: UserNode,
+        description: 'Only this author’s posts; every visible post when omitted.',
+      }),
+    },
     subscribe: (_root, args, ctx) => {
       const authorId = args.authorId?.id;
       // yoga's filter returns its source as soon as it is returned, even with no event pending.

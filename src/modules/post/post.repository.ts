@@ -339,13 +339,25 @@ export async function insertPosts(db: Db, posts: readonly NewPost[]): Promise<Po
   const column = <K extends keyof NewPost>(key: K) => posts.map((post) => post[key] ?? null);
   return db
     .insertInto('posts')
-    .columns(['author_id', 'title', 'slug', 'body', 'status', 'published_at'])
+    .columns([
+      'author_id',
+      'title',
+      'slug',
+      'body',
+      'status',
+      'published_at',
+      'created_at',
+      'updated_at',
+    ])
     .expression(
-      sql`select * from unnest(
+      sql`select author_id, title, slug, body, status, published_at,
+          coalesce(created_at, now()), coalesce(updated_at, now())
+        from unnest(
         ${column('author_id')}::bigint[], ${column('title')}::text[], ${column('slug')}::text[],
         ${column('body')}::text[], ${posts.map((post) => post.status ?? 'DRAFT')}::text[],
-        ${column('published_at')}::timestamptz[]
-      )`,
+        ${column('published_at')}::timestamptz[], ${column('created_at')}::timestamptz[],
+        ${column('updated_at')}::timestamptz[]
+      ) as new_post(author_id, title, slug, body, status, published_at, created_at, updated_at)`,
     )
     .returning(postColumns)
     .execute();
@@ -391,4 +403,35 @@ export async function countPostsByStatus(
     .orderBy('posts.status')
     .execute();
   return rows.map((row) => ({ status: row.status, count: Number(row.count) }));
+}
+
+/**
+ * One post with its tags in one statement, so atomic without a transaction (one round trip where
+ * BEGIN, insert, tags, links and COMMIT took five). Tags are upserted in name order (no deadlock
+ * between writers sharing tags); `do update` rather than `do nothing` returns a tag another
+ * writer committed after this statement's snapshot, which `do nothing` would skip.
+ */
+export async function insertPostWithTags(
+  db: Db,
+  post: NewPost,
+  tagNames: readonly string[],
+): Promise<PostRow> {
+  const sorted = [...tagNames].sort();
+  const columns = sql.join(postColumns.map((column) => sql.ref(column)));
+  const { rows } = await sql<PostRow>`
+    with post as (
+      insert into posts (author_id, title, slug, body, status, published_at)
+      values (${post.author_id}, ${post.title}, ${post.slug}, ${post.body}, ${post.status ?? 'DRAFT'},
+        ${post.published_at ?? null}::timestamptz)
+      returning ${columns}
+    ), tag as (
+      insert into tags (name) select unnest(${sorted}::text[])
+      on conflict (name) do update set name = excluded.name
+      returning id
+    ), link as (
+      insert into post_tags (post_id, tag_id) select post.id, tag.id from post, tag
+    )
+    select * from post
+  `.execute(db);
+  return rows[0]!;
 }

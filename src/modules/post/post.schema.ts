@@ -44,7 +44,15 @@ import { createPost, deletePost, importPosts, setPostTags, updatePost } from './
 
 export const PostStatus = builder.enumType('PostStatus', {
   description: 'Where a post is in its life: written, queued for the pipeline, reviewed, live.',
-  values: ['DRAFT', 'QUEUED', 'PROCESSING', 'REVIEW', 'PUBLISHED', 'FAILED', 'ARCHIVED'] as const,
+  values: {
+    DRAFT: { description: 'Being written; visible to its author, editors and admins only.' },
+    QUEUED: { description: 'Waiting for a pipeline run to start.' },
+    PROCESSING: { description: 'A pipeline run is working on it.' },
+    REVIEW: { description: 'Processed, waiting for an editor to publish it.' },
+    PUBLISHED: { description: 'Live: visible to everyone, anonymous readers included.' },
+    FAILED: { description: 'Its last pipeline run failed.' },
+    ARCHIVED: { description: 'Withdrawn; visible to its author, editors and admins only.' },
+  } as const,
 });
 
 /** Post fields that read a wide column: a list selecting one of them fetches the wide columns. */
@@ -101,7 +109,7 @@ export const PostNode = builder.loadableNode('Post', {
     return rows.map((post) => (post && canSeePost(ctx.viewer, post) ? post : null));
   }),
   fields: (t) => ({
-    title: t.exposeString('title'),
+    title: t.exposeString('title', { description: '1–200 characters.' }),
     slug: t.exposeString('slug', { description: 'URL-safe unique name.' }),
     body: t.string({
       description: 'Markdown source.',
@@ -114,24 +122,43 @@ export const PostNode = builder.loadableNode('Post', {
     }),
     metaDescription: t.string({
       nullable: true,
+      description:
+        'Up to 160 characters for search results, set by the pipeline’s seo step; null before it ran.',
       resolve: (post, _args, ctx) => wideColumn(ctx, post, 'meta_description'),
     }),
     keywords: t.stringList({
       description: 'Set by the pipeline (TF-IDF).',
       resolve: (post, _args, ctx) => wideColumn(ctx, post, 'keywords'),
     }),
-    status: t.expose('status', { type: PostStatus }),
-    wordCount: t.exposeInt('word_count'),
-    readingMinutes: t.exposeInt('reading_minutes'),
+    status: t.expose('status', { type: PostStatus, description: 'Where the post is in its life.' }),
+    wordCount: t.exposeInt('word_count', {
+      description:
+        'Words of prose in the body (code, HTML and markup excluded), from the last pipeline run; 0 before one.',
+    }),
+    readingMinutes: t.exposeInt('reading_minutes', {
+      description:
+        'Reading time in whole minutes at 200 words a minute, rounded up; 0 before a run.',
+    }),
     readabilityScore: t.exposeFloat('readability_score', {
       nullable: true,
       description: 'Flesch reading ease; higher reads easier.',
     }),
     seoScore: t.exposeInt('seo_score', { nullable: true, description: '0–100.' }),
-    createdAt: t.expose('created_at', { type: 'DateTime' }),
-    updatedAt: t.expose('updated_at', { type: 'DateTime' }),
-    publishedAt: t.expose('published_at', { type: 'DateTime', nullable: true }),
-    author: t.field({ type: UserNode, resolve: (post) => post.author_id }),
+    createdAt: t.expose('created_at', { type: 'DateTime', description: 'When it was created.' }),
+    updatedAt: t.expose('updated_at', {
+      type: 'DateTime',
+      description: 'When it, or a pipeline step’s result on it, last changed.',
+    }),
+    publishedAt: t.expose('published_at', {
+      type: 'DateTime',
+      nullable: true,
+      description: 'When it was first published; null while never published.',
+    }),
+    author: t.field({
+      type: UserNode,
+      description: 'Who wrote it.',
+      resolve: (post) => post.author_id,
+    }),
     tags: t.loadableList({
       type: TagNode,
       description:
@@ -162,28 +189,44 @@ export const PostNode = builder.loadableNode('Post', {
 });
 
 const PostOrderField = builder.enumType('PostOrderField', {
+  description: 'What a post list is sorted by; ties are broken by id, so pages never skip a post.',
   values: {
-    CREATED_AT: {},
-    UPDATED_AT: {},
+    CREATED_AT: { description: 'Creation time.' },
+    UPDATED_AT: { description: 'Last change time.' },
     PUBLISHED_AT: { description: 'Lists only posts that have been published.' },
-    TITLE: {},
+    TITLE: { description: 'Title, in code-point order (not locale-aware).' },
   },
 });
 
-const SortDirection = builder.enumType('SortDirection', { values: ['ASC', 'DESC'] as const });
+const SortDirection = builder.enumType('SortDirection', {
+  description: 'Sort direction.',
+  values: {
+    ASC: { description: 'Smallest, oldest or A first.' },
+    DESC: { description: 'Largest, newest or Z first.' },
+  } as const,
+});
 
 const PostOrder = builder.inputType('PostOrder', {
+  description: 'How to sort a post list; newest created first when omitted.',
   fields: (t) => ({
-    field: t.field({ type: PostOrderField, required: true }),
-    direction: t.field({ type: SortDirection, required: true, defaultValue: 'DESC' }),
+    field: t.field({ type: PostOrderField, required: true, description: 'The sort key.' }),
+    direction: t.field({
+      type: SortDirection,
+      required: true,
+      defaultValue: 'DESC',
+      description: 'Sort direction.',
+    }),
   }),
 });
 
 const PostFilter = builder.inputType('PostFilter', {
   description: 'All given conditions must hold.',
   fields: (t) => ({
-    status: t.field({ type: PostStatus }),
-    authorId: t.globalID({ for: UserNode }),
+    status: t.field({
+      type: PostStatus,
+      description: 'Only posts in this status (among those the viewer may see).',
+    }),
+    authorId: t.globalID({ for: UserNode, description: 'Only this author’s posts.' }),
     tag: t.string({
       description:
         'Tag name. Only posts the viewer may see match, so a tag on hidden posts only answers ' +
@@ -227,8 +270,11 @@ function postListQuery(ctx: Context, args: PostListArgs): PostListQuery {
 }
 
 const postListArgs = (t: Parameters<Parameters<typeof builder.queryFields>[0]>[0]) => ({
-  filter: t.arg({ type: PostFilter }),
-  orderBy: t.arg({ type: PostOrder }),
+  filter: t.arg({ type: PostFilter, description: 'Conditions every listed post meets.' }),
+  orderBy: t.arg({
+    type: PostOrder,
+    description: 'Sort order; newest created first when omitted.',
+  }),
 });
 
 builder.queryFields((t) => ({
@@ -256,7 +302,10 @@ builder.queryFields((t) => ({
     type: PostNode,
     nullable: true,
     description: 'One post by global id or by slug (exactly one of them).',
-    args: { id: t.arg.globalID({ for: PostNode }), slug: t.arg.string() },
+    args: {
+      id: t.arg.globalID({ for: PostNode, description: 'The post’s global ID.' }),
+      slug: t.arg.string({ description: 'The post’s slug, as in its URL.' }),
+    },
     resolve: async (_root, args, ctx) => {
       if ((args.id == null) === (args.slug == null)) {
         throw badInput('Pass exactly one of `id` and `slug`', { argument: 'id' });
@@ -270,7 +319,13 @@ builder.queryFields((t) => ({
     {
       type: PostNode,
       description: 'Full-text search over title, summary and body, best match first.',
-      args: { query: t.arg.string({ required: true }) },
+      args: {
+        query: t.arg.string({
+          required: true,
+          description:
+            'Words to find (web search syntax: quotes, OR, -word), 1–200 characters; BAD_USER_INPUT otherwise. Rate-limited per caller (RATE_LIMITED).',
+        }),
+      },
       resolve: async (_root, args, ctx, info) => {
         const text = args.query.trim();
         if (text.length === 0 || text.length > 200) {
@@ -315,9 +370,10 @@ const cachedComputation = <Value>(
 const StatusCount = builder
   .objectRef<{ status: PostStatusValue; count: number }>('PostStatusCount')
   .implement({
+    description: 'How many visible posts are in one status.',
     fields: (t) => ({
-      status: t.expose('status', { type: PostStatus }),
-      count: t.exposeInt('count'),
+      status: t.expose('status', { type: PostStatus, description: 'The status counted.' }),
+      count: t.exposeInt('count', { description: 'Posts in it.' }),
     }),
   });
 
@@ -326,14 +382,23 @@ const PostStats = builder
   .implement({
     description: 'Counts over the posts the viewer may see.',
     fields: (t) => ({
-      total: t.int({ resolve: (counts) => counts.reduce((sum, entry) => sum + entry.count, 0) }),
-      byStatus: t.field({ type: [StatusCount], resolve: (counts) => counts }),
+      total: t.int({
+        description: 'All visible posts.',
+        resolve: (counts) => counts.reduce((sum, entry) => sum + entry.count, 0),
+      }),
+      byStatus: t.field({
+        type: [StatusCount],
+        description: 'One count per status that has posts.',
+        resolve: (counts) => counts,
+      }),
     }),
   });
 
 builder.queryField('postStats', (t) =>
   t.field({
     type: PostStats,
+    description:
+      'Post counts by status over what the viewer may see; cached until any post changes.',
     resolve: (_root, _args, ctx) =>
       cachedComputation(ctx, 'postStats', `post-stats:${visibilityScope(ctx.viewer)}`, () =>
         countPostsByStatus(ctx.db, ctx.viewer),
@@ -405,8 +470,11 @@ function postsByParentField(parent: 'author' | 'tag') {
       description: `Posts of this ${parent === 'author' ? 'author' : 'tag'} that the viewer may see; \`totalCount\` counts the same posts.`,
       args: {
         ...t.arg.connectionArgs(),
-        filter: t.arg({ type: PostFilter }),
-        orderBy: t.arg({ type: PostOrder }),
+        filter: t.arg({ type: PostFilter, description: 'Conditions every listed post meets.' }),
+        orderBy: t.arg({
+          type: PostOrder,
+          description: 'Sort order; newest created first when omitted.',
+        }),
       },
       resolve: (row: { id: string }, args, ctx, info) => {
         const selection = connectionSelection(info);
@@ -423,51 +491,98 @@ builder.objectField(UserNode, 'posts', postsByParentField('author'));
 builder.objectField(TagNode, 'posts', postsByParentField('tag') as never);
 
 const CreatePostInput = builder.inputType('CreatePostInput', {
+  description: 'A new post; BAD_USER_INPUT names the first invalid field, CONFLICT a taken slug.',
   fields: (t) => ({
     title: t.string({ required: true, description: '1–200 characters.' }),
     body: t.string({ required: true, description: 'Markdown, up to 200,000 characters.' }),
     slug: t.string({ description: 'Derived from the title when omitted.' }),
     status: t.field({ type: PostStatus, description: 'DRAFT (default) or PUBLISHED (editors).' }),
     tags: t.stringList({ description: 'Tag names; created when missing. At most 20.' }),
+    author: t.string({
+      description:
+        'Who wrote it, when not the viewer (editors only, else FORBIDDEN): a name, an email or `Name <email>`. Matched to a user by email, else by name; created as an AUTHOR when missing.',
+    }),
+    createdAt: t.field({
+      type: 'DateTime',
+      description:
+        'When it was written, for posts moved from elsewhere (editors only, else FORBIDDEN); also the publication time of a PUBLISHED post. Defaults to now.',
+    }),
   }),
 });
 
 const UpdatePostInput = builder.inputType('UpdatePostInput', {
+  description: 'The post and the fields to change; omitted fields stay as they are.',
   fields: (t) => ({
-    id: t.globalID({ for: PostNode, required: true }),
-    title: t.string(),
-    body: t.string(),
-    slug: t.string(),
+    id: t.globalID({
+      for: PostNode,
+      required: true,
+      description: 'The post; NOT_FOUND when the viewer may not see it.',
+    }),
+    title: t.string({ description: '1–200 characters.' }),
+    body: t.string({ description: 'Markdown, up to 200,000 characters.' }),
+    slug: t.string({
+      description:
+        'Lowercase letters, digits and single dashes, up to 120 characters; CONFLICT when taken.',
+    }),
     status: t.field({ type: PostStatus, description: 'PUBLISHED needs the EDITOR role.' }),
   }),
 });
 
-const ImportPostsResult = builder.objectRef<{ posts: PostRow[] }>('ImportPostsResult').implement({
-  fields: (t) => ({
-    importedCount: t.int({ resolve: (result) => result.posts.length }),
-    posts: t.field({ type: [PostNode], resolve: (result) => result.posts }),
-  }),
-});
+const ImportPostsResult = builder
+  .objectRef<{ posts: PostRow[]; queuedRuns: number }>('ImportPostsResult')
+  .implement({
+    description: 'What one importPosts call wrote.',
+    fields: (t) => ({
+      importedCount: t.int({
+        description: 'Posts created.',
+        resolve: (result) => result.posts.length,
+      }),
+      queuedRunCount: t.int({
+        description: 'Pipeline runs queued (with `process: true`), one per post.',
+        resolve: (result) => result.queuedRuns,
+      }),
+      posts: t.field({
+        type: [PostNode],
+        description: 'The posts created, in input order.',
+        resolve: (result) => result.posts,
+      }),
+    }),
+  });
 
 builder.mutationFields((t) => ({
   createPost: t.field({
     authScopes: { writer: true },
     type: PostNode,
     description: 'Creates a post authored by the viewer.',
-    args: { input: t.arg({ type: CreatePostInput, required: true }) },
+    args: {
+      input: t.arg({ type: CreatePostInput, required: true, description: 'The post.' }),
+    },
     resolve: (_root, { input }, ctx) => createPost(ctx, input),
   }),
   updatePost: t.field({
     authScopes: { writer: true },
     type: PostNode,
     description: 'Changes the given fields; the author or an editor only.',
-    args: { input: t.arg({ type: UpdatePostInput, required: true }) },
+    args: {
+      input: t.arg({
+        type: UpdatePostInput,
+        required: true,
+        description: 'The post and its changes; FORBIDDEN unless the author or an editor.',
+      }),
+    },
     resolve: (_root, { input: { id, ...changes } }, ctx) => updatePost(ctx, id.id, changes),
   }),
   deletePost: t.id({
     authScopes: { writer: true },
     description: 'Deletes a post with its comments, tags links and runs; returns its id.',
-    args: { id: t.arg.globalID({ for: PostNode, required: true }) },
+    args: {
+      id: t.arg.globalID({
+        for: PostNode,
+        required: true,
+        description:
+          'The post; NOT_FOUND when not visible, FORBIDDEN unless the author or an editor.',
+      }),
+    },
     resolve: async (_root, { id }, ctx) => {
       await deletePost(ctx, id.id);
       return Buffer.from(`Post:${id.id}`).toString('base64url');
@@ -478,18 +593,35 @@ builder.mutationFields((t) => ({
     type: PostNode,
     description: 'Replaces the tags of a post.',
     args: {
-      postId: t.arg.globalID({ for: PostNode, required: true }),
-      tags: t.arg.stringList({ required: true }),
+      postId: t.arg.globalID({
+        for: PostNode,
+        required: true,
+        description:
+          'The post; NOT_FOUND when not visible, FORBIDDEN unless the author or an editor.',
+      }),
+      tags: t.arg.stringList({
+        required: true,
+        description:
+          'Tag names (created when missing), at most 20; the post’s tags become exactly these.',
+      }),
     },
     resolve: (_root, args, ctx) => setPostTags(ctx, args.postId.id, args.tags),
   }),
   importPosts: t.field({
     authScopes: { writer: true },
     type: ImportPostsResult,
-    description: 'Creates many posts at once: all of them, or none when one is invalid.',
-    args: { input: t.arg({ type: [CreatePostInput], required: true }) },
-    resolve: async (_root, { input }, ctx) => {
-      return { posts: await importPosts(ctx, input) };
+    description:
+      'Creates many posts at once (at most MAX_IMPORT_POSTS): all of them, or none when one is invalid (BAD_USER_INPUT listing every problem, CONFLICT for a slug in use).',
+    args: {
+      input: t.arg({
+        type: [CreatePostInput],
+        required: true,
+        description: 'The posts, each validated as for `createPost`.',
+      }),
+      process: t.arg.boolean({
+        description: 'Queue a pipeline run (default steps) for every imported post.',
+      }),
     },
+    resolve: (_root, { input, process }, ctx) => importPosts(ctx, input, process ?? false),
   }),
 }));

@@ -1,16 +1,21 @@
 import { z } from 'zod';
 import type { Context } from '../../context.ts';
 import { withPgErrors } from '../../db/pg-errors.ts';
-import type { NewPost, PostRow, PostStatus } from '../../db/tables.ts';
+import { isTimestamp } from '../../db/postgres-values.ts';
+import type { PostRow, PostStatus } from '../../db/tables.ts';
 import { transact } from '../../db/transaction.ts';
 import { appError, badInput } from '../../errors.ts';
 import { slugify } from '../../pipeline/text/seo.ts';
 import { parseInput } from '../../validation.ts';
 import { isStaff } from '../auth/viewer.ts';
+import { PIPELINE_TAG } from '../pipeline/pipeline.publish.ts';
 import { ensureTags, linkTags, unlinkTagsExcept } from '../tag/tag.repository.ts';
+import { ALL_USERS_TAG } from '../user/user.cache.ts';
+import { parseAuthor } from './import/author.ts';
+import { type ImportRow, writeImport } from './import/import.service.ts';
 import { ALL_POSTS_TAG, postCacheTags } from './post.cache.ts';
 import { requireEditable, requireWriter } from './post.policy.ts';
-import { deletePostRow, insertPosts, lockPost, updatePostRow } from './post.repository.ts';
+import { deletePostRow, insertPostWithTags, lockPost, updatePostRow } from './post.repository.ts';
 
 const MAX_TAGS_PER_POST = 20;
 const slugPattern = /^[a-z0-9]+(?:-[a-z0-9]+)*$/;
@@ -50,12 +55,28 @@ const statusAmong = (allowed: readonly PostStatus[]) =>
       message: `must be one of ${allowed.join(', ')}`,
     });
 
-const newPostInput = z.object({
+const author = z
+  .string()
+  .max(400)
+  .transform((text, check) => {
+    const parsed = parseAuthor(text);
+    if (typeof parsed !== 'string') return parsed;
+    check.issues.push({ code: 'custom', message: parsed, input: text });
+    return z.NEVER;
+  });
+
+/** A new post as createPost, importPosts and `npm run import` take it. */
+export const newPostInput = z.object({
   title,
   body,
   slug: slug.nullish(),
   status: statusAmong(['DRAFT', 'PUBLISHED']),
   tags: tags.nullish(),
+  author: author.nullish(),
+  createdAt: z
+    .string()
+    .refine(isTimestamp, 'must be an RFC 3339 timestamp of a real date')
+    .nullish(),
 });
 
 const postChanges = z.object({
@@ -66,16 +87,10 @@ const postChanges = z.object({
 });
 
 export type NewPostInput = z.input<typeof newPostInput>;
+export type CheckedNewPost = z.output<typeof newPostInput>;
 export type PostChangesInput = z.input<typeof postChanges>;
 
 const slugConflict = { posts_slug_key: 'A post with this slug already exists' };
-
-function slugFor(input: { slug?: string | null; title: string }, path: string): string {
-  const value = input.slug ?? slugify(input.title, 120);
-  if (!value)
-    throw badInput(`Invalid input at ${path}: title has no letters or digits to derive a slug`);
-  return value;
-}
 
 function requirePublishRight(ctx: Context, status: PostStatus | null | undefined) {
   if (status === 'PUBLISHED' && !isStaff(ctx.viewer)) {
@@ -83,65 +98,144 @@ function requirePublishRight(ctx: Context, status: PostStatus | null | undefined
   }
 }
 
-async function createMany(
-  ctx: Context,
-  inputs: z.output<typeof newPostInput>[],
-): Promise<PostRow[]> {
-  const viewer = requireWriter(ctx);
-  for (const input of inputs) requirePublishRight(ctx, input.status);
-  const rows: NewPost[] = inputs.map((input, index) => ({
-    author_id: viewer.id,
-    title: input.title,
-    body: input.body,
-    slug: slugFor(input, inputs.length > 1 ? `input.${index}.slug` : 'input.slug'),
-    status: input.status ?? 'DRAFT',
-    published_at: input.status === 'PUBLISHED' ? new Date().toISOString() : null,
-  }));
-  const seen = new Map<string, number>();
-  rows.forEach((row, index) => {
-    const first = seen.get(row.slug);
-    if (first !== undefined) {
-      throw badInput(`Invalid input at input.${index}.slug: duplicates the slug of input.${first}`);
+/** A problem of one input of a batch, by its index and field. */
+export interface ImportProblem {
+  index: number;
+  field: string;
+  message: string;
+}
+
+/**
+ * Checked inputs as rows to write, or what is wrong with them: a slug derived from a title
+ * without letters or digits, a slug used twice in the batch. `names` names each input in messages.
+ */
+export function toImportRows(
+  inputs: readonly CheckedNewPost[],
+  names: readonly string[],
+): { rows: ImportRow[]; problems: ImportProblem[] } {
+  const problems: ImportProblem[] = [];
+  const firstBySlug = new Map<string, number>();
+  const rows = inputs.map((input, index): ImportRow => {
+    const value = input.slug ?? slugify(input.title, 120);
+    if (!value) {
+      problems.push({
+        index,
+        field: 'slug',
+        message: 'title has no letters or digits to derive a slug',
+      });
     }
-    seen.set(row.slug, index);
+    const first = firstBySlug.get(value);
+    if (value && first !== undefined) {
+      problems.push({ index, field: 'slug', message: `duplicates the slug of ${names[first]}` });
+    } else firstBySlug.set(value, index);
+    return {
+      title: input.title,
+      body: input.body,
+      slug: value,
+      status: input.status === 'PUBLISHED' ? 'PUBLISHED' : 'DRAFT',
+      tags: input.tags ?? [],
+      author: input.author ?? null,
+      createdAt: input.createdAt ?? null,
+    };
   });
+  return { rows, problems };
+}
+
+/** Rows to write for checked inputs, or FORBIDDEN / BAD_USER_INPUT naming every problem. */
+function checkedRows(ctx: Context, inputs: readonly CheckedNewPost[]): ImportRow[] {
+  for (const input of inputs) {
+    requirePublishRight(ctx, input.status);
+    if ((input.author || input.createdAt) && !isStaff(ctx.viewer)) {
+      throw appError('FORBIDDEN', 'Only editors can set the author or the creation time');
+    }
+  }
+  const names = inputs.map((_, index) => (inputs.length > 1 ? `input.${index}` : 'input'));
+  const { rows, problems } = toImportRows(inputs, names);
+  const problem = problems[0];
+  if (problem) {
+    // Like parseInput: the message names the first problem, `fields` lists them all.
+    const fields = problems.map((each) => ({
+      path: `${names[each.index]}.${each.field}`,
+      message: each.message,
+    }));
+    throw badInput(`Invalid input at ${fields[0]!.path}: ${problem.message}`, { fields });
+  }
+  return rows;
+}
+
+/** Rows in one transaction (authors, posts, tags, links, runs: a statement each), then invalidation. */
+function writeRows(
+  ctx: Context,
+  defaultAuthorId: string,
+  rows: readonly ImportRow[],
+  processPosts: boolean,
+): Promise<{ posts: PostRow[]; queuedRuns: number }> {
   return withPgErrors(
     () =>
       transact(ctx.db, async (trx, afterCommit) => {
-        const inserted = await insertPosts(trx, rows);
-        afterCommit(() => ctx.deps.cache.invalidate([ALL_POSTS_TAG, `user-posts:${viewer.id}`]));
-        // RETURNING promises no order; slugs are unique, so they pair each row with its input.
-        const bySlug = new Map(inserted.map((post) => [post.slug, post]));
-        const created = rows.map((row) => bySlug.get(row.slug)!);
-        const tagNames = [...new Set(inputs.flatMap((input) => input.tags ?? []))];
-        const tagIds = await ensureTags(trx, tagNames);
-        await linkTags(
-          trx,
-          inputs.flatMap((input, index) =>
-            (input.tags ?? []).map((name) => ({
-              postId: created[index]!.id,
-              tagId: tagIds.get(name)!,
-            })),
-          ),
+        const written = await writeImport(trx, rows, {
+          defaultAuthorId,
+          queue: processPosts ? { createdBy: defaultAuthorId } : null,
+        });
+        afterCommit(() =>
+          ctx.deps.cache.invalidate([
+            ALL_POSTS_TAG,
+            ...written.authorIds.map((id) => `user-posts:${id}`),
+            ...(rows.some((row) => row.author) ? [ALL_USERS_TAG] : []),
+            ...(written.queuedRuns > 0 ? [PIPELINE_TAG] : []),
+          ]),
         );
-        return created;
+        return { posts: written.posts, queuedRuns: written.queuedRuns };
       }),
     slugConflict,
   );
 }
 
+/**
+ * The viewer's own post written now: one statement (post, tags and links: see
+ * insertPostWithTags) and one cache invalidation. With an author or a creation time (staff only)
+ * it takes the import's transaction instead.
+ */
 export async function createPost(ctx: Context, input: NewPostInput): Promise<PostRow> {
-  const [created] = await createMany(ctx, [parseInput(newPostInput, input)]);
-  return created!;
+  const viewer = requireWriter(ctx);
+  const rows = checkedRows(ctx, [parseInput(newPostInput, input)]);
+  const row = rows[0]!;
+  if (row.author || row.createdAt) return (await writeRows(ctx, viewer.id, rows, false)).posts[0]!;
+  const created = await withPgErrors(
+    () =>
+      insertPostWithTags(
+        ctx.db,
+        {
+          author_id: viewer.id,
+          title: row.title,
+          body: row.body,
+          slug: row.slug,
+          status: row.status,
+          published_at: row.status === 'PUBLISHED' ? new Date().toISOString() : null,
+        },
+        row.tags,
+      ),
+    slugConflict,
+  );
+  await ctx.deps.cache.invalidate([ALL_POSTS_TAG, `user-posts:${viewer.id}`]);
+  return created;
 }
 
-/** All posts in one transaction, one statement per table: a bad row rejects the batch. */
-export async function importPosts(ctx: Context, inputs: NewPostInput[]): Promise<PostRow[]> {
-  requireWriter(ctx);
+/**
+ * All posts in one transaction, one statement per table: a bad row rejects the batch. With
+ * `process`, a pipeline run is queued for each post in the same transaction.
+ */
+export async function importPosts(
+  ctx: Context,
+  inputs: NewPostInput[],
+  processPosts = false,
+): Promise<{ posts: PostRow[]; queuedRuns: number }> {
+  const viewer = requireWriter(ctx);
   if (inputs.length > ctx.config.MAX_IMPORT_POSTS) {
     throw badInput(`At most ${ctx.config.MAX_IMPORT_POSTS} posts per import`);
   }
-  return createMany(ctx, parseInput(z.array(newPostInput), inputs));
+  const rows = checkedRows(ctx, parseInput(z.array(newPostInput), inputs));
+  return writeRows(ctx, viewer.id, rows, processPosts);
 }
 
 export async function updatePost(

@@ -21,7 +21,12 @@ import {
 
 export const Role = builder.enumType('Role', {
   description: 'What a user may do: ADMIN manages users, EDITOR edits and publishes any post.',
-  values: ['ADMIN', 'EDITOR', 'AUTHOR', 'VIEWER'] as const,
+  values: {
+    ADMIN: { description: 'Everything an editor may, plus users, roles and anyone’s tokens.' },
+    EDITOR: { description: 'Edits, publishes and runs the pipeline over any post.' },
+    AUTHOR: { description: 'Writes posts and runs the pipeline over their own.' },
+    VIEWER: { description: 'Reads published posts and comments; writes nothing but comments.' },
+  } as const,
 });
 
 export const UserNode = builder.loadableNode('User', {
@@ -36,15 +41,18 @@ export const UserNode = builder.loadableNode('User', {
     ),
   ),
   fields: (t) => ({
-    name: t.exposeString('name'),
+    name: t.exposeString('name', { description: 'Display name, 1–100 characters.' }),
     email: t.string({
       description: 'Visible to the user themselves and to editors; null otherwise.',
       nullable: true,
       resolve: (user, _args, ctx) =>
         ctx.viewer && (ctx.viewer.id === user.id || isStaff(ctx.viewer)) ? user.email : null,
     }),
-    role: t.expose('role', { type: Role }),
-    createdAt: t.expose('created_at', { type: 'DateTime' }),
+    role: t.expose('role', { type: Role, description: 'What the user may do.' }),
+    createdAt: t.expose('created_at', {
+      type: 'DateTime',
+      description: 'When the account was created.',
+    }),
   }),
 });
 
@@ -90,10 +98,15 @@ const newUser = z.object({
 });
 
 const CreateUserInput = builder.inputType('CreateUserInput', {
+  description: 'A new account.',
   fields: (t) => ({
-    email: t.string({ required: true }),
-    name: t.string({ required: true }),
-    role: t.field({ type: Role, required: true }),
+    email: t.string({
+      required: true,
+      description:
+        'Up to 254 characters, stored lowercased; BAD_USER_INPUT when not an address, CONFLICT when taken.',
+    }),
+    name: t.string({ required: true, description: '1–100 characters after trimming.' }),
+    role: t.field({ type: Role, required: true, description: 'What the user may do.' }),
   }),
 });
 
@@ -102,7 +115,9 @@ builder.mutationFields((t) => ({
     type: UserNode,
     description: 'Admins only.',
     authScopes: { admin: true },
-    args: { input: t.arg({ type: CreateUserInput, required: true }) },
+    args: {
+      input: t.arg({ type: CreateUserInput, required: true, description: 'The account.' }),
+    },
     resolve: async (_root, { input }, ctx) => {
       const { email, name } = parseInput(newUser, input);
       const user = await withPgErrors(() => insertUser(ctx.db, { email, name, role: input.role }), {
@@ -118,8 +133,12 @@ builder.mutationFields((t) => ({
       'Admins only. Takes effect at once: the user’s open subscriptions end with VIEWER_CHANGED.',
     authScopes: { admin: true },
     args: {
-      userId: t.arg.globalID({ for: UserNode, required: true }),
-      role: t.arg({ type: Role, required: true }),
+      userId: t.arg.globalID({
+        for: UserNode,
+        required: true,
+        description: 'The user; NOT_FOUND when there is none.',
+      }),
+      role: t.arg({ type: Role, required: true, description: 'The new role.' }),
     },
     resolve: async (_root, args, ctx) => {
       const user = await updateUserRole(ctx.db, args.userId.id, args.role);
@@ -127,7 +146,7 @@ builder.mutationFields((t) => ({
       await ctx.deps.cache.invalidate([`user:${user.id}`, ALL_USERS_TAG]);
       // The user's open streams were authorized under the old role.
       if (user.previous_role !== user.role)
-        ctx.deps.viewerStreams.publish({ userId: user.id, tokenHash: null });
+        await ctx.deps.viewerStreams.publish({ userId: user.id, tokenHash: null });
       return user;
     },
   }),

@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import { defineStep, type StepContext } from '../step.ts';
 import { extractKeywords } from '../text/keywords.ts';
 import { normalizeMarkdown } from '../text/normalize.ts';
@@ -15,9 +16,14 @@ export const keywordsStep = defineStep({
   description: 'TF-IDF keywords against the most recent published posts.',
   async run(context) {
     const { db, post, progress } = context;
+    // The stored plain text when the normalize step has written it; the body (to parse here) only
+    // for posts it has not, so a run transfers and parses each body at most once.
     const corpus = await db
       .selectFrom('posts')
-      .select('body')
+      .select([
+        'plain_text',
+        sql<string | null>`case when plain_text is null then body end`.as('body'),
+      ])
       .where('status', '=', 'PUBLISHED')
       .where('id', '!=', post.id)
       .orderBy('published_at', 'desc')
@@ -26,7 +32,7 @@ export const keywordsStep = defineStep({
     await progress(40);
     const keywords = extractKeywords(
       `${post.title}\n${plainText(context)}`,
-      corpus.map((row) => normalizeMarkdown(row.body)),
+      corpus.map((row) => row.plain_text ?? normalizeMarkdown(row.body ?? '')),
     );
     await progress(100);
     return {

@@ -3,8 +3,12 @@
 const WORD = /[\p{L}\p{N}][\p{L}\p{M}\p{N}]*(?:['’][\p{L}\p{N}][\p{L}\p{M}\p{N}]*)*/gu;
 const NUMBER = /^\p{N}+$/u;
 const PARAGRAPH_BREAK = /\n[^\S\n]*\n/;
-// The terminator may be followed by closing quotes or brackets: 'He said "stop." Then left.'
-const SENTENCE_BOUNDARY = /(?<=[.!?]['"’”)\]]*)\s+/;
+// Unicode sentence boundaries (UAX #29) know decimals, ellipses, closing quotes and lowercase
+// continuations ("e.g. a hammer"). Node's ICU has no abbreviation suppressions, so a break after
+// an abbreviation that almost never ends a sentence ("Dr. Who", "e.g. Python") is undone below.
+const SENTENCES = new Intl.Segmenter('en', { granularity: 'sentence' });
+const NON_FINAL_ABBREVIATION =
+  /(?:^|[\s(])(?:mr|mrs|ms|dr|prof|sr|jr|st|vs|cf|viz|fig|figs|approx|e\.g|i\.e)\.$/i;
 const MIN_TERM_LENGTH = 3;
 
 export const STOP_WORDS: ReadonlySet<string> = new Set(
@@ -51,12 +55,22 @@ export function splitParagraphs(text: string): string[] {
 }
 
 /**
- * Sentences end at . ! ? followed by whitespace, and at paragraph breaks (so headings without
- * punctuation stand alone). Abbreviations such as "e.g." also end a sentence: a heuristic.
+ * Sentences by Unicode's sentence rules within each paragraph, so a paragraph break (a heading
+ * without punctuation) always ends one; whitespace inside a sentence collapses to one space.
  */
 export function splitSentences(text: string): string[] {
-  return splitParagraphs(text)
-    .flatMap((paragraph) => paragraph.split(SENTENCE_BOUNDARY))
-    .map((sentence) => sentence.replace(/\s+/g, ' ').trim())
-    .filter((sentence) => sentence.length > 0);
+  return splitParagraphs(text).flatMap((paragraph) => {
+    const sentences: string[] = [];
+    let pending = '';
+    // Collapsed first: ICU treats a lone newline as a hard break, but wrapped lines are one sentence.
+    for (const { segment } of SENTENCES.segment(paragraph.replace(/\s+/g, ' ').trim())) {
+      pending += segment;
+      const sentence = pending.trim();
+      if (NON_FINAL_ABBREVIATION.test(sentence)) continue;
+      if (sentence !== '') sentences.push(sentence);
+      pending = '';
+    }
+    if (pending.trim() !== '') sentences.push(pending.trim());
+    return sentences;
+  });
 }

@@ -1,0 +1,85 @@
+import type { Db } from '../../../db/database.ts';
+import type { NewPost, PostRow } from '../../../db/tables.ts';
+import { defaultSteps } from '../../../pipeline/registry.ts';
+import { ensureTags, linkTags } from '../../tag/tag.repository.ts';
+import { insertPosts } from '../post.repository.ts';
+import type { AuthorRef } from './author.ts';
+import { queueRuns, resolveAuthors } from './import.repository.ts';
+
+/** A post checked and ready to write: what createPost, importPosts and `npm run import` share. */
+export interface ImportRow {
+  title: string;
+  body: string;
+  slug: string;
+  status: 'DRAFT' | 'PUBLISHED';
+  tags: readonly string[];
+  /** Null: the default author of the write. */
+  author: AuthorRef | null;
+  /** When it was written (created, and published when PUBLISHED); null: now. */
+  createdAt: string | null;
+}
+
+export interface ImportWrite {
+  /** In the order of the rows. */
+  posts: PostRow[];
+  /** Users the authors matched or created, by id. */
+  authorIds: string[];
+  queuedRuns: number;
+}
+
+/**
+ * Writes checked rows inside the caller's transaction: authors matched or created, posts, tags
+ * and their links, and (when `queue` is given) a pipeline run per post; one statement per
+ * table whatever the row count. Slugs must be unique among the rows.
+ */
+export async function writeImport(
+  trx: Db,
+  rows: readonly ImportRow[],
+  options: { defaultAuthorId: string | null; queue: { createdBy: string | null } | null },
+): Promise<ImportWrite> {
+  const authors = rows.flatMap((row) => (row.author ? [row.author] : []));
+  const authorIds = authors.length > 0 ? await resolveAuthors(trx, authors) : new Map();
+  const newPosts: NewPost[] = rows.map((row) => {
+    const authorId = row.author ? authorIds.get(row.author.email) : options.defaultAuthorId;
+    if (!authorId) throw new Error(`No author for the post "${row.slug}"`);
+    const createdAt = row.createdAt ?? undefined;
+    return {
+      author_id: authorId,
+      title: row.title,
+      body: row.body,
+      slug: row.slug,
+      status: row.status,
+      created_at: createdAt,
+      updated_at: createdAt,
+      published_at: row.status === 'PUBLISHED' ? (row.createdAt ?? new Date().toISOString()) : null,
+    };
+  });
+  const inserted = await insertPosts(trx, newPosts);
+  // RETURNING promises no order; slugs are unique, so they pair each row with its input.
+  const bySlug = new Map(inserted.map((post) => [post.slug, post]));
+  const posts = rows.map((row) => bySlug.get(row.slug)!);
+  const tagIds = await ensureTags(trx, [...new Set(rows.flatMap((row) => row.tags))]);
+  await linkTags(
+    trx,
+    rows.flatMap((row, index) =>
+      row.tags.map((name) => ({ postId: posts[index]!.id, tagId: tagIds.get(name)! })),
+    ),
+  );
+  const queuedRuns = options.queue
+    ? await queueRuns(
+        trx,
+        posts.map((post) => post.id),
+        defaultSteps,
+        options.queue.createdBy,
+      )
+    : 0;
+  return {
+    // What queueRuns did to the stored rows: a published post stays published while processed.
+    posts: queuedRuns > 0 ? posts.map(queuedUnlessPublished) : posts,
+    authorIds: [...new Set(newPosts.map((post) => post.author_id))],
+    queuedRuns,
+  };
+}
+
+const queuedUnlessPublished = (post: PostRow): PostRow =>
+  post.status === 'PUBLISHED' ? post : { ...post, status: 'QUEUED' };

@@ -1,0 +1,157 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type HttpServer, httpOptions, startHttpServer } from '../../../src/http.ts';
+import { hashToken } from '../../../src/modules/auth/token.ts';
+import { VIEWER_MEMORY_TTL_MS } from '../../../src/modules/auth/viewer-cache.ts';
+import { type GraphQLResponse, startTestApp, type TestApp } from '../../helpers/app.ts';
+import { createUser, type TestUser } from '../../helpers/factories.ts';
+import { redisUrl } from '../../helpers/services.ts';
+import { TcpProxy } from '../../helpers/tcp-proxy.ts';
+
+/**
+ * Three instances over one database and one Redis namespace: `a` and `b` reach Redis directly,
+ * `cut` through a proxy the tests freeze to take Redis (and so the change signal) away from it.
+ */
+let a: TestApp;
+let b: TestApp;
+let cut: TestApp;
+let proxy: TcpProxy;
+/** Requests reach the instances over HTTP, as from a client: one event-loop turn per hop. */
+const servers = new Map<TestApp, HttpServer>();
+
+beforeAll(async () => {
+  const env = { REDIS_URL: redisUrl, RESPONSE_CACHE: 'off', RATE_LIMIT_MUTATIONS: '10000' };
+  a = await startTestApp(env);
+  b = await startTestApp(env, a);
+  proxy = new TcpProxy('127.0.0.1', Number(new URL(redisUrl).port || 6379));
+  await proxy.start();
+  cut = await startTestApp({ ...env, REDIS_URL: `redis://127.0.0.1:${proxy.port}` }, a);
+  for (const app of [a, b, cut])
+    servers.set(app, await startHttpServer(app.yoga, httpOptions(app.deps.config, 0)));
+});
+
+afterAll(async () => {
+  proxy?.unfreeze();
+  for (const server of servers.values()) await server.close();
+  for (const app of [cut, b, a]) await app?.close();
+  await proxy?.stop();
+});
+
+const viewerQuery = '{ viewer { id role } }';
+
+/** `query` sent to `app` over HTTP with `token` and the debug extensions. */
+async function send(app: TestApp, token: string, query: string, variables = {}) {
+  return (await (
+    await fetch(`http://127.0.0.1:${servers.get(app)!.port}/graphql`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        authorization: `Bearer ${token}`,
+        'x-quire-debug': '1',
+      },
+      body: JSON.stringify({ query, variables }),
+    })
+  ).json()) as GraphQLResponse;
+}
+
+/** The viewer as `app` sees it for `token`, with the statements the request ran. */
+async function whoAmI(app: TestApp, token: string) {
+  const response = await send(app, token, viewerQuery);
+  return {
+    code: response.errors?.[0]?.extensions?.code as string | undefined,
+    role: response.data?.viewer?.role as string | undefined,
+    statements: response.extensions?.sql?.queries as number | undefined,
+  };
+}
+
+async function tokenId(user: TestUser): Promise<string> {
+  const row = await a.deps.db
+    .selectFrom('api_tokens')
+    .select('id')
+    .where('token_hash', '=', hashToken(user.token))
+    .executeTakeFirstOrThrow();
+  return row.id;
+}
+
+/** Until the instance's viewer cache keeps entries (its change subscription is confirmed). */
+async function warm(app: TestApp, token: string): Promise<void> {
+  for (const deadline = Date.now() + 3000; (await whoAmI(app, token)).statements !== 0; ) {
+    if (Date.now() > deadline) throw new Error('the viewer never came from the cache');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+async function revoke(on: TestApp, user: TestUser, by: TestUser) {
+  const response = await on.gql(
+    'mutation($id: ID!) { revokeApiToken(id: $id) { revokedAt } }',
+    { id: await tokenId(user) },
+    { token: by.token },
+  );
+  expect(response.errors).toBeUndefined();
+}
+
+describe('viewer cache', () => {
+  it('runs no statement for the token once warm', async () => {
+    const user = await createUser(a.deps.db, 'AUTHOR');
+    const first = await whoAmI(b, user.token);
+    expect(first.role).toBe('AUTHOR');
+    expect(first.statements).toBeGreaterThan(0);
+    await warm(b, user.token);
+    expect(await whoAmI(b, user.token)).toEqual({ code: undefined, role: 'AUTHOR', statements: 0 });
+  });
+
+  it('refuses a token revoked on another instance at the very next request', async () => {
+    const admin = await createUser(a.deps.db, 'ADMIN');
+    const user = await createUser(a.deps.db, 'AUTHOR');
+    await warm(a, user.token);
+    await warm(b, user.token);
+    await revoke(a, user, admin);
+    expect((await whoAmI(b, user.token)).code).toBe('UNAUTHENTICATED');
+    expect((await whoAmI(a, user.token)).code).toBe('UNAUTHENTICATED');
+  });
+
+  it('serves a new role at once on every instance', async () => {
+    const admin = await createUser(a.deps.db, 'ADMIN');
+    const user = await createUser(a.deps.db, 'EDITOR');
+    await warm(a, user.token);
+    await warm(b, user.token);
+    const changed = await a.gql(
+      'mutation($user: ID!) { setUserRole(userId: $user, role: AUTHOR) { role } }',
+      { user: user.globalId },
+      { token: admin.token },
+    );
+    expect(changed.errors).toBeUndefined();
+    // Publishing takes the editor role the token was cached with.
+    for (const app of [b, a]) {
+      const published = await send(
+        app,
+        user.token,
+        'mutation($input: CreatePostInput!) { createPost(input: $input) { id } }',
+        { input: { title: 'Still an editor?', body: '', status: 'PUBLISHED' } },
+      );
+      expect(published.errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
+    }
+  });
+
+  it('without the signal (Redis frozen), serves a revoked token at most VIEWER_MEMORY_TTL_MS', async () => {
+    const admin = await createUser(a.deps.db, 'ADMIN');
+    const user = await createUser(a.deps.db, 'AUTHOR');
+    await warm(cut, user.token);
+    proxy.freeze();
+    try {
+      await revoke(a, user, admin);
+      const revokedAt = Date.now();
+      // The cut-off instance never hears of it: it serves the cached viewer for a while…
+      expect((await whoAmI(cut, user.token)).code).toBeUndefined();
+      for (;;) {
+        const { code } = await whoAmI(cut, user.token);
+        if (code === 'UNAUTHENTICATED') break;
+        expect(Date.now() - revokedAt).toBeLessThan(VIEWER_MEMORY_TTL_MS + 1500);
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      // …and no longer than its in-process TTL (plus one Redis command timeout to fall back).
+      expect(Date.now() - revokedAt).toBeLessThan(VIEWER_MEMORY_TTL_MS + 1500);
+    } finally {
+      proxy.unfreeze();
+    }
+  });
+});
