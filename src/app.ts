@@ -52,10 +52,11 @@ function invalidIdError(error: unknown): GraphQLError | undefined {
   });
 }
 
-/** The configured server: no side effects, no port; main.ts (or a test) decides how to serve it. */
 /** Who a result was computed for: the same viewer and role see the same data. */
 const viewerScope = (ctx: Context) =>
   ctx.viewer ? `user:${ctx.viewer.id}:${ctx.viewer.role}` : 'anonymous';
+
+/** The configured server: no side effects, no port; main.ts (or a test) decides how to serve it. */
 
 export function createApp(deps: AppDeps): QuireYoga {
   const { config, logger, db } = deps;
@@ -179,6 +180,7 @@ export function createApp(deps: AppDeps): QuireYoga {
       useSharedSubscriptionEvents<Context>({
         contextPartial: freshEventContext,
         scopeOf: viewerScope,
+        onResult: (outcome) => deps.metrics.subscriptionEventResults.inc({ outcome }),
       }),
     ],
   });

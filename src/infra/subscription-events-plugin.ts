@@ -30,6 +30,8 @@ const documentId = (document: DocumentNode) => {
 export function useSharedSubscriptionEvents<Ctx extends object>(options: {
   contextPartial: (context: Ctx) => Partial<Ctx>;
   scopeOf: (context: Ctx) => string;
+  /** Told of each result handed to a subscriber: executed for it, or shared from another. */
+  onResult?: (outcome: 'executed' | 'shared') => void;
 }): Plugin<Ctx> {
   /** Per event, the results by key; an event nobody holds any more is collected with them. */
   const results = new WeakMap<object, Map<string, Promise<ExecutionResult>>>();
@@ -48,14 +50,19 @@ export function useSharedSubscriptionEvents<Ctx extends object>(options: {
               }),
             );
           const executeEvent = (payload: unknown) => {
-            if (typeof payload !== 'object' || payload === null) return run(payload);
+            if (typeof payload !== 'object' || payload === null) {
+              options.onResult?.('executed');
+              return run(payload);
+            }
             let byKey = results.get(payload);
             if (!byKey) {
               byKey = new Map();
               results.set(payload, byKey);
             }
             let result = byKey.get(key);
-            if (!result) {
+            if (result) options.onResult?.('shared');
+            else {
+              options.onResult?.('executed');
               result = run(payload);
               byKey.set(key, result);
             }
