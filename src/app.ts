@@ -57,7 +57,6 @@ const viewerScope = (ctx: Context) =>
   ctx.viewer ? `user:${ctx.viewer.id}:${ctx.viewer.role}` : 'anonymous';
 
 /** The configured server: no side effects, no port; main.ts (or a test) decides how to serve it. */
-
 export function createApp(deps: AppDeps): QuireYoga {
   const { config, logger, db } = deps;
   const production = config.NODE_ENV === 'production';

@@ -65,8 +65,7 @@ export class Metrics {
   });
   readonly subscriptionEventResults = new Counter({
     name: 'quire_subscription_event_results_total',
-    help:
-      'Results of subscription events handed to subscribers: executed (once per event, document, variables and viewer scope) or shared (an executed result reused by another subscriber)',
+    help: 'Results of subscription events handed to subscribers: executed (once per event, document, variables and viewer scope) or shared (an executed result reused by another subscriber)',
     labelNames: ['outcome'] as const,
     registers: [this.registry],
   });

@@ -80,7 +80,7 @@ export async function streamRunEvents(
       return 'stopped' as const;
     });
     const live = pubsub.subscribe('pipelineRun', runId);
-    // A Repeater attaches its listener on the first next(), so start it before reading the table.
+    // The feed attaches its listener on the first next(), so start it before reading the table.
     let nextLive = live.next();
     let resync = true;
     let wake = () => {};
