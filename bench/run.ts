@@ -776,6 +776,19 @@ async function measureFanout(db: Db, authorId: string, token: string): Promise<v
         .executeTakeFirstOrThrow();
       // Every subscriber replays run.queued when it connects; the others arrive live.
       const expected = result.connected * (Number(stored.count) - 1);
+      // Why a size fell short, from the API's own warnings (LOG_LEVEL=warn), counted by message.
+      const apiWarnings = new Map<string, number>();
+      for (const line of api.output().split('\n')) {
+        if (!line.startsWith('{')) continue;
+        let entry: { msg?: string; err?: unknown };
+        try {
+          entry = JSON.parse(line);
+        } catch {
+          continue;
+        }
+        const what = `${entry.msg}${entry.err ? `: ${JSON.stringify(entry.err).slice(0, 120)}` : ''}`;
+        apiWarnings.set(what, (apiWarnings.get(what) ?? 0) + 1);
+      }
       // SIGTERM lets a profiled API write its profile; the others need no grace.
       await api.stop(flags.profile ? 'SIGTERM' : 'SIGKILL');
       const held =
@@ -786,6 +799,10 @@ async function measureFanout(db: Db, authorId: string, token: string): Promise<v
       log(
         `| ${transport} | ${subscribers} | ${result.connected} | ${result.events.toLocaleString('en')}${result.timedOut ? ` (timed out after ${fanoutDeadlineMs / 1000} s)` : ''} of ${expected.toLocaleString('en')} | ${result.p50} | ${result.p99} | ${Math.round((rssHeld - rssBefore) / Math.max(1, result.connected))} | ${Math.round(cpuPerEvent)} | ${Math.round(harnessCpuPerEvent)} |`,
       );
+      if (!held && apiWarnings.size > 0)
+        console.error(
+          `fan-out ${transport} ${subscribers}: API warnings ${JSON.stringify([...apiWarnings])}`,
+        );
     }
   }
   if (Object.keys(atThousand).length > 0)
