@@ -250,9 +250,14 @@ async function main(): Promise<void> {
   log(
     `Measured ${new Date().toISOString()} on ${os.cpus().length} cores (${os.cpus()[0]?.model ?? 'unknown CPU'}), ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}; load average at the start ${loadAverage()} (1 / 5 / 15 min: other work on the machine skews every figure).`,
   );
-  log(
-    `Command: \`npm run bench${smoke ? ' -- --smoke' : ''}\` — every contender runs at once against the same database, measured one after another in this run; ${timing.connections} connections, ${timing.warmupSeconds} s warm-up, ${timing.seconds} s measured per line; (a) and (b) in ${rounds} round${rounds > 1 ? 's (contenders in forward, then reverse order; the mean is shown)' : ''}. The machine is shared and noisy: compare ratios within this file, not absolute numbers across runs.\n`,
-  );
+  if (onlyFanout)
+    log(
+      `Command: \`npm run bench -- ${process.argv.slice(2).join(' ')}\` — the fan-out table alone, no other contender. The machine is shared and noisy: compare figures within this file, not absolute numbers across runs.\n`,
+    );
+  else
+    log(
+      `Command: \`npm run bench${smoke ? ' -- --smoke' : ''}\` — every contender runs at once against the same database, measured one after another in this run; ${timing.connections} connections, ${timing.warmupSeconds} s warm-up, ${timing.seconds} s measured per line; (a) and (b) in ${rounds} round${rounds > 1 ? 's (contenders in forward, then reverse order; the mean is shown)' : ''}. The machine is shared and noisy: compare ratios within this file, not absolute numbers across runs.\n`,
+    );
 
   await admin(`drop database if exists ${databaseName} with (force)`);
   await admin(`create database ${databaseName}`);
