@@ -557,7 +557,7 @@ async function main(): Promise<void> {
     {
       name: 'Quire',
       create: creating(quire.url, { authorization: `Bearer ${token}` }, () => {
-        return `mutation { createPost(input: { title: "Bench post ${process.pid} ${sequence}", body: "x" }) { id } }`;
+        return `mutation { createPost(input: { title: "Bench post ${process.pid} ${sequence}", body: "x" }) { post { id } } }`;
       }),
       read: {
         url: quire.url,
@@ -742,19 +742,21 @@ async function measureFanout(db: Db, authorId: string, token: string): Promise<v
         })
         .returning('id')
         .executeTakeFirstOrThrow();
-      const { startPipeline } = await request<{ startPipeline: { id: string } }>(
+      const { startPipeline } = await request<{ startPipeline: { pipelineRun: { id: string } } }>(
         {
           url: api.url,
           headers: { authorization: `Bearer ${token}` },
           body: JSON.stringify({
-            query: 'mutation($id: ID!) { startPipeline(input: { postId: $id }) { id } }',
+            query:
+              'mutation($id: ID!) { startPipeline(input: { postId: $id }) { pipelineRun { id } } }',
             variables: { id: Buffer.from(`Post:${post.id}`).toString('base64url') },
           }),
         },
         'startPipeline',
       );
       const rssBefore = rssKibibytes(api.child.pid);
-      const fanout = subscribeMany(transport, api.url, token, startPipeline.id, subscribers);
+      const runId = startPipeline.pipelineRun.id;
+      const fanout = subscribeMany(transport, api.url, token, runId, subscribers);
       await Promise.race([
         fanout.ready,
         new Promise((resolve) => setTimeout(resolve, Math.max(30_000, subscribers * 12))),
@@ -777,7 +779,7 @@ async function measureFanout(db: Db, authorId: string, token: string): Promise<v
       const stored = await db
         .selectFrom('pipeline_events')
         .select((eb) => eb.fn.countAll<string>().as('count'))
-        .where('run_id', '=', Buffer.from(startPipeline.id, 'base64url').toString().split(':')[1]!)
+        .where('run_id', '=', Buffer.from(runId, 'base64url').toString().split(':')[1]!)
         .executeTakeFirstOrThrow();
       // Every subscriber replays run.queued when it connects; the others arrive live.
       const expected = result.connected * (Number(stored.count) - 1);

@@ -1,7 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import { useGraphQlJit } from '@envelop/graphql-jit';
 import { GraphQLError } from 'graphql';
-import { createYoga, maskError, type YogaServerInstance } from 'graphql-yoga';
+import { createYoga, type GraphQLParams, maskError, type YogaServerInstance } from 'graphql-yoga';
 import { sql } from 'kysely';
 import { type AppDeps, type Context, createContext, freshEventContext } from './context.ts';
 import { useDashboard } from './dashboard/dashboard.plugin.ts';
@@ -16,6 +16,7 @@ import { useHttpStatus } from './infra/http-status-plugin.ts';
 import { yogaLogger } from './infra/logger.ts';
 import { useMutationRateLimit } from './infra/mutation-rate-limit-plugin.ts';
 import { metricsAccess, useOperationsEndpoints } from './infra/operations-plugin.ts';
+import { persistedOperations } from './infra/persisted-operations.ts';
 import { useQueryLimits } from './infra/query-limits-plugin.ts';
 import { rememberMaskedCause, useRequestLog } from './infra/request-log-plugin.ts';
 import { useRequestParamsErrors } from './infra/request-params-plugin.ts';
@@ -31,7 +32,14 @@ import { postResponseTags, rateLimitedQueryFields } from './modules/post/post.ca
 import { userResponseTags } from './modules/user/user.cache.ts';
 import { schema } from './schema.ts';
 
-export type QuireYoga = YogaServerInstance<{ req?: IncomingMessage }, Context>;
+export type QuireYoga = YogaServerInstance<{ req?: IncomingMessage }, Context> & {
+  /**
+   * A graphql-ws subscribe payload's params with a persisted operation's hash replaced by its
+   * document, by the same rules as HTTP requests (yoga's onParams does that for them); throws
+   * their GraphQLErrors (PERSISTED_QUERY_NOT_FOUND, PERSISTED_QUERY_ONLY, …).
+   */
+  resolveParams(params: GraphQLParams): Promise<GraphQLParams>;
+};
 
 interface InitialContext {
   request?: Request;
@@ -61,7 +69,17 @@ export function createApp(deps: AppDeps): QuireYoga {
   const { config, logger, db } = deps;
   const production = config.NODE_ENV === 'production';
   let migrated = false;
-  return createYoga<{ req?: IncomingMessage }, Context>({
+  // Trusted mode lets development run other documents too, so GraphiQL keeps working there.
+  const persisted = persistedOperations(
+    deps.trustedDocuments
+      ? {
+          kind: 'trusted',
+          documents: deps.trustedDocuments,
+          allowRawDocuments: config.NODE_ENV === 'development',
+        }
+      : { kind: 'automatic', store: deps.apqStore },
+  );
+  const yoga = createYoga<{ req?: IncomingMessage }, Context>({
     schema,
     graphqlEndpoint: '/graphql',
     landingPage: false,
@@ -133,6 +151,8 @@ export function createApp(deps: AppDeps): QuireYoga {
       }),
       useHttpGuards({ maxBodyBytes: config.MAX_BODY_BYTES }),
       useRequestParamsErrors(),
+      // Before every plugin that reads the document: limits and caches judge what will run.
+      persisted.plugin,
       useResponseCompression(),
       useSse(),
       useEndableSubscriptions(),
@@ -172,6 +192,8 @@ export function createApp(deps: AppDeps): QuireYoga {
             ...pipelineResponseTags,
           },
           uncachedRootFields: new Set(rateLimitedQueryFields),
+          // Tokens are never cached (revocation shows at once); `node` may still return one.
+          interfaceOnlyTypes: new Set(['ApiToken']),
           scopeOf: viewerScope,
           statsOf: (ctx) => ctx.cacheStats,
         }),
@@ -183,4 +205,5 @@ export function createApp(deps: AppDeps): QuireYoga {
       }),
     ],
   });
+  return Object.assign(yoga, { resolveParams: persisted.resolveParams });
 }

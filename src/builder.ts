@@ -68,7 +68,12 @@ export const builder = new SchemaBuilder<{
     // src/infra/query-limits-plugin.ts.
   },
   relay: {
+    // Relay Modern, urql and Apollo match a response to its request without an echoed id.
     clientMutationId: 'omit',
+    mutationInputArgOptions: {
+      description:
+        'Everything the mutation takes; its fields document their limits and error codes.',
+    },
     cursorType: 'String',
     encodeGlobalID: (typename, id) => Buffer.from(`${typename}:${id}`).toString('base64url'),
     decodeGlobalID: decodeGlobalId,
@@ -129,7 +134,11 @@ builder.queryType({
 });
 builder.mutationType({
   description:
-    'Writes, each in one transaction and rate-limited per caller. Errors carry `extensions.code`: UNAUTHENTICATED, FORBIDDEN, BAD_USER_INPUT, NOT_FOUND, CONFLICT, RATE_LIMITED.',
+    'Writes, each in one transaction and rate-limited per caller (each executed field counts). ' +
+    'Every mutation takes one `input` object (`<Name>Input`) and returns a `<Name>Payload` ' +
+    'object (Relay mutation convention, without `clientMutationId`). Expected failures are ' +
+    'GraphQL errors with `extensions.code`, not payload fields: `data` is null and the error ' +
+    'says why (UNAUTHENTICATED, FORBIDDEN, BAD_USER_INPUT, NOT_FOUND, CONFLICT, RATE_LIMITED).',
 });
 builder.subscriptionType({
   description: 'Live updates over SSE (`Accept: text/event-stream`) or graphql-ws.',

@@ -97,6 +97,13 @@ const schema = z.object({
   INTROSPECTION: flag.optional(),
   /** GraphiQL at GET /graphql; defaults to on outside production. */
   GRAPHIQL: flag.optional(),
+  /**
+   * Path of a trusted-documents manifest (JSON: sha256 → document): only its operations run,
+   * sent by hash; unset = automatic persisted queries (any document, hashes registered on use).
+   */
+  TRUSTED_DOCUMENTS: z.string().trim().min(1).optional(),
+  /** How long a registered APQ document is kept after its last registration. */
+  APQ_TTL_SECONDS: positiveInt.default(86_400),
   WS_INIT_TIMEOUT_MS: positiveInt.default(3000),
   WS_MAX_SUBSCRIPTIONS: positiveInt.default(20),
   SHUTDOWN_GRACE_MS: positiveInt.default(10_000),

@@ -1,9 +1,11 @@
+import type { APQStore } from '@graphql-yoga/plugin-apq';
 import type { Config } from './config.ts';
 import { countingDb, type Db, type SqlStats } from './db/database.ts';
 import { appError } from './errors.ts';
 import type { Cache, CacheStats } from './infra/cache.ts';
 import type { Logger } from './infra/logger.ts';
 import type { Metrics } from './infra/metrics.ts';
+import type { TrustedDocuments } from './infra/persisted-operations.ts';
 import type { QuirePubSub } from './infra/pubsub.ts';
 import type { RateLimiter } from './infra/rate-limit.ts';
 import { bearerToken, hashToken } from './modules/auth/token.ts';
@@ -18,6 +20,10 @@ export interface AppDeps {
   pubsub: QuirePubSub;
   cache: Cache;
   rateLimiter: RateLimiter;
+  /** Documents registered by automatic persisted queries, shared through Redis when configured. */
+  apqStore: APQStore;
+  /** Set from TRUSTED_DOCUMENTS: only these operations run (trusted-documents mode). */
+  trustedDocuments?: TrustedDocuments;
   metrics: Metrics;
   /**
    * This instance's long-lived streams and cached viewers by token: a revoked token or new role

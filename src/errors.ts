@@ -28,3 +28,10 @@ export function appError(
 export const badInput = (message: string, extensions?: Record<string, unknown>) =>
   appError('BAD_USER_INPUT', message, extensions);
 export const notFound = (what: string) => appError('NOT_FOUND', `${what} not found`);
+
+/**
+ * The end of a mutation's description: its expected failures are errors with these codes (and
+ * `data: null`, its payload being non-null), never fields of the payload.
+ */
+export const mutationErrors = (codes: string) =>
+  `Expected failures are GraphQL errors with \`extensions.code\`, not payload fields: ${codes}.`;

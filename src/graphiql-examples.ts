@@ -21,7 +21,12 @@ query LatestPosts {
 
 # Needs a bearer token (headers pane: {"Authorization": "Bearer qr_…"}); npm run token makes one.
 mutation StartPipeline($postId: ID!) {
-  startPipeline(input: { postId: $postId }) { id status steps { name status } }
+  startPipeline(input: { postId: $postId }) { pipelineRun { id status steps { name status } } }
+}
+
+# Every mutation takes one \`input\` object and returns a payload; failures come as errors with extensions.code.
+mutation AddComment($postId: ID!) {
+  addComment(input: { postId: $postId, body: "Nice write-up." }) { comment { id body author { name } } }
 }
 
 # Paste the run id from StartPipeline; events stream in as the run progresses.

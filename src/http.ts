@@ -137,29 +137,43 @@ export async function startHttpServer(yoga: QuireYoga, options: HttpOptions): Pr
             }),
           ];
         }
+        // Counted before any await, so that subscribes arriving together see each other; a
+        // refused one gives its place back.
+        active.add(id);
+        const refuse = (errors: readonly GraphQLError[]) => {
+          active.delete(id);
+          return errors.map(toClient);
+        };
+        // Parse, persisted-operation and limit errors are thrown, not returned: answer them like
+        // validation errors instead of letting graphql-ws close the socket with 4500.
+        let params: GraphQLParams;
+        try {
+          params = await yoga.resolveParams({
+            // graphql-ws requires a string: a persisted operation's hash comes with an empty one.
+            query: payload.query || undefined,
+            variables: payload.variables ?? undefined,
+            operationName: payload.operationName ?? undefined,
+            extensions: payload.extensions ?? undefined,
+          });
+        } catch (error) {
+          if (error instanceof GraphQLError) return refuse([error]);
+          throw error;
+        }
         // The params let the query limits check variables before the context is built.
         const { schema, execute, subscribe, contextFactory, parse, validate } = envelop(
           ctx.connectionParams,
           ctx.extra.request.socket.remoteAddress,
-          {
-            query: payload.query,
-            variables: payload.variables ?? undefined,
-            operationName: payload.operationName ?? undefined,
-          },
+          params,
         );
-        // Parse and limit errors are thrown, not returned: answer them like validation errors
-        // instead of letting graphql-ws close the socket with 4500.
         let document: DocumentNode;
         try {
-          document = parse(payload.query);
+          document = parse(params.query ?? '');
           const errors = validate(schema, document);
-          if (errors.length > 0) return errors.map(toClient);
+          if (errors.length > 0) return refuse(errors);
         } catch (error) {
-          if (error instanceof GraphQLError) return [toClient(error)];
+          if (error instanceof GraphQLError) return refuse([error]);
           throw error;
         }
-        // Counted before the await, so that subscribes arriving together see each other.
-        active.add(id);
         let contextValue: Context;
         try {
           contextValue = await contextFactory();

@@ -1,12 +1,18 @@
 import type pg from 'pg';
 import type { Config } from './config.ts';
 import type { AppDeps } from './context.ts';
-import { createDatabase, createMigrationDatabase, createPool } from './db/database.ts';
+import {
+  closeDatabase,
+  createDatabase,
+  createMigrationDatabase,
+  createPool,
+} from './db/database.ts';
 import { migrateToLatest } from './db/migrator.ts';
 import { notifyCacheRenewal } from './infra/cache-notifications.ts';
 import { registerBreakerMetrics } from './infra/circuit-breaker.ts';
 import type { Logger } from './infra/logger.ts';
 import { Metrics } from './infra/metrics.ts';
+import { loadTrustedDocuments } from './infra/persisted-operations.ts';
 import { createSharedState } from './infra/shared-state.ts';
 import type { ShutdownSequence } from './infra/shutdown.ts';
 import { ViewerStreams } from './modules/auth/viewer-streams.ts';
@@ -17,12 +23,27 @@ export interface Runtime {
   databaseUrl: string;
 }
 
-/** Pool, Kysely, Redis-backed state and metrics for one database; `close` releases them. */
+/**
+ * Pool, Kysely, Redis-backed state, metrics and the trusted documents (read first: a bad manifest
+ * throws ConfigError before anything connects) for one database; `close` releases them.
+ */
 export function connectDeps(
   config: Config,
   logger: Logger,
   databaseUrl: string,
 ): { deps: AppDeps; pool: pg.Pool; close(): Promise<void> } {
+  const trustedDocuments = config.TRUSTED_DOCUMENTS
+    ? loadTrustedDocuments(config.TRUSTED_DOCUMENTS)
+    : undefined;
+  if (trustedDocuments) {
+    const development = config.NODE_ENV === 'development';
+    logger[development ? 'warn' : 'info'](
+      { manifest: config.TRUSTED_DOCUMENTS, operations: trustedDocuments.size },
+      development
+        ? 'trusted documents loaded; NODE_ENV=development still runs other documents (GraphiQL)'
+        : 'trusted documents loaded: only these operations run',
+    );
+  }
   const pool = createPool(databaseUrl, config);
   const db = createDatabase(pool, logger, config, () => metrics.sqlStatements.inc());
   const { close, redisBreakers, ...shared } = createSharedState(config, logger, {
@@ -38,11 +59,11 @@ export function connectDeps(
     cache: shared.cache,
   });
   return {
-    deps: { config, logger, db, metrics, viewerStreams, ...shared },
+    deps: { config, logger, db, metrics, viewerStreams, trustedDocuments, ...shared },
     pool,
     async close() {
       await close();
-      await db.destroy();
+      await closeDatabase(db, pool);
     },
   };
 }

@@ -42,6 +42,30 @@ export function createPool(
   });
 }
 
+/**
+ * Ends the pool and waits until every connection's socket has closed (at most `boundMs`):
+ * pool.end() resolves once its clients are told to end, before they have
+ * (brianc/node-postgres#2328), so a server stopped right after, like the embedded Postgres, would
+ * cut them and each would report a lost connection.
+ */
+export async function closeDatabase(db: Db, pool: pg.Pool, boundMs = 2000): Promise<void> {
+  const open = pool.totalCount;
+  let removed = 0;
+  let timer: NodeJS.Timeout | undefined;
+  const allClosed = new Promise<void>((resolve) => {
+    if (open === 0) return resolve();
+    // 'remove' fires once a client's end() has completed, idle or released after end().
+    pool.on('remove', () => {
+      removed += 1;
+      if (removed >= open) resolve();
+    });
+    timer = setTimeout(resolve, boundMs).unref();
+  });
+  await db.destroy();
+  await allClosed;
+  clearTimeout(timer);
+}
+
 /** How many statements a request's statement list keeps; the count goes on past it. */
 export const MAX_RECORDED_STATEMENTS = 500;
 

@@ -28,6 +28,13 @@ export interface ResponseCacheOptions<Context> {
   typeTags: Readonly<Record<string, readonly string[]>>;
   /** Root query fields that must run every time (they are rate limited per call). */
   uncachedRootFields: ReadonlySet<string>;
+  /**
+   * Types whose own fields are never cached, yet which an interface field (`node`, `nodes`) may
+   * return: a document reading them only through the interface (`id`, `__typename`) stays
+   * cacheable. Only for types whose rows are never deleted and whose visibility to a viewer
+   * scope never changes, so what the interface shows of them cannot go stale.
+   */
+  interfaceOnlyTypes: ReadonlySet<string>;
   /** Everything about the viewer that changes what a query answers. */
   scopeOf(context: Context): string;
   statsOf(context: Context): CacheStats;
@@ -55,6 +62,7 @@ function dependencies(
   operation: OperationDefinitionNode,
   typeTags: ResponseCacheOptions<unknown>['typeTags'],
   uncachedRootFields: ReadonlySet<string>,
+  interfaceOnlyTypes: ReadonlySet<string>,
 ): string[] | null {
   const selected: DocumentNode = {
     kind: Kind.DOCUMENT,
@@ -76,12 +84,18 @@ function dependencies(
           cacheable = false;
           return;
         }
+        const parent = typeInfo.getParentType();
+        if (parent && interfaceOnlyTypes.has(parent.name)) {
+          cacheable = false;
+          return;
+        }
         const type = typeInfo.getType();
         if (!type) return;
         const named = getNamedType(type);
         if (isLeafType(named)) return;
         const objectTypes = isAbstractType(named) ? schema.getPossibleTypes(named) : [named];
         for (const objectType of objectTypes) {
+          if (objectType !== named && interfaceOnlyTypes.has(objectType.name)) continue;
           const typeTagList = typeTags[objectType.name];
           if (!typeTagList) {
             cacheable = false;
@@ -120,6 +134,7 @@ export function useResponseCache<Context>(options: ResponseCacheOptions<Context>
           operation,
           options.typeTags,
           options.uncachedRootFields,
+          options.interfaceOnlyTypes,
         ),
         hash: createHash('sha256')
           .update(getDocumentString(document) ?? print(document))

@@ -1,9 +1,11 @@
+import type { APQStore } from '@graphql-yoga/plugin-apq';
 import type pg from 'pg';
 import type { Config } from '../config.ts';
 import { type Cache, createDisabledCache, createMemoryCache, createRedisCache } from './cache.ts';
 import { CacheInvalidationListener, postgresPeers } from './cache-notifications.ts';
 import type { CircuitBreaker } from './circuit-breaker.ts';
 import type { Logger } from './logger.ts';
+import { createMemoryApqStore, createRedisApqStore } from './persisted-operations.ts';
 import { createQuirePubSub, type QuirePubSub } from './pubsub.ts';
 import { RateLimiter } from './rate-limit.ts';
 import { createGuardedRedis } from './redis.ts';
@@ -12,6 +14,8 @@ export interface SharedState {
   pubsub: QuirePubSub;
   cache: Cache;
   rateLimiter: RateLimiter;
+  /** Documents registered by automatic persisted queries (APQ). */
+  apqStore: APQStore;
   /** One per guarded Redis connection (none without Redis), for metrics. */
   redisBreakers: CircuitBreaker[];
   /** Readiness: true without Redis (in-process state), else whether Redis answers PING. */
@@ -19,8 +23,11 @@ export interface SharedState {
   close(): Promise<void>;
 }
 
+/** Documents an instance keeps without Redis (APQ registrations, least recently used dropped). */
+const MEMORY_APQ_DOCUMENTS = 1000;
+
 /**
- * Pub/sub, cache and rate-limit state: in Redis, shared by every instance, when REDIS_URL is set; in this
+ * Pub/sub, cache, rate-limit and APQ state: in Redis, shared by every instance, when REDIS_URL is set; in this
  * process otherwise, with cache invalidations exchanged over `database` (LISTEN/NOTIFY). Cache and rate-limit commands fail fast while Redis is down or silent (no
  * offline queue, REDIS_COMMAND_TIMEOUT_MS, a circuit breaker) so a request falls back to Postgres
  * and per-instance limits instead of waiting.
@@ -43,6 +50,10 @@ export function createSharedState(
       pubsub: pubsub.pubsub,
       cache,
       rateLimiter: new RateLimiter(rules, undefined, logger),
+      apqStore: createMemoryApqStore({
+        max: MEMORY_APQ_DOCUMENTS,
+        ttlSeconds: config.APQ_TTL_SECONDS,
+      }),
       redisBreakers: [],
       redisReachable: async () => true,
       close: async () => {
@@ -66,6 +77,13 @@ export function createSharedState(
       { client: redis, prefix: config.REDIS_PREFIX, breaker },
       logger,
     ),
+    apqStore: createRedisApqStore({
+      redis,
+      prefix: config.REDIS_PREFIX,
+      breaker,
+      ttlSeconds: config.APQ_TTL_SECONDS,
+      logger,
+    }),
     redisBreakers: pubsub.publishBreaker ? [breaker, pubsub.publishBreaker] : [breaker],
     redisReachable: async () => (await redis.ping()) === 'PONG',
     close: async () => {

@@ -1,6 +1,8 @@
 import { mkdirSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { dashboardManifestFile } from '../../src/dashboard/manifest.ts';
 import { type HttpServer, httpOptions, startHttpServer } from '../../src/http.ts';
 import { PipelineWorker } from '../../src/pipeline/worker.ts';
 import { startTestApp, type TestApp } from '../helpers/app.ts';
@@ -8,37 +10,55 @@ import { launchChromium } from '../helpers/browser.ts';
 import { createPosts, createUser, globalId, type TestUser } from '../helpers/factories.ts';
 import { solarArticle, startPipelineMutation } from '../helpers/pipeline.ts';
 
-let app: TestApp;
-let http: HttpServer;
-let worker: PipelineWorker;
+const TRUSTED_DOCUMENTS = fileURLToPath(dashboardManifestFile);
+
 let browser: Browser;
-let author: TestUser;
 
 beforeAll(async () => {
-  app = await startTestApp({ PIPELINE_STEP_DELAY_MS: '150', PIPELINE_POLL_MS: '50' });
-  http = await startHttpServer(app.yoga, httpOptions(app.deps.config, 0));
-  worker = new PipelineWorker({ ...app.deps, databaseUrl: app.database.url });
-  await worker.start();
-  author = await createUser(app.deps.db, 'AUTHOR', 'Ada');
-  await createPosts(app.deps.db, [
-    {
-      authorId: author.id,
-      title: 'Solar panels on city roofs',
-      body: solarArticle,
-      status: 'DRAFT',
-    },
-  ]);
   browser = await launchChromium();
 });
 
 afterAll(async () => {
   await browser?.close();
-  await worker?.stop();
-  await http?.close();
-  await app?.close();
 });
 
-describe('pipeline dashboard', () => {
+// The dashboard sends its operations by hash: an APQ server learns them on first use, a server in
+// trusted-documents mode runs them from the committed manifest and would refuse anything else.
+describe.each([
+  ['automatic persisted queries', {}],
+  ['trusted documents', { TRUSTED_DOCUMENTS }],
+])('pipeline dashboard (%s)', (_mode, env) => {
+  let app: TestApp;
+  let http: HttpServer;
+  let worker: PipelineWorker;
+  let author: TestUser;
+  /** An instance without a manifest over the same database, for operations the dashboard lacks. */
+  let elsewhere: TestApp;
+
+  beforeAll(async () => {
+    app = await startTestApp({ PIPELINE_STEP_DELAY_MS: '150', PIPELINE_POLL_MS: '50', ...env });
+    http = await startHttpServer(app.yoga, httpOptions(app.deps.config, 0));
+    worker = new PipelineWorker({ ...app.deps, databaseUrl: app.database.url });
+    await worker.start();
+    elsewhere = await startTestApp({}, app);
+    author = await createUser(app.deps.db, 'AUTHOR', 'Ada');
+    await createPosts(app.deps.db, [
+      {
+        authorId: author.id,
+        title: 'Solar panels on city roofs',
+        body: solarArticle,
+        status: 'DRAFT',
+      },
+    ]);
+  });
+
+  afterAll(async () => {
+    await elsewhere?.close();
+    await worker?.stop();
+    await http?.close();
+    await app?.close();
+  });
+
   it('starts a pipeline and shows its progress live, then the summary and tags', async () => {
     const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
     await page.goto(`http://127.0.0.1:${http.port}/`);
@@ -92,7 +112,8 @@ describe('pipeline dashboard', () => {
     await page.fill('#token', author.token);
     await page.click('#token-form button[type=submit]');
     await expect.poll(() => page.textContent('#viewer')).toBe('Ada · AUTHOR');
-    const started = await app.gql(
+    // Another client of the same database: a trusted-documents server would refuse this text.
+    const started = await elsewhere.gql(
       startPipelineMutation,
       { input: { postId: globalId('Post', post!.id) } },
       { token: author.token },

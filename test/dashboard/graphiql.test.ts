@@ -93,13 +93,13 @@ describe('GraphiQL offline', () => {
         status: 'DRAFT',
       },
     ]);
-    const started = await app.gql<{ startPipeline: { id: string } }>(
+    const started = await app.gql<{ startPipeline: { pipelineRun: { id: string } } }>(
       startPipelineMutation,
       { input: { postId: globalId('Post', draft!.id) } },
       { token: author.token },
     );
     expect(started.errors).toBeUndefined();
-    const runId = started.data!.startPipeline.id;
+    const runId = started.data!.startPipeline.pipelineRun.id;
 
     await page.getByRole('button', { name: 'Headers' }).click();
     await fillEditorTool(page, JSON.stringify({ Authorization: `Bearer ${author.token}` }));

@@ -2,7 +2,7 @@ import { expect } from 'vitest';
 import type { GraphQLResponse, TestApp } from './app.ts';
 
 const readPost = `query($id: ID!) { post(id: $id) { title author { name } } }`;
-const updatePost = `mutation($input: UpdatePostInput!) { updatePost(input: $input) { title } }`;
+const updatePost = `mutation($input: UpdatePostInput!) { updatePost(input: $input) { post { title } } }`;
 
 /**
  * Reads a post through `reader` (warming its cache), renames it through `writer`, reads again,

@@ -74,7 +74,7 @@ export function wsSubscribe(
   url: string,
   query: string,
   variables: Record<string, unknown>,
-  options: { token?: string; operationName?: string } = {},
+  options: { token?: string; operationName?: string; extensions?: Record<string, unknown> } = {},
 ): AsyncGenerator<StreamedResult> & { dispose(): Promise<void> } {
   const client = createClient({
     url,
@@ -86,6 +86,7 @@ export function wsSubscribe(
     query,
     variables,
     operationName: options.operationName,
+    extensions: options.extensions,
   }) as AsyncGenerator<StreamedResult>;
   return Object.assign(iterator, { dispose: () => client.dispose() as Promise<void> });
 }

@@ -35,7 +35,7 @@ export async function eventTypes(db: Db, runId: string): Promise<string[]> {
 
 export const startPipelineMutation = /* GraphQL */ `
   mutation Start($input: StartPipelineInput!) {
-    startPipeline(input: $input) { id status }
+    startPipeline(input: $input) { pipelineRun { id status } }
   }
 `;
 
@@ -67,5 +67,5 @@ export async function queueRun(app: TestApp, author: TestUser): Promise<string> 
     { input: { postId: globalId('Post', post!.id) } },
     { token: author.token },
   );
-  return result.data!.startPipeline.id;
+  return result.data!.startPipeline.pipelineRun.id;
 }

@@ -46,7 +46,8 @@ export async function startProcess(
           () => false,
         )
       : ready.test(output);
-  const deadline = Date.now() + 20_000;
+  // A start takes seconds; a loaded two-core machine initialising an embedded Postgres, far more.
+  const deadline = Date.now() + 45_000;
   while (!(await isReady())) {
     if (child.exitCode !== null) throw new Error(`${entry} exited early:\n${output}`);
     if (Date.now() > deadline) {

@@ -42,7 +42,7 @@ afterAll(async () => {
 
 const readPost = `query($id: ID!) { post(id: $id) { title author { name } } }`;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-const updatePost = `mutation($input: UpdatePostInput!) { updatePost(input: $input) { title } }`;
+const updatePost = `mutation($input: UpdatePostInput!) { updatePost(input: $input) { post { title } } }`;
 
 describe.each<[string, () => [TestApp, TestApp]]>([
   ['one Redis', () => [instanceA, instanceB]],
@@ -105,7 +105,7 @@ describe.each<[string, () => [TestApp, TestApp]]>([
     ]);
     const editor = await createUser(instanceA.deps.db, 'EDITOR');
     await instanceB.gql(
-      `mutation($id: ID!, $tags: [String!]!) { setPostTags(postId: $id, tags: $tags) { id } }`,
+      `mutation($id: ID!, $tags: [String!]!) { setPostTags(input: { postId: $id, tags: $tags }) { post { id } } }`,
       { id: globalId('Post', draft!.id), tags: [fresh] },
       { token: author.token },
     );
@@ -245,9 +245,16 @@ describe('without Redis', () => {
       expect(embedded.deps.cache.kind).toBe('memory');
       const [post] = await createPosts(instanceA.deps.db, [{ authorId: author.id, title: 'One' }]);
       const id = globalId('Post', post!.id);
-      for (const app of [external, embedded]) await app.gql(readPost, { id });
-      const warmEmbedded = await embedded.gql(readPost, { id }, { debug: true });
-      expect(warmEmbedded.extensions!.cache.response.hits).toBe(1);
+      await external.gql(readPost, { id });
+      // The insert's own notification may drop the first cached answer when it arrives after the
+      // read: read until the answer is served from the cache.
+      const deadline = Date.now() + 5_000;
+      for (;;) {
+        const warmEmbedded = await embedded.gql(readPost, { id }, { debug: true });
+        if (warmEmbedded.extensions!.cache.response?.hits === 1) break;
+        if (Date.now() > deadline) throw new Error('the embedded instance never cached the post');
+        await sleep(20);
+      }
 
       // Another process (a worker, `npm run seed`, another instance) writes the database.
       await instanceA.deps.db

@@ -90,7 +90,7 @@ async function forgedPostsCursor(
 }
 
 describe('strings Postgres cannot store', () => {
-  const create = 'mutation($input: CreatePostInput!) { createPost(input: $input) { id } }';
+  const create = 'mutation($input: CreatePostInput!) { createPost(input: $input) { post { id } } }';
 
   it.each([
     ['a NUL character in a variable', { title: 'a\u0000b', body: 'x' }, 'input.title'],
@@ -109,7 +109,9 @@ describe('strings Postgres cannot store', () => {
   it('a NUL written as a literal escape in the document is refused too', async () => {
     const before = await postCount();
     expectRefused(
-      await post('mutation { createPost(input: { title: "a\\u0000b", body: "x" }) { id } }'),
+      await post(
+        'mutation { createPost(input: { title: "a\\u0000b", body: "x" }) { post { id } } }',
+      ),
       'input.title',
     );
     expect(await postCount()).toBe(before);
@@ -133,9 +135,9 @@ describe('strings Postgres cannot store', () => {
     ],
     ['post(slug:)', 'query($v: String) { post(slug: $v) { id } }', 'slug'],
     [
-      'createApiToken(name:)',
-      'mutation($v: String!) { createApiToken(name: $v) { token } }',
-      'name',
+      'createApiToken(input.name)',
+      'mutation($v: String!) { createApiToken(input: { name: $v }) { token } }',
+      'input.name',
     ],
   ])('%s with a NUL is refused', async (_name, query, argument) => {
     expectRefused(await post(query, { v: 'a\u0000b' }), argument);
@@ -168,11 +170,15 @@ describe('ids past int8', () => {
       'query($v: ID) { posts(filter: { authorId: $v }) { totalCount } }',
       'filter.authorId',
     ],
-    ['deletePost(id:)', 'mutation($v: ID!) { deletePost(id: $v) }', 'id'],
     [
-      'addComment(postId:)',
-      'mutation($v: ID!) { addComment(postId: $v, body: "x") { id } }',
-      'postId',
+      'deletePost(input.id)',
+      'mutation($v: ID!) { deletePost(input: { id: $v }) { deletedPostId } }',
+      'input.id',
+    ],
+    [
+      'addComment(input.postId)',
+      'mutation($v: ID!) { addComment(input: { postId: $v, body: "x" }) { comment { id } } }',
+      'input.postId',
     ],
   ])('%s answers BAD_USER_INPUT', async (_name, query, argument) => {
     const id = argument === 'filter.authorId' ? globalId('User', '9223372036854775808') : past;
@@ -194,9 +200,17 @@ describe('ids past int8', () => {
     );
   });
 
-  it('revokeApiToken with a raw id past int8 is not found, not an error', async () => {
-    const answer = await post('mutation { revokeApiToken(id: "9223372036854775808") { id } }');
-    expect(answer.body.errors?.[0]?.extensions?.code).toBe('NOT_FOUND');
+  it.each([
+    ['a raw database id', '1'],
+    ['a token id past int8', globalId('ApiToken', '9223372036854775808')],
+    ['the id of a post', globalId('Post', '1')],
+  ])('revokeApiToken with %s answers BAD_USER_INPUT naming input.id', async (_name, id) => {
+    expectRefused(
+      await post('mutation($v: ID!) { revokeApiToken(input: { id: $v }) { apiToken { id } } }', {
+        v: id,
+      }),
+      'input.id',
+    );
   });
 
   it('pipelineRun(afterEventId:) over graphql-ws answers BAD_USER_INPUT naming it', async () => {

@@ -86,12 +86,12 @@ describe('tag visibility', () => {
   it('a hidden tag name reused by another author does not reveal when the hidden tag was created', async () => {
     const name = `hidden-${Date.now()}`;
     const secret = await post(
-      `mutation { createPost(input: { title: "Secret", body: "b", tags: ["${name}"] }) {
-        status tags { name createdAt } } }`,
+      `mutation { createPost(input: { title: "Secret", body: "b", tags: ["${name}"] }) { post {
+        status tags { name createdAt } } } }`,
       admin.token,
     );
-    expect(secret.body.data.createPost.status).toBe('DRAFT');
-    const hiddenCreatedAt = secret.body.data.createPost.tags[0].createdAt as string;
+    expect(secret.body.data.createPost.post.status).toBe('DRAFT');
+    const hiddenCreatedAt = secret.body.data.createPost.post.tags[0].createdAt as string;
     // Not visible to the author before: the tag is hidden from them.
     const before = await post('{ tags(first: 100) { edges { node { name } } } }', author.token);
     expect(JSON.stringify(before.body)).not.toContain(name);
@@ -99,11 +99,11 @@ describe('tag visibility', () => {
     await new Promise((resolve) => setTimeout(resolve, 50));
     const guessedAt = Date.now();
     const mine = await post(
-      `mutation { createPost(input: { title: "Mine", body: "b", tags: ["${name}"] }) {
-        tags { name createdAt } } }`,
+      `mutation { createPost(input: { title: "Mine", body: "b", tags: ["${name}"] }) { post {
+        tags { name createdAt } } } }`,
       author.token,
     );
-    const seen = mine.body.data.createPost.tags[0].createdAt as string;
+    const seen = mine.body.data.createPost.post.tags[0].createdAt as string;
     // Answering the hidden tag's own createdAt reveals it; a tag new to this viewer should look
     // new (created no earlier than the request that made it visible to them).
     expect(seen).not.toBe(hiddenCreatedAt);

@@ -45,7 +45,6 @@ const logLines: string[] = [];
 const ids: Record<string, string> = {};
 /** A real cursor of each connection field (`Type.field`), to forge from. */
 const cursors = new Map<string, string>();
-let tokenId = '';
 
 beforeAll(async () => {
   const logger = pino({ level: 'warn' }, { write: (line: string) => logLines.push(line) });
@@ -67,34 +66,34 @@ beforeAll(async () => {
   const created = await app.gql(
     `mutation {
       createPost(input: { title: "Walker pipelines", body: "Pipelines and GraphQL, walked.",
-        status: PUBLISHED, tags: ["walker-tag"] }) { id tags { id } }
+        status: PUBLISHED, tags: ["walker-tag"] }) { post { id tags { id } } }
     }`,
     {},
     as,
   );
-  const post = created.data!.createPost;
+  const post = created.data!.createPost.post;
   ids.Post = post.id;
   ids.Tag = post.tags[0].id;
   ids.User = admin.globalId;
   const comment = await app.gql(
-    'mutation($p: ID!) { addComment(postId: $p, body: "A comment") { id } }',
+    'mutation($p: ID!) { addComment(input: { postId: $p, body: "A comment" }) { comment { id } } }',
     { p: ids.Post },
     as,
   );
-  ids.Comment = comment.data!.addComment.id;
+  ids.Comment = comment.data!.addComment.comment.id;
   const run = await app.gql(
-    'mutation($p: ID!) { startPipeline(input: { postId: $p }) { id events(first: 1) { edges { node { id } } } } }',
+    'mutation($p: ID!) { startPipeline(input: { postId: $p }) { pipelineRun { id events(first: 1) { edges { node { id } } } } } }',
     { p: ids.Post },
     as,
   );
-  ids.PipelineRun = run.data!.startPipeline.id;
-  ids.PipelineEvent = run.data!.startPipeline.events.edges[0].node.id;
+  ids.PipelineRun = run.data!.startPipeline.pipelineRun.id;
+  ids.PipelineEvent = run.data!.startPipeline.pipelineRun.events.edges[0].node.id;
   const token = await app.gql(
-    'mutation { createApiToken(name: "walker") { apiToken { id } } }',
+    'mutation { createApiToken(input: { name: "walker" }) { apiToken { id } } }',
     {},
     as,
   );
-  tokenId = token.data!.createApiToken.apiToken.id;
+  ids.ApiToken = token.data!.createApiToken.apiToken.id;
   for (const [key, value] of Object.entries(ids)) expect(value, key).toBeTruthy();
 }, 60_000);
 
@@ -130,7 +129,7 @@ function validValue(type: GraphQLInputType, coordinate: string, idRule: IdRule):
   if (isEnumType(nullable)) return nullable.getValues()[0]!.value;
   switch (nullable.name) {
     case 'ID':
-      if (idRule === false) return tokenId;
+      if (idRule === false) return ids.ApiToken;
       return ids[idRule === true ? 'Post' : idRule[0]!];
     case 'Int':
       return 1;

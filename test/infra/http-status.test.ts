@@ -121,8 +121,8 @@ describe.each(ACCEPTS)('once execution started (Accept: %s)', (accept) => {
     const response = await post(
       {
         query: `mutation($title: String!, $missing: ID!) {
-          kept: createPost(input: { title: $title, body: "x" }) { id }
-          missing: deletePost(id: $missing)
+          kept: createPost(input: { title: $title, body: "x" }) { post { id } }
+          missing: deletePost(input: { id: $missing }) { deletedPostId }
         }`,
         variables: { title, missing: globalId('Post', '999999999') },
       },
@@ -230,7 +230,7 @@ describe.each(ACCEPTS)('refusals of the HTTP request (Accept: %s)', (accept) => 
 
   it('405 for a mutation over GET, naming POST', async () => {
     const response = await get(
-      { query: 'mutation { createPost(input: { title: "get", body: "x" }) { id } }' },
+      { query: 'mutation { createPost(input: { title: "get", body: "x" }) { post { id } } }' },
       { accept, token: author.token },
     );
     expect(response.status).toBe(405);
@@ -243,7 +243,7 @@ describe.each(ACCEPTS)('refusals of the HTTP request (Accept: %s)', (accept) => 
     const title = `over the limit ${accept}`;
     const fields = Array.from(
       { length: MUTATION_LIMIT + 1 },
-      (_, i) => `p${i}: createPost(input: { title: "${title}", body: "x" }) { id }`,
+      (_, i) => `p${i}: createPost(input: { title: "${title}", body: "x" }) { post { id } }`,
     );
     const response = await post(
       { query: `mutation { ${fields.join(' ')} }` },

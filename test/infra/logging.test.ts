@@ -108,7 +108,7 @@ describe('unexpected errors', () => {
 describe('client errors', () => {
   it('a CONFLICT from a constraint and a BAD_USER_INPUT stay below warn, at debug with their code', async () => {
     const [draft] = await createPosts(app.deps.db, [{ authorId: author.id, status: 'DRAFT' }]);
-    const start = `mutation($id: ID!) { startPipeline(input: { postId: $id }) { id } }`;
+    const start = `mutation($id: ID!) { startPipeline(input: { postId: $id }) { pipelineRun { id } } }`;
     const variables = { id: globalId('Post', draft!.id) };
     const first = await post(start, { token: author.token, variables });
     expect(first.body.errors).toBeUndefined();

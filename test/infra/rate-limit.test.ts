@@ -50,7 +50,7 @@ async function waitForWindow(): Promise<void> {
 }
 
 const createPost = (title: string) =>
-  `mutation { createPost(input: { title: "${title}", body: "x" }) { title } }`;
+  `mutation { createPost(input: { title: "${title}", body: "x" }) { post { title } } }`;
 
 describe.each<[string, () => [TestApp, TestApp]]>([
   ['one Redis', () => [instanceA, instanceB]],
@@ -100,9 +100,9 @@ describe('rate limits', () => {
   it('charges each aliased mutation field and rejects before anything is written', async () => {
     const user = await createUser(instanceA.deps.db, 'AUTHOR');
     const aliased = `mutation {
-      a: createPost(input: { title: "A", body: "x" }) { id }
-      b: createPost(input: { title: "B", body: "x" }) { id }
-      c: createPost(input: { title: "C", body: "x" }) { id }
+      a: createPost(input: { title: "A", body: "x" }) { post { id } }
+      b: createPost(input: { title: "B", body: "x" }) { post { id } }
+      c: createPost(input: { title: "C", body: "x" }) { post { id } }
     }`;
     expect(codeOf(await instanceA.gql(aliased, {}, { token: user.token }))).toBe('OK');
     const second = await instanceB.gql(aliased, {}, { token: user.token });
@@ -117,7 +117,7 @@ describe('rate limits', () => {
     expect(
       codeOf(
         await instanceA.gql(
-          `mutation { createPost(input: { title: "D", body: "x" }) { id } }`,
+          `mutation { createPost(input: { title: "D", body: "x" }) { post { id } } }`,
           {},
           { token: user.token },
         ),
@@ -147,7 +147,7 @@ describe('rate limits while Redis is unreachable', () => {
 
       const created = await proxied.gql(createPost('Written during the outage'), {}, options);
       expect(created.errors).toBeUndefined();
-      expect(created.data!.createPost.title).toBe('Written during the outage');
+      expect(created.data!.createPost.post.title).toBe('Written during the outage');
       const searches = [];
       for (let call = 0; call < 4; call += 1) searches.push(await proxied.gql(search, {}, options));
       // Not failing open: this instance still enforces the limit on its own.
@@ -190,7 +190,7 @@ describe('retryAfter', () => {
       const aliased = (count: number) =>
         `mutation { ${Array.from({ length: count }, () => {
           made += 1;
-          return `p${made}: createPost(input: { title: "P${made}", body: "x" }) { id }`;
+          return `p${made}: createPost(input: { title: "P${made}", body: "x" }) { post { id } }`;
         }).join(' ')} }`;
       expect(codeOf(await slow.gql(aliased(1), {}, options))).toBe('OK');
       await sleep(1100);

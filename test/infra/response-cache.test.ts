@@ -109,7 +109,7 @@ describe('response cache across instances', () => {
 
     await warm(postView, { id });
     await instanceB.gql(
-      `mutation($id: ID!) { addComment(postId: $id, body: "First!") { id } }`,
+      `mutation($id: ID!) { addComment(input: { postId: $id, body: "First!" }) { comment { id } } }`,
       { id },
       { token: otherAuthor.token },
     );
@@ -120,7 +120,7 @@ describe('response cache across instances', () => {
 
     await warm(postView, { id });
     await instanceB.gql(
-      `mutation($id: ID!) { setPostTags(postId: $id, tags: ["energy"]) { id } }`,
+      `mutation($id: ID!) { setPostTags(input: { postId: $id, tags: ["energy"] }) { post { id } } }`,
       { id },
       { token: author.token },
     );
@@ -129,7 +129,7 @@ describe('response cache across instances', () => {
     await warm(postView, { id });
     await warm(users);
     await instanceB.gql(
-      `mutation($user: ID!) { setUserRole(userId: $user, role: EDITOR) { role } }`,
+      `mutation($user: ID!) { setUserRole(input: { userId: $user, role: EDITOR }) { user { role } } }`,
       { user: otherAuthor.globalId },
       { token: admin.token },
     );
@@ -143,7 +143,7 @@ describe('response cache across instances', () => {
 
     await warm(users);
     await instanceB.gql(
-      `mutation { createUser(input: { email: "new@example.com", name: "Newcomer", role: AUTHOR }) { id } }`,
+      `mutation { createUser(input: { email: "new@example.com", name: "Newcomer", role: AUTHOR }) { user { id } } }`,
       {},
       { token: admin.token },
     );
@@ -170,7 +170,7 @@ describe('response cache across instances', () => {
       { input: { postId: id } },
       { token: author.token },
     );
-    const runId = localId(started.data!.startPipeline.id);
+    const runId = localId(started.data!.startPipeline.pipelineRun.id);
     const queued = await instanceA.gql(view, { id }, { token: author.token });
     expect(queued.data!.post.latestRun.status).toBe('QUEUED');
     const worker = new PipelineWorker({ ...instanceA.deps, databaseUrl: instanceA.database.url });
@@ -199,7 +199,7 @@ describe('response cache across instances', () => {
       { input: { postId: id, steps: ['test-gated'] } },
       { token: author.token },
     );
-    const runId = localId(started.data!.startPipeline.id);
+    const runId = localId(started.data!.startPipeline.pipelineRun.id);
     const view = `query($id: ID!) { post(id: $id) { latestRun { steps { progress } } } }`;
     const progressSeen = async () =>
       (await instanceA.gql(view, { id }, { token: author.token })).data!.post.latestRun.steps[0]
@@ -273,6 +273,21 @@ describe('response cache across instances', () => {
     await instanceA.gql(tokens, {}, { token: author.token });
     const tokenView = await instanceA.gql(tokens, {}, { token: author.token, debug: true });
     expect(tokenView.extensions!.cache.response).toBeUndefined();
+    const tokenId = (
+      await instanceA.gql('{ viewer { apiTokens { id } } }', {}, { token: author.token })
+    ).data!.viewer.apiTokens[0].id;
+    for (const read of [
+      'query($id: ID!) { node(id: $id) { ... on ApiToken { revokedAt } } }',
+      'query($id: ID!) { nodes(ids: [$id]) { ...T } } fragment T on ApiToken { lastUsedAt }',
+    ]) {
+      await instanceA.gql(read, { id: tokenId }, { token: author.token });
+      const again = await instanceA.gql(
+        read,
+        { id: tokenId },
+        { token: author.token, debug: true },
+      );
+      expect(again.extensions!.cache.response).toBeUndefined();
+    }
 
     // An error raised while executing (an ID that does not decode is refused before that).
     const missing = `query($id: ID!) { post(id: $id, slug: "also-a-slug") { title } }`;

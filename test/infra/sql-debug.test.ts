@@ -57,8 +57,9 @@ describe('x-quire-debug statement list', () => {
     const result = await debugAs(production, admin.token, '1');
     expect(result.errors).toBeUndefined();
     const statements = statementsOf(result);
-    // The token lookup, the slug lookup, the page (with its authors joined).
-    expect(statements.length).toBeGreaterThanOrEqual(3);
+    // The slug lookup and the page (with its authors joined); the token lookup too unless the
+    // viewer cache already holds the token.
+    expect(statements.length).toBeGreaterThanOrEqual(2);
     const bySlug = statements.find((statement) => /"slug" = \$\d/.test(statement.sql));
     expect(bySlug, 'the slug lookup').toBeDefined();
     expect(bySlug!.parameterCount).toBeGreaterThan(0);
@@ -93,9 +94,9 @@ describe('x-quire-debug statement list', () => {
     const result = await debugAs(production, admin.token, 'explain');
     expect(result.errors).toBeUndefined();
     const statements = statementsOf(result);
-    // The token lookup stamps the token's last use: listed, never explained.
+    // A write (a token's last-use stamp) would be listed, never explained.
     const reads = statements.filter((statement) => /^\s*select\b/i.test(statement.sql));
-    expect(reads.length).toBeGreaterThanOrEqual(3);
+    expect(reads.length).toBeGreaterThanOrEqual(2);
     for (const write of statements.filter((statement) => !reads.includes(statement)))
       expect(write).not.toHaveProperty('plan');
     for (const statement of reads) {
@@ -114,7 +115,7 @@ describe('x-quire-debug statement list', () => {
     const title = `Explained ${Date.now()}`;
     const result = await production.gql(
       /* GraphQL */ `
-        mutation Create($input: CreatePostInput!) { createPost(input: $input) { __typename } }
+        mutation Create($input: CreatePostInput!) { createPost(input: $input) { post { tags { name } } } }
       `,
       { input: { title, body: 'Body text.', tags: ['debugging'] } },
       { token: admin.token, headers: { 'x-quire-debug': 'explain' } },
@@ -124,11 +125,12 @@ describe('x-quire-debug statement list', () => {
     const writes = statements.filter((statement) =>
       /^\s*(insert|update|delete|with)\b/i.test(statement.sql),
     );
-    expect(writes.some((statement) => /insert into "posts"/.test(statement.sql))).toBe(true);
+    expect(writes.some((statement) => /insert into "?posts"? /.test(statement.sql))).toBe(true);
     for (const write of writes) {
       expect(write).not.toHaveProperty('plan');
       expect(write).not.toHaveProperty('planError');
     }
+    // The post's tags, read after the write.
     const reads = statements.filter((statement) => /^\s*select\b/i.test(statement.sql));
     expect(reads.length).toBeGreaterThan(0);
     for (const read of reads) expect(read.plan?.Plan, read.sql).toBeDefined();

@@ -175,7 +175,8 @@ describe('graphql-ws', () => {
     const nextOf = async (stream: typeof asAuthor) =>
       (await stream.next()).value!.data!.postStatusChanged;
     await new Promise((resolve) => setTimeout(resolve, 200));
-    const update = 'mutation($input: UpdatePostInput!) { updatePost(input: $input) { status } }';
+    const update =
+      'mutation($input: UpdatePostInput!) { updatePost(input: $input) { post { status } } }';
     await app.gql(
       update,
       { input: { id: globalId('Post', draft!.id), status: 'REVIEW' } },

@@ -80,7 +80,7 @@ describe('concurrent writes', () => {
       const runs = await runsOf(post!.id);
       expect(runs).toHaveLength(1);
       const winner = responses.find((response) => !response.errors)!;
-      expect(localId(winner.data!.startPipeline.id)).toBe(runs[0]!.id);
+      expect(localId(winner.data!.startPipeline.pipelineRun.id)).toBe(runs[0]!.id);
       holding = false;
       expect((await waitForRun(app.deps.db, runs[0]!.id)).status).toBe('SUCCEEDED');
     }
@@ -106,7 +106,7 @@ describe('concurrent writes', () => {
     expect(rows).toHaveLength(50);
     expect(rows.every((row) => Number(row.count) === 1)).toBe(true);
     for (const response of responses) {
-      await waitForRun(app.deps.db, localId(response.data!.startPipeline.id));
+      await waitForRun(app.deps.db, localId(response.data!.startPipeline.pipelineRun.id));
     }
   });
 
@@ -125,7 +125,7 @@ describe('concurrent writes', () => {
       const responses = await Promise.all(
         posts.map((post, index) =>
           app.gql(
-            `mutation($id: ID!, $tags: [String!]!) { setPostTags(postId: $id, tags: $tags) { id tags { name } } }`,
+            `mutation($id: ID!, $tags: [String!]!) { setPostTags(input: { postId: $id, tags: $tags }) { post { id tags { name } } } }`,
             { id: globalId('Post', post.id), tags: wanted[index] },
             { token: author.token },
           ),
@@ -158,8 +158,8 @@ describe('concurrent writes', () => {
   });
 
   it('updatePost and deletePost on one post while its run writes it: success, NOT_FOUND or CONFLICT', async () => {
-    const update = `mutation($input: UpdatePostInput!) { updatePost(input: $input) { id title } }`;
-    const remove = `mutation($id: ID!) { deletePost(id: $id) }`;
+    const update = `mutation($input: UpdatePostInput!) { updatePost(input: $input) { post { id title } } }`;
+    const remove = `mutation($id: ID!) { deletePost(input: { id: $id }) { deletedPostId } }`;
     for (let round = 0; round < 4; round += 1) {
       const [post] = await createPosts(app.deps.db, [
         { authorId: author.id, body: solarArticle, status: 'DRAFT' },
@@ -168,7 +168,9 @@ describe('concurrent writes', () => {
       holding = true;
       const started = await start(post!.id, ['test-hold', 'normalize', 'keywords']);
       expect(started.errors).toBeUndefined();
-      await waitForRun(app.deps.db, localId(started.data!.startPipeline.id), ['RUNNING']);
+      await waitForRun(app.deps.db, localId(started.data!.startPipeline.pipelineRun.id), [
+        'RUNNING',
+      ]);
       const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
       const updates = Array.from({ length: 20 }, (_, index) =>
         pause(index * 3).then(() =>

@@ -56,7 +56,7 @@ beforeAll(async () => {
     { input: { postId: hiddenPostId, steps: ['normalize'] } },
     { token: owner.token },
   );
-  hiddenRunId = started.data!.startPipeline.id;
+  hiddenRunId = started.data!.startPipeline.pipelineRun.id;
 });
 
 afterAll(async () => {
@@ -66,20 +66,20 @@ afterAll(async () => {
 describe('a hidden row answers like a missing one', () => {
   it('cancelPipeline and retryPipeline on the run of a draft the viewer cannot see', async () => {
     for (const field of ['cancelPipeline', 'retryPipeline']) {
-      const query = `mutation($id: ID!) { ${field}(runId: $id) { id status } }`;
+      const query = `mutation($id: ID!) { ${field}(input: { runId: $id }) { pipelineRun { id status } } }`;
       const sent = await expectSameAnswer(query, { id: hiddenRunId }, { id: missingRunId });
       expect(JSON.parse(sent.body).errors[0].message).toBe('Pipeline run not found');
     }
     // The owner still reaches the run: the rule hides it from others only.
     const cancelled = await app.gql(
-      `mutation($id: ID!) { cancelPipeline(runId: $id) { status } }`,
+      `mutation($id: ID!) { cancelPipeline(input: { runId: $id }) { pipelineRun { status } } }`,
       { id: hiddenRunId },
       { token: owner.token },
     );
-    expect(cancelled.data?.cancelPipeline.status).toBe('CANCELLED');
+    expect(cancelled.data?.cancelPipeline.pipelineRun.status).toBe('CANCELLED');
     // A finished run of the hidden post hides the same way (its state is no oracle either).
     await expectSameAnswer(
-      `mutation($id: ID!) { cancelPipeline(runId: $id) { id } }`,
+      `mutation($id: ID!) { cancelPipeline(input: { runId: $id }) { pipelineRun { id } } }`,
       { id: hiddenRunId },
       { id: missingRunId },
     );
@@ -93,13 +93,19 @@ describe('a hidden row answers like a missing one', () => {
   it('post mutations, startPipeline and addComment on a draft the viewer cannot see', async () => {
     const operations: [string, (id: string) => Record<string, unknown>][] = [
       [
-        `mutation($input: UpdatePostInput!) { updatePost(input: $input) { id } }`,
+        `mutation($input: UpdatePostInput!) { updatePost(input: $input) { post { id } } }`,
         (id) => ({ input: { id, title: 'Taken over' } }),
       ],
-      [`mutation($id: ID!) { deletePost(id: $id) }`, (id) => ({ id })],
-      [`mutation($id: ID!) { setPostTags(postId: $id, tags: ["probe"]) { id } }`, (id) => ({ id })],
+      [`mutation($id: ID!) { deletePost(input: { id: $id }) { deletedPostId } }`, (id) => ({ id })],
+      [
+        `mutation($id: ID!) { setPostTags(input: { postId: $id, tags: ["probe"] }) { post { id } } }`,
+        (id) => ({ id }),
+      ],
       [startPipelineMutation, (id) => ({ input: { postId: id, steps: ['normalize'] } })],
-      [`mutation($id: ID!) { addComment(postId: $id, body: "hello") { id } }`, (id) => ({ id })],
+      [
+        `mutation($id: ID!) { addComment(input: { postId: $id, body: "hello" }) { comment { id } } }`,
+        (id) => ({ id }),
+      ],
     ];
     for (const [query, variables] of operations) {
       await expectSameAnswer(query, variables(hiddenPostId), variables(missingPostId));
@@ -109,9 +115,9 @@ describe('a hidden row answers like a missing one', () => {
   it('revokeApiToken on another user’s token', async () => {
     const { id } = await insertToken(app.deps.db, owner.id, 'not yours');
     await expectSameAnswer(
-      `mutation($id: ID!) { revokeApiToken(id: $id) { id } }`,
-      { id },
-      { id: '987654321' },
+      `mutation($id: ID!) { revokeApiToken(input: { id: $id }) { apiToken { id } } }`,
+      { id: globalId('ApiToken', id) },
+      { id: globalId('ApiToken', '987654321') },
     );
   });
 });

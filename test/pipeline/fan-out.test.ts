@@ -195,7 +195,7 @@ describe('postStatusChanged fan-out', () => {
       publish(draft!.id, alice.id, 'PUBLISHED');
       // A real edit: the editor unpublishes Alice's post; only viewers of drafts hear of it.
       const edit = await app.gql(
-        'mutation Unpublish($id: ID!) { updatePost(input: { id: $id, status: DRAFT }) { status } }',
+        'mutation Unpublish($id: ID!) { updatePost(input: { id: $id, status: DRAFT }) { post { status } } }',
         { id: globalId('Post', unpublished!.id) },
         { token: editor.token },
       );

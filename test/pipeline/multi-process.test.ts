@@ -42,8 +42,10 @@ async function startThrough(url: string, postId: string): Promise<string> {
     headers: { 'content-type': 'application/json', authorization: `Bearer ${author.token}` },
     body: JSON.stringify({ query: startPipelineMutation, variables: { input: { postId } } }),
   });
-  const body = (await response.json()) as { data: { startPipeline: { id: string } } };
-  return body.data.startPipeline.id;
+  const body = (await response.json()) as {
+    data: { startPipeline: { pipelineRun: { id: string } } };
+  };
+  return body.data.startPipeline.pipelineRun.id;
 }
 
 beforeAll(async () => {
@@ -112,7 +114,7 @@ describe('across processes', { timeout: 90_000 }, () => {
       { input: { postId } },
       { token: author.token },
     );
-    const runId = localId(result.data!.startPipeline.id);
+    const runId = localId(result.data!.startPipeline.pipelineRun.id);
     // Kill it inside a step, after at least one step has committed.
     for (;;) {
       const steps = await app.deps.db
@@ -197,7 +199,7 @@ describe('concurrency limit', () => {
         { input: { postId: await draftPost() } },
         { token: author.token },
       );
-      runIds.push(localId(result.data!.startPipeline.id));
+      runIds.push(localId(result.data!.startPipeline.pipelineRun.id));
     }
     const worker = new PipelineWorker({
       ...app.deps,

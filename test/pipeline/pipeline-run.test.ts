@@ -94,8 +94,8 @@ describe('pipeline run', () => {
     ]);
     const started = await start(post!.id);
     expect(started.errors).toBeUndefined();
-    expect(started.data!.startPipeline.status).toBe('QUEUED');
-    const run = await waitForRun(app.deps.db, localId(started.data!.startPipeline.id));
+    expect(started.data!.startPipeline.pipelineRun.status).toBe('QUEUED');
+    const run = await waitForRun(app.deps.db, localId(started.data!.startPipeline.pipelineRun.id));
     expect(run.status).toBe('SUCCEEDED');
     expect(run.progress).toBe(100);
 
@@ -188,7 +188,7 @@ describe('pipeline run', () => {
     ]);
     const started = await start(post!.id);
     expect(started.errors).toBeUndefined();
-    const run = await waitForRun(app.deps.db, localId(started.data!.startPipeline.id));
+    const run = await waitForRun(app.deps.db, localId(started.data!.startPipeline.pipelineRun.id));
     expect(run.status).toBe('SUCCEEDED');
 
     expect(await plainTextOf(post!.id)).toBe('Zebra aardvark\n\nAardvark and zebra.\n\na b');
@@ -200,7 +200,7 @@ describe('pipeline run', () => {
     expect(keywords.slice(0, 2)).toEqual(['zebra', 'aardvark']);
 
     const edited = await app.gql(
-      'mutation($input: UpdatePostInput!) { updatePost(input: $input) { id } }',
+      'mutation($input: UpdatePostInput!) { updatePost(input: $input) { post { id } } }',
       { input: { id: globalId('Post', post!.id), body: 'A new body.' } },
       { token: author.token },
     );
@@ -227,7 +227,7 @@ describe('pipeline run', () => {
     const denied = await start(post!.id, { autoPublish: true });
     expect(denied.errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
     const started = await start(post!.id, { autoPublish: true }, editor.token);
-    await waitForRun(app.deps.db, localId(started.data!.startPipeline.id));
+    await waitForRun(app.deps.db, localId(started.data!.startPipeline.pipelineRun.id));
     const row = await app.deps.db
       .selectFrom('posts')
       .select(['status', 'published_at'])
@@ -255,11 +255,11 @@ describe('pipeline run', () => {
       expect(runs).toHaveLength(1);
       // Cancelling a queued run ends it at once.
       const cancelled = await app.gql(
-        `mutation($id: ID!) { cancelPipeline(runId: $id) { status } }`,
-        { id: first.data!.startPipeline.id },
+        `mutation($id: ID!) { cancelPipeline(input: { runId: $id }) { pipelineRun { status } } }`,
+        { id: first.data!.startPipeline.pipelineRun.id },
         { token: author.token },
       );
-      expect(cancelled.data!.cancelPipeline.status).toBe('CANCELLED');
+      expect(cancelled.data!.cancelPipeline.pipelineRun.status).toBe('CANCELLED');
     } finally {
       worker = new PipelineWorker({ ...app.deps, databaseUrl: app.database.url });
       await worker.start();
@@ -272,7 +272,7 @@ describe('pipeline run', () => {
     ]);
     flakyFailures = 2; // PIPELINE_MAX_ATTEMPTS=2: both attempts fail.
     const started = await start(post!.id, { steps: ['normalize', 'test-flaky', 'summarize'] });
-    const runId = localId(started.data!.startPipeline.id);
+    const runId = localId(started.data!.startPipeline.pipelineRun.id);
     const failed = await waitForRun(app.deps.db, runId);
     expect(failed.status).toBe('FAILED');
     expect(failed.error).toBe('test-flaky: flaky dependency unavailable');
@@ -287,11 +287,11 @@ describe('pipeline run', () => {
     expect(postRow.status).toBe('FAILED');
 
     const retried = await app.gql(
-      `mutation($id: ID!) { retryPipeline(runId: $id) { status } }`,
-      { id: started.data!.startPipeline.id },
+      `mutation($id: ID!) { retryPipeline(input: { runId: $id }) { pipelineRun { status } } }`,
+      { id: started.data!.startPipeline.pipelineRun.id },
       { token: author.token },
     );
-    expect(retried.data!.retryPipeline.status).toBe('QUEUED');
+    expect(retried.data!.retryPipeline.pipelineRun.status).toBe('QUEUED');
     const done = await waitForRun(app.deps.db, runId);
     expect(done.status).toBe('SUCCEEDED');
     const types = await eventTypes(app.deps.db, runId);
@@ -306,15 +306,18 @@ describe('pipeline run', () => {
       { authorId: author.id, body: solarArticle, status: 'DRAFT' },
     ]);
     const started = await start(post!.id);
-    const runId = localId(started.data!.startPipeline.id);
+    const runId = localId(started.data!.startPipeline.pipelineRun.id);
     await waitForRun(app.deps.db, runId, ['RUNNING']);
     const requested = await app.gql(
-      `mutation($id: ID!) { cancelPipeline(runId: $id) { status cancelRequested } }`,
-      { id: started.data!.startPipeline.id },
+      `mutation($id: ID!) { cancelPipeline(input: { runId: $id }) { pipelineRun { status cancelRequested } } }`,
+      { id: started.data!.startPipeline.pipelineRun.id },
       { token: author.token },
     );
     expect(requested.errors).toBeUndefined();
-    expect(requested.data!.cancelPipeline).toEqual({ status: 'RUNNING', cancelRequested: true });
+    expect(requested.data!.cancelPipeline.pipelineRun).toEqual({
+      status: 'RUNNING',
+      cancelRequested: true,
+    });
     const run = await waitForRun(app.deps.db, runId);
     expect(run.status).toBe('CANCELLED');
     const steps = await app.deps.db
@@ -345,7 +348,7 @@ describe('pipeline run', () => {
     const leaving = new PipelineWorker({ ...app.deps, databaseUrl: app.database.url });
     await leaving.start();
     const started = await start(post!.id);
-    const runId = localId(started.data!.startPipeline.id);
+    const runId = localId(started.data!.startPipeline.pipelineRun.id);
     await waitForRun(app.deps.db, runId, ['RUNNING']);
     await leaving.stop();
     const released = await app.deps.db

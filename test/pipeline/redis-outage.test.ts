@@ -163,11 +163,11 @@ describe('a Redis outage during a run', { timeout: 90_000 }, () => {
         `${app.deps.config.REDIS_PREFIX}pipelineRun:${localId(runId)}`,
       ]);
       const cancelled = await cutOff.gql(
-        'mutation($id: ID!) { cancelPipeline(runId: $id) { status } }',
+        'mutation($id: ID!) { cancelPipeline(input: { runId: $id }) { pipelineRun { status } } }',
         { id: runId },
         { token: author.token },
       );
-      expect(cancelled.data?.cancelPipeline.status).toBe('CANCELLED');
+      expect(cancelled.data?.cancelPipeline.pipelineRun.status).toBe('CANCELLED');
       const { completed, results } = await outcome;
       expect(completed).toBe(true);
       expect(results.map((result) => result.data!.pipelineRun.type)).toEqual([

@@ -27,11 +27,11 @@ afterAll(async () => {
 
 async function cancel(runId: string) {
   const result = await app.gql(
-    'mutation($id: ID!) { cancelPipeline(runId: $id) { status } }',
+    'mutation($id: ID!) { cancelPipeline(input: { runId: $id }) { pipelineRun { status } } }',
     { id: runId },
     { token: author.token },
   );
-  expect(result.data!.cancelPipeline.status).toBe('CANCELLED');
+  expect(result.data!.cancelPipeline.pipelineRun.status).toBe('CANCELLED');
 }
 
 const within = <T>(promise: Promise<T>, ms: number) =>

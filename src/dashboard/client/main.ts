@@ -1,5 +1,6 @@
 /// <reference lib="dom" />
 import { GraphQLRequestError, request, subscribe, token } from './graphql.ts';
+import { POST, POSTS, START, VIEWER, WATCH } from './operations.ts';
 
 interface PostSummary {
   id: string;
@@ -27,19 +28,6 @@ interface RunEvent {
   runStatus: string;
   error: string | null;
 }
-
-// Exactly the fields the page shows.
-const POSTS = `query Posts($after: String) {
-  posts(first: 10, after: $after) { edges { node { id title status } } pageInfo { hasNextPage endCursor } }
-}`;
-const POST = `query Post($id: ID!) {
-  post(id: $id) { id title status summary tags { name } latestRun { id status progress steps { name status progress } } }
-}`;
-const VIEWER = 'query Viewer { viewer { name role } }';
-const START = 'mutation Start($postId: ID!) { startPipeline(input: { postId: $postId }) { id } }';
-const WATCH = `subscription Watch($id: ID!) {
-  pipelineRun(id: $id) { type progress step stepProgress runStatus error }
-}`;
 
 const ACTIVE_RUN = new Set(['QUEUED', 'RUNNING']);
 
@@ -174,9 +162,11 @@ async function startPipeline() {
   if (!postId) return;
   $('message').textContent = 'Starting…';
   try {
-    const { startPipeline: run } = await request<{ startPipeline: { id: string } }>(START, {
-      postId,
-    });
+    const { startPipeline } = await request<{ startPipeline: { pipelineRun: { id: string } } }>(
+      START,
+      { postId },
+    );
+    const run = startPipeline.pipelineRun;
     const { post } = await request<{ post: PostDetail | null }>(POST, { id: postId });
     if (post) renderDetail(post);
     $('message').textContent = 'Run queued…';

@@ -58,6 +58,15 @@ export async function tokensByUsers(db: Db, userIds: readonly string[]) {
 
 export type ApiTokenRow = Awaited<ReturnType<typeof tokensByUsers>>[number];
 
+/** Tokens by row id, in no particular order; unknown ids are absent. */
+export async function tokensByIds(db: Db, ids: readonly string[]): Promise<ApiTokenRow[]> {
+  return db
+    .selectFrom('api_tokens')
+    .select(['id', 'user_id', 'name', 'created_at', 'last_used_at', 'revoked_at'])
+    .where('id', 'in', ids)
+    .execute();
+}
+
 /** Revokes a live token; undefined when there is none with that id. */
 export async function revokeToken(
   db: Db,
@@ -81,13 +90,4 @@ export async function liveTokensByHashes(db: Db, hashes: readonly string[]) {
     .where('api_tokens.token_hash', 'in', hashes)
     .where('api_tokens.revoked_at', 'is', null)
     .execute();
-}
-
-export async function tokenOwner(db: Db, id: string): Promise<string | undefined> {
-  const row = await db
-    .selectFrom('api_tokens')
-    .select('user_id')
-    .where('id', '=', id)
-    .executeTakeFirst();
-  return row?.user_id;
 }

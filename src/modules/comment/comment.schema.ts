@@ -9,6 +9,7 @@ import {
   toParentPages,
 } from '../../db/keyset.ts';
 import type { CommentRow } from '../../db/tables.ts';
+import { mutationErrors } from '../../errors.ts';
 import { postIdsVisibleTo } from '../post/post.policy.ts';
 import { PostNode } from '../post/post.schema.ts';
 import { primeAuthors, UserNode } from '../user/user.schema.ts';
@@ -89,19 +90,34 @@ builder.objectField(PostNode, 'comments', (t) =>
   }),
 );
 
-builder.mutationField('addComment', (t) =>
-  t.field({
-    authScopes: { signedIn: true },
-    type: CommentNode,
-    description: 'Comments on a post as the viewer.',
-    args: {
-      postId: t.arg.globalID({
+builder.relayMutationField(
+  'addComment',
+  {
+    description: 'The post and the comment.',
+    inputFields: (t) => ({
+      postId: t.globalID({
         for: PostNode,
         required: true,
         description: 'The post; NOT_FOUND when it does not exist or the viewer may not see it.',
       }),
-      body: t.arg.string({ required: true, description: '1–10,000 characters.' }),
-    },
-    resolve: (_root, args, ctx) => addComment(ctx, args.postId.id, args.body),
-  }),
+      body: t.string({ required: true, description: '1–10,000 characters after trimming.' }),
+    }),
+  },
+  {
+    authScopes: { signedIn: true },
+    description: `Comments on a post as the viewer; any signed-in user on a post they may see. ${mutationErrors('UNAUTHENTICATED, NOT_FOUND, BAD_USER_INPUT, RATE_LIMITED')}`,
+    resolve: async (_root, { input }, ctx) => ({
+      comment: await addComment(ctx, input.postId.id, input.body),
+    }),
+  },
+  {
+    description: 'The comment posted.',
+    outputFields: (t) => ({
+      comment: t.field({
+        type: CommentNode,
+        description: 'The new comment.',
+        resolve: (payload) => payload.comment,
+      }),
+    }),
+  },
 );

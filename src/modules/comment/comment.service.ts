@@ -14,7 +14,7 @@ const commentInput = z.object({ body: z.string().trim().min(1, 'must not be empt
 /** Any signed-in user may comment on a post they can see. */
 export async function addComment(ctx: Context, postId: string, body: string): Promise<CommentRow> {
   const viewer = requireViewer(ctx);
-  const input = parseInput(commentInput, { body }, 'args');
+  const input = parseInput(commentInput, { body }, 'input');
   return transact(ctx.db, async (trx, afterCommit) => {
     // Locks the post so a concurrent delete cannot strand the comment.
     const post = await lockPost(trx, postId);

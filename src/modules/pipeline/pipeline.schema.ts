@@ -3,6 +3,7 @@ import { builder } from '../../builder.ts';
 import { groupByKey, inKeyOrder } from '../../db/batch.ts';
 import { pageLimits, parsePageArgs, toParentPages } from '../../db/keyset.ts';
 import type { PipelineRunRow, PipelineStepRow } from '../../db/tables.ts';
+import { mutationErrors } from '../../errors.ts';
 import type { PipelineEventMessage, PostStatusMessage } from '../../infra/pubsub.ts';
 import { stepRegistry } from '../../pipeline/registry.ts';
 import { canSeePost, postIdsVisibleTo } from '../post/post.policy.ts';
@@ -267,19 +268,6 @@ builder.objectFields(PostNode, (t) => ({
   }),
 }));
 
-const StartPipelineInput = builder.inputType('StartPipelineInput', {
-  description: 'What to run over which post.',
-  fields: (t) => ({
-    postId: t.globalID({
-      for: PostNode,
-      required: true,
-      description: 'The post; NOT_FOUND when the viewer may not see it, FORBIDDEN when not theirs.',
-    }),
-    steps: t.stringList({ description: 'Step names in order; the full pipeline when omitted.' }),
-    autoPublish: t.boolean({ description: 'Publish at the end instead of REVIEW (editors only).' }),
-  }),
-});
-
 builder.queryField('pipelineSteps', (t) =>
   t.stringList({
     description: 'Names of the registered steps, in default pipeline order.',
@@ -287,48 +275,107 @@ builder.queryField('pipelineSteps', (t) =>
   }),
 );
 
-builder.mutationFields((t) => ({
-  startPipeline: t.field({
-    authScopes: { writer: true },
-    type: PipelineRunNode,
-    description: 'Queues a run; a post has at most one active run (else CONFLICT).',
-    args: {
-      input: t.arg({
-        type: StartPipelineInput,
+builder.relayMutationField(
+  'startPipeline',
+  {
+    description: 'What to run over which post.',
+    inputFields: (t) => ({
+      postId: t.globalID({
+        for: PostNode,
         required: true,
-        description: 'The post, steps and publishing choice.',
+        description:
+          'The post; NOT_FOUND when the viewer may not see it, FORBIDDEN when not theirs.',
       }),
-    },
-    resolve: (_root, { input }, ctx) => startPipeline(ctx, input.postId.id, input),
-  }),
-  cancelPipeline: t.field({
+      steps: t.stringList({
+        description:
+          'Step names in order (see `pipelineSteps`); the full pipeline when omitted. BAD_USER_INPUT for an unknown name.',
+      }),
+      autoPublish: t.boolean({
+        description: 'Publish at the end instead of REVIEW (editors only, else FORBIDDEN).',
+      }),
+    }),
+  },
+  {
     authScopes: { writer: true },
-    type: PipelineRunNode,
-    description: 'A queued run stops now; a running one at its next step boundary.',
-    args: {
-      runId: t.arg.globalID({
+    description: `Queues a run; a post has at most one active run. Writers only, over posts they may edit. ${mutationErrors('UNAUTHENTICATED, FORBIDDEN, NOT_FOUND, BAD_USER_INPUT, CONFLICT (an active run), RATE_LIMITED')}`,
+    resolve: async (_root, { input }, ctx) => ({
+      pipelineRun: await startPipeline(ctx, input.postId.id, input),
+    }),
+  },
+  {
+    description: 'The run queued.',
+    outputFields: (t) => ({
+      pipelineRun: t.field({
+        type: PipelineRunNode,
+        description: 'The new run, QUEUED.',
+        resolve: (payload) => payload.pipelineRun,
+      }),
+    }),
+  },
+);
+
+builder.relayMutationField(
+  'cancelPipeline',
+  {
+    description: 'The run to cancel.',
+    inputFields: (t) => ({
+      runId: t.globalID({
         for: PipelineRunNode,
         required: true,
         description: 'The run; NOT_FOUND when not visible, CONFLICT when it has already ended.',
       }),
-    },
-    resolve: (_root, args, ctx) => cancelPipeline(ctx, args.runId.id),
-  }),
-  retryPipeline: t.field({
+    }),
+  },
+  {
     authScopes: { writer: true },
-    type: PipelineRunNode,
-    description: 'Re-queues a failed or cancelled run from its first unfinished step.',
-    args: {
-      runId: t.arg.globalID({
+    description: `A queued run stops now; a running one at its next step boundary. ${mutationErrors('UNAUTHENTICATED, FORBIDDEN, NOT_FOUND, BAD_USER_INPUT, CONFLICT (already ended), RATE_LIMITED')}`,
+    resolve: async (_root, { input }, ctx) => ({
+      pipelineRun: await cancelPipeline(ctx, input.runId.id),
+    }),
+  },
+  {
+    description: 'The run as cancelled.',
+    outputFields: (t) => ({
+      pipelineRun: t.field({
+        type: PipelineRunNode,
+        description: 'The run: CANCELLED, or still RUNNING until its current step ends.',
+        resolve: (payload) => payload.pipelineRun,
+      }),
+    }),
+  },
+);
+
+builder.relayMutationField(
+  'retryPipeline',
+  {
+    description: 'The run to retry.',
+    inputFields: (t) => ({
+      runId: t.globalID({
         for: PipelineRunNode,
         required: true,
         description:
           'The run; NOT_FOUND when not visible, CONFLICT unless FAILED or CANCELLED or while the post has another active run.',
       }),
-    },
-    resolve: (_root, args, ctx) => retryPipeline(ctx, args.runId.id),
-  }),
-}));
+    }),
+  },
+  {
+    authScopes: { writer: true },
+    description: `Re-queues a failed or cancelled run from its first unfinished step. ${mutationErrors('UNAUTHENTICATED, FORBIDDEN, NOT_FOUND, BAD_USER_INPUT, CONFLICT, RATE_LIMITED')}`,
+    resolve: async (_root, { input }, ctx) => ({
+      pipelineRun: await retryPipeline(ctx, input.runId.id),
+    }),
+  },
+  {
+    description: 'The run re-queued.',
+    outputFields: (t) => ({
+      pipelineRun: t.field({
+        type: PipelineRunNode,
+        description: 'The run, QUEUED again.',
+        resolve: (payload) => payload.pipelineRun,
+      }),
+    }),
+  },
+);
 
 // The status travels in the message: by the time a subscriber resolves the post, the worker may
 // have moved it on, and a dashboard must still see every transition in order.

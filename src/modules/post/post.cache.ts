@@ -18,8 +18,8 @@ export const postResponseTags = typesDependingOn(
     'PostStatusCount',
     'Tag',
     'TagCount',
-    'QueryTagsConnection',
-    'QueryTagsConnectionEdge',
+    'TagConnection',
+    'TagEdge',
   ],
 );
 

@@ -273,7 +273,29 @@ export function searchOrder(text: string): KeysetOrder {
   };
 }
 
-/** Ranked full-text search, keyset-paged on (rank, id). */
+/**
+ * Search ranks at most this many matches, the newest ones. ts_rank reads the tsvector of every row
+ * it scores ("Ranking can be expensive since it requires consulting the tsvector of each matching
+ * document": PostgreSQL manual, 12.3.3 Ranking Search Results), so ranking every match of a broad
+ * term over 100,000 posts took ~200 ms a page and as long again to count; bounded, both stop
+ * after this many rows (docs/BENCHMARKS.md, search). GitHub's search caps results at 1,000 alike.
+ */
+export const SEARCH_CANDIDATES = 1000;
+
+/** Ids of the newest SEARCH_CANDIDATES visible posts that match: what search ranks and counts. */
+function searchCandidates(db: Db, viewer: Viewer | null, text: string) {
+  return db
+    .selectFrom('posts')
+    .select('posts.id')
+    .where(visiblePosts(viewer))
+    .where(sql<boolean>`posts.search @@ websearch_to_tsquery('english', ${text})`)
+    .orderBy('posts.created_at', 'desc')
+    .orderBy('posts.id', 'desc')
+    .limit(SEARCH_CANDIDATES)
+    .as('candidates');
+}
+
+/** Ranked full-text search among the candidates, keyset-paged on (rank, id). */
 export async function searchPosts(
   db: Db,
   viewer: Viewer | null,
@@ -284,26 +306,24 @@ export async function searchPosts(
   const { condition, orderBy, limit } = keysetClauses(searchOrder(text), page);
   return db
     .selectFrom('posts')
+    .innerJoin(searchCandidates(db, viewer, text), 'candidates.id', 'posts.id')
     .select(columnsOf(width))
     .select(rankExpression(text).as('rank'))
-    .where(visiblePosts(viewer))
-    .where(sql<boolean>`posts.search @@ websearch_to_tsquery('english', ${text})`)
     .where(condition)
     .orderBy(orderBy)
     .limit(limit)
     .execute();
 }
 
+/** How many posts search pages through: the matches, at most SEARCH_CANDIDATES. */
 export async function countSearchResults(
   db: Db,
   viewer: Viewer | null,
   text: string,
 ): Promise<number> {
   const { count } = await db
-    .selectFrom('posts')
+    .selectFrom(searchCandidates(db, viewer, text))
     .select((eb) => eb.fn.countAll<string>().as('count'))
-    .where(visiblePosts(viewer))
-    .where(sql<boolean>`posts.search @@ websearch_to_tsquery('english', ${text})`)
     .executeTakeFirstOrThrow();
   return Number(count);
 }

@@ -11,7 +11,7 @@ import {
   toParentPages,
 } from '../../db/keyset.ts';
 import type { PostRow, PostStatus as PostStatusValue } from '../../db/tables.ts';
-import { badInput, notFound } from '../../errors.ts';
+import { badInput, mutationErrors, notFound } from '../../errors.ts';
 import { tagsByPostIds } from '../tag/tag.repository.ts';
 import { TagNode } from '../tag/tag.schema.ts';
 import { type WithAuthor, withoutAuthor } from '../user/user.repository.ts';
@@ -35,6 +35,7 @@ import {
   postSortKey,
   postsByIds,
   postsWithAuthorsByIds,
+  SEARCH_CANDIDATES,
   type SortDirection as SortDirectionValue,
   searchOrder,
   searchPosts,
@@ -318,7 +319,7 @@ builder.queryFields((t) => ({
   searchPosts: t.connection(
     {
       type: PostNode,
-      description: 'Full-text search over title, summary and body, best match first.',
+      description: `Full-text search over title, summary and body, best match first. Ranks the ${SEARCH_CANDIDATES.toLocaleString('en')} newest matching posts the viewer may see (ranking reads every scored post, so a broad term is bounded like this); \`totalCount\` counts those, so ${SEARCH_CANDIDATES.toLocaleString('en')} means at least as many matches.`,
       args: {
         query: t.arg.string({
           required: true,
@@ -490,49 +491,175 @@ function postsByParentField(parent: 'author' | 'tag') {
 builder.objectField(UserNode, 'posts', postsByParentField('author'));
 builder.objectField(TagNode, 'posts', postsByParentField('tag') as never);
 
-const CreatePostInput = builder.inputType('CreatePostInput', {
-  description: 'A new post; BAD_USER_INPUT names the first invalid field, CONFLICT a taken slug.',
-  fields: (t) => ({
-    title: t.string({ required: true, description: '1–200 characters.' }),
-    body: t.string({ required: true, description: 'Markdown, up to 200,000 characters.' }),
-    slug: t.string({ description: 'Derived from the title when omitted.' }),
-    status: t.field({ type: PostStatus, description: 'DRAFT (default) or PUBLISHED (editors).' }),
-    tags: t.stringList({ description: 'Tag names; created when missing. At most 20.' }),
-    author: t.string({
-      description:
-        'Who wrote it, when not the viewer (editors only, else FORBIDDEN): a name, an email or `Name <email>`. Matched to a user by email, else by name; created as an AUTHOR when missing.',
+const { inputType: CreatePostInput } = builder.relayMutationField(
+  'createPost',
+  {
+    description: 'A new post; BAD_USER_INPUT names the first invalid field, CONFLICT a taken slug.',
+    inputFields: (t) => ({
+      title: t.string({ required: true, description: '1–200 characters.' }),
+      body: t.string({ required: true, description: 'Markdown, up to 200,000 characters.' }),
+      slug: t.string({ description: 'Derived from the title when omitted.' }),
+      status: t.field({ type: PostStatus, description: 'DRAFT (default) or PUBLISHED (editors).' }),
+      tags: t.stringList({ description: 'Tag names; created when missing. At most 20.' }),
+      author: t.string({
+        description:
+          'Who wrote it, when not the viewer (editors only, else FORBIDDEN): a name, an email or `Name <email>`. Matched to a user by email, else by name; created as an AUTHOR when missing.',
+      }),
+      createdAt: t.field({
+        type: 'DateTime',
+        description:
+          'When it was written, for posts moved from elsewhere (editors only, else FORBIDDEN); also the publication time of a PUBLISHED post. Defaults to now.',
+      }),
     }),
-    createdAt: t.field({
-      type: 'DateTime',
-      description:
-        'When it was written, for posts moved from elsewhere (editors only, else FORBIDDEN); also the publication time of a PUBLISHED post. Defaults to now.',
+  },
+  {
+    authScopes: { writer: true },
+    description: `Creates a post authored by the viewer (or, for editors, by \`input.author\`). Writers only. ${mutationErrors('UNAUTHENTICATED, FORBIDDEN, BAD_USER_INPUT, CONFLICT (slug taken), RATE_LIMITED')}`,
+    resolve: async (_root, { input }, ctx) => ({ post: await createPost(ctx, input) }),
+  },
+  {
+    description: 'The post created.',
+    outputFields: (t) => ({
+      post: t.field({
+        type: PostNode,
+        description: 'The new post.',
+        resolve: (payload) => payload.post,
+      }),
     }),
-  }),
-});
+  },
+);
 
-const UpdatePostInput = builder.inputType('UpdatePostInput', {
-  description: 'The post and the fields to change; omitted fields stay as they are.',
-  fields: (t) => ({
-    id: t.globalID({
-      for: PostNode,
-      required: true,
-      description: 'The post; NOT_FOUND when the viewer may not see it.',
+builder.relayMutationField(
+  'updatePost',
+  {
+    description: 'The post and the fields to change; omitted fields stay as they are.',
+    inputFields: (t) => ({
+      id: t.globalID({
+        for: PostNode,
+        required: true,
+        description: 'The post; NOT_FOUND when the viewer may not see it.',
+      }),
+      title: t.string({ description: '1–200 characters.' }),
+      body: t.string({ description: 'Markdown, up to 200,000 characters.' }),
+      slug: t.string({
+        description:
+          'Lowercase letters, digits and single dashes, up to 120 characters; CONFLICT when taken.',
+      }),
+      status: t.field({ type: PostStatus, description: 'PUBLISHED needs the EDITOR role.' }),
     }),
-    title: t.string({ description: '1–200 characters.' }),
-    body: t.string({ description: 'Markdown, up to 200,000 characters.' }),
-    slug: t.string({
-      description:
-        'Lowercase letters, digits and single dashes, up to 120 characters; CONFLICT when taken.',
+  },
+  {
+    authScopes: { writer: true },
+    description: `Changes the given fields of a post; its author or an editor only. ${mutationErrors('UNAUTHENTICATED, FORBIDDEN, NOT_FOUND, BAD_USER_INPUT, CONFLICT (slug taken), RATE_LIMITED')}`,
+    resolve: async (_root, { input: { id, ...changes } }, ctx) => ({
+      post: await updatePost(ctx, id.id, changes),
     }),
-    status: t.field({ type: PostStatus, description: 'PUBLISHED needs the EDITOR role.' }),
-  }),
-});
+  },
+  {
+    description: 'The post after the change.',
+    outputFields: (t) => ({
+      post: t.field({
+        type: PostNode,
+        description: 'The post as changed.',
+        resolve: (payload) => payload.post,
+      }),
+    }),
+  },
+);
 
-const ImportPostsResult = builder
-  .objectRef<{ posts: PostRow[]; queuedRuns: number }>('ImportPostsResult')
-  .implement({
+builder.relayMutationField(
+  'deletePost',
+  {
+    description: 'The post to delete.',
+    inputFields: (t) => ({
+      id: t.globalID({
+        for: PostNode,
+        required: true,
+        description:
+          'The post; NOT_FOUND when not visible, FORBIDDEN unless the author or an editor.',
+      }),
+    }),
+  },
+  {
+    authScopes: { writer: true },
+    description: `Deletes a post with its comments, tag links and runs; its author or an editor only. ${mutationErrors('UNAUTHENTICATED, FORBIDDEN, NOT_FOUND, BAD_USER_INPUT, RATE_LIMITED')}`,
+    resolve: async (_root, { input: { id } }, ctx) => {
+      await deletePost(ctx, id.id);
+      return { deletedPostId: id.id };
+    },
+  },
+  {
+    description: 'Which post was deleted.',
+    outputFields: (t) => ({
+      deletedPostId: t.globalID({
+        description: 'The global ID of the deleted post, to drop it from client caches.',
+        resolve: (payload) => ({ type: 'Post', id: payload.deletedPostId }),
+      }),
+    }),
+  },
+);
+
+builder.relayMutationField(
+  'setPostTags',
+  {
+    description: 'The post and its new tags.',
+    inputFields: (t) => ({
+      postId: t.globalID({
+        for: PostNode,
+        required: true,
+        description:
+          'The post; NOT_FOUND when not visible, FORBIDDEN unless the author or an editor.',
+      }),
+      tags: t.stringList({
+        required: true,
+        description:
+          'Tag names (created when missing), at most 20; the post’s tags become exactly these.',
+      }),
+    }),
+  },
+  {
+    authScopes: { writer: true },
+    description: `Replaces the tags of a post; its author or an editor only. ${mutationErrors('UNAUTHENTICATED, FORBIDDEN, NOT_FOUND, BAD_USER_INPUT, RATE_LIMITED')}`,
+    resolve: async (_root, { input }, ctx) => ({
+      post: await setPostTags(ctx, input.postId.id, input.tags),
+    }),
+  },
+  {
+    description: 'The post with its new tags.',
+    outputFields: (t) => ({
+      post: t.field({
+        type: PostNode,
+        description: 'The post as tagged.',
+        resolve: (payload) => payload.post,
+      }),
+    }),
+  },
+);
+
+builder.relayMutationField(
+  'importPosts',
+  {
+    description: 'The posts to create and whether to process them.',
+    inputFields: (t) => ({
+      posts: t.field({
+        type: [CreatePostInput],
+        required: true,
+        description:
+          'The posts, each validated as for `createPost` (at most MAX_IMPORT_POSTS, 5,000 unless configured).',
+      }),
+      process: t.boolean({
+        description: 'Queue a pipeline run (default steps) for every imported post.',
+      }),
+    }),
+  },
+  {
+    authScopes: { writer: true },
+    description: `Creates many posts at once: all of them, or none when one is invalid. Writers only. ${mutationErrors('UNAUTHENTICATED, FORBIDDEN, BAD_USER_INPUT (listing every problem under `extensions.fields`), CONFLICT (a slug in use), RATE_LIMITED')}`,
+    resolve: (_root, { input }, ctx) => importPosts(ctx, input.posts, input.process ?? false),
+  },
+  {
     description: 'What one importPosts call wrote.',
-    fields: (t) => ({
+    outputFields: (t) => ({
       importedCount: t.int({
         description: 'Posts created.',
         resolve: (result) => result.posts.length,
@@ -547,81 +674,5 @@ const ImportPostsResult = builder
         resolve: (result) => result.posts,
       }),
     }),
-  });
-
-builder.mutationFields((t) => ({
-  createPost: t.field({
-    authScopes: { writer: true },
-    type: PostNode,
-    description: 'Creates a post authored by the viewer.',
-    args: {
-      input: t.arg({ type: CreatePostInput, required: true, description: 'The post.' }),
-    },
-    resolve: (_root, { input }, ctx) => createPost(ctx, input),
-  }),
-  updatePost: t.field({
-    authScopes: { writer: true },
-    type: PostNode,
-    description: 'Changes the given fields; the author or an editor only.',
-    args: {
-      input: t.arg({
-        type: UpdatePostInput,
-        required: true,
-        description: 'The post and its changes; FORBIDDEN unless the author or an editor.',
-      }),
-    },
-    resolve: (_root, { input: { id, ...changes } }, ctx) => updatePost(ctx, id.id, changes),
-  }),
-  deletePost: t.id({
-    authScopes: { writer: true },
-    description: 'Deletes a post with its comments, tags links and runs; returns its id.',
-    args: {
-      id: t.arg.globalID({
-        for: PostNode,
-        required: true,
-        description:
-          'The post; NOT_FOUND when not visible, FORBIDDEN unless the author or an editor.',
-      }),
-    },
-    resolve: async (_root, { id }, ctx) => {
-      await deletePost(ctx, id.id);
-      return Buffer.from(`Post:${id.id}`).toString('base64url');
-    },
-  }),
-  setPostTags: t.field({
-    authScopes: { writer: true },
-    type: PostNode,
-    description: 'Replaces the tags of a post.',
-    args: {
-      postId: t.arg.globalID({
-        for: PostNode,
-        required: true,
-        description:
-          'The post; NOT_FOUND when not visible, FORBIDDEN unless the author or an editor.',
-      }),
-      tags: t.arg.stringList({
-        required: true,
-        description:
-          'Tag names (created when missing), at most 20; the post’s tags become exactly these.',
-      }),
-    },
-    resolve: (_root, args, ctx) => setPostTags(ctx, args.postId.id, args.tags),
-  }),
-  importPosts: t.field({
-    authScopes: { writer: true },
-    type: ImportPostsResult,
-    description:
-      'Creates many posts at once (at most MAX_IMPORT_POSTS): all of them, or none when one is invalid (BAD_USER_INPUT listing every problem, CONFLICT for a slug in use).',
-    args: {
-      input: t.arg({
-        type: [CreatePostInput],
-        required: true,
-        description: 'The posts, each validated as for `createPost`.',
-      }),
-      process: t.arg.boolean({
-        description: 'Queue a pipeline run (default steps) for every imported post.',
-      }),
-    },
-    resolve: (_root, { input, process }, ctx) => importPosts(ctx, input, process ?? false),
-  }),
-}));
+  },
+);

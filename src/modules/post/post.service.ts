@@ -141,15 +141,22 @@ export function toImportRows(
   return { rows, problems };
 }
 
-/** Rows to write for checked inputs, or FORBIDDEN / BAD_USER_INPUT naming every problem. */
-function checkedRows(ctx: Context, inputs: readonly CheckedNewPost[]): ImportRow[] {
+/**
+ * Rows to write for checked inputs, or FORBIDDEN / BAD_USER_INPUT naming every problem by the
+ * input's path in the mutation (`input` for createPost, `input.posts.2` for importPosts).
+ */
+function checkedRows(
+  ctx: Context,
+  inputs: readonly CheckedNewPost[],
+  pathOf: (index: number) => string,
+): ImportRow[] {
   for (const input of inputs) {
     requirePublishRight(ctx, input.status);
     if ((input.author || input.createdAt) && !isStaff(ctx.viewer)) {
       throw appError('FORBIDDEN', 'Only editors can set the author or the creation time');
     }
   }
-  const names = inputs.map((_, index) => (inputs.length > 1 ? `input.${index}` : 'input'));
+  const names = inputs.map((_, index) => pathOf(index));
   const { rows, problems } = toImportRows(inputs, names);
   const problem = problems[0];
   if (problem) {
@@ -198,7 +205,7 @@ function writeRows(
  */
 export async function createPost(ctx: Context, input: NewPostInput): Promise<PostRow> {
   const viewer = requireWriter(ctx);
-  const rows = checkedRows(ctx, [parseInput(newPostInput, input)]);
+  const rows = checkedRows(ctx, [parseInput(newPostInput, input)], () => 'input');
   const row = rows[0]!;
   if (row.author || row.createdAt) return (await writeRows(ctx, viewer.id, rows, false)).posts[0]!;
   const created = await withPgErrors(
@@ -234,7 +241,11 @@ export async function importPosts(
   if (inputs.length > ctx.config.MAX_IMPORT_POSTS) {
     throw badInput(`At most ${ctx.config.MAX_IMPORT_POSTS} posts per import`);
   }
-  const rows = checkedRows(ctx, parseInput(z.array(newPostInput), inputs));
+  const rows = checkedRows(
+    ctx,
+    parseInput(z.array(newPostInput), inputs, 'input.posts'),
+    (index) => `input.posts.${index}`,
+  );
   return writeRows(ctx, viewer.id, rows, processPosts);
 }
 
@@ -290,7 +301,7 @@ export async function deletePost(ctx: Context, id: string): Promise<void> {
 /** Replaces the post's tags; the post counts as updated, and is returned as it is now. */
 export async function setPostTags(ctx: Context, id: string, names: string[]): Promise<PostRow> {
   const viewer = requireWriter(ctx);
-  const wanted = parseInput(tags, names, 'tags');
+  const wanted = parseInput(tags, names, 'input.tags');
   return withPgErrors(() =>
     transact(ctx.db, async (trx, afterCommit) => {
       const post = requireEditable(viewer, await lockPost(trx, id));

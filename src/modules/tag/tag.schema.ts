@@ -45,20 +45,24 @@ export const TagNode = builder.loadableNode('Tag', {
 });
 
 builder.queryField('tags', (t) =>
-  t.connection({
-    type: TagNode,
-    description:
-      'The tags visible to the viewer (those labelling a post the viewer may see), by name; ' +
-      '`totalCount` counts the same tags.',
-    resolve: async (_root, args, ctx) => {
-      const page = parsePageArgs(args, tagOrder, pageLimits(ctx.config));
-      const rows = await listTags(ctx.db, ctx.viewer, page);
-      return {
-        ...toPage(rows, page, tagOrder, (tag) => ({ value: tag.name, id: tag.id })),
-        totalCount: () => countTags(ctx.db, ctx.viewer),
-      };
+  t.connection(
+    {
+      type: TagNode,
+      description:
+        'The tags visible to the viewer (those labelling a post the viewer may see), by name; ' +
+        '`totalCount` counts the same tags.',
+      resolve: async (_root, args, ctx) => {
+        const page = parsePageArgs(args, tagOrder, pageLimits(ctx.config));
+        const rows = await listTags(ctx.db, ctx.viewer, page);
+        return {
+          ...toPage(rows, page, tagOrder, (tag) => ({ value: tag.name, id: tag.id })),
+          totalCount: () => countTags(ctx.db, ctx.viewer),
+        };
+      },
     },
-  }),
+    { name: 'TagConnection' },
+    { name: 'TagEdge' },
+  ),
 );
 
 const TagCount = builder.objectRef<TagRow & { post_count: number }>('TagCount').implement({

@@ -7,5 +7,5 @@ export const ALL_USERS_TAG = 'users';
 /** A user's fields include their post count and posts, so posts' writes matter too. */
 export const userResponseTags = typesDependingOn(
   [ALL_USERS_TAG, ALL_POSTS_TAG],
-  ['User', 'QueryUsersConnection', 'QueryUsersConnectionEdge'],
+  ['User', 'UserConnection', 'UserEdge'],
 );

@@ -4,7 +4,7 @@ import { batchable, type Context, entityCache } from '../../context.ts';
 import { pageLimits, parsePageArgs, toPage } from '../../db/keyset.ts';
 import { withPgErrors } from '../../db/pg-errors.ts';
 import type { UserRow } from '../../db/tables.ts';
-import { notFound } from '../../errors.ts';
+import { mutationErrors, notFound } from '../../errors.ts';
 import { parseInput } from '../../validation.ts';
 import { isStaff } from '../auth/viewer.ts';
 import { ALL_USERS_TAG } from './user.cache.ts';
@@ -73,18 +73,22 @@ builder.queryFields((t) => ({
     description: 'The user the bearer token belongs to; null for anonymous requests.',
     resolve: (_root, _args, ctx) => ctx.viewer?.id ?? null,
   }),
-  users: t.connection({
-    type: UserNode,
-    description: 'All users, newest first.',
-    resolve: async (_root, args, ctx) => {
-      const page = parsePageArgs(args, userOrder, pageLimits(ctx.config));
-      const rows = await listUsers(ctx.db, page);
-      return {
-        ...toPage(rows, page, userOrder, (user) => ({ value: user.created_at, id: user.id })),
-        totalCount: () => countUsers(ctx.db),
-      };
+  users: t.connection(
+    {
+      type: UserNode,
+      description: 'All users, newest first.',
+      resolve: async (_root, args, ctx) => {
+        const page = parsePageArgs(args, userOrder, pageLimits(ctx.config));
+        const rows = await listUsers(ctx.db, page);
+        return {
+          ...toPage(rows, page, userOrder, (user) => ({ value: user.created_at, id: user.id })),
+          totalCount: () => countUsers(ctx.db),
+        };
+      },
     },
-  }),
+    { name: 'UserConnection' },
+    { name: 'UserEdge' },
+  ),
 }));
 
 const newUser = z.object({
@@ -97,57 +101,78 @@ const newUser = z.object({
   name: z.string().trim().min(1).max(100),
 });
 
-const CreateUserInput = builder.inputType('CreateUserInput', {
-  description: 'A new account.',
-  fields: (t) => ({
-    email: t.string({
-      required: true,
-      description:
-        'Up to 254 characters, stored lowercased; BAD_USER_INPUT when not an address, CONFLICT when taken.',
+builder.relayMutationField(
+  'createUser',
+  {
+    description: 'A new account.',
+    inputFields: (t) => ({
+      email: t.string({
+        required: true,
+        description:
+          'Up to 254 characters, stored lowercased; BAD_USER_INPUT when not an address, CONFLICT when taken.',
+      }),
+      name: t.string({ required: true, description: '1–100 characters after trimming.' }),
+      role: t.field({ type: Role, required: true, description: 'What the user may do.' }),
     }),
-    name: t.string({ required: true, description: '1–100 characters after trimming.' }),
-    role: t.field({ type: Role, required: true, description: 'What the user may do.' }),
-  }),
-});
-
-builder.mutationFields((t) => ({
-  createUser: t.field({
-    type: UserNode,
-    description: 'Admins only.',
+  },
+  {
+    description: `Creates an account; admins only. ${mutationErrors('UNAUTHENTICATED, FORBIDDEN, BAD_USER_INPUT, CONFLICT (email taken), RATE_LIMITED')}`,
     authScopes: { admin: true },
-    args: {
-      input: t.arg({ type: CreateUserInput, required: true, description: 'The account.' }),
-    },
     resolve: async (_root, { input }, ctx) => {
       const { email, name } = parseInput(newUser, input);
       const user = await withPgErrors(() => insertUser(ctx.db, { email, name, role: input.role }), {
         users_email_lower_key: 'A user with this email already exists',
       });
       await ctx.deps.cache.invalidate([ALL_USERS_TAG]);
-      return user;
+      return { user };
     },
-  }),
-  setUserRole: t.field({
-    type: UserNode,
-    description:
-      'Admins only. Takes effect at once: the user’s open subscriptions end with VIEWER_CHANGED.',
-    authScopes: { admin: true },
-    args: {
-      userId: t.arg.globalID({
+  },
+  {
+    description: 'The account created.',
+    outputFields: (t) => ({
+      user: t.field({
+        type: UserNode,
+        description: 'The new user.',
+        resolve: (payload) => payload.user,
+      }),
+    }),
+  },
+);
+
+builder.relayMutationField(
+  'setUserRole',
+  {
+    description: 'The user and their new role.',
+    inputFields: (t) => ({
+      userId: t.globalID({
         for: UserNode,
         required: true,
         description: 'The user; NOT_FOUND when there is none.',
       }),
-      role: t.arg({ type: Role, required: true, description: 'The new role.' }),
-    },
-    resolve: async (_root, args, ctx) => {
-      const user = await updateUserRole(ctx.db, args.userId.id, args.role);
+      role: t.field({ type: Role, required: true, description: 'The new role.' }),
+    }),
+  },
+  {
+    description: `Changes a user's role; admins only. Takes effect at once: the user’s open subscriptions end with VIEWER_CHANGED. ${mutationErrors('UNAUTHENTICATED, FORBIDDEN, NOT_FOUND, BAD_USER_INPUT, RATE_LIMITED')}`,
+    authScopes: { admin: true },
+    resolve: async (_root, { input }, ctx) => {
+      const user = await updateUserRole(ctx.db, input.userId.id, input.role);
       if (!user) throw notFound('User');
       await ctx.deps.cache.invalidate([`user:${user.id}`, ALL_USERS_TAG]);
       // The user's open streams were authorized under the old role.
       if (user.previous_role !== user.role)
         await ctx.deps.viewerStreams.publish({ userId: user.id, tokenHash: null });
-      return user;
+      return { user };
     },
-  }),
-}));
+  },
+  {
+    description: 'The user with the new role.',
+    outputFields: (t) => ({
+      user: t.field({
+        type: UserNode,
+        description: 'The user as changed.',
+        resolve: (payload) => payload.user,
+      }),
+    }),
+  },
+);

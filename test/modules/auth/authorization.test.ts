@@ -1,6 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestApp, type TestApp } from '../../helpers/app.ts';
-import { createPosts, createUser, globalId, type TestUser } from '../../helpers/factories.ts';
+import {
+  createPosts,
+  createUser,
+  globalId,
+  localId,
+  type TestUser,
+} from '../../helpers/factories.ts';
 
 type Actor = 'anonymous' | 'viewer' | 'owner' | 'otherAuthor' | 'editor' | 'admin';
 type Operation =
@@ -60,23 +66,23 @@ async function attempt(actor: Actor, operation: Operation) {
   const operations: Record<Operation, [string, Record<string, unknown>]> = {
     readDraft: ['query($id: ID!) { post(id: $id) { title } }', { id: postId }],
     editOthersPost: [
-      'mutation($input: UpdatePostInput!) { updatePost(input: $input) { title } }',
+      'mutation($input: UpdatePostInput!) { updatePost(input: $input) { post { title } } }',
       { input: { id: postId, title: 'Changed' } },
     ],
     publish: [
-      'mutation($input: UpdatePostInput!) { updatePost(input: $input) { status } }',
+      'mutation($input: UpdatePostInput!) { updatePost(input: $input) { post { status } } }',
       { input: { id: postId, status: 'PUBLISHED' } },
     ],
     startPipeline: [
-      'mutation($input: StartPipelineInput!) { startPipeline(input: $input) { status } }',
+      'mutation($input: StartPipelineInput!) { startPipeline(input: $input) { pipelineRun { status } } }',
       { input: { postId } },
     ],
     manageTokens: [
-      'mutation($user: ID) { createApiToken(name: "ops", userId: $user) { token } }',
+      'mutation($user: ID) { createApiToken(input: { name: "ops", userId: $user }) { token } }',
       { user: users.owner.globalId },
     ],
     manageUsers: [
-      'mutation($user: ID!) { setUserRole(userId: $user, role: EDITOR) { role } }',
+      'mutation($user: ID!) { setUserRole(input: { userId: $user, role: EDITOR }) { user { role } } }',
       { user: users.viewer.globalId },
     ],
   };
@@ -134,24 +140,24 @@ describe('roles × operations', () => {
   it('rejects a revoked token with UNAUTHENTICATED at once', async () => {
     const user = await createUser(app.deps.db, 'AUTHOR');
     const created = await app.gql(
-      'mutation { createApiToken(name: "laptop") { token apiToken { id } } }',
+      'mutation { createApiToken(input: { name: "laptop" }) { token apiToken { id } } }',
       {},
       { token: user.token },
     );
     const { token, apiToken } = created.data!.createApiToken;
     expect((await app.gql('{ viewer { id } }', {}, { token })).data!.viewer.id).toBe(user.globalId);
     const revoked = await app.gql(
-      'mutation($id: ID!) { revokeApiToken(id: $id) { revokedAt } }',
+      'mutation($id: ID!) { revokeApiToken(input: { id: $id }) { apiToken { revokedAt } } }',
       { id: apiToken.id },
       { token: user.token },
     );
-    expect(revoked.data!.revokeApiToken.revokedAt).toMatch(/Z$/);
+    expect(revoked.data!.revokeApiToken.apiToken.revokedAt).toMatch(/Z$/);
     const after = await app.gql('{ viewer { id } }', {}, { token });
     expect(after.errors?.[0]?.extensions?.code).toBe('UNAUTHENTICATED');
     const stored = await app.deps.db
       .selectFrom('api_tokens')
       .select('token_hash')
-      .where('id', '=', apiToken.id)
+      .where('id', '=', localId(apiToken.id))
       .executeTakeFirstOrThrow();
     expect(stored.token_hash).not.toContain(token);
     expect(stored.token_hash).toMatch(/^[0-9a-f]{64}$/);

@@ -157,7 +157,7 @@ async function openWs(url: string, token: string) {
 
 async function setStatus(token: string, postId: string, status: string) {
   const response = await app().gql(
-    'mutation($input: UpdatePostInput!) { updatePost(input: $input) { status } }',
+    'mutation($input: UpdatePostInput!) { updatePost(input: $input) { post { status } } }',
     { input: { id: globalId('Post', postId), status } },
     { token },
   );
@@ -171,7 +171,7 @@ async function tokenId(token: string): Promise<string> {
     .select('id')
     .where('token_hash', '=', hashToken(token))
     .executeTakeFirstOrThrow();
-  return row.id;
+  return globalId('ApiToken', row.id);
 }
 
 /** A user with a private draft, a token for the streams and a second token to keep working. */
@@ -205,7 +205,7 @@ describe('revokeApiToken ends the token’s streams on every instance', () => {
     const before = streams.map((received) => received.length);
     const revokedAt = Date.now();
     const revoked = await app().gql(
-      'mutation($id: ID!) { revokeApiToken(id: $id) { revokedAt } }',
+      'mutation($id: ID!) { revokeApiToken(input: { id: $id }) { apiToken { revokedAt } } }',
       { id: await tokenId(author.token) },
       { token: other },
     );
@@ -239,7 +239,7 @@ describe('revokeApiToken ends the token’s streams on every instance', () => {
   it('refuses the revoked token everywhere afterwards: HTTP 401, SSE UNAUTHENTICATED, graphql-ws 4403', async () => {
     const { author, other } = await authorWithDraft();
     await app().gql(
-      'mutation($id: ID!) { revokeApiToken(id: $id) { id } }',
+      'mutation($id: ID!) { revokeApiToken(input: { id: $id }) { apiToken { id } } }',
       { id: await tokenId(author.token) },
       { token: other },
     );
@@ -331,11 +331,11 @@ describe('setUserRole ends the user’s streams on every instance', () => {
     const before = ws.received.length;
     const changedAt = Date.now();
     const demoted = await app().gql(
-      'mutation($user: ID!) { setUserRole(userId: $user, role: AUTHOR) { role } }',
+      'mutation($user: ID!) { setUserRole(input: { userId: $user, role: AUTHOR }) { user { role } } }',
       { user: editor.globalId },
       { token: admin.token },
     );
-    expect(demoted.data?.setUserRole.role).toBe('AUTHOR');
+    expect(demoted.data?.setUserRole.user.role).toBe('AUTHOR');
     await waitUntil(() => sse.endedAt !== undefined && ws.received.at(-1)?.type === 'complete');
     expect(sse.endedAt! - changedAt).toBeLessThan(1000);
     expect(sse.received.at(-1)?.errors?.[0]?.extensions?.code).toBe('VIEWER_CHANGED');

@@ -3,7 +3,7 @@ import { type HttpServer, httpOptions, startHttpServer } from '../../../src/http
 import { hashToken } from '../../../src/modules/auth/token.ts';
 import { VIEWER_MEMORY_TTL_MS } from '../../../src/modules/auth/viewer-cache.ts';
 import { type GraphQLResponse, startTestApp, type TestApp } from '../../helpers/app.ts';
-import { createUser, type TestUser } from '../../helpers/factories.ts';
+import { createUser, globalId, type TestUser } from '../../helpers/factories.ts';
 import { redisUrl } from '../../helpers/services.ts';
 import { TcpProxy } from '../../helpers/tcp-proxy.ts';
 
@@ -69,7 +69,7 @@ async function tokenId(user: TestUser): Promise<string> {
     .select('id')
     .where('token_hash', '=', hashToken(user.token))
     .executeTakeFirstOrThrow();
-  return row.id;
+  return globalId('ApiToken', row.id);
 }
 
 /** Until the instance's viewer cache keeps entries (its change subscription is confirmed). */
@@ -82,7 +82,7 @@ async function warm(app: TestApp, token: string): Promise<void> {
 
 async function revoke(on: TestApp, user: TestUser, by: TestUser) {
   const response = await on.gql(
-    'mutation($id: ID!) { revokeApiToken(id: $id) { revokedAt } }',
+    'mutation($id: ID!) { revokeApiToken(input: { id: $id }) { apiToken { revokedAt } } }',
     { id: await tokenId(user) },
     { token: by.token },
   );
@@ -115,7 +115,7 @@ describe('viewer cache', () => {
     await warm(a, user.token);
     await warm(b, user.token);
     const changed = await a.gql(
-      'mutation($user: ID!) { setUserRole(userId: $user, role: AUTHOR) { role } }',
+      'mutation($user: ID!) { setUserRole(input: { userId: $user, role: AUTHOR }) { user { role } } }',
       { user: user.globalId },
       { token: admin.token },
     );
@@ -125,7 +125,7 @@ describe('viewer cache', () => {
       const published = await send(
         app,
         user.token,
-        'mutation($input: CreatePostInput!) { createPost(input: $input) { id } }',
+        'mutation($input: CreatePostInput!) { createPost(input: $input) { post { id } } }',
         { input: { title: 'Still an editor?', body: '', status: 'PUBLISHED' } },
       );
       expect(published.errors?.[0]?.extensions?.code).toBe('FORBIDDEN');

@@ -279,7 +279,7 @@ ${eleventyBody}`,
 
 describe('importPosts in bulk', { timeout: 60_000 }, () => {
   const mutation = `mutation($input: [CreatePostInput!]!, $process: Boolean) {
-    importPosts(input: $input, process: $process) {
+    importPosts(input: { posts: $input, process: $process }) {
       importedCount queuedRunCount posts { slug status createdAt author { name } }
     }
   }`;
@@ -335,7 +335,7 @@ describe('importPosts in bulk', { timeout: 60_000 }, () => {
       { token: editor.token },
     );
     expect(badAuthor.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
-    expect(badAuthor.errors?.[0]?.message).toContain('input.0.author');
+    expect(badAuthor.errors?.[0]?.message).toContain('input.posts.0.author');
 
     // Every bad post of a batch is listed, not only the first.
     const twice = await app.gql(
@@ -351,8 +351,8 @@ describe('importPosts in bulk', { timeout: 60_000 }, () => {
     );
     expect(twice.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
     expect(twice.errors?.[0]?.extensions?.fields).toEqual([
-      { path: 'input.1.slug', message: 'duplicates the slug of input.0' },
-      { path: 'input.2.slug', message: 'title has no letters or digits to derive a slug' },
+      { path: 'input.posts.1.slug', message: 'duplicates the slug of input.posts.0' },
+      { path: 'input.posts.2.slug', message: 'title has no letters or digits to derive a slug' },
     ]);
   });
 });

@@ -11,7 +11,7 @@ let reader: TestUser;
 
 const createPost = /* GraphQL */ `
   mutation Create($input: CreatePostInput!) {
-    createPost(input: $input) { id title slug status author { id } tags { name } }
+    createPost(input: $input) { post { id title slug status author { id } tags { name } } }
   }
 `;
 
@@ -47,7 +47,7 @@ describe('createPost', () => {
       { token: author.token },
     );
     expect(result.errors).toBeUndefined();
-    expect(result.data!.createPost).toMatchObject({
+    expect(result.data!.createPost.post).toMatchObject({
       title: 'Hello, Wörld!',
       slug: 'hello-world',
       status: 'DRAFT',
@@ -110,7 +110,7 @@ describe('createPost', () => {
       { input: { title: 'Live now', body: 'x', status: 'PUBLISHED' } },
       { token: editor.token },
     );
-    expect(allowed.data!.createPost.status).toBe('PUBLISHED');
+    expect(allowed.data!.createPost.post.status).toBe('PUBLISHED');
   });
 
   it('refuses readers (VIEWER role) with FORBIDDEN', async () => {
@@ -127,9 +127,9 @@ describe('updatePost, deletePost, setPostTags', () => {
   it('updates own post and refuses another author with FORBIDDEN, changing nothing', async () => {
     const [post] = await createPosts(app.deps.db, [{ authorId: author.id, title: 'Original' }]);
     const id = globalId('Post', post!.id);
-    const update = `mutation($input: UpdatePostInput!) { updatePost(input: $input) { title updatedAt } }`;
+    const update = `mutation($input: UpdatePostInput!) { updatePost(input: $input) { post { title updatedAt } } }`;
     const ok = await app.gql(update, { input: { id, title: 'Edited' } }, { token: author.token });
-    expect(ok.data!.updatePost.title).toBe('Edited');
+    expect(ok.data!.updatePost.post.title).toBe('Edited');
     const denied = await app.gql(
       update,
       { input: { id, title: 'Hijacked' } },
@@ -148,7 +148,7 @@ describe('updatePost, deletePost, setPostTags', () => {
     const [draft] = await createPosts(app.deps.db, [{ authorId: author.id, status: 'DRAFT' }]);
     const id = globalId('Post', draft!.id);
     const result = await app.gql(
-      `mutation($input: UpdatePostInput!) { updatePost(input: $input) { title } }`,
+      `mutation($input: UpdatePostInput!) { updatePost(input: $input) { post { title } } }`,
       { input: { id, title: 'x' } },
       { token: otherAuthor.token },
     );
@@ -162,27 +162,27 @@ describe('updatePost, deletePost, setPostTags', () => {
   it('replaces tags and deletes a post', async () => {
     const [post] = await createPosts(app.deps.db, [{ authorId: author.id }]);
     const id = globalId('Post', post!.id);
-    const setTags = `mutation($id: ID!, $tags: [String!]!) { setPostTags(postId: $id, tags: $tags) { tags { name } } }`;
+    const setTags = `mutation($id: ID!, $tags: [String!]!) { setPostTags(input: { postId: $id, tags: $tags }) { post { tags { name } } } }`;
     await app.gql(setTags, { id, tags: ['a', 'b'] }, { token: author.token });
     const result = await app.gql(setTags, { id, tags: ['b', 'c'] }, { token: author.token });
-    expect(result.data!.setPostTags.tags).toEqual([{ name: 'b' }, { name: 'c' }]);
+    expect(result.data!.setPostTags.post.tags).toEqual([{ name: 'b' }, { name: 'c' }]);
 
     const deleted = await app.gql(
-      `mutation($id: ID!) { deletePost(id: $id) }`,
+      `mutation($id: ID!) { deletePost(input: { id: $id }) { deletedPostId } }`,
       { id },
       { token: author.token },
     );
-    expect(deleted.data!.deletePost).toBe(id);
+    expect(deleted.data!.deletePost.deletedPostId).toBe(id);
     const again = await app.gql(
-      `mutation($id: ID!) { deletePost(id: $id) }`,
+      `mutation($id: ID!) { deletePost(input: { id: $id }) { deletedPostId } }`,
       { id },
       { token: author.token },
     );
     expect(again.errors?.[0]?.extensions?.code).toBe('NOT_FOUND');
   });
 
-  const update = `mutation($input: UpdatePostInput!) { updatePost(input: $input) { slug } }`;
-  const setTags = `mutation($id: ID!, $tags: [String!]!) { setPostTags(postId: $id, tags: $tags) { id updatedAt tags { name } } }`;
+  const update = `mutation($input: UpdatePostInput!) { updatePost(input: $input) { post { slug } } }`;
+  const setTags = `mutation($id: ID!, $tags: [String!]!) { setPostTags(input: { postId: $id, tags: $tags }) { post { id updatedAt tags { name } } } }`;
 
   async function slugOf(id: string): Promise<string | undefined> {
     const row = await app.deps.db
@@ -246,8 +246,8 @@ describe('updatePost, deletePost, setPostTags', () => {
       { token: author.token },
     );
     expect(result.errors).toBeUndefined();
-    expect(result.data!.setPostTags.tags).toEqual([{ name: 'alpha' }, { name: 'zeta' }]);
-    expect(new Date(result.data!.setPostTags.updatedAt).getTime()).toBeGreaterThan(
+    expect(result.data!.setPostTags.post.tags).toEqual([{ name: 'alpha' }, { name: 'zeta' }]);
+    expect(new Date(result.data!.setPostTags.post.updatedAt).getTime()).toBeGreaterThan(
       new Date(before.updated_at).getTime(),
     );
     const cleared = await app.gql(
@@ -255,7 +255,7 @@ describe('updatePost, deletePost, setPostTags', () => {
       { id: globalId('Post', post!.id), tags: [] },
       { token: author.token },
     );
-    expect(cleared.data!.setPostTags.tags).toEqual([]);
+    expect(cleared.data!.setPostTags.post.tags).toEqual([]);
     expect(await tagNamesOf(post!.id)).toEqual([]);
   });
 
@@ -313,7 +313,7 @@ describe('updatePost, deletePost, setPostTags', () => {
   it('refuses deletePost by another author with FORBIDDEN, keeping the row', async () => {
     const [post] = await createPosts(app.deps.db, [{ authorId: author.id }]);
     const result = await app.gql(
-      `mutation($id: ID!) { deletePost(id: $id) }`,
+      `mutation($id: ID!) { deletePost(input: { id: $id }) { deletedPostId } }`,
       { id: globalId('Post', post!.id) },
       { token: otherAuthor.token },
     );
@@ -324,7 +324,7 @@ describe('updatePost, deletePost, setPostTags', () => {
   it('refuses an ID of the wrong type or a malformed ID with BAD_USER_INPUT', async () => {
     for (const id of [globalId('User', author.id), 'bm9wZQ', '%%%']) {
       const result = await app.gql(
-        `mutation($id: ID!) { deletePost(id: $id) }`,
+        `mutation($id: ID!) { deletePost(input: { id: $id }) { deletedPostId } }`,
         { id },
         { token: author.token },
       );
@@ -337,9 +337,9 @@ describe('addComment', () => {
   it('adds a comment visible in Post.comments with totalCount', async () => {
     const [post] = await createPosts(app.deps.db, [{ authorId: author.id }]);
     const id = globalId('Post', post!.id);
-    const add = `mutation($id: ID!, $body: String!) { addComment(postId: $id, body: $body) { body author { name } post { id } } }`;
+    const add = `mutation($id: ID!, $body: String!) { addComment(input: { postId: $id, body: $body }) { comment { body author { name } post { id } } } }`;
     const result = await app.gql(add, { id, body: 'Nice post' }, { token: reader.token });
-    expect(result.data!.addComment).toEqual({
+    expect(result.data!.addComment.comment).toEqual({
       body: 'Nice post',
       author: { name: 'Rita' },
       post: { id },
@@ -358,7 +358,7 @@ describe('addComment', () => {
 
   it('rejects an empty comment and a missing post', async () => {
     const [post] = await createPosts(app.deps.db, [{ authorId: author.id }]);
-    const add = `mutation($id: ID!, $body: String!) { addComment(postId: $id, body: $body) { body } }`;
+    const add = `mutation($id: ID!, $body: String!) { addComment(input: { postId: $id, body: $body }) { comment { body } } }`;
     const empty = await app.gql(
       add,
       { id: globalId('Post', post!.id), body: '   ' },
@@ -375,7 +375,7 @@ describe('addComment', () => {
 });
 
 describe('importPosts', () => {
-  const importPosts = `mutation($input: [CreatePostInput!]!) { importPosts(input: $input) { importedCount posts { slug tags { name } } } }`;
+  const importPosts = `mutation($input: [CreatePostInput!]!) { importPosts(input: { posts: $input }) { importedCount posts { slug tags { name } } } }`;
   const batch = (size: number) =>
     Array.from({ length: size }, (_, index) => ({
       title: `Imported ${index}`,
@@ -441,8 +441,8 @@ describe('importPosts', () => {
     ];
     const result = await app.gql(importPosts, { input }, { token: author.token });
     expect(result.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
-    expect(result.errors?.[0]?.message).toContain('input.2.slug');
-    expect(result.errors?.[0]?.message).toContain('input.0');
+    expect(result.errors?.[0]?.message).toContain('input.posts.2.slug');
+    expect(result.errors?.[0]?.message).toContain('input.posts.0');
     expect(await countRows('posts')).toBe(before);
     expect(await countRows('tags')).toBe(tagsBefore);
   });

@@ -16,10 +16,10 @@ let editor: TestUser;
 let viewers: { name: string; token: string | undefined }[];
 
 const createPost = /* GraphQL */ `
-  mutation($input: CreatePostInput!) { createPost(input: $input) { id tags { id name } } }
+  mutation($input: CreatePostInput!) { createPost(input: $input) { post { id tags { id name } } } }
 `;
 const updateStatus = /* GraphQL */ `
-  mutation($id: ID!, $status: PostStatus!) { updatePost(input: { id: $id, status: $status }) { status } }
+  mutation($id: ID!, $status: PostStatus!) { updatePost(input: { id: $id, status: $status }) { post { status } } }
 `;
 const tagList = /* GraphQL */ `
   query { tags(first: 100) { totalCount edges { node { id name } } } }
@@ -64,7 +64,7 @@ async function create(
     },
   );
   expect(result.errors).toBeUndefined();
-  const post = result.data!.createPost;
+  const post = result.data!.createPost.post;
   return {
     postId: post.id,
     tagIds: new Map(post.tags.map((tag: { id: string; name: string }) => [tag.name, tag.id])),
@@ -317,7 +317,7 @@ describe('a tag follows its post through publish, unpublish and delete', () => {
     await instanceB.gql(updateStatus, { id: postId, status: 'PUBLISHED' }, { token: editor.token });
     await expectVisibleToAnonymous(tagId, 'lifecycle-x');
     const deleted = await instanceA.gql(
-      `mutation($id: ID!) { deletePost(id: $id) }`,
+      `mutation($id: ID!) { deletePost(input: { id: $id }) { deletedPostId } }`,
       { id: postId },
       {
         token: author.token,

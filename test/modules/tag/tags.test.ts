@@ -7,12 +7,12 @@ let author: TestUser;
 
 const createPost = /* GraphQL */ `
   mutation Create($input: CreatePostInput!) {
-    createPost(input: $input) { id tags { name } }
+    createPost(input: $input) { post { id tags { name } } }
   }
 `;
 const setPostTags = /* GraphQL */ `
   mutation Tag($id: ID!, $tags: [String!]!) {
-    setPostTags(postId: $id, tags: $tags) { id tags { name } }
+    setPostTags(input: { postId: $id, tags: $tags }) { post { id tags { name } } }
   }
 `;
 
@@ -56,10 +56,11 @@ describe('tags created by concurrent writers', () => {
       );
       for (const result of results) {
         expect(result.errors).toBeUndefined();
-        expect(result.data!.createPost.tags).toEqual(names.map((name) => ({ name })));
+        expect(result.data!.createPost.post.tags).toEqual(names.map((name) => ({ name })));
       }
       const postIds = results.map(
-        (result) => Buffer.from(result.data!.createPost.id, 'base64url').toString().split(':')[1]!,
+        (result) =>
+          Buffer.from(result.data!.createPost.post.id, 'base64url').toString().split(':')[1]!,
       );
       const linked = await linkedTagNames(postIds);
       for (const id of postIds) expect(linked.get(id)).toEqual(names);
@@ -89,7 +90,7 @@ describe('tags created by concurrent writers', () => {
     );
     for (const result of results) {
       expect(result.errors).toBeUndefined();
-      expect(result.data!.setPostTags.tags).toEqual(names.map((name) => ({ name })));
+      expect(result.data!.setPostTags.post.tags).toEqual(names.map((name) => ({ name })));
     }
     const linked = await linkedTagNames(posts.map((post) => post.id));
     for (const post of posts) expect(linked.get(post.id)).toEqual(names);

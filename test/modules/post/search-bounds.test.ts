@@ -1,0 +1,79 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SEARCH_CANDIDATES } from '../../../src/modules/post/post.repository.ts';
+import { startTestApp, type TestApp } from '../../helpers/app.ts';
+import { createPosts, createUser, type TestUser } from '../../helpers/factories.ts';
+
+let app: TestApp;
+let ada: TestUser;
+
+const search = `query($q: String!, $first: Int, $after: String) {
+  searchPosts(query: $q, first: $first, after: $after) {
+    totalCount edges { node { title } } pageInfo { hasNextPage endCursor } } }`;
+
+const at = (minute: number) => new Date(Date.UTC(2026, 0, 1, 0, minute)).toISOString();
+
+beforeAll(async () => {
+  app = await startTestApp();
+  ada = await createUser(app.deps.db, 'AUTHOR', 'Ada');
+  // The oldest match is the best one (its title matches); SEARCH_CANDIDATES newer body matches
+  // push it out of what search ranks. A newer title match and a draft match stay inside.
+  await createPosts(app.deps.db, [
+    { authorId: ada.id, title: 'Quokka field guide', body: 'quokka', createdAt: at(0) },
+    ...Array.from({ length: SEARCH_CANDIDATES - 1 }, (_, index) => ({
+      authorId: ada.id,
+      title: `Island notes ${index}`,
+      body: 'We saw a quokka near the ferry.',
+      createdAt: at(1 + index),
+    })),
+    { authorId: ada.id, title: 'Quokka diaries', body: 'quokka', createdAt: at(5000) },
+    {
+      authorId: ada.id,
+      title: 'Quokka draft',
+      body: 'quokka',
+      status: 'DRAFT',
+      createdAt: at(6000),
+    },
+  ]);
+}, 60_000);
+
+afterAll(async () => {
+  await app?.close();
+});
+
+describe('searchPosts on a broad term', () => {
+  it('ranks and counts only the newest SEARCH_CANDIDATES visible matches', async () => {
+    const anonymous = await app.gql(search, { q: 'quokka', first: 2 });
+    expect(anonymous.errors).toBeUndefined();
+    expect(anonymous.data!.searchPosts.totalCount).toBe(SEARCH_CANDIDATES);
+    const titles = anonymous.data!.searchPosts.edges.map(
+      (edge: { node: { title: string } }) => edge.node.title,
+    );
+    expect(titles[0]).toBe('Quokka diaries');
+    expect(titles).not.toContain('Quokka field guide');
+
+    // The draft is a candidate for its author only, and takes the oldest match's place.
+    const author = await app.gql(search, { q: 'quokka', first: 3 }, { token: ada.token });
+    expect(author.data!.searchPosts.totalCount).toBe(SEARCH_CANDIDATES);
+    const authorTitles = author.data!.searchPosts.edges.map(
+      (edge: { node: { title: string } }) => edge.node.title,
+    );
+    expect(authorTitles.slice(0, 2).sort()).toEqual(['Quokka diaries', 'Quokka draft']);
+  });
+
+  it('pages through exactly the counted candidates', async () => {
+    let after: string | null = null;
+    let seen = 0;
+    const titles = new Set<string>();
+    for (;;) {
+      const page: any = await app.gql(search, { q: 'quokka', first: 100, after });
+      expect(page.errors).toBeUndefined();
+      for (const edge of page.data.searchPosts.edges) titles.add(edge.node.title);
+      seen += page.data.searchPosts.edges.length;
+      if (!page.data.searchPosts.pageInfo.hasNextPage) break;
+      after = page.data.searchPosts.pageInfo.endCursor;
+    }
+    expect(seen).toBe(SEARCH_CANDIDATES);
+    expect(titles.size).toBe(SEARCH_CANDIDATES);
+    expect(titles.has('Quokka field guide')).toBe(false);
+  });
+});
