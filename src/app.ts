@@ -1,5 +1,4 @@
 import type { IncomingMessage } from 'node:http';
-import { useExtendContextValuePerExecuteSubscriptionEvent } from '@envelop/execute-subscription-event';
 import { useGraphQlJit } from '@envelop/graphql-jit';
 import { GraphQLError } from 'graphql';
 import { createYoga, type GraphQLParams, maskError, type YogaServerInstance } from 'graphql-yoga';
@@ -25,6 +24,7 @@ import { useRequestStats } from './infra/request-stats-plugin.ts';
 import { useResponseCache } from './infra/response-cache-plugin.ts';
 import { useSse } from './infra/sse-plugin.ts';
 import { useEndableSubscriptions } from './infra/stream-end-plugin.ts';
+import { useSharedSubscriptionEvents } from './infra/subscription-events-plugin.ts';
 import { useTracing } from './infra/tracing-plugin.ts';
 import { useViewerStreams } from './modules/auth/viewer-streams.ts';
 import { commentResponseTags } from './modules/comment/comment.cache.ts';
@@ -61,6 +61,10 @@ function invalidIdError(error: unknown): GraphQLError | undefined {
     extensions: { code: 'BAD_USER_INPUT' },
   });
 }
+
+/** Who a result was computed for: the same viewer and role see the same data. */
+const viewerScope = (ctx: Context) =>
+  ctx.viewer ? `user:${ctx.viewer.id}:${ctx.viewer.role}` : 'anonymous';
 
 /** The configured server: no side effects, no port; main.ts (or a test) decides how to serve it. */
 export function createApp(deps: AppDeps): QuireYoga {
@@ -194,13 +198,15 @@ export function createApp(deps: AppDeps): QuireYoga {
           uncachedRootFields: new Set(rateLimitedQueryFields),
           // Tokens are never cached (revocation shows at once); `node` may still return one.
           interfaceOnlyTypes: new Set(['ApiToken']),
-          scopeOf: (ctx) => (ctx.viewer ? `user:${ctx.viewer.id}:${ctx.viewer.role}` : 'anonymous'),
+          scopeOf: viewerScope,
           statsOf: (ctx) => ctx.cacheStats,
         }),
       useViewerStreams(),
-      useExtendContextValuePerExecuteSubscriptionEvent(({ args }) => ({
-        contextPartial: freshEventContext(args.contextValue as Context),
-      })),
+      useSharedSubscriptionEvents<Context>({
+        contextPartial: freshEventContext,
+        scopeOf: viewerScope,
+        onResult: (outcome) => deps.metrics.subscriptionEventResults.inc({ outcome }),
+      }),
     ],
   });
   return Object.assign(yoga, { resolveParams: persisted.resolveParams });

@@ -63,6 +63,12 @@ export class Metrics {
     help: 'Open GraphQL subscriptions (SSE and WebSocket)',
     registers: [this.registry],
   });
+  readonly subscriptionEventResults = new Counter({
+    name: 'quire_subscription_event_results_total',
+    help: 'Results of subscription events handed to subscribers: executed (once per event, document, variables and viewer scope) or shared (an executed result reused by another subscriber)',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
   readonly stepDuration = new Histogram({
     name: 'quire_pipeline_step_duration_seconds',
     help: 'Pipeline step duration by step name and outcome',

@@ -1,41 +1,97 @@
-import type { Plugin } from 'graphql-yoga';
+import type { ExecutionResult, GraphQLError } from 'graphql';
+import { isAsyncIterable, type Plugin } from 'graphql-yoga';
 
 const LAST_EVENT_ID = 'last-event-id';
 
-/** Adds `id: <event id>` to each SSE `next` event whose payload names one (`data.<field>.id`). */
-function withEventIds(body: ReadableStream<Uint8Array>): ReadableStream<Uint8Array> {
-  const decoder = new TextDecoder();
-  const encoder = new TextEncoder();
-  let buffer = '';
-  return body.pipeThrough(
-    new TransformStream<Uint8Array, Uint8Array>({
-      transform(chunk, controller) {
-        buffer += decoder.decode(chunk, { stream: true });
-        let end = buffer.indexOf('\n\n');
-        while (end !== -1) {
-          const block = buffer.slice(0, end + 2);
-          buffer = buffer.slice(end + 2);
-          controller.enqueue(encoder.encode(tagged(block)));
-          end = buffer.indexOf('\n\n');
-        }
-      },
-      flush(controller) {
-        if (buffer) controller.enqueue(encoder.encode(buffer));
-      },
-    }),
-  );
+const encoder = new TextEncoder();
+const PING = encoder.encode(':\n\n');
+const COMPLETE = encoder.encode('event: complete\ndata:\n\n');
+/** As yoga's SSE processor: a comment every 12 s keeps proxies from closing an idle stream. */
+const PING_MS = process.env.NODE_ENV === 'test' ? 300 : 12_000;
+
+/** The bytes of each result's SSE event: a result shared by N streams is encoded once. */
+const encodedEvents = new WeakMap<ExecutionResult, Uint8Array>();
+
+/** An error as the client sees it: without yoga's internal `http` and `unexpected` extensions. */
+function withoutInternals(error: GraphQLError): unknown {
+  if (typeof error.toJSON !== 'function') return error;
+  const json = error.toJSON();
+  const { http: _http, unexpected: _unexpected, ...extensions } = json.extensions ?? {};
+  return { ...json, extensions: Object.keys(extensions).length > 0 ? extensions : undefined };
 }
 
-function tagged(block: string): string {
-  if (!block.startsWith('event: next\n')) return block;
-  const data = block.slice(block.indexOf('data: ') + 6);
-  try {
-    const payload = JSON.parse(data) as { data?: Record<string, { id?: unknown } | null> };
-    const id = Object.values(payload.data ?? {})[0]?.id;
-    return typeof id === 'string' ? `id: ${id}\n${block}` : block;
-  } catch {
-    return block;
+/**
+ * One `next` event as one chunk, hence one socket write: `id: <event id>` when the payload names
+ * one (`data.<field>.id`), so an EventSource reconnect resumes after it.
+ */
+function eventBytes(result: ExecutionResult): Uint8Array {
+  let bytes = encodedEvents.get(result);
+  if (!bytes) {
+    const data = result.data as Record<string, { id?: unknown } | null> | null | undefined;
+    const id = Object.values(data ?? {})[0]?.id;
+    const { extensions, ...rest } = result;
+    const { http: _http, ...visible } = (extensions ?? {}) as Record<string, unknown>;
+    const sent = {
+      ...rest,
+      ...(result.errors ? { errors: result.errors.map(withoutInternals) } : {}),
+      ...(Object.keys(visible).length > 0 ? { extensions: visible } : {}),
+    };
+    bytes = encoder.encode(
+      `${typeof id === 'string' ? `id: ${id}\n` : ''}event: next\ndata: ${JSON.stringify(sent)}\n\n`,
+    );
+    encodedEvents.set(result, bytes);
   }
+  return bytes;
+}
+
+/**
+ * yoga's SSE processor for a subscription's stream, with each event written as one chunk (yoga
+ * enqueues `event:` and `data:` apart, two socket writes) and its `id:` in it (instead of
+ * decoding, re-parsing and re-encoding the whole stream to add it).
+ */
+function processSseStream(
+  result: AsyncIterable<ExecutionResult>,
+  fetchAPI: { ReadableStream: typeof ReadableStream; Response: typeof Response },
+): Response {
+  const iterator = result[Symbol.asyncIterator]();
+  let ping: NodeJS.Timeout | undefined;
+  const body = new fetchAPI.ReadableStream<Uint8Array>({
+    start(controller) {
+      // Some browsers hold the fetch until the first bytes arrive.
+      controller.enqueue(PING);
+      ping = setInterval(() => {
+        if (controller.desiredSize === null) clearInterval(ping);
+        else if (controller.desiredSize > 0) controller.enqueue(PING);
+      }, PING_MS);
+    },
+    async pull(controller) {
+      try {
+        const next = await iterator.next();
+        if (next.value != null) controller.enqueue(eventBytes(next.value));
+        if (next.done) {
+          clearInterval(ping);
+          controller.enqueue(COMPLETE);
+          controller.close();
+        }
+      } catch (error) {
+        clearInterval(ping);
+        controller.error(error);
+      }
+    },
+    async cancel(reason) {
+      clearInterval(ping);
+      await iterator.return?.(reason);
+    },
+  });
+  return new fetchAPI.Response(body, {
+    status: 200,
+    headers: {
+      'content-type': 'text/event-stream',
+      connection: 'keep-alive',
+      'cache-control': 'no-cache',
+      'content-encoding': 'none',
+    },
+  });
 }
 
 /**
@@ -57,14 +113,28 @@ export function lastEventId(context: object): string | null {
  * event stream without reading it; yoga would give the stream the errors' status.
  */
 export function useSse(): Plugin {
+  const subscriptionRequests = new WeakSet<Request>();
   return {
+    onSubscribe({ args }) {
+      const { request } = args.contextValue as { request?: Request };
+      if (request) subscriptionRequests.add(request);
+    },
+    // yoga picked its SSE processor: for a subscription's stream it is the only one it has.
+    onResultProcess({ request, result, resultProcessor, setResultProcessor }) {
+      if (resultProcessor && subscriptionRequests.has(request) && isAsyncIterable(result))
+        setResultProcessor(
+          (stream, fetchAPI) =>
+            processSseStream(stream as AsyncIterable<ExecutionResult>, fetchAPI),
+          'text/event-stream',
+        );
+    },
     onResponse({ response, setResponse, fetchAPI }) {
       if (!response.headers.get('content-type')?.includes('text/event-stream') || !response.body)
         return;
       const headers = new fetchAPI.Headers(response.headers);
       headers.set('x-accel-buffering', 'no');
       headers.set('cache-control', 'no-cache, no-transform');
-      setResponse(new fetchAPI.Response(withEventIds(response.body), { status: 200, headers }));
+      setResponse(new fetchAPI.Response(response.body, { status: 200, headers }));
     },
   };
 }

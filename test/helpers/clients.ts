@@ -6,16 +6,23 @@ export interface StreamedResult {
   errors?: { message: string; extensions?: Record<string, any> }[];
 }
 
+/** One `next` event of an SSE stream: its `id:` line (absent when the event has none) and result. */
+export interface SseEvent {
+  id?: string;
+  result: StreamedResult;
+}
+
 /**
- * A real SSE client: POSTs with Accept: text/event-stream and parses the stream as it arrives.
- * Stops after `limit` results, when the server completes the stream, or on `signal`.
+ * A real SSE client: POSTs with Accept: text/event-stream and parses the stream as it arrives,
+ * yielding each `next` event with its `id:` line. Stops when the server completes the stream,
+ * or on `signal`.
  */
-export async function* sseSubscribe(
+export async function* sseEvents(
   url: string,
   query: string,
   variables: Record<string, unknown>,
   options: { token?: string; signal?: AbortSignal; operationName?: string } = {},
-): AsyncGenerator<StreamedResult> {
+): AsyncGenerator<SseEvent> {
   const response = await fetch(url, {
     method: 'POST',
     headers: {
@@ -36,18 +43,30 @@ export async function* sseSubscribe(
         const block = buffer.slice(0, end);
         buffer = buffer.slice(end + 2);
         const event = /^event: (.*)$/m.exec(block)?.[1];
+        const id = /^id: (.*)$/m.exec(block)?.[1];
         const data = block
           .split('\n')
           .filter((line) => line.startsWith('data:'))
           .map((line) => line.slice(5).trimStart())
           .join('\n');
         if (event === 'complete') return;
-        if (event === 'next' && data) yield JSON.parse(data) as StreamedResult;
+        if (event === 'next' && data)
+          yield { ...(id === undefined ? {} : { id }), result: JSON.parse(data) as StreamedResult };
       }
     }
   } catch (error) {
     if (!options.signal?.aborted) throw error;
   }
+}
+
+/** `sseEvents` without the `id:` lines: the results only. */
+export async function* sseSubscribe(
+  url: string,
+  query: string,
+  variables: Record<string, unknown>,
+  options: { token?: string; signal?: AbortSignal; operationName?: string } = {},
+): AsyncGenerator<StreamedResult> {
+  for await (const event of sseEvents(url, query, variables, options)) yield event.result;
 }
 
 /** A real graphql-ws client over a real WebSocket. */

@@ -46,16 +46,21 @@ export class ViewerStreams {
   /** Changes this instance published, waiting for their echo. */
   readonly #echoes = new Set<{ change: ViewerChangedMessage; arrived(): void }>();
   #listening = false;
+  readonly #checksByEvent = new WeakMap<
+    object,
+    Map<string, Promise<ViewerChangedMessage | null>>
+  >();
 
   /** `cache` (the shared second-level cache) holds viewers across instances when given. */
   constructor(deps: { db: Db; pubsub: QuirePubSub; logger: Logger; cache?: Cache }) {
     this.#pubsub = deps.pubsub;
     this.#logger = deps.logger;
     this.#viewers = new ViewerCache({ db: deps.db, cache: deps.cache, logger: deps.logger });
-    // One query per tick for all the streams that deliver an event in it, not one per stream.
+    // One query per tick for all the streams that deliver an event in it, not one per stream;
+    // each distinct token once (uncached, the loader repeats a key per stream that asks).
     this.#liveTokens = new DataLoader(
       async (hashes) => {
-        const rows = await liveTokensByHashes(deps.db, hashes);
+        const rows = await liveTokensByHashes(deps.db, [...new Set(hashes)]);
         const byHash = new Map(rows.map((row) => [row.token_hash, row]));
         return hashes.map((hash) => {
           const row = byHash.get(hash);
@@ -137,9 +142,28 @@ export class ViewerStreams {
 
   /**
    * What changed about `viewer` since its stream started, read from Postgres; null when its token
-   * still speaks for the same user and role. The safety net for a late or lost signal.
+   * still speaks for the same user and role. The safety net for a late or lost signal. Given the
+   * `event` about to be delivered (a result shared by the streams of one viewer scope), the
+   * streams of one viewer share one check of it, started once the event existed: a thousand
+   * streams of one token cost one check per event, not a thousand.
    */
-  async changeOf(viewer: StreamViewer): Promise<ViewerChangedMessage | null> {
+  changeOf(viewer: StreamViewer, event?: object): Promise<ViewerChangedMessage | null> {
+    if (!event) return this.#changeOf(viewer);
+    let checks = this.#checksByEvent.get(event);
+    if (!checks) {
+      checks = new Map();
+      this.#checksByEvent.set(event, checks);
+    }
+    const key = `${viewer.tokenHash}\u0000${viewer.userId}\u0000${viewer.role}`;
+    let check = checks.get(key);
+    if (!check) {
+      check = this.#changeOf(viewer);
+      checks.set(key, check);
+    }
+    return check;
+  }
+
+  async #changeOf(viewer: StreamViewer): Promise<ViewerChangedMessage | null> {
     const live = await this.#liveTokens.load(viewer.tokenHash);
     if (!live || live.userId !== viewer.userId)
       return { userId: viewer.userId, tokenHash: viewer.tokenHash };
@@ -213,9 +237,9 @@ export function endWhenViewerChanges(
     const unwatch = streams.watch(viewer, end);
     // Each event's viewer is checked before it is delivered, the first one before the first
     // event: a change committed between the context's token check and `watch` above is seen.
-    const changed = async () => {
+    const changed = async (event?: ExecutionResult) => {
       try {
-        const change = await streams.changeOf(viewer);
+        const change = await streams.changeOf(viewer, event);
         // Ends this instance's other streams of the viewer too, as the signal would.
         if (change) streams.onViewerChanged(change);
         return change !== null;
@@ -236,7 +260,7 @@ export function endWhenViewerChanges(
       if (await changed()) return;
       for (;;) {
         const next = await iterator.next();
-        if (next.done || stopped || (await changed())) return;
+        if (next.done || stopped || (await changed(next.value))) return;
         await push(next.value);
       }
     };

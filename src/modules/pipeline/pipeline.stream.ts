@@ -1,6 +1,9 @@
 import { Repeater } from '@repeaterjs/repeater';
+import DataLoader from 'dataloader';
 import { decodeGlobalId } from '../../builder.ts';
 import type { Context } from '../../context.ts';
+import type { Db } from '../../db/database.ts';
+import type { PipelineEventRow, PipelineRunRow, PostRow } from '../../db/tables.ts';
 import { badInput, notFound } from '../../errors.ts';
 import type { PipelineEventMessage } from '../../infra/pubsub.ts';
 import { lastEventId } from '../../infra/sse-plugin.ts';
@@ -9,6 +12,57 @@ import { postsByIds } from '../post/post.repository.ts';
 import { eventsAfter, eventsByIds, runsByIds, toEventMessage } from './pipeline.repository.ts';
 
 const TERMINAL_EVENTS = new Set(['run.succeeded', 'run.failed', 'run.cancelled']);
+
+/** How long a read waits for the other streams that need the same one (see SharedReads). */
+const SHARED_READ_WINDOW_MS = 2;
+
+/**
+ * The reads a stream makes to start and to catch up, shared by the streams that make the same
+ * one within SHARED_READ_WINDOW_MS: a thousand subscribers of one run connecting at once (a
+ * deploy's reconnect storm) or resyncing together cost a few statements, not a thousand each,
+ * which queued past the pool's connect timeout. A read starts only after every load it answers
+ * was asked for, so a stream that asks once its subscription is confirmed still reads the table
+ * after that point (the no-gap rule below).
+ */
+class SharedReads {
+  readonly runs: DataLoader<string, PipelineRunRow | undefined>;
+  readonly posts: DataLoader<string, PostRow | undefined>;
+  /** Keyed `<run id>\u0000<seq>`: the events of the run after that seq. */
+  readonly eventsAfter: DataLoader<string, PipelineEventRow[]>;
+
+  constructor(db: Db) {
+    const options = {
+      cache: false,
+      batchScheduleFn: (callback: () => void) => setTimeout(callback, SHARED_READ_WINDOW_MS),
+    };
+    this.runs = new DataLoader(async (ids) => {
+      const rows = await runsByIds(db, [...new Set(ids)]);
+      return ids.map((id) => rows.find((row) => row.id === id));
+    }, options);
+    this.posts = new DataLoader(async (ids) => {
+      const rows = await postsByIds(db, [...new Set(ids)]);
+      return ids.map((id) => rows.find((row) => row.id === id));
+    }, options);
+    this.eventsAfter = new DataLoader(async (keys) => {
+      const reads = new Map<string, Promise<PipelineEventRow[]>>();
+      for (const key of new Set(keys)) {
+        const [runId, seq] = key.split('\u0000') as [string, string];
+        reads.set(key, eventsAfter(db, runId, Number(seq)));
+      }
+      return Promise.all(keys.map((key) => reads.get(key)!));
+    }, options);
+  }
+}
+
+const sharedReadsByDb = new WeakMap<Db, SharedReads>();
+function sharedReads(db: Db): SharedReads {
+  let reads = sharedReadsByDb.get(db);
+  if (!reads) {
+    reads = new SharedReads(db);
+    sharedReadsByDb.set(db, reads);
+  }
+  return reads;
+}
 
 /**
  * A stream with nothing new for this long re-reads the table: a publish lost on the way (the
@@ -59,8 +113,9 @@ export async function streamRunEvents(
   runId: string,
   afterEventId: string | null,
 ): Promise<AsyncIterableIterator<PipelineEventMessage>> {
-  const [run] = await runsByIds(ctx.db, [runId]);
-  const [post] = run ? await postsByIds(ctx.db, [run.post_id]) : [];
+  const reads = sharedReads(ctx.deps.db);
+  const run = await reads.runs.load(runId);
+  const post = run ? await reads.posts.load(run.post_id) : undefined;
   if (!run || !post || !canSeePost(ctx.viewer, post)) throw notFound('Pipeline run');
   let lastSeq = 0;
   let lastType: string | null = null;
@@ -80,7 +135,7 @@ export async function streamRunEvents(
       return 'stopped' as const;
     });
     const live = pubsub.subscribe('pipelineRun', runId);
-    // A Repeater attaches its listener on the first next(), so start it before reading the table.
+    // The feed attaches its listener on the first next(), so start it before reading the table.
     let nextLive = live.next();
     let resync = true;
     let wake = () => {};
@@ -112,7 +167,7 @@ export async function streamRunEvents(
     /** Sends every stored event after lastSeq; true once the stream is over. */
     const catchUp = async () => {
       for (;;) {
-        const rows = await eventsAfter(ctx.db, runId, lastSeq);
+        const rows = await reads.eventsAfter.load(`${runId}\u0000${lastSeq}`);
         if (over) return true;
         if (rows.length === 0) return false;
         for (const row of rows) if (await deliver(toEventMessage(row, run.post_id))) return true;
