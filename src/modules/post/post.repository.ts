@@ -291,28 +291,43 @@ function searchCandidates(db: Db, viewer: Viewer | null, text: string) {
     .where(sql<boolean>`posts.search @@ websearch_to_tsquery('english', ${text})`)
     .orderBy('posts.created_at', 'desc')
     .orderBy('posts.id', 'desc')
-    .limit(SEARCH_CANDIDATES)
-    .as('candidates');
+    .limit(SEARCH_CANDIDATES);
 }
 
-/** Ranked full-text search among the candidates, keyset-paged on (rank, id). */
+/** A search result row; `candidate_count` (what countSearchResults gives) when it was asked. */
+export type SearchRow = PostListRow & { rank: number; candidate_count?: string | null };
+
+/**
+ * Ranked full-text search among the candidates, keyset-paged on (rank, id). With `count`, every
+ * row also carries the candidates' count: the candidates are found once for page and count.
+ */
 export async function searchPosts(
   db: Db,
   viewer: Viewer | null,
   text: string,
   page: PageRequest,
-  width: Pick<PostWidth, 'wide'>,
-): Promise<(PostListRow & { rank: number })[]> {
+  width: Pick<PostWidth, 'wide'> & { count: boolean },
+): Promise<SearchRow[]> {
   const { condition, orderBy, limit } = keysetClauses(searchOrder(text), page);
-  return db
+  const ranked = db
+    .with('candidates', (cte) => searchCandidates(cte as Db, viewer, text))
     .selectFrom('posts')
-    .innerJoin(searchCandidates(db, viewer, text), 'candidates.id', 'posts.id')
+    .innerJoin('candidates', 'candidates.id', 'posts.id')
     .select(columnsOf(width))
     .select(rankExpression(text).as('rank'))
     .where(condition)
     .orderBy(orderBy)
-    .limit(limit)
-    .execute();
+    .limit(limit);
+  return width.count
+    ? ranked
+        .select((eb) =>
+          eb
+            .selectFrom('candidates')
+            .select(eb.fn.countAll<string>().as('count'))
+            .as('candidate_count'),
+        )
+        .execute()
+    : ranked.execute();
 }
 
 /** How many posts search pages through: the matches, at most SEARCH_CANDIDATES. */
@@ -322,7 +337,7 @@ export async function countSearchResults(
   text: string,
 ): Promise<number> {
   const { count } = await db
-    .selectFrom(searchCandidates(db, viewer, text))
+    .selectFrom(searchCandidates(db, viewer, text).as('candidates'))
     .select((eb) => eb.fn.countAll<string>().as('count'))
     .executeTakeFirstOrThrow();
   return Number(count);

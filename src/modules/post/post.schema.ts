@@ -337,22 +337,27 @@ builder.queryFields((t) => ({
         await ctx.deps.rateLimiter.consume(ctx.clientKey, 'searchPosts');
         const selection = connectionSelection(info);
         const { wide } = postWidth(selection);
-        // The width is in the key: a cached narrow page would cost a statement per wide field.
-        const key = `search:${visibilityScope(ctx.viewer)}:${order.name}:${JSON.stringify(page)}:${wide ? 'wide' : 'narrow'}`;
+        // Page and count together find the candidates once (the count rides on each row).
+        const count = selection.page && selection.count;
+        // Width and count are in the key: a cached narrow page would cost a statement per wide field.
+        const key = `search:${visibilityScope(ctx.viewer)}:${order.name}:${JSON.stringify(page)}:${wide ? 'wide' : 'narrow'}${count ? ':count' : ''}`;
         const rows = selection.page
           ? await cachedComputation(ctx, 'search', key, () =>
-              searchPosts(ctx.db, ctx.viewer, text, page, { wide }),
+              searchPosts(ctx.db, ctx.viewer, text, page, { wide, count }),
             )
           : [];
+        const counted = rows[0]?.candidate_count;
         return {
           ...toPage(rows, page, order, (row) => ({ value: row.rank, id: row.id })),
           totalCount: () =>
-            cachedComputation(
-              ctx,
-              'search',
-              `search-count:${visibilityScope(ctx.viewer)}:${order.name}`,
-              () => countSearchResults(ctx.db, ctx.viewer, text),
-            ),
+            counted != null
+              ? Promise.resolve(Number(counted))
+              : cachedComputation(
+                  ctx,
+                  'search',
+                  `search-count:${visibilityScope(ctx.viewer)}:${order.name}`,
+                  () => countSearchResults(ctx.db, ctx.viewer, text),
+                ),
         };
       },
     },

@@ -13,7 +13,8 @@ const search = `query($q: String!, $first: Int, $after: String) {
 const at = (minute: number) => new Date(Date.UTC(2026, 0, 1, 0, minute)).toISOString();
 
 beforeAll(async () => {
-  app = await startTestApp();
+  // No cache: every request runs its statements, so their number is seen.
+  app = await startTestApp({ CACHE: 'off' });
   ada = await createUser(app.deps.db, 'AUTHOR', 'Ada');
   // The oldest match is the best one (its title matches); SEARCH_CANDIDATES newer body matches
   // push it out of what search ranks. A newer title match and a draft match stay inside.
@@ -75,5 +76,27 @@ describe('searchPosts on a broad term', () => {
     expect(seen).toBe(SEARCH_CANDIDATES);
     expect(titles.size).toBe(SEARCH_CANDIDATES);
     expect(titles.has('Quokka field guide')).toBe(false);
+  });
+
+  it('finds the candidates once for page and count, and counts alone without a page', async () => {
+    const both = await app.gql(search, { q: 'quokka', first: 2 }, { debug: true });
+    expect(both.data!.searchPosts.totalCount).toBe(SEARCH_CANDIDATES);
+    expect(both.extensions!.sql.queries).toBe(1);
+    const countOnly = await app.gql(
+      `query($q: String!) { searchPosts(query: $q) { totalCount } }`,
+      { q: 'quokka' },
+      { debug: true },
+    );
+    expect(countOnly.data!.searchPosts.totalCount).toBe(SEARCH_CANDIDATES);
+    expect(countOnly.extensions!.sql.queries).toBe(1);
+    // Past the last page no row carries the count: it is counted on its own.
+    const rare = await app.gql(search, { q: 'diaries', first: 1 });
+    const past = await app.gql(
+      search,
+      { q: 'diaries', first: 1, after: rare.data!.searchPosts.pageInfo.endCursor },
+      { debug: true },
+    );
+    expect(past.data!.searchPosts).toMatchObject({ totalCount: 1, edges: [] });
+    expect(past.extensions!.sql.queries).toBe(2);
   });
 });
