@@ -52,3 +52,5 @@ try {
 } finally {
   await shutdown.run();
 }
+// The embedded Postgres package's exit hook ends a drained process with 0 whatever exitCode says.
+process.exit(process.exitCode ?? 0);

@@ -1,5 +1,7 @@
 import { execFile } from 'node:child_process';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { once } from 'node:events';
+import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -269,6 +271,33 @@ ${eleventyBody}`,
       .execute();
     expect(events).toEqual([{ seq: 1, type: 'run.queued' }]);
   });
+
+  it('exits 1 on the embedded default too when it refuses a file', async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'quire-import-embedded-'));
+    folders.push(dataDir);
+    // As root, Postgres runs as the `postgres` user, which must enter the data folder.
+    await chmod(dataDir, 0o755);
+    const server = createServer().listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const { port } = server.address() as { port: number };
+    server.close();
+    const folder = await folderOf({ 'untitled.md': '---\ntitle: ""\n---\nBody.\n' });
+    const failed = await failure(
+      run(process.execPath, ['--import', 'tsx', 'src/modules/post/import/import-cli.ts', folder], {
+        cwd: root,
+        env: {
+          ...process.env,
+          DATABASE_URL: '',
+          REDIS_URL: '',
+          DATA_DIR: dataDir,
+          EMBEDDED_PG_PORT: String(port),
+          LOG_LEVEL: 'silent',
+        },
+      }),
+    );
+    expect(failed?.code).toBe(1);
+    expect(failed?.stderr).toContain('nothing was written');
+  }, 60_000);
 
   it('prints its usage and exits 2 without a folder', async () => {
     const failed = await failure(importCli());
