@@ -1,3 +1,4 @@
+import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { context, type Context as OtelContext, SpanKind } from '@opentelemetry/api';
@@ -245,13 +246,9 @@ export async function startHttpServer(yoga: QuireYoga, options: HttpOptions): Pr
     });
   });
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port, options.host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
+  // once() rejects with the 'error' (a port in use) that comes instead of 'listening'.
+  server.listen(options.port, options.host);
+  await once(server, 'listening');
   const address = server.address();
   return {
     server,

@@ -6,8 +6,6 @@ import {
   type GraphQLSchema,
   getArgumentValues,
   getNullableType,
-  getOperationAST,
-  getVariableValues,
   isInputObjectType,
   isListType,
   Kind,
@@ -21,6 +19,7 @@ import { decodeGlobalId } from '../builder.ts';
 import { isWellFormedCursor } from '../db/keyset.ts';
 import { textProblem } from '../db/postgres-values.ts';
 import { badInput } from '../errors.ts';
+import { requestedOperation } from './executed-fields.ts';
 
 /**
  * The longest text any column takes (posts.body, 200,000 characters). Each service checks its
@@ -138,16 +137,10 @@ export function argumentValuesError(
   document: DocumentNode,
   request: GraphQLParams,
 ): GraphQLError | undefined {
-  const operation = getOperationAST(document, request.operationName);
-  if (!operation) return undefined;
-  const variables = getVariableValues(
-    schema,
-    operation.variableDefinitions ?? [],
-    request.variables ?? {},
-    { maxErrors: 1 },
-  );
   // Variables that do not coerce are reported by yoga (and the query limits) as they are.
-  if (variables.errors) return undefined;
+  const requested = requestedOperation(schema, document, request.operationName, request.variables);
+  if (!requested) return undefined;
+  const { operation, variables } = requested;
   const typeInfo = new TypeInfo(schema);
   let found: GraphQLError | undefined;
   for (const definition of [operation, ...fragmentsOf(document, operation)]) {
@@ -159,7 +152,7 @@ export function argumentValuesError(
           if (found || !field || field.args.length === 0) return;
           let values: Record<string, unknown>;
           try {
-            values = getArgumentValues(field, node, variables.coerced);
+            values = getArgumentValues(field, node, variables);
           } catch {
             // Not coercible: graphql-js reports it when the field executes.
             return;

@@ -5,6 +5,8 @@ import {
   type GraphQLObjectType,
   type GraphQLSchema,
   getNamedType,
+  getOperationAST,
+  getVariableValues,
   isAbstractType,
   isObjectType,
   Kind,
@@ -13,6 +15,28 @@ import {
   TypeMetaFieldDef,
 } from 'graphql';
 import { collectFields, collectSubfields } from 'graphql/execution/collectFields.js';
+
+/**
+ * The operation a request selects and its variables coerced as graphql-js will coerce them, or
+ * undefined when no operation is selected or a variable does not coerce (graphql-js reports both
+ * itself): what every guard that evaluates a selection with its variables starts from.
+ */
+export function requestedOperation(
+  schema: GraphQLSchema,
+  document: DocumentNode,
+  operationName: string | null | undefined,
+  variableValues: Record<string, unknown> | null | undefined,
+): { operation: OperationDefinitionNode; variables: Record<string, unknown> } | undefined {
+  const operation = getOperationAST(document, operationName);
+  if (!operation) return undefined;
+  const coerced = getVariableValues(
+    schema,
+    operation.variableDefinitions ?? [],
+    variableValues ?? {},
+    { maxErrors: 1 },
+  );
+  return coerced.errors ? undefined : { operation, variables: coerced.coerced };
+}
 
 /** What an operation executes, counted per object as graphql-js collects it. */
 export interface ExecutedFields {

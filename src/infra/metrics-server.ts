@@ -1,3 +1,4 @@
+import { once } from 'node:events';
 import { createServer } from 'node:http';
 import type { Metrics } from './metrics.ts';
 
@@ -26,13 +27,9 @@ export async function startMetricsServer(
       () => response.writeHead(500).end(),
     );
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port, options.host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
+  // once() rejects with the 'error' (a port in use) that comes instead of 'listening'.
+  server.listen(options.port, options.host);
+  await once(server, 'listening');
   const address = server.address();
   return {
     port: typeof address === 'object' && address ? address.port : options.port,

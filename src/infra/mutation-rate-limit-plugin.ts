@@ -1,7 +1,7 @@
-import { GraphQLError, getOperationAST, getVariableValues } from 'graphql';
+import { GraphQLError } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
 import type { Context } from '../context.ts';
-import { executedRootFields } from './executed-fields.ts';
+import { executedRootFields, requestedOperation } from './executed-fields.ts';
 
 /**
  * Charges every mutation field the selected operation executes against the client's
@@ -14,16 +14,16 @@ export function useMutationRateLimit(): Plugin<Context> {
   const retryAfterOf = new WeakMap<Request, number>();
   return {
     async onExecute({ args, setResultAndStopExecution }) {
-      const operation = getOperationAST(args.document, args.operationName);
-      if (operation?.operation !== 'mutation') return;
-      const variables = getVariableValues(
-        args.schema,
-        operation.variableDefinitions ?? [],
-        args.variableValues ?? {},
-      );
       // Variables that do not coerce stop execution before any field runs: nothing to charge.
-      if (variables.errors) return;
-      const fields = executedRootFields(args.schema, args.document, operation, variables.coerced);
+      const requested = requestedOperation(
+        args.schema,
+        args.document,
+        args.operationName,
+        args.variableValues,
+      );
+      if (requested?.operation.operation !== 'mutation') return;
+      const { operation, variables } = requested;
+      const fields = executedRootFields(args.schema, args.document, operation, variables);
       if (fields.length === 0) return;
       const ctx = args.contextValue as Context & { request?: Request };
       try {

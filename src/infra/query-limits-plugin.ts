@@ -4,8 +4,6 @@ import {
   GraphQLError,
   type GraphQLSchema,
   getArgumentValues,
-  getOperationAST,
-  getVariableValues,
   Kind,
   NoSchemaIntrospectionCustomRule,
   type SelectionNode,
@@ -15,7 +13,7 @@ import {
 import type { GraphQLParams, Plugin } from 'graphql-yoga';
 import type { Config } from '../config.ts';
 import { appError, badInput } from '../errors.ts';
-import { countExecutedFields } from './executed-fields.ts';
+import { countExecutedFields, requestedOperation } from './executed-fields.ts';
 
 export type QueryLimitsConfig = Pick<
   Config,
@@ -70,16 +68,15 @@ const CONDITIONS = new Set(['skip', 'include']);
  */
 function pageSizeRule(maxPageSize: number, request: GraphQLParams): ValidationRule {
   return (context) => {
-    const operation = getOperationAST(context.getDocument(), request.operationName);
-    if (!operation) return {};
-    const variables = getVariableValues(
-      context.getSchema(),
-      operation.variableDefinitions ?? [],
-      request.variables ?? {},
-      { maxErrors: 1 },
-    );
     // Bad variables are reported by the complexity rule, which coerces them too.
-    if (variables.errors) return {};
+    const requested = requestedOperation(
+      context.getSchema(),
+      context.getDocument(),
+      request.operationName,
+      request.variables,
+    );
+    if (!requested) return {};
+    const { operation, variables } = requested;
     return {
       OperationDefinition: (node) => (node === operation ? undefined : false),
       Field(node) {
@@ -87,7 +84,7 @@ function pageSizeRule(maxPageSize: number, request: GraphQLParams): ValidationRu
         if (!field?.args.some((arg) => arg.name === 'first' || arg.name === 'last')) return;
         let args: Record<string, unknown>;
         try {
-          args = getArgumentValues(field, node, variables.coerced);
+          args = getArgumentValues(field, node, variables);
         } catch (error) {
           context.reportError(badInput((error as Error).message));
           return;
@@ -161,19 +158,13 @@ function executedFieldsError(
   request: GraphQLParams,
   config: QueryLimitsConfig,
 ): GraphQLError | undefined {
-  const operation = getOperationAST(document, request.operationName);
-  if (!operation) return undefined;
-  const variables = getVariableValues(
-    schema,
-    operation.variableDefinitions ?? [],
-    request.variables ?? {},
-  );
-  if (variables.errors) return undefined;
+  const requested = requestedOperation(schema, document, request.operationName, request.variables);
+  if (!requested) return undefined;
   const executed = countExecutedFields(
     schema,
     document,
-    operation,
-    variables.coerced,
+    requested.operation,
+    requested.variables,
     config.MAX_QUERY_BREADTH,
   );
   if (executed.aliases > config.MAX_QUERY_ALIASES) {
