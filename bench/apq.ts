@@ -7,7 +7,7 @@ import { createDatabase, createPool } from '../src/db/database.ts';
 import { migrateToLatest } from '../src/db/migrator.ts';
 import { seed } from '../src/db/seed.ts';
 import { createLogger } from '../src/infra/logger.ts';
-import { documentHash } from '../src/infra/persisted-operations.ts';
+import { documentHash } from '../src/plugins/persisted-operations.ts';
 import { startProcess } from '../test/helpers/processes.ts';
 import { databaseUrl, redisUrl, withAdminClient } from '../test/helpers/services.ts';
 

@@ -8,29 +8,29 @@ import { useDashboard } from './dashboard/dashboard.plugin.ts';
 import { migrationsApplied } from './db/migrator.ts';
 import { offlineGraphiQL } from './graphiql.ts';
 import { graphiqlExamples } from './graphiql-examples.ts';
-import { useArgumentValues } from './infra/argument-values-plugin.ts';
-import { compilesUnambiguously } from './infra/compiled-execution.ts';
-import { useErrorCodes } from './infra/error-codes-plugin.ts';
-import { useHttpGuards, useResponseCompression } from './infra/http-guards-plugin.ts';
-import { useHttpStatus } from './infra/http-status-plugin.ts';
 import { yogaLogger } from './infra/logger.ts';
-import { useMutationRateLimit } from './infra/mutation-rate-limit-plugin.ts';
-import { metricsAccess, useOperationsEndpoints } from './infra/operations-plugin.ts';
-import { persistedOperations } from './infra/persisted-operations.ts';
-import { useQueryLimits } from './infra/query-limits-plugin.ts';
-import { rememberMaskedCause, useRequestLog } from './infra/request-log-plugin.ts';
-import { useRequestParamsErrors } from './infra/request-params-plugin.ts';
-import { useRequestStats } from './infra/request-stats-plugin.ts';
-import { useResponseCache } from './infra/response-cache-plugin.ts';
-import { useSse } from './infra/sse-plugin.ts';
-import { useEndableSubscriptions } from './infra/stream-end-plugin.ts';
-import { useSharedSubscriptionEvents } from './infra/subscription-events-plugin.ts';
-import { useTracing } from './infra/tracing-plugin.ts';
 import { useViewerStreams } from './modules/auth/viewer-streams.ts';
 import { commentResponseTags } from './modules/comment/comment.cache.ts';
 import { pipelineResponseTags } from './modules/pipeline/pipeline.publish.ts';
 import { postResponseTags, rateLimitedQueryFields } from './modules/post/post.cache.ts';
 import { userResponseTags } from './modules/user/user.cache.ts';
+import { useArgumentValues } from './plugins/argument-values.ts';
+import { compilesUnambiguously } from './plugins/compiled-execution.ts';
+import { useErrorCodes } from './plugins/error-codes.ts';
+import { useHttpGuards, useResponseCompression } from './plugins/http-guards.ts';
+import { useHttpStatus } from './plugins/http-status.ts';
+import { useMutationRateLimit } from './plugins/mutation-rate-limit.ts';
+import { metricsAccess, useOperationsEndpoints } from './plugins/operations.ts';
+import { persistedOperations } from './plugins/persisted-operations.ts';
+import { useQueryLimits } from './plugins/query-limits.ts';
+import { rememberMaskedCause, useRequestLog } from './plugins/request-log.ts';
+import { useRequestParamsErrors } from './plugins/request-params.ts';
+import { useRequestStats } from './plugins/request-stats.ts';
+import { useResponseCache } from './plugins/response-cache.ts';
+import { useSse } from './plugins/sse.ts';
+import { useEndableSubscriptions } from './plugins/stream-end.ts';
+import { useSharedSubscriptionEvents } from './plugins/subscription-events.ts';
+import { useTracing } from './plugins/tracing.ts';
 import { schema } from './schema.ts';
 import { tracingActive } from './tracing.ts';
 
@@ -120,7 +120,7 @@ export function createApp(deps: AppDeps): QuireYoga {
         const invalidId = invalidIdError(error);
         if (invalidId) return invalidId;
         const masked = maskError(error, message, false);
-        // Logged once, with its request id, when the response leaves (request-log-plugin.ts).
+        // Logged once, with its request id, when the response leaves (plugins/request-log.ts).
         if (masked !== error) rememberMaskedCause(masked, error);
         return masked;
       },

@@ -65,7 +65,7 @@ export const builder = new SchemaBuilder<{
       return { field: 1, multiplier: isConnection ? Math.max(1, size) : isList ? 10 : 1 };
     },
     // Limits are checked before execution, against the request's variables: see
-    // src/infra/query-limits-plugin.ts.
+    // src/plugins/query-limits.ts.
   },
   relay: {
     // Relay Modern, urql and Apollo match a response to its request without an echoed id.

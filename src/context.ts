@@ -5,12 +5,12 @@ import { appError } from './errors.ts';
 import type { Cache, CacheStats } from './infra/cache.ts';
 import type { Logger } from './infra/logger.ts';
 import type { Metrics } from './infra/metrics.ts';
-import type { TrustedDocuments } from './infra/persisted-operations.ts';
 import type { QuirePubSub } from './infra/pubsub.ts';
 import type { RateLimiter } from './infra/rate-limit.ts';
 import { bearerToken, hashToken } from './modules/auth/token.ts';
 import type { Viewer } from './modules/auth/viewer.ts';
 import type { ViewerStreams } from './modules/auth/viewer-streams.ts';
+import type { TrustedDocuments } from './plugins/persisted-operations.ts';
 
 /** Long-lived shared parts, built once by main.ts (or a test) and handed to createApp. */
 export interface AppDeps {
@@ -45,7 +45,7 @@ export interface Context {
   /** SHA-256 of the bearer token the viewer was resolved from; null when anonymous. */
   tokenHash: string | null;
   clientKey: string;
-  /** This request's logger: its lines carry the request id (see request-log-plugin.ts). */
+  /** This request's logger: its lines carry the request id (see plugins/request-log.ts). */
   log: Logger;
 }
 

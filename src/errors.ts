@@ -15,7 +15,7 @@ export type ErrorCode =
  * An expected error: shown to the client with a stable code; yoga masks everything else.
  * It carries no HTTP status: raised while executing, it must not change the response's status
  * (partial data answers 200); when it refuses a whole request before execution, the status
- * follows from its code (src/infra/http-status-plugin.ts).
+ * follows from its code (src/plugins/http-status.ts).
  */
 export function appError(
   code: ErrorCode,

@@ -10,10 +10,10 @@ import { WebSocketServer } from 'ws';
 import type { QuireYoga } from './app.ts';
 import type { Config } from './config.ts';
 import type { Context } from './context.ts';
-import { clientFacingError } from './infra/error-codes-plugin.ts';
-import { withoutHttpHints } from './infra/http-status-plugin.ts';
-import { logResultErrors, requestId } from './infra/request-log-plugin.ts';
-import { endSubscriptionsOf } from './infra/stream-end-plugin.ts';
+import { clientFacingError } from './plugins/error-codes.ts';
+import { withoutHttpHints } from './plugins/http-status.ts';
+import { logResultErrors, requestId } from './plugins/request-log.ts';
+import { endSubscriptionsOf } from './plugins/stream-end.ts';
 import { inSpan, tracingActive } from './tracing.ts';
 
 export interface HttpServer {

@@ -4,7 +4,7 @@ import { httpOptions, startHttpServer } from './http.ts';
 import { createLogger } from './infra/logger.ts';
 import { startMetricsServer } from './infra/metrics-server.ts';
 import { ShutdownSequence } from './infra/shutdown.ts';
-import { PipelineWorker } from './pipeline/worker.ts';
+import { PipelineWorker } from './processing/worker.ts';
 import { startRuntime } from './runtime.ts';
 import { stopTracing, tracingActive, warnIfTracingNotPreloaded } from './tracing.ts';
 

@@ -12,11 +12,11 @@ import { notifyCacheRenewal } from './infra/cache-notifications.ts';
 import { registerBreakerMetrics } from './infra/circuit-breaker.ts';
 import type { Logger } from './infra/logger.ts';
 import { Metrics } from './infra/metrics.ts';
-import { loadTrustedDocuments } from './infra/persisted-operations.ts';
 import { createSharedState } from './infra/shared-state.ts';
 import type { ShutdownSequence } from './infra/shutdown.ts';
 import { ViewerStreams } from './modules/auth/viewer-streams.ts';
 import { countQueuedRuns } from './modules/pipeline/pipeline.repository.ts';
+import { loadTrustedDocuments } from './plugins/persisted-operations.ts';
 
 export interface Runtime {
   deps: AppDeps;

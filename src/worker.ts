@@ -1,7 +1,7 @@
 import { ConfigError, loadConfig } from './config.ts';
 import { createLogger } from './infra/logger.ts';
 import { ShutdownSequence } from './infra/shutdown.ts';
-import { PipelineWorker } from './pipeline/worker.ts';
+import { PipelineWorker } from './processing/worker.ts';
 import { startRuntime } from './runtime.ts';
 import { stopTracing, tracingActive, warnIfTracingNotPreloaded } from './tracing.ts';
 

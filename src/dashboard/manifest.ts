@@ -1,5 +1,5 @@
 import { parse, validate } from 'graphql';
-import { documentHash } from '../infra/persisted-operations.ts';
+import { documentHash } from '../plugins/persisted-operations.ts';
 import { schema } from '../schema.ts';
 import * as operations from './client/operations.ts';
 

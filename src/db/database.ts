@@ -100,7 +100,7 @@ export function createDatabase(
     log(event) {
       onQuery?.(event.queryDurationMillis);
       // Debug only: the error propagates, and is either a client error (a constraint mapped to
-      // CONFLICT) or logged once with its request when it is masked (request-log-plugin.ts).
+      // CONFLICT) or logged once with its request when it is masked (plugins/request-log.ts).
       if (event.level === 'error') {
         logger.debug(
           {

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseAuthor } from '../modules/post/import/author.ts';
 import type { MarkdownFile } from '../modules/post/import/markdown.ts';
-import { slugify } from '../pipeline/text/seo.ts';
+import { slugify } from '../processing/text/seo.ts';
 import { textProblem } from './postgres-values.ts';
 
 /**
@@ -29,7 +29,7 @@ const MAX_TAGS = 20;
 const YEAR_START = Date.UTC(2025, 0, 1);
 const YEAR_MS = 365 * 24 * 3600 * 1000;
 
-export const nodeModules = fileURLToPath(new URL('../../node_modules/', import.meta.url));
+export const nodeModules = fileURLToPath(new URL('../../node_modules', import.meta.url));
 
 export interface CorpusDocument {
   /** Where the text came from, e.g. `node_modules/pg/README.md`. */

@@ -7,7 +7,7 @@ import {
   type ImportReport,
   importMarkdown,
 } from '../modules/post/import/markdown-import.ts';
-import { PipelineWorker } from '../pipeline/worker.ts';
+import { PipelineWorker } from '../processing/worker.ts';
 import { loadReadmeCorpus, toMarkdownFile } from './seed-corpus.ts';
 
 export interface DemoReport extends ImportReport {

@@ -22,7 +22,7 @@ export function createLogger(
 
 /**
  * yoga's `logging`. yoga reports every error it masks here, without the request it belongs to;
- * the request log (request-log-plugin.ts) reports the same error once with its request id, so
+ * the request log (plugins/request-log.ts) reports the same error once with its request id, so
  * these copies stay at debug.
  */
 export function yogaLogger(logger: Logger): YogaLogger {

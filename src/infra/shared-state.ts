@@ -1,11 +1,11 @@
 import type { APQStore } from '@graphql-yoga/plugin-apq';
 import type pg from 'pg';
 import type { Config } from '../config.ts';
+import { createMemoryApqStore, createRedisApqStore } from '../plugins/persisted-operations.ts';
 import { type Cache, createDisabledCache, createMemoryCache, createRedisCache } from './cache.ts';
 import { CacheInvalidationListener, postgresPeers } from './cache-notifications.ts';
 import type { CircuitBreaker } from './circuit-breaker.ts';
 import type { Logger } from './logger.ts';
-import { createMemoryApqStore, createRedisApqStore } from './persisted-operations.ts';
 import { createQuirePubSub, type QuirePubSub } from './pubsub.ts';
 import { RateLimiter } from './rate-limit.ts';
 import { createGuardedRedis } from './redis.ts';

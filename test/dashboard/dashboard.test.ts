@@ -4,7 +4,7 @@ import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dashboardManifestFile } from '../../src/dashboard/manifest.ts';
 import { type HttpServer, httpOptions, startHttpServer } from '../../src/http.ts';
-import { PipelineWorker } from '../../src/pipeline/worker.ts';
+import { PipelineWorker } from '../../src/processing/worker.ts';
 import { startTestApp, type TestApp } from '../helpers/app.ts';
 import { launchChromium } from '../helpers/browser.ts';
 import { createPosts, createUser, globalId, type TestUser } from '../helpers/factories.ts';

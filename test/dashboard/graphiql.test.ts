@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type HttpServer, httpOptions, startHttpServer } from '../../src/http.ts';
-import { PipelineWorker } from '../../src/pipeline/worker.ts';
+import { PipelineWorker } from '../../src/processing/worker.ts';
 import { startTestApp, type TestApp } from '../helpers/app.ts';
 import { launchChromium } from '../helpers/browser.ts';
 import { createPosts, createUser, globalId, localId, type TestUser } from '../helpers/factories.ts';

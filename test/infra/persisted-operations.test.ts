@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/config.ts';
 import { dashboardManifestFile } from '../../src/dashboard/manifest.ts';
 import { type HttpServer, httpOptions, startHttpServer } from '../../src/http.ts';
-import { documentHash, loadTrustedDocuments } from '../../src/infra/persisted-operations.ts';
+import { documentHash, loadTrustedDocuments } from '../../src/plugins/persisted-operations.ts';
 import { startTestApp, type TestApp } from '../helpers/app.ts';
 import { type StreamedResult, take, wsSubscribe } from '../helpers/clients.ts';
 import { createPosts, createUser, globalId, type TestUser } from '../helpers/factories.ts';

@@ -13,7 +13,7 @@ const exporter = new InMemorySpanExporter();
 await startTracing({}, { spanProcessors: [new SimpleSpanProcessor(exporter)] });
 const { startTestApp } = await import('../helpers/app.ts');
 const { httpOptions, startHttpServer } = await import('../../src/http.ts');
-const { PipelineWorker } = await import('../../src/pipeline/worker.ts');
+const { PipelineWorker } = await import('../../src/processing/worker.ts');
 const { createPosts, createUser, globalId } = await import('../helpers/factories.ts');
 const { solarArticle, startPipelineMutation, waitForRun } = await import('../helpers/pipeline.ts');
 const { redisUrl } = await import('../helpers/services.ts');

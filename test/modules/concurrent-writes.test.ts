@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { registerStep } from '../../src/pipeline/registry.ts';
-import { PipelineWorker } from '../../src/pipeline/worker.ts';
+import { registerStep } from '../../src/processing/registry.ts';
+import { PipelineWorker } from '../../src/processing/worker.ts';
 import { type GraphQLResponse, startTestApp, type TestApp } from '../helpers/app.ts';
 import { createPosts, createUser, globalId, localId, type TestUser } from '../helpers/factories.ts';
 import { solarArticle, startPipelineMutation, waitForRun } from '../helpers/pipeline.ts';

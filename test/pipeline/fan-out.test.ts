@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type HttpServer, httpOptions, startHttpServer } from '../../src/http.ts';
-import { PipelineWorker } from '../../src/pipeline/worker.ts';
+import { PipelineWorker } from '../../src/processing/worker.ts';
 import { startTestApp, type TestApp } from '../helpers/app.ts';
 import { type SseEvent, type StreamedResult, sseEvents, wsSubscribe } from '../helpers/clients.ts';
 import { createPosts, createUser, globalId, localId, type TestUser } from '../helpers/factories.ts';

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type HttpServer, httpOptions, startHttpServer } from '../../src/http.ts';
-import { PipelineWorker } from '../../src/pipeline/worker.ts';
+import { PipelineWorker } from '../../src/processing/worker.ts';
 import { startTestApp, type TestApp } from '../helpers/app.ts';
 import { createUser, globalId, localId, type TestUser } from '../helpers/factories.ts';
 import { queueRun, waitForRun } from '../helpers/pipeline.ts';

@@ -1,5 +1,5 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { PipelineWorker } from '../../src/pipeline/worker.ts';
+import { PipelineWorker } from '../../src/processing/worker.ts';
 import { startTestApp, type TestApp } from '../helpers/app.ts';
 import { sseSubscribe, take } from '../helpers/clients.ts';
 import { createPosts, createUser, globalId, localId, type TestUser } from '../helpers/factories.ts';

@@ -1,15 +1,15 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { registerStep } from '../../src/pipeline/registry.ts';
+import { registerStep } from '../../src/processing/registry.ts';
 import {
   countWords,
   normalizeMarkdown,
   readingMinutes,
-} from '../../src/pipeline/text/normalize.ts';
-import { fleschReadingEase } from '../../src/pipeline/text/readability.ts';
-import { metaDescription, seoScore } from '../../src/pipeline/text/seo.ts';
-import { summarize } from '../../src/pipeline/text/summarize.ts';
-import { splitSentences } from '../../src/pipeline/text/tokenize.ts';
-import { PipelineWorker } from '../../src/pipeline/worker.ts';
+} from '../../src/processing/text/normalize.ts';
+import { fleschReadingEase } from '../../src/processing/text/readability.ts';
+import { metaDescription, seoScore } from '../../src/processing/text/seo.ts';
+import { summarize } from '../../src/processing/text/summarize.ts';
+import { splitSentences } from '../../src/processing/text/tokenize.ts';
+import { PipelineWorker } from '../../src/processing/worker.ts';
 import { startTestApp, type TestApp } from '../helpers/app.ts';
 import { createPosts, createUser, globalId, localId, type TestUser } from '../helpers/factories.ts';
 import {

@@ -1,13 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { extractKeywords } from '../../src/pipeline/text/keywords.ts';
+import { extractKeywords } from '../../src/processing/text/keywords.ts';
 import {
   countWords,
   normalizeMarkdown,
   readingMinutes,
-} from '../../src/pipeline/text/normalize.ts';
-import { countSyllables, fleschReadingEase } from '../../src/pipeline/text/readability.ts';
-import { metaDescription, seoScore, slugify } from '../../src/pipeline/text/seo.ts';
-import { summarize } from '../../src/pipeline/text/summarize.ts';
+} from '../../src/processing/text/normalize.ts';
+import { countSyllables, fleschReadingEase } from '../../src/processing/text/readability.ts';
+import { metaDescription, seoScore, slugify } from '../../src/processing/text/seo.ts';
+import { summarize } from '../../src/processing/text/summarize.ts';
 import {
   contentTerms,
   countTerms,
@@ -15,7 +15,7 @@ import {
   splitParagraphs,
   splitSentences,
   tokenize,
-} from '../../src/pipeline/text/tokenize.ts';
+} from '../../src/processing/text/tokenize.ts';
 
 const MOBY_DICK_SHARKS =
   "Though amid all the smoking horror and diabolism of a sea-fight, sharks will be seen longingly gazing up to the ship's decks, like hungry dogs round a table where red meat is being carved, ready to bolt down every killed man that is tossed to them; and though, while the valiant butchers over the deck-table are thus cannibally carving each other's live meat with carving-knives all gilded and tasselled, the sharks, also, with their jewel-hilted mouths, are quarrelsomely carving away under the table at the dead meat; and though, were you to turn the whole affair upside down, it would still be pretty much the same thing, that is to say, a shocking sharkish business enough for all parties; and though sharks also are the invariable outriders of all slave ships crossing the Atlantic, systematically trotting alongside, to be handy in case a parcel is to be carried anywhere, or a dead slave to be decently buried; and though one or two other like instances might be set down, touching the set terms, places, and occasions, when sharks do most socially congregate, and most hilariously feast; yet is there no conceivable time or occasion when you will find them in such countless numbers, and in gayer or more jovial spirits, than around a dead sperm whale, moored by night to a whaler at sea.";

@@ -1,6 +1,6 @@
 import type { Cache } from '../../infra/cache.ts';
 import type { PipelineEventMessage, PostStatusMessage, QuirePubSub } from '../../infra/pubsub.ts';
-import { typesDependingOn } from '../../infra/response-cache-plugin.ts';
+import { typesDependingOn } from '../../plugins/response-cache.ts';
 import { postCacheTags } from '../post/post.cache.ts';
 
 /** Every pipeline change appends an event: runs, steps and events of cached responses depend on it. */

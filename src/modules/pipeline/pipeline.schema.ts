@@ -5,7 +5,7 @@ import { pageLimits, parsePageArgs, toParentPages } from '../../db/keyset.ts';
 import type { PipelineRunRow, PipelineStepRow } from '../../db/tables.ts';
 import { mutationErrors } from '../../errors.ts';
 import type { PipelineEventMessage, PostStatusMessage } from '../../infra/pubsub.ts';
-import { stepRegistry } from '../../pipeline/registry.ts';
+import { stepRegistry } from '../../processing/registry.ts';
 import { canSeePost, postIdsVisibleTo } from '../post/post.policy.ts';
 import { PostNode, PostStatus } from '../post/post.schema.ts';
 import { UserNode } from '../user/user.schema.ts';

@@ -5,7 +5,7 @@ import { withPgErrors } from '../../db/pg-errors.ts';
 import type { PipelineRunRow } from '../../db/tables.ts';
 import { transact } from '../../db/transaction.ts';
 import { appError, notFound } from '../../errors.ts';
-import { defaultSteps, stepRegistry } from '../../pipeline/registry.ts';
+import { defaultSteps, stepRegistry } from '../../processing/registry.ts';
 import { currentTraceparent } from '../../tracing.ts';
 import { parseInput } from '../../validation.ts';
 import { isStaff } from '../auth/viewer.ts';

@@ -6,7 +6,7 @@ import type { Db } from '../../db/database.ts';
 import type { PipelineEventRow, PipelineRunRow, PostRow } from '../../db/tables.ts';
 import { badInput, notFound } from '../../errors.ts';
 import type { PipelineEventMessage } from '../../infra/pubsub.ts';
-import { lastEventId } from '../../infra/sse-plugin.ts';
+import { lastEventId } from '../../plugins/sse.ts';
 import { canSeePost } from '../post/post.policy.ts';
 import { postsByIds } from '../post/post.repository.ts';
 import { eventsAfter, eventsByIds, runsByIds, toEventMessage } from './pipeline.repository.ts';

@@ -1,4 +1,4 @@
-import { typesDependingOn } from '../../infra/response-cache-plugin.ts';
+import { typesDependingOn } from '../../plugins/response-cache.ts';
 import { isStaff, type Viewer } from '../auth/viewer.ts';
 
 /** Any change to any post: lists, counts and search results depend on it. */

@@ -5,7 +5,7 @@ import { isTimestamp } from '../../db/postgres-values.ts';
 import type { PostRow, PostStatus } from '../../db/tables.ts';
 import { transact } from '../../db/transaction.ts';
 import { appError, badInput } from '../../errors.ts';
-import { slugify } from '../../pipeline/text/seo.ts';
+import { slugify } from '../../processing/text/seo.ts';
 import { parseInput } from '../../validation.ts';
 import { isStaff } from '../auth/viewer.ts';
 import { PIPELINE_TAG } from '../pipeline/pipeline.publish.ts';

@@ -1,4 +1,4 @@
-import { typesDependingOn } from '../../infra/response-cache-plugin.ts';
+import { typesDependingOn } from '../../plugins/response-cache.ts';
 import { ALL_POSTS_TAG } from '../post/post.cache.ts';
 
 /** Any change to any user: user lists depend on it. */

@@ -1,4 +1,4 @@
-import { slugify } from '../../../pipeline/text/seo.ts';
+import { slugify } from '../../../processing/text/seo.ts';
 
 /** Who wrote an imported post: matched to a user by email, else by name, else created. */
 export interface AuthorRef {

@@ -1,6 +1,6 @@
 import type { Db } from '../../../db/database.ts';
 import type { NewPost, PostRow } from '../../../db/tables.ts';
-import { defaultSteps } from '../../../pipeline/registry.ts';
+import { defaultSteps } from '../../../processing/registry.ts';
 import { currentTraceparent } from '../../../tracing.ts';
 import { ensureTags, linkTags } from '../../tag/tag.repository.ts';
 import { insertPosts } from '../post.repository.ts';

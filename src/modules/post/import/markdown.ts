@@ -1,7 +1,7 @@
 import { basename, dirname, extname } from 'node:path';
 import matter from 'gray-matter';
 import { isTimestamp, textProblem } from '../../../db/postgres-values.ts';
-import { slugify } from '../../../pipeline/text/seo.ts';
+import { slugify } from '../../../processing/text/seo.ts';
 import type { NewPostInput } from '../post.service.ts';
 
 /** One Markdown file as read from disk; `path` names it in every problem reported. */

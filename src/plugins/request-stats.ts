@@ -1,10 +1,10 @@
 import { getOperationAST } from 'graphql';
 import { isAsyncIterable, type Plugin } from 'graphql-yoga';
 import type { Context } from '../context.ts';
-import type { Logger } from './logger.ts';
-import type { Metrics } from './metrics.ts';
-import { requestLogger } from './request-log-plugin.ts';
-import { debugLevel, maySeeStatements, reportStatements } from './sql-debug.ts';
+import type { Logger } from '../infra/logger.ts';
+import type { Metrics } from '../infra/metrics.ts';
+import { debugLevel, maySeeStatements, reportStatements } from '../infra/sql-debug.ts';
+import { requestLogger } from './request-log.ts';
 
 export const DEBUG_HEADER = 'x-quire-debug';
 

@@ -1,7 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Plugin } from 'graphql-yoga';
 import type { Config } from '../config.ts';
-import type { Metrics } from './metrics.ts';
+import type { Metrics } from '../infra/metrics.ts';
 
 export interface ReadinessCheck {
   name: string;

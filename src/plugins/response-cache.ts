@@ -16,7 +16,7 @@ import {
   visitWithTypeInfo,
 } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
-import type { Cache, CacheStats } from './cache.ts';
+import type { Cache, CacheStats } from '../infra/cache.ts';
 
 export interface ResponseCacheOptions<Context> {
   cache: Cache;

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { GraphQLError } from 'graphql';
 import { isAsyncIterable, mapAsyncIterator, type Plugin } from 'graphql-yoga';
-import type { Logger } from './logger.ts';
+import type { Logger } from '../infra/logger.ts';
 
 export const REQUEST_ID_HEADER = 'x-request-id';
 

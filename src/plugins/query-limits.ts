@@ -64,7 +64,7 @@ const CONDITIONS = new Set(['skip', 'include']);
 /**
  * Page sizes, from literals and the request's variables: `first`/`last` within
  * [0, MAX_PAGE_SIZE]. Cursor shapes are checked with the other argument values
- * (src/infra/argument-values-plugin.ts), which runs first.
+ * (src/plugins/argument-values.ts), which runs first.
  */
 function pageSizeRule(maxPageSize: number, request: GraphQLParams): ValidationRule {
   return (context) => {
@@ -149,7 +149,7 @@ function operationLimitError(
 
 /**
  * Breadth and aliases of what will execute: fragments count each time they are spread,
- * `@skip`/`@include` with this request's variables (src/infra/executed-fields.ts). Runs after
+ * `@skip`/`@include` with this request's variables (src/plugins/executed-fields.ts). Runs after
  * the cost limit, so the selection it walks is already bounded.
  */
 function executedFieldsError(

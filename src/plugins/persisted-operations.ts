@@ -5,9 +5,9 @@ import { usePersistedOperations } from '@graphql-yoga/plugin-persisted-operation
 import { GraphQLError } from 'graphql';
 import type { GraphQLParams, OnParamsEventPayload, Plugin } from 'graphql-yoga';
 import { ConfigError } from '../config.ts';
-import type { CircuitBreaker } from './circuit-breaker.ts';
-import type { Logger } from './logger.ts';
-import type { RedisClient } from './redis.ts';
+import type { CircuitBreaker } from '../infra/circuit-breaker.ts';
+import type { Logger } from '../infra/logger.ts';
+import type { RedisClient } from '../infra/redis.ts';
 
 /** Lowercase hex SHA-256 of a document's exact text: the id APQ clients and the manifest use. */
 export const documentHash = (document: string): string =>
