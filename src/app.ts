@@ -6,6 +6,7 @@ import { sql } from 'kysely';
 import { type AppDeps, type Context, createContext, freshEventContext } from './context.ts';
 import { useDashboard } from './dashboard/dashboard.plugin.ts';
 import { migrationsApplied } from './db/migrator.ts';
+import { appError } from './errors.ts';
 import { offlineGraphiQL } from './graphiql.ts';
 import { graphiqlExamples } from './graphiql-examples.ts';
 import { yogaLogger } from './infra/logger.ts';
@@ -55,11 +56,7 @@ function invalidIdError(error: unknown): GraphQLError | undefined {
   if (!(error instanceof GraphQLError)) return undefined;
   if ((error.originalError as Error | undefined)?.name !== 'PothosValidationError')
     return undefined;
-  return new GraphQLError(error.message, {
-    nodes: error.nodes,
-    path: error.path,
-    extensions: { code: 'BAD_USER_INPUT' },
-  });
+  return appError('BAD_USER_INPUT', error.message, {}, { nodes: error.nodes, path: error.path });
 }
 
 /** Who a result was computed for: the same viewer and role see the same data. */

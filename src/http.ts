@@ -10,6 +10,7 @@ import { WebSocketServer } from 'ws';
 import type { QuireYoga } from './app.ts';
 import type { Config } from './config.ts';
 import type { Context } from './context.ts';
+import { appError, hasCode } from './errors.ts';
 import { clientFacingError } from './plugins/error-codes.ts';
 import { withoutHttpHints } from './plugins/http-status.ts';
 import { logResultErrors, requestId } from './plugins/request-log.ts';
@@ -48,9 +49,6 @@ interface EnvelopedRoot {
   execute: (args: ExecutionArgs) => OperationResult;
   subscribe: (args: ExecutionArgs) => OperationResult;
 }
-
-const isCode = (error: unknown, code: string) =>
-  error instanceof GraphQLError && error.extensions.code === code;
 
 /**
  * Serves yoga over HTTP (queries, mutations, SSE subscriptions) and graphql-ws on the same path.
@@ -113,7 +111,7 @@ export async function startHttpServer(yoga: QuireYoga, options: HttpOptions): Pr
             ctx.extra.request.socket.remoteAddress,
           ).contextFactory();
         } catch (error) {
-          if (isCode(error, 'UNAUTHENTICATED')) return false;
+          if (hasCode(error, 'UNAUTHENTICATED')) return false;
           throw error;
         }
         if (context.viewer && context.tokenHash) {
@@ -154,9 +152,9 @@ export async function startHttpServer(yoga: QuireYoga, options: HttpOptions): Pr
             subscriptionsPerSocket.set(ctx.extra.socket, active);
             if (active.size >= options.wsMaxSubscriptions) {
               return [
-                new GraphQLError(
+                appError(
+                  'TOO_MANY_SUBSCRIPTIONS',
                   `At most ${options.wsMaxSubscriptions} subscriptions per connection`,
-                  { extensions: { code: 'TOO_MANY_SUBSCRIPTIONS' } },
                 ),
               ];
             }
@@ -203,7 +201,7 @@ export async function startHttpServer(yoga: QuireYoga, options: HttpOptions): Pr
             } catch (error) {
               // The token was revoked after connection_init: the connection ends as if it had
               // been refused then (graphql-ws would answer the throw with 4500 and log a stack).
-              if (!isCode(error, 'UNAUTHENTICATED')) throw error;
+              if (!hasCode(error, 'UNAUTHENTICATED')) throw error;
               ctx.extra.socket.close(4403, 'Forbidden');
               return [toClient(error as GraphQLError)];
             }

@@ -1,11 +1,12 @@
-import type { ColumnType, Generated, Insertable, Selectable, Updateable } from 'kysely';
+import type { ColumnType, Insertable, Selectable, SelectType, Updateable } from 'kysely';
+import type * as Generated from './tables.generated.ts';
 
 /**
- * Timestamps travel as Postgres' own text (microsecond precision, UTC session) so keyset cursors
- * and cache round trips never lose precision to a JS Date.
+ * The table types the code uses: src/db/tables.generated.ts (generated from the migrated
+ * database, `npm run db:types`) with the few columns the database types more loosely than it
+ * constrains them narrowed here. A narrowed column must exist in the generated table, so a
+ * migration that drops or renames one fails the typecheck here.
  */
-export type Timestamp = ColumnType<string, string | undefined, string>;
-type Id = Generated<string>;
 
 export type Role = 'ADMIN' | 'EDITOR' | 'AUTHOR' | 'VIEWER';
 export type PostStatus =
@@ -19,131 +20,70 @@ export type PostStatus =
 export type RunStatus = 'QUEUED' | 'RUNNING' | 'SUCCEEDED' | 'FAILED' | 'CANCELLED';
 export type StepStatus = 'PENDING' | 'RUNNING' | 'SUCCEEDED' | 'FAILED' | 'CANCELLED';
 
-export interface UsersTable {
-  id: Id;
-  email: string;
-  name: string;
-  role: ColumnType<Role, Role | undefined, Role>;
-  created_at: Generated<string>;
-}
+/**
+ * A text column whose check constraint lists its values (`status in (…)`): the union `T`, still
+ * optional on insert when the generated column has a default.
+ */
+type Narrowed<Column, T> =
+  Column extends ColumnType<unknown, infer Insert, unknown>
+    ? ColumnType<T, undefined extends Insert ? T | undefined : T, T>
+    : T;
 
-export interface ApiTokensTable {
-  id: Id;
-  user_id: string;
-  name: ColumnType<string, string | undefined, string>;
-  token_hash: string;
-  created_at: Generated<string>;
-  last_used_at: string | null;
-  revoked_at: string | null;
-}
+/** Written only by the database (a trigger or a generated column): read, never written. */
+type ReadOnly<Column> = ColumnType<SelectType<Column>, never, never>;
 
-export interface PostsTable {
-  id: Id;
-  author_id: string;
-  title: string;
-  slug: string;
-  body: string;
-  summary: string | null;
-  meta_description: string | null;
-  keywords: ColumnType<string[], string[] | undefined, string[]>;
-  status: ColumnType<PostStatus, PostStatus | undefined, PostStatus>;
-  word_count: ColumnType<number, number | undefined, number>;
-  reading_minutes: ColumnType<number, number | undefined, number>;
-  readability_score: number | null;
-  seo_score: number | null;
-  /** The body as plain text, written by the pipeline's normalize step; null once the body changes. */
-  plain_text: string | null;
-  search: ColumnType<string, never, never>;
-  created_at: Generated<string>;
-  updated_at: Generated<string>;
-  published_at: string | null;
-}
-
-export interface TagsTable {
-  id: Id;
-  name: string;
-  created_at: Generated<string>;
-}
-
-export interface PostTagsTable {
-  post_id: string;
-  tag_id: string;
-  /** The post's created_at, copied by a trigger: tag pages walk it through an index. */
-  post_created_at: ColumnType<string, never, never>;
-}
-
-export interface CommentsTable {
-  id: Id;
-  post_id: string;
-  author_id: string;
-  body: string;
-  created_at: Generated<string>;
-}
-
-export interface PipelineRunsTable {
-  id: Id;
-  post_id: string;
-  status: ColumnType<RunStatus, RunStatus | undefined, RunStatus>;
-  steps: string[];
-  auto_publish: ColumnType<boolean, boolean | undefined, boolean>;
-  attempt: ColumnType<number, number | undefined, number>;
-  progress: ColumnType<number, number | undefined, number>;
-  current_step: string | null;
-  error: string | null;
-  cancel_requested: ColumnType<boolean, boolean | undefined, boolean>;
-  created_by: string | null;
-  /** W3C traceparent of the request that queued the run (null when tracing was off). */
-  traceparent: string | null;
-  run_after: Generated<string>;
-  locked_by: string | null;
-  locked_until: string | null;
-  created_at: Generated<string>;
-  started_at: string | null;
-  finished_at: string | null;
-}
-
-export interface PipelineStepsTable {
-  id: Id;
-  run_id: string;
-  position: number;
-  name: string;
-  status: ColumnType<StepStatus, StepStatus | undefined, StepStatus>;
-  progress: ColumnType<number, number | undefined, number>;
-  attempt: ColumnType<number, number | undefined, number>;
-  output: ColumnType<unknown, string | undefined, string | null>;
-  error: string | null;
-  started_at: string | null;
-  finished_at: string | null;
-}
-
-export interface PipelineEventsTable {
-  id: Id;
-  run_id: string;
-  /** Gapless per run, assigned under the run's row lock: subscribers detect and fill gaps. */
-  seq: number;
-  type: string;
-  payload: ColumnType<Record<string, unknown>, string, never>;
-  created_at: Generated<string>;
-}
+/** `Table` with the columns of `Refined` replaced; every refined column exists in `Table`. */
+type Refine<Table, Refined extends Partial<Record<keyof Table, unknown>>> = Omit<
+  Table,
+  keyof Refined
+> &
+  Refined;
 
 export interface Database {
-  users: UsersTable;
-  api_tokens: ApiTokensTable;
-  posts: PostsTable;
-  tags: TagsTable;
-  post_tags: PostTagsTable;
-  comments: CommentsTable;
-  pipeline_runs: PipelineRunsTable;
-  pipeline_steps: PipelineStepsTable;
-  pipeline_events: PipelineEventsTable;
+  users: Refine<Generated.Users, { role: Narrowed<Generated.Users['role'], Role> }>;
+  api_tokens: Generated.ApiTokens;
+  posts: Refine<
+    Generated.Posts,
+    {
+      status: Narrowed<Generated.Posts['status'], PostStatus>;
+      /** The tsvector, kept by the database from title and body. */
+      search: ReadOnly<Generated.Posts['search']>;
+    }
+  >;
+  tags: Generated.Tags;
+  post_tags: Refine<
+    Generated.PostTags,
+    /** The post's created_at, copied by a trigger: tag pages walk it through an index. */
+    { post_created_at: ReadOnly<Generated.PostTags['post_created_at']> }
+  >;
+  comments: Generated.Comments;
+  pipeline_runs: Refine<
+    Generated.PipelineRuns,
+    { status: Narrowed<Generated.PipelineRuns['status'], RunStatus> }
+  >;
+  pipeline_steps: Refine<
+    Generated.PipelineSteps,
+    {
+      status: Narrowed<Generated.PipelineSteps['status'], StepStatus>;
+      /** jsonb written as JSON text by the steps, read as whatever the step stored. */
+      output: ColumnType<unknown, string | undefined, string | null>;
+    }
+  >;
+  pipeline_events: Refine<
+    Generated.PipelineEvents,
+    /** jsonb, appended as JSON text and never changed: the events table is append-only. */
+    { payload: ColumnType<Record<string, unknown>, string, never> }
+  >;
 }
 
-export type UserRow = Selectable<UsersTable>;
+type PostsTable = Database['posts'];
+
+export type UserRow = Selectable<Database['users']>;
 export type PostRow = Omit<Selectable<PostsTable>, 'search' | 'plain_text'>;
 export type NewPost = Insertable<PostsTable>;
 export type PostUpdate = Updateable<PostsTable>;
-export type TagRow = Selectable<TagsTable>;
-export type CommentRow = Selectable<CommentsTable>;
-export type PipelineRunRow = Selectable<PipelineRunsTable>;
-export type PipelineStepRow = Selectable<PipelineStepsTable>;
-export type PipelineEventRow = Selectable<PipelineEventsTable>;
+export type TagRow = Selectable<Database['tags']>;
+export type CommentRow = Selectable<Database['comments']>;
+export type PipelineRunRow = Selectable<Database['pipeline_runs']>;
+export type PipelineStepRow = Selectable<Database['pipeline_steps']>;
+export type PipelineEventRow = Selectable<Database['pipeline_events']>;

@@ -1,29 +1,23 @@
 import { GraphQLError } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
+import { type ErrorCode, withCode } from '../errors.ts';
 
 /** yoga's code for a body over its limit (no Content-Length): the one useHttpGuards gives. */
-const renamedCodes: Record<string, string> = { REQUEST_ENTITY_TOO_LARGE: 'PAYLOAD_TOO_LARGE' };
-
-/** Stable codes for the errors graphql-js and yoga raise without one. */
-function codeFor(error: GraphQLError): string | undefined {
-  if (error.message.startsWith('Syntax Error')) return 'GRAPHQL_PARSE_FAILED';
-  if (error.message.startsWith('Variable "$')) return 'BAD_USER_INPUT';
-  const status = (error.extensions?.http as { status?: number } | undefined)?.status;
-  if (status !== undefined && status >= 400 && status < 500) return 'BAD_REQUEST';
-  if (error.locations && !error.path) return 'GRAPHQL_VALIDATION_FAILED';
-  return undefined;
-}
+const renamedCodes: Readonly<Record<string, ErrorCode>> = {
+  REQUEST_ENTITY_TOO_LARGE: 'PAYLOAD_TOO_LARGE',
+};
 
 /**
- * The error as clients see it: with an `extensions.code`, and in production without graphql-js's
- * "Did you mean …?" hints, which would reveal schema names that introspection hides.
+ * The error as clients see it: with Quire's name for a code yoga names otherwise, and in
+ * production without graphql-js's "Did you mean …?" hints, which would reveal schema names that
+ * introspection hides.
  */
 export function clientFacingError(
   error: GraphQLError,
   options: { hideSuggestions: boolean },
 ): GraphQLError {
   const given = error.extensions?.code as string | undefined;
-  const code = given === undefined ? codeFor(error) : (renamedCodes[given] ?? given);
+  const code = given === undefined ? undefined : (renamedCodes[given] ?? given);
   const message = options.hideSuggestions
     ? error.message.replace(/ ?Did you mean .+\?$/, '')
     : error.message;
@@ -34,13 +28,30 @@ export function clientFacingError(
     positions: error.positions,
     path: error.path,
     originalError: error.originalError,
-    extensions: { ...error.extensions, code },
+    extensions: code === undefined ? error.extensions : { ...error.extensions, code },
   });
 }
 
-/** Applies `clientFacingError` to every HTTP and SSE result (graphql-ws: see src/http.ts). */
+/**
+ * Codes syntax errors where graphql-js raises them, on every transport (yoga codes them only for
+ * HTTP requests), and applies `clientFacingError` to every HTTP and SSE result (graphql-ws: see
+ * src/http.ts). Register after useQueryLimits: its token limit is a parse error with a code of
+ * its own, which this keeps.
+ */
 export function useErrorCodes(options: { hideSuggestions: boolean }): Plugin {
   return {
+    onParse({ parseFn, setParseFn }) {
+      setParseFn((source, parseOptions) => {
+        try {
+          return parseFn(source, parseOptions);
+        } catch (error) {
+          // graphql-js' parser throws only syntax errors as GraphQLErrors.
+          if (error instanceof GraphQLError && error.extensions.code === undefined)
+            throw withCode(error, 'GRAPHQL_PARSE_FAILED');
+          throw error;
+        }
+      });
+    },
     onResultProcess({ result, setResult }) {
       if (Array.isArray(result) || !result || typeof result !== 'object' || !('errors' in result))
         return;

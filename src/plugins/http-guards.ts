@@ -1,4 +1,5 @@
 import type { FetchAPI, Plugin } from 'graphql-yoga';
+import type { ErrorCode } from '../errors.ts';
 
 const SIMPLE_CONTENT_TYPES = [
   'application/x-www-form-urlencoded',
@@ -7,7 +8,7 @@ const SIMPLE_CONTENT_TYPES = [
 ];
 const COMPRESSIBLE = /^application\/(graphql-response\+)?json/;
 
-function jsonError(fetchAPI: FetchAPI, status: number, code: string, message: string) {
+function jsonError(fetchAPI: FetchAPI, status: number, code: ErrorCode, message: string) {
   return new fetchAPI.Response(JSON.stringify({ errors: [{ message, extensions: { code } }] }), {
     status,
     headers: { 'content-type': 'application/json' },

@@ -1,5 +1,6 @@
 import { type ExecutionResult, GraphQLError } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
+import { appError, type ErrorCode, isErrorCode } from '../errors.ts';
 
 /**
  * yoga's per-error HTTP hints (`extensions.http`, never serialized to clients): the response
@@ -13,7 +14,7 @@ interface HttpHints {
 }
 
 /** Refusals about who is asking or how often: the same status under every media type. */
-const REFUSAL_STATUS: Readonly<Record<string, number>> = {
+const REFUSAL_STATUS: Readonly<Partial<Record<ErrorCode, number>>> = {
   UNAUTHENTICATED: 401,
   FORBIDDEN: 403,
   RATE_LIMITED: 429,
@@ -58,7 +59,7 @@ function refusalHints(error: GraphQLError): GraphQLError {
   // GraphQL request error like a validation failure (GetOperation in the GraphQL spec).
   if (code === 'OPERATION_RESOLUTION_FAILURE') return withHints(error, { ...hints, spec: true });
   if (hints?.status !== undefined) return error;
-  const status = REFUSAL_STATUS[code];
+  const status = isErrorCode(code) ? REFUSAL_STATUS[code] : undefined;
   return withHints(error, { ...hints, ...(status ? { status } : REQUEST_ERROR) });
 }
 
@@ -96,8 +97,8 @@ export function useHttpStatus(): Plugin {
     onParams({ params }) {
       const operationName: unknown = params?.operationName;
       if (operationName == null || typeof operationName === 'string') return;
-      throw new GraphQLError('Expected "operationName" param to be a string', {
-        extensions: { code: 'BAD_REQUEST', http: { status: 400 } },
+      throw appError('BAD_REQUEST', 'Expected "operationName" param to be a string', {
+        http: { status: 400 },
       });
     },
     onResultProcess({ result, setResult }) {

@@ -2,9 +2,9 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { type APQStore, createInMemoryAPQStore, useAPQ } from '@graphql-yoga/plugin-apq';
 import { usePersistedOperations } from '@graphql-yoga/plugin-persisted-operations';
-import { GraphQLError } from 'graphql';
 import type { GraphQLParams, OnParamsEventPayload, Plugin } from 'graphql-yoga';
 import { ConfigError } from '../config.ts';
+import { appError } from '../errors.ts';
 import type { CircuitBreaker } from '../infra/circuit-breaker.ts';
 import type { Logger } from '../infra/logger.ts';
 import type { RedisClient } from '../infra/redis.ts';
@@ -88,14 +88,12 @@ export function loadTrustedDocuments(path: string): TrustedDocuments {
 }
 
 const notFound = () =>
-  new GraphQLError('PersistedQueryNotFound', {
-    extensions: { code: 'PERSISTED_QUERY_NOT_FOUND', http: { status: 404 } },
-  });
+  appError('PERSISTED_QUERY_NOT_FOUND', 'PersistedQueryNotFound', { http: { status: 404 } });
 
 const trustedOnly = () =>
-  new GraphQLError(
+  appError(
+    'PERSISTED_QUERY_ONLY',
     'PersistedQueryOnly: this server runs only trusted documents; send the sha256Hash of an operation in its manifest as extensions.persistedQuery',
-    { extensions: { code: 'PERSISTED_QUERY_ONLY' } },
   );
 
 export type PersistedOperationsMode =

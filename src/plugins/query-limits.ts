@@ -5,8 +5,11 @@ import {
   type GraphQLSchema,
   getArgumentValues,
   Kind,
+  Lexer,
   NoSchemaIntrospectionCustomRule,
   type SelectionNode,
+  Source,
+  TokenKind,
   type ValidationRule,
   validate,
 } from 'graphql';
@@ -51,9 +54,12 @@ const subscriptionRootDirectivesRule: ValidationRule = (context) => {
       if (node.operation !== 'subscription') return;
       if (conditional(node.selectionSet.selections, new Set())) {
         context.reportError(
-          new GraphQLError("A subscription's root field cannot be @skip or @include", {
-            nodes: [node],
-          }),
+          appError(
+            'GRAPHQL_VALIDATION_FAILED',
+            "A subscription's root field cannot be @skip or @include",
+            {},
+            { nodes: [node] },
+          ),
         );
       }
     },
@@ -185,6 +191,28 @@ function executedFieldsError(
 }
 
 /**
+ * Whether `error`, thrown by parsing `source` with `maxTokens`, is the token limit rather than a
+ * syntax error: graphql-js raises the limit at the start of token `maxTokens + 1`, as it lexes
+ * it, before the grammar looks at it; a syntax error comes at an earlier token, or from the
+ * lexer, which fails here too. Counts at most that many tokens, on the error path only.
+ */
+function hitTokenLimit(source: string | Source, error: unknown, maxTokens: number): boolean {
+  const position = error instanceof GraphQLError ? error.positions?.[0] : undefined;
+  if (position === undefined) return false;
+  const lexer = new Lexer(typeof source === 'string' ? new Source(source) : source);
+  try {
+    for (let count = 1; count <= maxTokens + 1; count++) {
+      const token = lexer.advance();
+      if (token.kind === TokenKind.EOF) return false;
+      if (count === maxTokens + 1) return token.start === position;
+    }
+  } catch {
+    // A lexical error before the limit: the parser met it too.
+  }
+  return false;
+}
+
+/**
  * Every limit on a document is checked while parsing and validating, before yoga builds the
  * context (which looks the bearer token up in the database): tokens (a parser option in
  * graphql 16), introspection and conditional subscription roots as cached rules; depth, cost,
@@ -217,10 +245,12 @@ export function useQueryLimits(options: {
         try {
           return parseFn(source, { ...parseOptions, maxTokens: config.MAX_QUERY_TOKENS });
         } catch (error) {
-          if (error instanceof GraphQLError && error.message.includes('tokens')) {
-            throw new GraphQLError(`Documents are limited to ${config.MAX_QUERY_TOKENS} tokens`, {
-              extensions: { code: 'QUERY_TOO_COMPLEX', limit: 'tokens', http: { status: 400 } },
-            });
+          if (hitTokenLimit(source, error, config.MAX_QUERY_TOKENS)) {
+            throw appError(
+              'QUERY_TOO_COMPLEX',
+              `Documents are limited to ${config.MAX_QUERY_TOKENS} tokens`,
+              { limit: 'tokens', http: { status: 400 } },
+            );
           }
           throw error;
         }

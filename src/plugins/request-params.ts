@@ -1,5 +1,5 @@
-import { GraphQLError } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
+import { appError } from '../errors.ts';
 
 const JSON_PARAMETERS = ['variables', 'extensions'] as const;
 
@@ -35,8 +35,9 @@ export function useRequestParamsErrors(): Plugin {
         } catch (error) {
           if (!(error instanceof SyntaxError)) throw error;
           const argument = malformedParameter(request) ?? 'body';
-          throw new GraphQLError(`The \`${argument}\` parameter is not valid JSON`, {
-            extensions: { code: 'BAD_REQUEST', argument, http: { status: 400 } },
+          throw appError('BAD_REQUEST', `The \`${argument}\` parameter is not valid JSON`, {
+            argument,
+            http: { status: 400 },
           });
         }
       });

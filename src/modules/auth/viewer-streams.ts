@@ -1,6 +1,6 @@
 import { Repeater } from '@repeaterjs/repeater';
 import DataLoader from 'dataloader';
-import { type ExecutionResult, GraphQLError } from 'graphql';
+import type { ExecutionResult } from 'graphql';
 import { isAsyncIterable, type Plugin } from 'graphql-yoga';
 import type { Context } from '../../context.ts';
 import type { Db } from '../../db/database.ts';
@@ -246,11 +246,7 @@ export function endWhenViewerChanges(
       } catch (error) {
         logger.error({ err: error }, 'could not check the viewer of a stream');
         void push({
-          errors: [
-            new GraphQLError('Unexpected error.', {
-              extensions: { code: 'INTERNAL_SERVER_ERROR' },
-            }),
-          ],
+          errors: [appError('INTERNAL_SERVER_ERROR', 'Unexpected error.')],
         });
         stop();
         return true;

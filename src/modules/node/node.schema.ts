@@ -2,6 +2,7 @@ import { resolveNodes } from '@pothos/plugin-relay';
 import { GraphQLError, type GraphQLResolveInfo, type GraphQLSchema, isObjectType } from 'graphql';
 import { builder, decodeGlobalId } from '../../builder.ts';
 import type { Context } from '../../context.ts';
+import { badInput } from '../../errors.ts';
 
 const isNodeType = (schema: GraphQLSchema, typename: string) => {
   const type = schema.getType(typename);
@@ -9,8 +10,7 @@ const isNodeType = (schema: GraphQLSchema, typename: string) => {
 };
 
 /** No `http.status`: the error nulls one field or item and the rest of the response stands. */
-const invalidNodeId = (message: string, argument: string) =>
-  new GraphQLError(message, { extensions: { code: 'BAD_USER_INPUT', argument } });
+const invalidNodeId = (message: string, argument: string) => badInput(message, { argument });
 
 /** The global id decoded, or the client error that says why it names no node. */
 function readNodeId(schema: GraphQLSchema, raw: string, argument: string) {
