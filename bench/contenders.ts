@@ -19,7 +19,10 @@ import {
  * a smoke run: it needs its own `npm ci`) and hello-world yoga. Each but the last has a twin
  * behind a statement-counting proxy.
  */
-export async function startContenders(): Promise<{
+export async function startContenders(
+  /** The Quire variants to start, by name; all when omitted. */
+  quireNames?: string[],
+): Promise<{
   contenders: Record<string, Contender>;
   hello: ServerProcess;
 }> {
@@ -30,11 +33,19 @@ export async function startContenders(): Promise<{
     start: (databaseUrl: string, label?: string) => Promise<ServerProcess>,
   ) => {
     const proxy = await proxied();
+    const applicationName = `bench-${name.toLowerCase().replace(/[^a-z0-9]+/g, '-')}`
+      .replace(/-$/, '')
+      .slice(0, 63);
     const [server, twin] = await Promise.all([
-      start(databaseUrl(databaseName), name),
+      start(databaseUrl(databaseName, undefined, applicationName), name),
       start(databaseUrl(databaseName, proxy.port)),
     ]);
-    return { url: server.url, pid: server.child.pid, counter: { url: twin.url, proxy } };
+    return {
+      url: server.url,
+      pid: server.child.pid,
+      counter: { url: twin.url, proxy },
+      applicationName,
+    };
   };
   const quireVariants: [string, Record<string, string>][] = [
     ['Quire', { CACHE: 'off' }],
@@ -54,6 +65,7 @@ export async function startContenders(): Promise<{
     ['Naive (LOADER_BATCHING=off)', { CACHE: 'off', LOADER_BATCHING: 'off' }],
   ];
   for (const [name, env] of quireVariants) {
+    if (quireNames && !quireNames.includes(name)) continue;
     contenders[name] = await startWithCounter(name, (url, label) =>
       spawn('main', { ...env, WORKER: 'off', DATABASE_URL: url }, label),
     );

@@ -21,9 +21,11 @@ export const { values: flags } = parseArgs({
     profile: { type: 'string' },
   },
 });
-if (flags.only !== undefined && flags.only !== 'fanout')
-  throw new Error(`--only takes "fanout", not "${flags.only}"`);
+if (flags.only !== undefined && flags.only !== 'fanout' && flags.only !== 'shapes')
+  throw new Error(`--only takes "fanout" or "shapes", not "${flags.only}"`);
 export const onlyFanout = flags.only === 'fanout';
+/** `--only shapes`: the everyday-shapes table alone, on the full seed, with its four contenders. */
+export const onlyShapes = flags.only === 'shapes';
 export const smoke = flags.smoke ?? false;
 export const size = smoke
   ? { users: 200, posts: 2000, commentsPerPost: 3, tags: 20 }
@@ -39,8 +41,8 @@ export const fanoutTransports = (flags.transports?.split(',') ?? [
 ]) as FanoutTransport[];
 /** How long one fan-out size may take from the worker's start to its last delivery. */
 export const fanoutDeadlineMs = smoke ? 15_000 : 60_000;
-/** The whole run before cleanup (under 15 min with it); past it the run aborts, stopping everything it started. */
-export const runBudgetMs = smoke ? 180_000 : 14 * 60_000;
+/** The whole run before cleanup (under 20 min with it); past it the run aborts, stopping everything it started. */
+export const runBudgetMs = smoke ? 240_000 : 19 * 60_000;
 export const runStartedAt = Date.now();
 export const autocannonVersion = (
   JSON.parse(
@@ -51,9 +53,14 @@ export const autocannonVersion = (
 export const writeConnections = Math.max(2, Math.round(timing.connections / 4));
 /** Rounds of the side-by-side queries (a) and (b), alternating the order of the contenders. */
 export const rounds = smoke ? 1 : 2;
+/**
+ * The everyday shapes: 19 lines in two rounds, so shorter lines than (a)–(e) keep `--only shapes`
+ * near 5 minutes; 20 connections as in issue 12's measurements.
+ */
+export const shapesTiming = smoke ? timing : { connections: 20, warmupSeconds: 1, seconds: 5 };
 export const adminUrl = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 export const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
-export const databaseName = `quire_bench${smoke ? '_smoke' : ''}${onlyFanout ? '_fanout' : ''}`;
+export const databaseName = `quire_bench${smoke ? '_smoke' : ''}${flags.only ? `_${flags.only}` : ''}`;
 export const poolSize = '10';
 /** Every Redis key this run writes is under this prefix; cleanUp deletes them. */
 export const redisPrefix = (role: string) => `quire-bench-${process.pid}-${role}:`;
@@ -67,10 +74,16 @@ export const log = (line: string) => {
   lines.push(line);
 };
 
-export function databaseUrl(name: string, port?: number): string {
+/**
+ * The URL of a database on the admin server; `applicationName` tags the backends it opens in
+ * pg_stat_activity (node-postgres lets the URL's parameter win over a pool's own name), which is
+ * how a contender's Postgres CPU is found.
+ */
+export function databaseUrl(name: string, port?: number, applicationName?: string): string {
   const url = new URL(adminUrl);
   url.pathname = `/${name}`;
   if (port) url.port = String(port);
+  if (applicationName) url.searchParams.set('application_name', applicationName);
   return url.toString();
 }
 
@@ -310,6 +323,8 @@ export interface Contender {
   url: string;
   counter: StatementCounter;
   pid?: number;
+  /** `application_name` of its Postgres backends (the twin's are not tagged). */
+  applicationName: string;
 }
 
 /** What the scenarios share: the seeded database, the rows they ask for and the running servers. */

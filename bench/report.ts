@@ -6,6 +6,7 @@ import {
   loadAverage,
   log,
   onlyFanout,
+  onlyShapes,
   ratio,
   rounds,
   runBudgetMs,
@@ -25,7 +26,11 @@ export function logPreamble(): void {
   log(
     `Measured ${new Date().toISOString()} on ${os.cpus().length} cores (${os.cpus()[0]?.model ?? 'unknown CPU'}), ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}; load average at the start ${loadAverage()} (1 / 5 / 15 min: other work on the machine skews every figure).`,
   );
-  if (onlyFanout)
+  if (onlyShapes)
+    log(
+      `Command: \`npm run bench -- ${process.argv.slice(2).join(' ')}\` — the everyday-shapes table alone, with uncached Quire, Quire + Redis cache, PostGraphile and hello-world yoga. The machine is shared and noisy: compare ratios within this file, not absolute numbers across runs.\n`,
+    );
+  else if (onlyFanout)
     log(
       `Command: \`npm run bench -- ${process.argv.slice(2).join(' ')}\` — the fan-out table alone, no other contender. The machine is shared and noisy: compare figures within this file, not absolute numbers across runs.\n`,
     );

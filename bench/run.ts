@@ -19,7 +19,9 @@ import {
   loadAverage,
   log,
   onlyFanout,
+  onlyShapes,
   runBudgetMs,
+  runStartedAt,
   size,
   smoke,
   started,
@@ -29,6 +31,7 @@ import { measureCreatePost } from './scenarios/create-post.ts';
 import { measureDeepPage } from './scenarios/deep-page.ts';
 import { fanoutMethod, measureFanout } from './scenarios/fanout-table.ts';
 import { measureSearch } from './scenarios/search.ts';
+import { measureShapes, prepareShapes } from './scenarios/shapes.ts';
 import { measureSideBySide, sideBySideQueries } from './scenarios/side-by-side.ts';
 import { measureTracing } from './scenarios/tracing.ts';
 
@@ -38,6 +41,8 @@ import { measureTracing } from './scenarios/tracing.ts';
  * `npm run bench -- --only fanout` runs the fan-out table alone (no seed, no other contender) and
  * writes /tmp/quire-bench-fanout.md; with it, `--sizes 250,1000` and `--transports SSE` narrow
  * the table and `--profile <dir>` writes the API's CPU profile (node --cpu-prof) there.
+ * `npm run bench -- --only shapes` (≈5 min) runs the everyday-shapes table alone on the full seed
+ * and writes /tmp/quire-bench-shapes.md (with `--smoke`, tiny data and no PostGraphile).
  * Settings and helpers: harness.ts; the servers: contenders.ts; one file per table: scenarios/.
  */
 async function main(): Promise<void> {
@@ -91,20 +96,36 @@ async function main(): Promise<void> {
     .orderBy('id')
     .limit(1)
     .execute();
+  await prepareShapes({ db });
   const bench: Bench = {
     db,
     author,
     token,
     samplePostId: samplePost!.id,
     postGlobalId: Buffer.from(`Post:${samplePost!.id}`).toString('base64url'),
-    ...(await startContenders()),
+    ...(await startContenders(onlyShapes ? ['Quire', 'Quire + Redis cache (warm)'] : undefined)),
   };
+  if (onlyShapes) {
+    await measureShapes(bench);
+    log('## How it was run\n');
+    log(
+      "Each contender below also has a twin started with the same line but `DATABASE_URL` pointing at a statement-counting proxy (`bench/pg-counting-proxy.ts`) and no `application_name`; only the twin's statements are counted, the load goes to the line shown.\n",
+    );
+    log('| process | command line |\n|---|---|');
+    for (const [label, command] of commands) log(`| ${label} | ${command} |`);
+    const elapsedSeconds = Math.round((Date.now() - runStartedAt) / 1000);
+    log(
+      `\nRun time: ${Math.floor(elapsedSeconds / 60)} min ${elapsedSeconds % 60} s. Load average at the end, this run's own load included: ${loadAverage()}.`,
+    );
+    return;
+  }
 
   const queries = sideBySideQueries(bench);
   const results = await measureSideBySide(bench, queries);
   const pages = await measureDeepPage(bench);
   await measureSearch(bench);
   await measureCreatePost(bench, queries);
+  await measureShapes(bench);
   await measureFanout(db, author.id, token);
   await measureTracing(queries);
   logTargets(results, pages, report);
@@ -122,9 +143,11 @@ try {
   await main();
   const output = onlyFanout
     ? '/tmp/quire-bench-fanout.md'
-    : smoke
-      ? '/tmp/quire-bench-smoke.md'
-      : new URL('../docs/BENCHMARKS.md', import.meta.url);
+    : onlyShapes
+      ? '/tmp/quire-bench-shapes.md'
+      : smoke
+        ? '/tmp/quire-bench-smoke.md'
+        : new URL('../docs/BENCHMARKS.md', import.meta.url);
   writeFileSync(output, `${lines.join('\n')}\n`);
   console.log(`\nwritten to ${output}`);
 } catch (error) {
