@@ -10,6 +10,7 @@ import {
   writeConnections,
 } from '../harness.ts';
 import { type Measurement, measure, type Workload } from '../load.ts';
+import { quireCreatePostMutation } from './shapes.queries.ts';
 import type { Queries } from './side-by-side.ts';
 
 let sequence = 0;
@@ -30,7 +31,7 @@ export const creating = (
 
 /** Quire's createPost of a one-word post as the bearer token's author, numbered by `sequence`. */
 export const quireCreatePost = (sequence: number) =>
-  `mutation { createPost(input: { title: "Bench post ${process.pid} ${sequence}", body: "x" }) { post { id } } }`;
+  quireCreatePostMutation(`Bench post ${process.pid} ${sequence}`);
 
 /** PostGraphile's generated createPost of the same post (it takes the author and slug as columns). */
 export const postgraphileCreatePost = (authorId: string) => (sequence: number) =>

@@ -61,6 +61,10 @@ export function readShapes(subjects: ShapeSubjects): Shape[] {
 /** Name of the write shape in the table. */
 export const createPostShape = '(6) createPost';
 
+/** Quire's createPost of a one-word post as the bearer token's author (the bench's (e) and (6)). */
+export const quireCreatePostMutation = (title: string) =>
+  `mutation { createPost(input: { title: "${title}", body: "x" }) { post { id } } }`;
+
 /**
  * The tag page's field for PostGraphile (`Tag.publishedPosts`): the tag's published posts newest
  * first through post_tags_tag_created_idx, as Quire walks them. An inlinable SQL function, so the

@@ -5,6 +5,7 @@ import {
   cpuMilliseconds,
   log,
   ratio,
+  request,
   rounds,
   shapesTiming,
 } from '../harness.ts';
@@ -161,6 +162,23 @@ function combineShape(measurements: ShapeMeasurement[]): ShapeMeasurement {
   };
 }
 
+/**
+ * What a response holds, independent of each schema's field names and nesting: its titles,
+ * names, bodies and summaries, and its counts, sorted (tag order differs: Quire sorts by name).
+ */
+function contentOf(data: unknown): string[] {
+  const found: string[] = [];
+  const walk = (value: unknown, key: string) => {
+    if (Array.isArray(value)) for (const item of value) walk(item, key);
+    else if (value && typeof value === 'object')
+      for (const [field, child] of Object.entries(value)) walk(child, field);
+    else if (['title', 'name', 'body', 'summary', 'totalCount'].includes(key))
+      found.push(`${key}=${value}`);
+  };
+  walk(data, '');
+  return found.sort();
+}
+
 const milliseconds = (value: number | null) => (value === null ? '—' : value.toFixed(2));
 
 /**
@@ -182,6 +200,24 @@ export async function measureShapes(bench: Bench): Promise<void> {
     shape: string;
     lines: Map<string, ShapeMeasurement>;
   }[] = [];
+  const sameData: string[] = [];
+  if (contenders.PostGraphile)
+    for (const shape of shapes) {
+      const [quire, other] = await Promise.all([
+        request(
+          { url: contenders[uncached]!.url, body: JSON.stringify({ query: shape.quire }) },
+          shape.name,
+        ),
+        request(
+          { url: contenders.PostGraphile.url, body: JSON.stringify({ query: shape.postgraphile }) },
+          shape.name,
+        ),
+      ]);
+      const [mine, theirs] = [contentOf(quire), contentOf(other)];
+      sameData.push(
+        `${shape.name.split(' ')[0]} ${JSON.stringify(mine) === JSON.stringify(theirs) ? `equal (${mine.length} values)` : `**differ** (Quire ${mine.length} values, PostGraphile ${theirs.length})`}`,
+      );
+    }
   const writeShape = { name: createPostShape, quire: '', postgraphile: '' };
   for (const shape of [...shapes, writeShape]) {
     const entries: {
@@ -259,6 +295,10 @@ export async function measureShapes(bench: Bench): Promise<void> {
       `| ${shape} | ${quire && other ? ratio(quire.requestsPerSecond, other.requestsPerSecond) : 'not run'} | ${warm && other ? ratio(warm.requestsPerSecond, other.requestsPerSecond) : 'not run'} | ${quire && other ? ratio(totalCpu(quire), totalCpu(other)) : 'not run'} | ${warm && ceiling ? ratio(warm.requestsPerSecond, ceiling.requestsPerSecond) : '—'} |`,
     );
   }
+  if (sameData.length > 0)
+    log(
+      `\nSame data, checked once per read shape before the load (titles, names, bodies, summaries and counts of both answers, sorted): ${sameData.join('; ')}.`,
+    );
   log(
     `\n${createPostShape}: Quire's mutation authenticates the bearer token, rate-limits (limit raised for the bench), derives the slug and, with the cache on, invalidates after commit; PostGraphile's generated mutation is one INSERT with the author and slug given. Targets (issue 12): every shape uncached ≥ 1.0× PostGraphile, the cached small read ≥ 0.8× hello-world yoga, createPost ≥ 1.0× with and without the cache.\n`,
   );
