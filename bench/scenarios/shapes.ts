@@ -155,8 +155,8 @@ function combineShape(measurements: ShapeMeasurement[]): ShapeMeasurement {
     p99: Math.round(mean((m) => m.p99)),
     requests: measurements.reduce((sum, m) => sum + m.requests, 0),
     failures: measurements.reduce((sum, m) => sum + m.failures, 0),
-    statementsPerRequest: measurements.findLast((m) => m.statementsPerRequest !== null)
-      ?.statementsPerRequest as number | null,
+    statementsPerRequest:
+      measurements.findLast((m) => m.statementsPerRequest !== null)?.statementsPerRequest ?? null,
     apiCpuMs: mean((m) => m.apiCpuMs),
     postgresCpuMs: postgres.includes(null) ? null : mean((m) => m.postgresCpuMs ?? 0),
   };
