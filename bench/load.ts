@@ -70,7 +70,7 @@ export async function measure(
  * Counted on sequential requests after the load: under load, statements of requests still in
  * flight at the window's edges would skew a per-request division.
  */
-async function statementsPerRequest(
+export async function statementsPerRequest(
   workload: Workload,
   { url, proxy }: StatementCounter,
   samples = 20,

@@ -1,0 +1,93 @@
+import {
+  type Bench,
+  checkOnce,
+  header,
+  log,
+  ratio,
+  row,
+  rssMegabytes,
+  timing,
+  writeConnections,
+} from '../harness.ts';
+import { type Measurement, measure, type Workload } from '../load.ts';
+import { quireCreatePostMutation } from './shapes.queries.ts';
+import type { Queries } from './side-by-side.ts';
+
+let sequence = 0;
+/** A createPost per request, each with a unique title (and slug where the client supplies it). */
+export const creating = (
+  url: string,
+  headers: Record<string, string>,
+  mutation: (sequence: number) => string,
+): Workload => ({
+  url,
+  headers,
+  body: '',
+  setupRequest: (request: Record<string, unknown>) => {
+    sequence += 1;
+    return { ...request, body: JSON.stringify({ query: mutation(sequence) }) };
+  },
+});
+
+/** Quire's createPost of a one-word post as the bearer token's author, numbered by `sequence`. */
+export const quireCreatePost = (sequence: number) =>
+  quireCreatePostMutation(`Bench post ${process.pid} ${sequence}`);
+
+/** PostGraphile's generated createPost of the same post (it takes the author and slug as columns). */
+export const postgraphileCreatePost = (authorId: string) => (sequence: number) =>
+  `mutation { createPost(input: { post: { authorId: "${authorId}", title: "Bench post ${process.pid} ${sequence}", slug: "bench-postgraphile-${process.pid}-${sequence}", body: "x" } }) { post { id } } }`;
+
+/** (e): createPost on a few connections while (a) is read on the usual number, Quire then PostGraphile. */
+export async function measureCreatePost(bench: Bench, queries: Queries): Promise<void> {
+  const { contenders, author, token } = bench;
+  const quire = contenders.Quire!;
+  log('## (e) createPost under concurrent reads of (a)\n');
+  log(header);
+  const writers: { name: string; create: Workload; read: Workload }[] = [
+    {
+      name: 'Quire',
+      create: creating(quire.url, { authorization: `Bearer ${token}` }, quireCreatePost),
+      read: {
+        url: quire.url,
+        body: JSON.stringify({ query: queries['(a) post by id with author']!('Quire') }),
+      },
+    },
+  ];
+  if (contenders.PostGraphile) {
+    const { url } = contenders.PostGraphile;
+    writers.push({
+      name: 'PostGraphile',
+      // PostGraphile's generated CRUD mutation: one INSERT, no auth, no cache to invalidate.
+      create: creating(url, {}, postgraphileCreatePost(author.id)),
+      read: {
+        url,
+        body: JSON.stringify({ query: queries['(a) post by id with author']!('PostGraphile') }),
+      },
+    });
+  }
+  const writeResults: Record<string, { writes: Measurement; reads: Measurement }> = {};
+  for (const { name, create, read } of writers) {
+    const contender = contenders[name]!;
+    await checkOnce(
+      { ...create, body: String(create.setupRequest!({}).body) },
+      `${name} createPost`,
+    );
+    const [writes, reads] = await Promise.all([
+      measure(create, {
+        ...timing,
+        connections: writeConnections,
+        warmupSeconds: 0,
+        counter: contender.counter,
+      }),
+      measure(read, { ...timing, warmupSeconds: 0 }),
+    ]);
+    writeResults[name] = { writes, reads };
+    log(row(`${name} createPost`, writes, rssMegabytes(contender.pid)));
+    log(row(`${name} (a) reads meanwhile`, reads, rssMegabytes(contender.pid)));
+  }
+  if (writeResults.PostGraphile)
+    log(
+      `\nQuire's throughput relative to PostGraphile: createPost ${ratio(writeResults.Quire!.writes.requestsPerSecond, writeResults.PostGraphile.writes.requestsPerSecond)}; (a) reads meanwhile ${ratio(writeResults.Quire!.reads.requestsPerSecond, writeResults.PostGraphile.reads.requestsPerSecond)}. Quire's createPost also authenticates the bearer token, rate-limits, derives the slug and invalidates the cache after commit.`,
+    );
+  log('');
+}
