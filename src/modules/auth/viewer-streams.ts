@@ -29,6 +29,8 @@ type Watcher = { tokenHash: string; onChange(change: ViewerChangedMessage): void
  * other instances' viewer caches expire on their own (VIEWER_MEMORY_TTL_MS).
  */
 const ECHO_TIMEOUT_MS = 1000;
+/** How long a check of a stream's token waits for others to share its query. */
+const LIVE_TOKEN_WINDOW_MS = 2;
 
 /**
  * This instance's streams (subscriptions, graphql-ws sockets) by the viewer they speak for, so a
@@ -67,7 +69,10 @@ export class ViewerStreams {
           return row ? { userId: row.user_id, role: row.role } : null;
         });
       },
-      { cache: false },
+      // A short window instead of one tick: thousands of streams subscribing together (a
+      // reconnect storm) each check their viewer first, and one query per tick queued them
+      // behind the pool. A load still starts its query after it was asked for.
+      { cache: false, batchScheduleFn: (callback) => setTimeout(callback, LIVE_TOKEN_WINDOW_MS) },
     );
   }
 
