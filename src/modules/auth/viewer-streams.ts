@@ -1,4 +1,3 @@
-import { Repeater } from '@repeaterjs/repeater';
 import DataLoader from 'dataloader';
 import { type ExecutionResult, GraphQLError } from 'graphql';
 import { isAsyncIterable, type Plugin } from 'graphql-yoga';
@@ -230,62 +229,141 @@ export function endWhenViewerChanges(
   streams: ViewerStreams,
   logger: Logger,
 ): AsyncIterableIterator<ExecutionResult> {
-  const iterator = source[Symbol.asyncIterator]();
-  let started = false;
-  const stream = new Repeater<ExecutionResult>(async (push, stop) => {
-    started = true;
-    let stopped = false;
-    const end = (change: ViewerChangedMessage) => {
-      void push(endResult(change));
-      stop();
-    };
-    const unwatch = streams.watch(viewer, end);
-    // Each event's viewer is checked before it is delivered, the first one before the first
-    // event: a change committed between the context's token check and `watch` above is seen.
-    const changed = async (event?: ExecutionResult) => {
-      try {
-        const change = await streams.changeOf(viewer, event);
-        // Ends this instance's other streams of the viewer too, as the signal would.
-        if (change) streams.onViewerChanged(change);
-        return change !== null;
-      } catch (error) {
-        logger.error({ err: error }, 'could not check the viewer of a stream');
-        void push({
-          errors: [
-            new GraphQLError('Unexpected error.', {
-              extensions: { code: 'INTERNAL_SERVER_ERROR' },
-            }),
-          ],
-        });
-        stop();
-        return true;
+  return new ViewerBoundStream(source[Symbol.asyncIterator](), viewer, streams, logger);
+}
+
+/**
+ * The iterator behind endWhenViewerChanges: one pending `next()` at a time, settled by the
+ * source's event (after its viewer check) or by the end, whichever comes first. A Repeater did
+ * this with several promises per event; with a thousand streams of one run that was a good share
+ * of fan-out's CPU.
+ */
+class ViewerBoundStream implements AsyncIterableIterator<ExecutionResult> {
+  #state: 'new' | 'open' | 'done' = 'new';
+  #pending: {
+    resolve(result: IteratorResult<ExecutionResult>): void;
+    reject(error: unknown): void;
+  } | null = null;
+  /** The last result, for a `next()` still to come, when the stream ended between two. */
+  #final: ExecutionResult | null = null;
+  /** The check made before the first event: a change committed before `watch` is seen. */
+  #firstCheck: Promise<boolean> | null = null;
+  #unwatch = () => {};
+
+  constructor(
+    private readonly source: AsyncIterator<ExecutionResult>,
+    private readonly viewer: StreamViewer,
+    private readonly streams: ViewerStreams,
+    private readonly logger: Logger,
+  ) {}
+
+  next(): Promise<IteratorResult<ExecutionResult>> {
+    if (this.#state === 'new') {
+      this.#state = 'open';
+      this.#unwatch = this.streams.watch(this.viewer, (change) => this.#end(endResult(change)));
+      this.#firstCheck = this.#changed();
+    }
+    const final = this.#final;
+    if (final) {
+      this.#final = null;
+      return Promise.resolve({ value: final, done: false });
+    }
+    if (this.#state === 'done') return Promise.resolve({ value: undefined, done: true });
+    return new Promise((resolve, reject) => {
+      this.#pending = { resolve, reject };
+      void this.#pull();
+    });
+  }
+
+  return(value?: unknown): Promise<IteratorResult<ExecutionResult>> {
+    this.#final = null;
+    this.#finish();
+    const pending = this.#pending;
+    this.#pending = null;
+    pending?.resolve({ value: undefined, done: true });
+    return Promise.resolve({ value: value as undefined, done: true });
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+
+  /** Settles the pending `next()` with the source's next event, once its viewer is checked. */
+  async #pull(): Promise<void> {
+    try {
+      const first = this.#firstCheck;
+      if (first) {
+        this.#firstCheck = null;
+        if (await first) return;
       }
-    };
-    const pump = async () => {
-      if (await changed()) return;
-      for (;;) {
-        const next = await iterator.next();
-        if (next.done || stopped || (await changed(next.value))) return;
-        await push(next.value);
+      const next = await this.source.next();
+      if (this.#state === 'done') return;
+      if (next.done) {
+        this.#finish();
+        this.#settle({ value: undefined, done: true });
+        return;
       }
-    };
-    pump().then(
-      () => stop(),
-      (error: unknown) => stop(error),
-    );
-    await stop;
-    stopped = true;
-    unwatch();
-    // Not awaited: a source parked on its next event must not hold the consumer.
-    Promise.resolve(iterator.return?.()).catch(() => {});
-  });
-  return Object.assign(stream, {
-    // A stream returned before its first `next` never ran the executor: release the source here.
-    return(value?: unknown) {
-      if (!started) Promise.resolve(iterator.return?.()).catch(() => {});
-      return Repeater.prototype.return.call(stream, value);
-    },
-  });
+      if (await this.#changed(next.value)) return;
+      this.#settle({ value: next.value, done: false });
+    } catch (error) {
+      if (this.#state === 'done') return;
+      this.#finish();
+      const pending = this.#pending;
+      this.#pending = null;
+      pending?.reject(error);
+    }
+  }
+
+  #settle(result: IteratorResult<ExecutionResult>): void {
+    const pending = this.#pending;
+    this.#pending = null;
+    pending?.resolve(result);
+  }
+
+  /**
+   * Whether the viewer changed (the stream has then ended with its last result). Each event's
+   * viewer is checked before it is delivered; the streams of one viewer share the check of an
+   * event (ViewerStreams.changeOf).
+   */
+  async #changed(event?: ExecutionResult): Promise<boolean> {
+    try {
+      const change = await this.streams.changeOf(this.viewer, event);
+      // Ends this instance's other streams of the viewer too, as the signal would.
+      if (change) {
+        this.streams.onViewerChanged(change);
+        this.#end(endResult(change));
+      }
+      return change !== null || this.#state === 'done';
+    } catch (error) {
+      this.logger.error({ err: error }, 'could not check the viewer of a stream');
+      this.#end({
+        errors: [
+          new GraphQLError('Unexpected error.', { extensions: { code: 'INTERNAL_SERVER_ERROR' } }),
+        ],
+      });
+      return true;
+    }
+  }
+
+  /** Ends the stream with `result` as its last event: to the pending `next()`, or the next one. */
+  #end(result: ExecutionResult): void {
+    if (this.#state === 'done') return;
+    this.#finish();
+    if (this.#pending) this.#settle({ value: result, done: false });
+    else this.#final = result;
+  }
+
+  /**
+   * Stops watching and releases the source, without awaiting it: a source parked on its next
+   * event must not hold the consumer.
+   */
+  #finish(): void {
+    if (this.#state === 'done') return;
+    const started = this.#state !== 'new';
+    this.#state = 'done';
+    if (started) this.#unwatch();
+    Promise.resolve(this.source.return?.()).catch(() => {});
+  }
 }
 
 /**
