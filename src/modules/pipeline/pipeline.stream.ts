@@ -96,7 +96,7 @@ export function resumeAfter(ctx: Context, afterEventId: string | null): string |
 }
 
 /** Events a stream holds for a consumer that reads slower than they come; see RunEventStream. */
-const STREAM_BUFFER = 1024;
+export const STREAM_BUFFER = 1024;
 
 /**
  * The message of a stored row, one per row object: streams that shared a read (SharedReads)
@@ -187,6 +187,11 @@ class RunEventStream implements AsyncIterableIterator<PipelineEventMessage> {
     resumedType: string | null,
   ) {
     this.#lastType = resumedType;
+  }
+
+  /** Events waiting for the consumer: at most STREAM_BUFFER. */
+  get buffered(): number {
+    return this.#queue.length;
   }
 
   next(): Promise<IteratorResult<PipelineEventMessage>> {
