@@ -19,6 +19,13 @@ export interface StreamViewer {
   role: Role;
 }
 
+/** One check of a viewer for one event, shared by the viewer's streams. */
+interface SharedCheck {
+  promise: Promise<ViewerChangedMessage | null>;
+  /** Its outcome once settled without error. */
+  settled: ViewerChangedMessage | null | undefined;
+}
+
 type Watcher = { tokenHash: string; onChange(change: ViewerChangedMessage): void };
 
 /**
@@ -47,10 +54,7 @@ export class ViewerStreams {
   /** Changes this instance published, waiting for their echo. */
   readonly #echoes = new Set<{ change: ViewerChangedMessage; arrived(): void }>();
   #listening = false;
-  readonly #checksByEvent = new WeakMap<
-    object,
-    Map<string, Promise<ViewerChangedMessage | null>>
-  >();
+  readonly #checksByEvent = new WeakMap<object, Map<string, SharedCheck>>();
 
   /** `cache` (the shared second-level cache) holds viewers across instances when given. */
   constructor(deps: { db: Db; pubsub: QuirePubSub; logger: Logger; cache?: Cache }) {
@@ -153,6 +157,19 @@ export class ViewerStreams {
    */
   changeOf(viewer: StreamViewer, event?: object): Promise<ViewerChangedMessage | null> {
     if (!event) return this.#changeOf(viewer);
+    return this.#sharedCheck(viewer, event).promise;
+  }
+
+  /**
+   * The outcome of `event`'s shared check for `viewer` once it has settled without error
+   * (ViewerChangedMessage or null), undefined before: the streams after the first one of a
+   * viewer then go on without awaiting it.
+   */
+  settledChangeOf(viewer: StreamViewer, event: object): ViewerChangedMessage | null | undefined {
+    return this.#sharedCheck(viewer, event).settled;
+  }
+
+  #sharedCheck(viewer: StreamViewer, event: object): SharedCheck {
     let checks = this.#checksByEvent.get(event);
     if (!checks) {
       checks = new Map();
@@ -161,7 +178,14 @@ export class ViewerStreams {
     const key = `${viewer.tokenHash}\u0000${viewer.userId}\u0000${viewer.role}`;
     let check = checks.get(key);
     if (!check) {
-      check = this.#changeOf(viewer);
+      const started: SharedCheck = { promise: this.#changeOf(viewer), settled: undefined };
+      started.promise.then(
+        (change) => {
+          started.settled = change;
+        },
+        () => {},
+      );
+      check = started;
       checks.set(key, check);
     }
     return check;
@@ -303,7 +327,9 @@ class ViewerBoundStream implements AsyncIterableIterator<ExecutionResult> {
         this.#settle({ value: undefined, done: true });
         return;
       }
-      if (await this.#changed(next.value)) return;
+      // The viewer's other streams usually checked this event already: no await then.
+      const known = this.streams.settledChangeOf(this.viewer, next.value);
+      if (known !== null && (await this.#changed(next.value))) return;
       this.#settle({ value: next.value, done: false });
     } catch (error) {
       if (this.#state === 'done') return;
