@@ -55,6 +55,17 @@ export interface QuirePubSub
    * Returns the function that removes the listener.
    */
   onReconnect(listener: () => void): () => void;
+  /**
+   * Calls `listener` synchronously with each message of a topic (the same object for every
+   * listener of this process), until the returned function is called. For fan-out: a thousand
+   * streams of one run cost a call each per message, where `subscribe` costs each an iterator
+   * step and its promises. The listener keeps its own buffer, if any.
+   */
+  listen<K extends 'pipelineRun'>(
+    routingKey: K,
+    id: string,
+    listener: (message: PipelineEventMessage) => void,
+  ): () => void;
 }
 
 export interface PubSubHandle {
@@ -157,6 +168,12 @@ function createBufferedPubSub(
     },
     subscribe(routingKey: string, id?: unknown) {
       return new TopicFeed(target, topicOf(routingKey, id));
+    },
+    listen(routingKey: string, id: string, listener: (message: never) => void) {
+      const topic = topicOf(routingKey, id);
+      const onEvent = (event: Event) => listener((event as CustomEvent).detail as never);
+      target.addEventListener(topic, onEvent);
+      return () => target.removeEventListener(topic, onEvent);
     },
     subscriptionsConfirmed,
     onReconnect,
@@ -290,10 +307,13 @@ function withTopicPrefix(prefix: string, pubsub: QuirePubSub): QuirePubSub {
   const untyped = pubsub as unknown as {
     publish(topic: string, ...args: unknown[]): void;
     subscribe(topic: string, ...args: unknown[]): unknown;
+    listen(topic: string, id: string, listener: (message: never) => void): () => void;
   };
   return {
     publish: (topic: string, ...args: unknown[]) => untyped.publish(prefix + topic, ...args),
     subscribe: (topic: string, ...args: unknown[]) => untyped.subscribe(prefix + topic, ...args),
+    listen: (topic: string, id: string, listener: (message: never) => void) =>
+      untyped.listen(prefix + topic, id, listener),
     subscriptionsConfirmed: () => pubsub.subscriptionsConfirmed(),
     onReconnect: (listener: () => void) => pubsub.onReconnect(listener),
   } as QuirePubSub;

@@ -43,15 +43,18 @@ function whenEnded<T>(source: AsyncIterable<T>, onEnd: () => void): AsyncIterabl
     [Symbol.asyncIterator]() {
       return this;
     },
-    async next() {
-      try {
-        const result = await iterator.next();
-        if (result.done) end();
-        return result;
-      } catch (error) {
-        end();
-        throw error;
-      }
+    // `.then` rather than an async function: one promise per event less, on every stream.
+    next() {
+      return iterator.next().then(
+        (result) => {
+          if (result.done) end();
+          return result;
+        },
+        (error: unknown) => {
+          end();
+          throw error;
+        },
+      );
     },
     async return(value?: unknown) {
       end();

@@ -25,17 +25,31 @@ export function useEndableSubscriptions(): Plugin<{ req?: IncomingMessage }> {
           const source = result[Symbol.asyncIterator]();
           const ends = enders.get(request) ?? new Set<() => void>();
           enders.set(request, ends);
-          let end = () => {};
-          const ended = new Promise<IteratorResult<never>>((resolve) => {
-            end = () => {
-              ends.delete(end);
-              resolve({ done: true, value: undefined });
-              void Promise.resolve(source.return?.()).catch(() => {});
-            };
-          });
+          let ended = false;
+          // The `next()` waiting for the source, settled here too: ending must not wait for a
+          // source's next event. Passed through otherwise (no race per event).
+          let pending: ((result: IteratorResult<never>) => void) | null = null;
+          const end = () => {
+            if (ended) return;
+            ended = true;
+            ends.delete(end);
+            pending?.({ done: true, value: undefined });
+            pending = null;
+            void Promise.resolve(source.return?.()).catch(() => {});
+          };
           ends.add(end);
           setResult({
-            next: () => Promise.race([source.next(), ended]),
+            next: () => {
+              if (ended) return Promise.resolve({ done: true, value: undefined });
+              return new Promise((resolve, reject) => {
+                pending = resolve;
+                source.next().then((next) => {
+                  if (pending !== resolve) return;
+                  pending = null;
+                  resolve(next);
+                }, reject);
+              });
+            },
             return: async (value?: unknown) => {
               end();
               return { done: true, value };

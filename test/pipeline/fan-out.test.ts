@@ -1,3 +1,4 @@
+import { request as httpRequest } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type HttpServer, httpOptions, startHttpServer } from '../../src/http.ts';
 import { PipelineWorker } from '../../src/processing/worker.ts';
@@ -310,5 +311,73 @@ describe('pipelineRun fan-out', () => {
     } finally {
       await Promise.all(subscribers.map((subscriber) => subscriber.close()));
     }
+  });
+
+  it('writes every SSE subscriber of a key the same bytes, framed as one event per chunk', async () => {
+    const runId = await queueRun(app, alice);
+    /** The raw body of an SSE subscription, read until the server ends it. */
+    const raw = () => {
+      let body = '';
+      const ended = new Promise<string>((resolve, reject) => {
+        const request = httpRequest(
+          url(),
+          {
+            method: 'POST',
+            headers: {
+              accept: 'text/event-stream',
+              'content-type': 'application/json',
+              authorization: `Bearer ${alice.token}`,
+            },
+          },
+          (response) => {
+            response.setEncoding('utf8');
+            response.on('data', (chunk: string) => {
+              body += chunk;
+            });
+            response.on('end', () => resolve(body));
+            response.on('error', reject);
+          },
+        );
+        request.on('error', reject);
+        request.end(JSON.stringify({ query: runSubscription, variables: { id: runId } }));
+      });
+      return { ended, body: () => body };
+    };
+    const streams = [raw(), raw(), raw()];
+    await until(
+      () => streams.every((stream) => stream.body().includes('event: next')),
+      'the replayed first event',
+    );
+    const cancelled = await app.gql(
+      'mutation($id: ID!) { cancelPipeline(input: { runId: $id }) { pipelineRun { status } } }',
+      { id: runId },
+      { token: alice.token },
+    );
+    expect(cancelled.errors).toBeUndefined();
+    // Keep-alive comments (`:`) come on each stream's own timer; the events must not differ.
+    const bodies = (await Promise.all(streams.map((stream) => stream.ended))).map((body) =>
+      body
+        .split('\n\n')
+        .filter((block) => block !== ':')
+        .join('\n\n'),
+    );
+    const stored = await app.deps.db
+      .selectFrom('pipeline_events')
+      .select(['id', 'seq', 'type'])
+      .where('run_id', '=', localId(runId))
+      .orderBy('seq')
+      .execute();
+    const expected = `${stored
+      .map((row) => {
+        const id = globalId('PipelineEvent', row.id);
+        const data = JSON.stringify({
+          data: { pipelineRun: { id, sequence: row.seq, type: row.type } },
+        });
+        return `id: ${id}\nevent: next\ndata: ${data}\n\n`;
+      })
+      .join('')}event: complete\ndata:\n\n`;
+    // The earlier test's worker may have run some steps before the cancel landed.
+    expect(stored.at(-1)?.type).toMatch(/^run\.(cancelled|succeeded)$/);
+    for (const body of bodies) expect(body).toBe(expected);
   });
 });

@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createContext } from '../../src/context.ts';
 import { type HttpServer, httpOptions, startHttpServer } from '../../src/http.ts';
-import { streamRunEvents } from '../../src/modules/pipeline/pipeline.stream.ts';
+import { toEventMessage } from '../../src/modules/pipeline/pipeline.repository.ts';
+import { STREAM_BUFFER, streamRunEvents } from '../../src/modules/pipeline/pipeline.stream.ts';
 import { startTestApp, type TestApp } from '../helpers/app.ts';
 import { sseSubscribe, take, wsSubscribe } from '../helpers/clients.ts';
 import { createUser, localId, type TestUser } from '../helpers/factories.ts';
@@ -78,5 +79,45 @@ describe('the switch from replay to live', () => {
     const ws = wsSubscribe(url.replace('http', 'ws'), query, variables, author);
     expect(await within(take(ws, 10), 5000)).toEqual([]);
     await ws.dispose();
+  });
+
+  it('holds at most STREAM_BUFFER events for a consumer that does not read, then delivers all in order', async () => {
+    const runId = localId(await queueRun(app, author));
+    const ctx = await createContext(app.deps, {
+      authorization: `Bearer ${author.token}`,
+      clientAddress: null,
+    });
+    const stream = await streamRunEvents(ctx, runId, null);
+    expect((await stream.next()).value?.type).toBe('run.queued');
+    const run = await app.deps.db
+      .selectFrom('pipeline_runs')
+      .select('post_id')
+      .where('id', '=', runId)
+      .executeTakeFirstOrThrow();
+    // Stored as the worker stores them, then published while the consumer reads nothing.
+    const count = 2 * STREAM_BUFFER;
+    const rows = await app.deps.db
+      .insertInto('pipeline_events')
+      .values(
+        Array.from({ length: count }, (_, index) => ({
+          run_id: runId,
+          seq: index + 2,
+          type: index === count - 1 ? 'run.cancelled' : 'run.progress',
+          payload: JSON.stringify({ index }),
+        })),
+      )
+      .returningAll()
+      .execute();
+    for (const row of rows)
+      app.deps.pubsub.publish('pipelineRun', runId, toEventMessage(row, run.post_id));
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect((stream as unknown as { buffered: number }).buffered).toBe(STREAM_BUFFER);
+    const seqs: number[] = [];
+    for (;;) {
+      const next = await within(stream.next(), 5000);
+      if (next.done) break;
+      seqs.push(next.value.seq);
+    }
+    expect(seqs).toEqual(rows.map((row) => row.seq));
   });
 });

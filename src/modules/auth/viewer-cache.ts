@@ -50,6 +50,14 @@ export class ViewerCache {
   #epoch = 0;
   /** Whether changes reach this instance (its `viewerChanged` subscription is confirmed). */
   #signalled = false;
+  /**
+   * Loads under way by token hash, with the epoch they started in. Five thousand graphql-ws
+   * clients of one token connecting at once each missed the cold cache and read the token: the
+   * pool's ten connections queued the reads past its connect timeout. Concurrent lookups of one
+   * token now share one read; a lookup after a drop starts its own, so a revoked token is never
+   * served from a read that began before its revocation.
+   */
+  readonly #loading = new Map<string, { epoch: number; load: Promise<CachedViewer | null> }>();
 
   constructor(private readonly deps: { db: Db; cache: Cache | undefined; logger: Logger }) {}
 
@@ -61,7 +69,7 @@ export class ViewerCache {
     const epoch = this.#epoch;
     let cached = this.#memory.get(tokenHash) ?? null;
     if (!cached) {
-      cached = await this.#load(db, tokenHash);
+      cached = await this.#sharedLoad(db, tokenHash, epoch);
       if (!cached) return null;
       // Kept in memory only while changes reach this instance, and only if none landed meanwhile.
       if (this.#signalled && epoch === this.#epoch) this.#memory.set(tokenHash, cached);
@@ -108,6 +116,17 @@ export class ViewerCache {
       ? [change.tokenHash]
       : await liveTokenHashesOfUser(this.deps.db, change.userId);
     await cache.invalidate(hashes.map(tokenTag));
+  }
+
+  /** `#load`, joined by the lookups of the same token in the same epoch while it runs. */
+  #sharedLoad(db: Db, tokenHash: string, epoch: number): Promise<CachedViewer | null> {
+    const running = this.#loading.get(tokenHash);
+    if (running?.epoch === epoch) return running.load;
+    const load = this.#load(db, tokenHash).finally(() => {
+      if (this.#loading.get(tokenHash)?.load === load) this.#loading.delete(tokenHash);
+    });
+    this.#loading.set(tokenHash, { epoch, load });
+    return load;
   }
 
   async #load(db: Db, tokenHash: string): Promise<CachedViewer | null> {

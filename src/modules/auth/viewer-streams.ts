@@ -1,4 +1,3 @@
-import { Repeater } from '@repeaterjs/repeater';
 import DataLoader from 'dataloader';
 import type { ExecutionResult } from 'graphql';
 import { isAsyncIterable, type Plugin } from 'graphql-yoga';
@@ -20,6 +19,13 @@ export interface StreamViewer {
   role: Role;
 }
 
+/** One check of a viewer for one event, shared by the viewer's streams. */
+interface SharedCheck {
+  promise: Promise<ViewerChangedMessage | null>;
+  /** Its outcome once settled without error. */
+  settled: ViewerChangedMessage | null | undefined;
+}
+
 type Watcher = { tokenHash: string; onChange(change: ViewerChangedMessage): void };
 
 /**
@@ -29,6 +35,8 @@ type Watcher = { tokenHash: string; onChange(change: ViewerChangedMessage): void
  * other instances' viewer caches expire on their own (VIEWER_MEMORY_TTL_MS).
  */
 const ECHO_TIMEOUT_MS = 1000;
+/** How long a check of a stream's token waits for others to share its query. */
+const LIVE_TOKEN_WINDOW_MS = 2;
 
 /**
  * This instance's streams (subscriptions, graphql-ws sockets) by the viewer they speak for, so a
@@ -46,10 +54,7 @@ export class ViewerStreams {
   /** Changes this instance published, waiting for their echo. */
   readonly #echoes = new Set<{ change: ViewerChangedMessage; arrived(): void }>();
   #listening = false;
-  readonly #checksByEvent = new WeakMap<
-    object,
-    Map<string, Promise<ViewerChangedMessage | null>>
-  >();
+  readonly #checksByEvent = new WeakMap<object, Map<string, SharedCheck>>();
 
   /** `cache` (the shared second-level cache) holds viewers across instances when given. */
   constructor(deps: { db: Db; pubsub: QuirePubSub; logger: Logger; cache?: Cache }) {
@@ -67,7 +72,10 @@ export class ViewerStreams {
           return row ? { userId: row.user_id, role: row.role } : null;
         });
       },
-      { cache: false },
+      // A short window instead of one tick: thousands of streams subscribing together (a
+      // reconnect storm) each check their viewer first, and one query per tick queued them
+      // behind the pool. A load still starts its query after it was asked for.
+      { cache: false, batchScheduleFn: (callback) => setTimeout(callback, LIVE_TOKEN_WINDOW_MS) },
     );
   }
 
@@ -149,6 +157,19 @@ export class ViewerStreams {
    */
   changeOf(viewer: StreamViewer, event?: object): Promise<ViewerChangedMessage | null> {
     if (!event) return this.#changeOf(viewer);
+    return this.#sharedCheck(viewer, event).promise;
+  }
+
+  /**
+   * The outcome of `event`'s shared check for `viewer` once it has settled without error
+   * (ViewerChangedMessage or null), undefined before: the streams after the first one of a
+   * viewer then go on without awaiting it.
+   */
+  settledChangeOf(viewer: StreamViewer, event: object): ViewerChangedMessage | null | undefined {
+    return this.#sharedCheck(viewer, event).settled;
+  }
+
+  #sharedCheck(viewer: StreamViewer, event: object): SharedCheck {
     let checks = this.#checksByEvent.get(event);
     if (!checks) {
       checks = new Map();
@@ -157,7 +178,14 @@ export class ViewerStreams {
     const key = `${viewer.tokenHash}\u0000${viewer.userId}\u0000${viewer.role}`;
     let check = checks.get(key);
     if (!check) {
-      check = this.#changeOf(viewer);
+      const started: SharedCheck = { promise: this.#changeOf(viewer), settled: undefined };
+      started.promise.then(
+        (change) => {
+          started.settled = change;
+        },
+        () => {},
+      );
+      check = started;
       checks.set(key, check);
     }
     return check;
@@ -225,58 +253,141 @@ export function endWhenViewerChanges(
   streams: ViewerStreams,
   logger: Logger,
 ): AsyncIterableIterator<ExecutionResult> {
-  const iterator = source[Symbol.asyncIterator]();
-  let started = false;
-  const stream = new Repeater<ExecutionResult>(async (push, stop) => {
-    started = true;
-    let stopped = false;
-    const end = (change: ViewerChangedMessage) => {
-      void push(endResult(change));
-      stop();
-    };
-    const unwatch = streams.watch(viewer, end);
-    // Each event's viewer is checked before it is delivered, the first one before the first
-    // event: a change committed between the context's token check and `watch` above is seen.
-    const changed = async (event?: ExecutionResult) => {
-      try {
-        const change = await streams.changeOf(viewer, event);
-        // Ends this instance's other streams of the viewer too, as the signal would.
-        if (change) streams.onViewerChanged(change);
-        return change !== null;
-      } catch (error) {
-        logger.error({ err: error }, 'could not check the viewer of a stream');
-        void push({
-          errors: [appError('INTERNAL_SERVER_ERROR', 'Unexpected error.')],
-        });
-        stop();
-        return true;
+  return new ViewerBoundStream(source[Symbol.asyncIterator](), viewer, streams, logger);
+}
+
+/**
+ * The iterator behind endWhenViewerChanges: one pending `next()` at a time, settled by the
+ * source's event (after its viewer check) or by the end, whichever comes first. A Repeater did
+ * this with several promises per event; with a thousand streams of one run that was a good share
+ * of fan-out's CPU.
+ */
+class ViewerBoundStream implements AsyncIterableIterator<ExecutionResult> {
+  #state: 'new' | 'open' | 'done' = 'new';
+  #pending: {
+    resolve(result: IteratorResult<ExecutionResult>): void;
+    reject(error: unknown): void;
+  } | null = null;
+  /** The last result, for a `next()` still to come, when the stream ended between two. */
+  #final: ExecutionResult | null = null;
+  /** The check made before the first event: a change committed before `watch` is seen. */
+  #firstCheck: Promise<boolean> | null = null;
+  #unwatch = () => {};
+
+  constructor(
+    private readonly source: AsyncIterator<ExecutionResult>,
+    private readonly viewer: StreamViewer,
+    private readonly streams: ViewerStreams,
+    private readonly logger: Logger,
+  ) {}
+
+  next(): Promise<IteratorResult<ExecutionResult>> {
+    if (this.#state === 'new') {
+      this.#state = 'open';
+      this.#unwatch = this.streams.watch(this.viewer, (change) => this.#end(endResult(change)));
+      this.#firstCheck = this.#changed();
+    }
+    const final = this.#final;
+    if (final) {
+      this.#final = null;
+      return Promise.resolve({ value: final, done: false });
+    }
+    if (this.#state === 'done') return Promise.resolve({ value: undefined, done: true });
+    return new Promise((resolve, reject) => {
+      this.#pending = { resolve, reject };
+      void this.#pull();
+    });
+  }
+
+  return(value?: unknown): Promise<IteratorResult<ExecutionResult>> {
+    this.#final = null;
+    this.#finish();
+    const pending = this.#pending;
+    this.#pending = null;
+    pending?.resolve({ value: undefined, done: true });
+    return Promise.resolve({ value: value as undefined, done: true });
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+
+  /** Settles the pending `next()` with the source's next event, once its viewer is checked. */
+  async #pull(): Promise<void> {
+    try {
+      const first = this.#firstCheck;
+      if (first) {
+        this.#firstCheck = null;
+        if (await first) return;
       }
-    };
-    const pump = async () => {
-      if (await changed()) return;
-      for (;;) {
-        const next = await iterator.next();
-        if (next.done || stopped || (await changed(next.value))) return;
-        await push(next.value);
+      const next = await this.source.next();
+      if (this.#state === 'done') return;
+      if (next.done) {
+        this.#finish();
+        this.#settle({ value: undefined, done: true });
+        return;
       }
-    };
-    pump().then(
-      () => stop(),
-      (error: unknown) => stop(error),
-    );
-    await stop;
-    stopped = true;
-    unwatch();
-    // Not awaited: a source parked on its next event must not hold the consumer.
-    Promise.resolve(iterator.return?.()).catch(() => {});
-  });
-  return Object.assign(stream, {
-    // A stream returned before its first `next` never ran the executor: release the source here.
-    return(value?: unknown) {
-      if (!started) Promise.resolve(iterator.return?.()).catch(() => {});
-      return Repeater.prototype.return.call(stream, value);
-    },
-  });
+      // The viewer's other streams usually checked this event already: no await then.
+      const known = this.streams.settledChangeOf(this.viewer, next.value);
+      if (known !== null && (await this.#changed(next.value))) return;
+      this.#settle({ value: next.value, done: false });
+    } catch (error) {
+      if (this.#state === 'done') return;
+      this.#finish();
+      const pending = this.#pending;
+      this.#pending = null;
+      pending?.reject(error);
+    }
+  }
+
+  #settle(result: IteratorResult<ExecutionResult>): void {
+    const pending = this.#pending;
+    this.#pending = null;
+    pending?.resolve(result);
+  }
+
+  /**
+   * Whether the viewer changed (the stream has then ended with its last result). Each event's
+   * viewer is checked before it is delivered; the streams of one viewer share the check of an
+   * event (ViewerStreams.changeOf).
+   */
+  async #changed(event?: ExecutionResult): Promise<boolean> {
+    try {
+      const change = await this.streams.changeOf(this.viewer, event);
+      // Ends this instance's other streams of the viewer too, as the signal would.
+      if (change) {
+        this.streams.onViewerChanged(change);
+        this.#end(endResult(change));
+      }
+      return change !== null || this.#state === 'done';
+    } catch (error) {
+      this.logger.error({ err: error }, 'could not check the viewer of a stream');
+      this.#end({
+        errors: [appError('INTERNAL_SERVER_ERROR', 'Unexpected error.')],
+      });
+      return true;
+    }
+  }
+
+  /** Ends the stream with `result` as its last event: to the pending `next()`, or the next one. */
+  #end(result: ExecutionResult): void {
+    if (this.#state === 'done') return;
+    this.#finish();
+    if (this.#pending) this.#settle({ value: result, done: false });
+    else this.#final = result;
+  }
+
+  /**
+   * Stops watching and releases the source, without awaiting it: a source parked on its next
+   * event must not hold the consumer.
+   */
+  #finish(): void {
+    if (this.#state === 'done') return;
+    const started = this.#state !== 'new';
+    this.#state = 'done';
+    if (started) this.#unwatch();
+    Promise.resolve(this.source.return?.()).catch(() => {});
+  }
 }
 
 /**

@@ -99,6 +99,27 @@ describe('viewer cache', () => {
     expect(await whoAmI(b, user.token)).toEqual({ code: undefined, role: 'AUTHOR', statements: 0 });
   });
 
+  it('reads a cold token once for many requests that arrive together', async () => {
+    const other = await createUser(a.deps.db, 'AUTHOR');
+    await warm(b, other.token);
+    // An admin's responses list their statements' text.
+    const user = await createUser(a.deps.db, 'ADMIN');
+    const answers = await Promise.all(
+      Array.from({ length: 40 }, () => send(b, user.token, viewerQuery)),
+    );
+    expect(answers.every((answer) => answer.data?.viewer?.role === 'ADMIN')).toBe(true);
+    const tokenStatements = answers.flatMap((answer) =>
+      ((answer.extensions?.sql?.statements ?? []) as { sql: string }[]).filter((statement) =>
+        statement.sql.includes('api_tokens'),
+      ),
+    );
+    // One read of the token and one last_used_at write, whichever requests ran them.
+    expect(tokenStatements.map((statement) => statement.sql.split(' ')[0])).toEqual([
+      'select',
+      'update',
+    ]);
+  });
+
   it('refuses a token revoked on another instance at the very next request', async () => {
     const admin = await createUser(a.deps.db, 'ADMIN');
     const user = await createUser(a.deps.db, 'AUTHOR');
