@@ -369,35 +369,6 @@ export async function postBySlug(db: Db, slug: string): Promise<PostRow | undefi
     .executeTakeFirst();
 }
 
-export async function insertPosts(db: Db, posts: readonly NewPost[]): Promise<PostRow[]> {
-  // unnest keeps one statement with a fixed parameter count whatever the batch size.
-  const column = <K extends keyof NewPost>(key: K) => posts.map((post) => post[key] ?? null);
-  return db
-    .insertInto('posts')
-    .columns([
-      'author_id',
-      'title',
-      'slug',
-      'body',
-      'status',
-      'published_at',
-      'created_at',
-      'updated_at',
-    ])
-    .expression(
-      sql`select author_id, title, slug, body, status, published_at,
-          coalesce(created_at, now()), coalesce(updated_at, now())
-        from unnest(
-        ${column('author_id')}::bigint[], ${column('title')}::text[], ${column('slug')}::text[],
-        ${column('body')}::text[], ${posts.map((post) => post.status ?? 'DRAFT')}::text[],
-        ${column('published_at')}::timestamptz[], ${column('created_at')}::timestamptz[],
-        ${column('updated_at')}::timestamptz[]
-      ) as new_post(author_id, title, slug, body, status, published_at, created_at, updated_at)`,
-    )
-    .returning(postColumns)
-    .execute();
-}
-
 export async function updatePostRow(
   db: Db,
   id: string,
