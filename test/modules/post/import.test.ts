@@ -348,6 +348,27 @@ describe('importPosts in bulk', { timeout: 60_000 }, () => {
     }
   });
 
+  it('refuses a request over MAX_BODY_BYTES before reading it, writing nothing', async () => {
+    const small = await startTestApp({ MAX_BODY_BYTES: '4096' }, app);
+    try {
+      const input = Array.from({ length: 20 }, (_, index) => ({
+        title: `Too large ${index}`,
+        body: 'word '.repeat(60),
+        slug: `too-large-${index}`,
+      }));
+      const result = await small.gql(mutation, { input }, { token: editor.token });
+      expect(result.errors?.[0]?.extensions?.code).toBe('PAYLOAD_TOO_LARGE');
+      const written = await app.deps.db
+        .selectFrom('posts')
+        .select('id')
+        .where('slug', 'like', 'too-large-%')
+        .execute();
+      expect(written).toEqual([]);
+    } finally {
+      await small.close();
+    }
+  });
+
   it('stores queued drafts, their bodies and their links with the creation time given', async () => {
     const input = [
       {
