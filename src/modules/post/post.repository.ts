@@ -177,15 +177,22 @@ function postsPage(db: Db, query: PostListQuery) {
     .limit(limit);
 }
 
+/**
+ * How many posts the list holds. With a search, at most SEARCH_CANDIDATES: a broad term matches
+ * most posts, and counting them all reads every match, as ranking did before it was bounded.
+ */
 export async function countPosts(
   db: Db,
   query: Pick<PostListQuery, 'viewer' | 'filter' | 'orderField'>,
 ): Promise<number> {
-  const { count } = await db
+  const matches = db
     .selectFrom('posts')
-    .select((eb) => eb.fn.countAll<string>().as('count'))
+    .select(sql.lit(1).as('one'))
     .where(visiblePosts(query.viewer))
-    .where(matchesFilter(query.filter, query.orderField))
+    .where(matchesFilter(query.filter, query.orderField));
+  const { count } = await db
+    .selectFrom((query.filter.search ? matches.limit(SEARCH_CANDIDATES) : matches).as('matches'))
+    .select((eb) => eb.fn.countAll<string>().as('count'))
     .executeTakeFirstOrThrow();
   return Number(count);
 }

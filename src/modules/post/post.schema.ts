@@ -282,7 +282,7 @@ builder.queryFields((t) => ({
   posts: t.connection(
     {
       type: PostNode,
-      description: 'Posts the viewer may see, keyset-paginated.',
+      description: `Posts the viewer may see, keyset-paginated. With \`filter.search\`, \`totalCount\` counts at most ${SEARCH_CANDIDATES.toLocaleString('en')} matches (as \`searchPosts\` does: ${SEARCH_CANDIDATES.toLocaleString('en')} means at least as many); the pages still reach every match.`,
       args: postListArgs(t),
       resolve: async (_root, args, ctx, info) => {
         const query = postListQuery(ctx, args);
