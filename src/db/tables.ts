@@ -53,7 +53,10 @@ export interface Database {
   tags: Generated.Tags;
   post_tags: Refine<
     Generated.PostTags,
-    /** The post's created_at, copied by a trigger: tag pages walk it through an index. */
+    /**
+     * The post's created_at, copied by a trigger: tag pages walk it through an index. Only the
+     * import passes it (raw SQL, read from the posts it just inserted); the type keeps it unwritten.
+     */
     { post_created_at: ReadOnly<Generated.PostTags['post_created_at']> }
   >;
   comments: Generated.Comments;

@@ -177,15 +177,22 @@ function postsPage(db: Db, query: PostListQuery) {
     .limit(limit);
 }
 
+/**
+ * How many posts the list holds. With a search, at most SEARCH_CANDIDATES: a broad term matches
+ * most posts, and counting them all reads every match, as ranking did before it was bounded.
+ */
 export async function countPosts(
   db: Db,
   query: Pick<PostListQuery, 'viewer' | 'filter' | 'orderField'>,
 ): Promise<number> {
-  const { count } = await db
+  const matches = db
     .selectFrom('posts')
-    .select((eb) => eb.fn.countAll<string>().as('count'))
+    .select(sql.lit(1).as('one'))
     .where(visiblePosts(query.viewer))
-    .where(matchesFilter(query.filter, query.orderField))
+    .where(matchesFilter(query.filter, query.orderField));
+  const { count } = await db
+    .selectFrom((query.filter.search ? matches.limit(SEARCH_CANDIDATES) : matches).as('matches'))
+    .select((eb) => eb.fn.countAll<string>().as('count'))
     .executeTakeFirstOrThrow();
   return Number(count);
 }
@@ -367,35 +374,6 @@ export async function postBySlug(db: Db, slug: string): Promise<PostRow | undefi
     .select(postColumns)
     .where('posts.slug', '=', slug)
     .executeTakeFirst();
-}
-
-export async function insertPosts(db: Db, posts: readonly NewPost[]): Promise<PostRow[]> {
-  // unnest keeps one statement with a fixed parameter count whatever the batch size.
-  const column = <K extends keyof NewPost>(key: K) => posts.map((post) => post[key] ?? null);
-  return db
-    .insertInto('posts')
-    .columns([
-      'author_id',
-      'title',
-      'slug',
-      'body',
-      'status',
-      'published_at',
-      'created_at',
-      'updated_at',
-    ])
-    .expression(
-      sql`select author_id, title, slug, body, status, published_at,
-          coalesce(created_at, now()), coalesce(updated_at, now())
-        from unnest(
-        ${column('author_id')}::bigint[], ${column('title')}::text[], ${column('slug')}::text[],
-        ${column('body')}::text[], ${posts.map((post) => post.status ?? 'DRAFT')}::text[],
-        ${column('published_at')}::timestamptz[], ${column('created_at')}::timestamptz[],
-        ${column('updated_at')}::timestamptz[]
-      ) as new_post(author_id, title, slug, body, status, published_at, created_at, updated_at)`,
-    )
-    .returning(postColumns)
-    .execute();
 }
 
 export async function updatePostRow(

@@ -282,7 +282,7 @@ builder.queryFields((t) => ({
   posts: t.connection(
     {
       type: PostNode,
-      description: 'Posts the viewer may see, keyset-paginated.',
+      description: `Posts the viewer may see, keyset-paginated. With \`filter.search\`, \`totalCount\` counts at most ${SEARCH_CANDIDATES.toLocaleString('en')} matches (as \`searchPosts\` does: ${SEARCH_CANDIDATES.toLocaleString('en')} means at least as many); the pages still reach every match.`,
       args: postListArgs(t),
       resolve: async (_root, args, ctx, info) => {
         const query = postListQuery(ctx, args);
@@ -650,7 +650,7 @@ builder.relayMutationField(
         type: [CreatePostInput],
         required: true,
         description:
-          'The posts, each validated as for `createPost` (at most MAX_IMPORT_POSTS, 5,000 unless configured).',
+          'The posts, each validated as for `createPost`: at most MAX_IMPORT_POSTS per call (5,000 unless configured; more is BAD_USER_INPUT and writes nothing). The whole request body is limited to MAX_BODY_BYTES (262,144 bytes unless configured; 5,000 posts of 600 characters take about 3.5 MB): a larger request is refused with status 413 before it is read.',
       }),
       process: t.boolean({
         description: 'Queue a pipeline run (default steps) for every imported post.',

@@ -348,6 +348,130 @@ describe('importPosts in bulk', { timeout: 60_000 }, () => {
     }
   });
 
+  it('refuses a request over MAX_BODY_BYTES before reading it, writing nothing', async () => {
+    const small = await startTestApp({ MAX_BODY_BYTES: '4096' }, app);
+    try {
+      const input = Array.from({ length: 20 }, (_, index) => ({
+        title: `Too large ${index}`,
+        body: 'word '.repeat(60),
+        slug: `too-large-${index}`,
+      }));
+      const result = await small.gql(mutation, { input }, { token: editor.token });
+      expect(result.errors?.[0]?.extensions?.code).toBe('PAYLOAD_TOO_LARGE');
+      const written = await app.deps.db
+        .selectFrom('posts')
+        .select('id')
+        .where('slug', 'like', 'too-large-%')
+        .execute();
+      expect(written).toEqual([]);
+    } finally {
+      await small.close();
+    }
+  });
+
+  it('stores queued drafts, their bodies and their links with the creation time given', async () => {
+    const input = [
+      {
+        title: 'Backdated draft',
+        body: '# Backdated\n\nA draft written long ago.',
+        slug: 'backdated-draft',
+        tags: ['old-news', 'archive'],
+        createdAt: '2020-05-04T03:02:01Z',
+      },
+      { title: 'Fresh post', body: 'Published now.', slug: 'fresh-post', status: 'PUBLISHED' },
+    ];
+    const before = new Date();
+    const result = await app.gql(
+      `mutation($input: [CreatePostInput!]!) {
+        importPosts(input: { posts: $input, process: true }) {
+          queuedRunCount posts { slug status body createdAt }
+        }
+      }`,
+      { input },
+      { token: editor.token },
+    );
+    expect(result.errors).toBeUndefined();
+    expect(result.data!.importPosts).toEqual({
+      queuedRunCount: 2,
+      posts: [
+        {
+          slug: 'backdated-draft',
+          status: 'QUEUED',
+          body: input[0]!.body,
+          createdAt: '2020-05-04T03:02:01Z',
+        },
+        {
+          slug: 'fresh-post',
+          status: 'PUBLISHED',
+          body: 'Published now.',
+          createdAt: expect.any(String),
+        },
+      ],
+    });
+    const stored = await app.deps.db
+      .selectFrom('posts')
+      .select(['slug', 'status', 'body', 'created_at', 'updated_at'])
+      .where('slug', 'in', ['backdated-draft', 'fresh-post'])
+      .orderBy('slug')
+      .execute();
+    expect(stored.map((post) => [post.slug, post.status, post.body])).toEqual([
+      ['backdated-draft', 'QUEUED', input[0]!.body],
+      ['fresh-post', 'PUBLISHED', 'Published now.'],
+    ]);
+    // Queued counts as a change: updated now, as startPipeline would leave it.
+    expect(new Date(stored[0]!.updated_at).getTime()).toBeGreaterThanOrEqual(
+      before.getTime() - 1000,
+    );
+    const links = await app.deps.db
+      .selectFrom('post_tags')
+      .innerJoin('posts', 'posts.id', 'post_tags.post_id')
+      .select(['posts.created_at', 'post_tags.post_created_at'])
+      .where('posts.slug', '=', 'backdated-draft')
+      .execute();
+    expect(links).toHaveLength(2);
+    for (const link of links) expect(link.post_created_at).toEqual(link.created_at);
+  });
+
+  it('still copies the post creation time into links inserted or moved without it', async () => {
+    const [older, newer] = await Promise.all(
+      ['2019-01-01T00:00:00Z', '2021-01-01T00:00:00Z'].map((createdAt, index) =>
+        app.deps.db
+          .insertInto('posts')
+          .values({
+            author_id: editor.id,
+            title: `Trigger ${index}`,
+            body: 'x',
+            slug: `link-trigger-${index}`,
+            created_at: createdAt,
+          })
+          .returning(['id', 'created_at'])
+          .executeTakeFirstOrThrow(),
+      ),
+    );
+    const tag = await app.deps.db
+      .insertInto('tags')
+      .values({ name: 'link-trigger' })
+      .returning('id')
+      .executeTakeFirstOrThrow();
+    const linkTime = () =>
+      app.deps.db
+        .selectFrom('post_tags')
+        .select('post_created_at')
+        .where('tag_id', '=', tag.id)
+        .executeTakeFirstOrThrow();
+    await app.deps.db
+      .insertInto('post_tags')
+      .values({ post_id: older!.id, tag_id: tag.id })
+      .execute();
+    expect((await linkTime()).post_created_at).toEqual(older!.created_at);
+    await app.deps.db
+      .updateTable('post_tags')
+      .set({ post_id: newer!.id })
+      .where('tag_id', '=', tag.id)
+      .execute();
+    expect((await linkTime()).post_created_at).toEqual(newer!.created_at);
+  });
+
   it('lets only editors set the author or the creation time', async () => {
     const author = await createUser(app.deps.db, 'AUTHOR');
     for (const extra of [{ author: 'Someone Else' }, { createdAt: '2020-01-01T00:00:00Z' }]) {

@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SEARCH_CANDIDATES } from '../../../src/modules/post/post.repository.ts';
 import { startTestApp, type TestApp } from '../../helpers/app.ts';
@@ -98,5 +99,34 @@ describe('searchPosts on a broad term', () => {
     );
     expect(past.data!.searchPosts).toMatchObject({ totalCount: 1, edges: [] });
     expect(past.extensions!.sql.queries).toBe(2);
+  });
+});
+
+describe('posts(filter: { search }) on a broad term', () => {
+  const list = `query($q: String!, $first: Int, $after: String) {
+    posts(filter: { search: $q }, first: $first, after: $after) {
+      totalCount edges { node { title } } pageInfo { hasNextPage endCursor } } }`;
+
+  it('counts at most SEARCH_CANDIDATES matches, and pages through all of them', async () => {
+    // SEARCH_CANDIDATES + 1 published posts match: one more than the count may say.
+    const first = await app.gql(list, { q: 'quokka', first: 1 });
+    expect(first.errors).toBeUndefined();
+    expect(first.data!.posts.totalCount).toBe(SEARCH_CANDIDATES);
+    const visible = await app.deps.db
+      .selectFrom('posts')
+      .select((eb) => eb.fn.countAll<string>().as('n'))
+      .where('status', '=', 'PUBLISHED')
+      .where(sql<boolean>`search @@ websearch_to_tsquery('english', 'quokka')`)
+      .executeTakeFirstOrThrow();
+    expect(Number(visible.n)).toBe(SEARCH_CANDIDATES + 1);
+    // The pages are not bounded by the count: the oldest match is the last row.
+    const last = await app.gql(
+      `query($q: String!) { posts(filter: { search: $q }, last: 1) { edges { node { title } } } }`,
+      { q: 'quokka' },
+    );
+    expect(last.data!.posts.edges).toEqual([{ node: { title: 'Quokka field guide' } }]);
+    // A narrow term is counted exactly.
+    const narrow = await app.gql(list, { q: 'diaries', first: 1 });
+    expect(narrow.data!.posts.totalCount).toBe(1);
   });
 });

@@ -1,6 +1,8 @@
 import { sql } from 'kysely';
 import type { Db } from '../../../db/database.ts';
+import type { NewPost, PostRow } from '../../../db/tables.ts';
 import { PIPELINE_CHANNEL } from '../../pipeline/pipeline.service.ts';
+import { postColumns } from '../post.repository.ts';
 import type { AuthorRef } from './author.ts';
 
 /**
@@ -45,9 +47,68 @@ export async function takenSlugs(db: Db, slugs: readonly string[]): Promise<Set<
   return new Set(rows.map((row) => row.slug));
 }
 
+/** Every column of a post but its body: the caller sent the body, so it need not come back. */
+const returnedColumns = postColumns.filter(
+  (column): column is Exclude<(typeof postColumns)[number], 'posts.body'> =>
+    column !== 'posts.body',
+);
+
+/**
+ * Inserts the posts in one statement (unnest keeps the parameter count fixed whatever the batch
+ * size) and returns their rows in no particular order. The bodies (up to 200,000 characters
+ * each) are not sent back: they are the ones given.
+ */
+export async function insertPosts(db: Db, posts: readonly NewPost[]): Promise<PostRow[]> {
+  const column = <K extends keyof NewPost>(key: K) => posts.map((post) => post[key] ?? null);
+  const rows = await db
+    .insertInto('posts')
+    .columns([
+      'author_id',
+      'title',
+      'slug',
+      'body',
+      'status',
+      'published_at',
+      'created_at',
+      'updated_at',
+    ])
+    .expression(
+      sql`select author_id, title, slug, body, status, published_at,
+          coalesce(created_at, now()), coalesce(updated_at, now())
+        from unnest(
+        ${column('author_id')}::bigint[], ${column('title')}::text[], ${column('slug')}::text[],
+        ${column('body')}::text[], ${posts.map((post) => post.status ?? 'DRAFT')}::text[],
+        ${column('published_at')}::timestamptz[], ${column('created_at')}::timestamptz[],
+        ${column('updated_at')}::timestamptz[]
+      ) as new_post(author_id, title, slug, body, status, published_at, created_at, updated_at)`,
+    )
+    .returning(returnedColumns)
+    .execute();
+  const bodyOf = new Map(posts.map((post) => [post.slug, post.body]));
+  return rows.map((row) => ({ ...row, body: bodyOf.get(row.slug)! }));
+}
+
+/**
+ * Links new posts to their tags in one statement, passing each post's created_at so the
+ * link's copy of it needs no per-row lookup (see the post_tags trigger's migration).
+ */
+export async function linkNewPosts(
+  db: Db,
+  links: readonly { post: Pick<PostRow, 'id' | 'created_at'>; tagId: string }[],
+): Promise<void> {
+  if (links.length === 0) return;
+  await sql`
+    insert into post_tags (post_id, tag_id, post_created_at)
+    select * from unnest(
+      ${links.map((link) => link.post.id)}::bigint[], ${links.map((link) => link.tagId)}::bigint[],
+      ${links.map((link) => link.post.created_at)}::timestamptz[]
+    )`.execute(db);
+}
+
 /**
  * Queues one pipeline run per post, as startPipeline does one at a time (run, its steps, the
- * `run.queued` event, the post moved to QUEUED unless published), in one statement per table.
+ * `run.queued` event), in one statement per table. The posts were inserted QUEUED (unless
+ * published) by the caller: an update of every post would compute its search vector again.
  * New posts have no active run, so no lock is needed; workers are woken at commit.
  */
 export async function queueRuns(
@@ -72,9 +133,6 @@ export async function queueRuns(
     ), events as (
       insert into pipeline_events (run_id, seq, type, payload)
       select id, 1, 'run.queued', ${payload}::jsonb from runs
-    ), moved as (
-      update posts set status = 'QUEUED', updated_at = now()
-      where id in (select post_id from runs) and status <> 'PUBLISHED'
     )
     select count(*) as count from runs`.execute(db);
   await sql`select pg_notify(${PIPELINE_CHANNEL}, 'import')`.execute(db);

@@ -2,10 +2,9 @@ import type { Db } from '../../../db/database.ts';
 import type { NewPost, PostRow } from '../../../db/tables.ts';
 import { defaultSteps } from '../../../processing/registry.ts';
 import { currentTraceparent } from '../../../tracing.ts';
-import { ensureTags, linkTags } from '../../tag/tag.repository.ts';
-import { insertPosts } from '../post.repository.ts';
+import { ensureTags } from '../../tag/tag.repository.ts';
 import type { AuthorRef } from './author.ts';
-import { queueRuns, resolveAuthors } from './import.repository.ts';
+import { insertPosts, linkNewPosts, queueRuns, resolveAuthors } from './import.repository.ts';
 
 /** A post checked and ready to write: what createPost, importPosts and `npm run import` share. */
 export interface ImportRow {
@@ -40,18 +39,22 @@ export async function writeImport(
 ): Promise<ImportWrite> {
   const authors = rows.flatMap((row) => (row.author ? [row.author] : []));
   const authorIds = authors.length > 0 ? await resolveAuthors(trx, authors) : new Map();
+  // A processed post starts QUEUED (unless published) as startPipeline would leave it, so the
+  // runs need no update of the posts afterwards.
+  const queued = options.queue !== null;
   const newPosts: NewPost[] = rows.map((row) => {
     const authorId = row.author ? authorIds.get(row.author.email) : options.defaultAuthorId;
     if (!authorId) throw new Error(`No author for the post "${row.slug}"`);
     const createdAt = row.createdAt ?? undefined;
+    const queuedNow = queued && row.status !== 'PUBLISHED';
     return {
       author_id: authorId,
       title: row.title,
       body: row.body,
       slug: row.slug,
-      status: row.status,
+      status: queuedNow ? 'QUEUED' : row.status,
       created_at: createdAt,
-      updated_at: createdAt,
+      updated_at: queuedNow ? undefined : createdAt,
       published_at: row.status === 'PUBLISHED' ? (row.createdAt ?? new Date().toISOString()) : null,
     };
   });
@@ -60,10 +63,10 @@ export async function writeImport(
   const bySlug = new Map(inserted.map((post) => [post.slug, post]));
   const posts = rows.map((row) => bySlug.get(row.slug)!);
   const tagIds = await ensureTags(trx, [...new Set(rows.flatMap((row) => row.tags))]);
-  await linkTags(
+  await linkNewPosts(
     trx,
     rows.flatMap((row, index) =>
-      row.tags.map((name) => ({ postId: posts[index]!.id, tagId: tagIds.get(name)! })),
+      row.tags.map((name) => ({ post: posts[index]!, tagId: tagIds.get(name)! })),
     ),
   );
   const queuedRuns = options.queue
@@ -76,12 +79,8 @@ export async function writeImport(
       )
     : 0;
   return {
-    // What queueRuns did to the stored rows: a published post stays published while processed.
-    posts: queuedRuns > 0 ? posts.map(queuedUnlessPublished) : posts,
+    posts,
     authorIds: [...new Set(newPosts.map((post) => post.author_id))],
     queuedRuns,
   };
 }
-
-const queuedUnlessPublished = (post: PostRow): PostRow =>
-  post.status === 'PUBLISHED' ? post : { ...post, status: 'QUEUED' };
