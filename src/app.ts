@@ -83,7 +83,8 @@ export function createApp(deps: AppDeps): QuireYoga {
     graphqlEndpoint: '/graphql',
     landingPage: false,
     batching: false,
-    maxRequestBodySize: config.MAX_BODY_BYTES,
+    // useHttpGuards bounds bodies: by Content-Length, or by counting when there is none.
+    maxRequestBodySize: false,
     logging: yogaLogger(logger),
     graphiql: (config.GRAPHIQL ?? !production) && {
       title: 'Quire',

@@ -49,6 +49,11 @@ const schema = z.object({
   DB_STATEMENT_TIMEOUT_MS: positiveInt.default(5000),
   DB_IDLE_TIMEOUT_MS: positiveInt.default(10_000),
   DB_CONNECT_TIMEOUT_MS: positiveInt.default(5000),
+  /**
+   * on = parameterised statements run prepared, by name, per connection (src/db/prepared-statements.ts);
+   * off for a pooler that does not keep a session per client (PgBouncer in transaction mode before 1.21).
+   */
+  DB_PREPARED_STATEMENTS: flag.default(true),
   MIGRATE_ON_START: flag.default(true),
   SLOW_QUERY_MS: nonNegativeInt.default(200),
   SQL_QUERY_WARN_THRESHOLD: positiveInt.default(50),

@@ -12,6 +12,7 @@ import {
 import pg from 'pg';
 import type { Config } from '../config.ts';
 import type { Logger } from '../infra/logger.ts';
+import { preparingPool } from './prepared-statements.ts';
 import type { Database } from './tables.ts';
 
 export type Db = Kysely<Database>;
@@ -86,7 +87,7 @@ export interface SqlStats {
 export function createDatabase(
   pool: pg.Pool,
   logger: Logger,
-  config: Pick<Config, 'SLOW_QUERY_MS'>,
+  config: Pick<Config, 'SLOW_QUERY_MS' | 'DB_PREPARED_STATEMENTS'>,
   onQuery?: (durationMs: number) => void,
 ): Db {
   // A connection can drop (server restart, failover): the pool replaces it, and without these
@@ -96,7 +97,9 @@ export function createDatabase(
     client.on('error', (error) => logger.warn({ err: error.message }, 'database connection lost'));
   });
   return new Kysely<Database>({
-    dialect: new PostgresDialect({ pool }),
+    dialect: new PostgresDialect({
+      pool: config.DB_PREPARED_STATEMENTS ? preparingPool(pool) : pool,
+    }),
     log(event) {
       onQuery?.(event.queryDurationMillis);
       // Debug only: the error propagates, and is either a client error (a constraint mapped to

@@ -13,6 +13,15 @@ const isPgError = (error: unknown): error is PgError =>
 export const isConcurrencyFailure = (error: unknown): boolean =>
   isPgError(error) && (error.code === '40001' || error.code === '40P01');
 
+/**
+ * 0A000 "cached plan must not change result type": a prepared statement whose result columns a
+ * migration's DDL changed (src/db/prepared-statements.ts prepares it afresh on its next use).
+ */
+export const isStalePreparedPlan = (error: unknown): boolean =>
+  isPgError(error) &&
+  error.code === '0A000' &&
+  (error as PgError & Error).message === 'cached plan must not change result type';
+
 /** What a write that kept losing races to concurrent writes answers: the client may retry. */
 export const concurrentWriteConflict = () =>
   appError('CONFLICT', 'The record was changed by a concurrent request; try again');

@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Db } from './database.ts';
-import { concurrentWriteConflict, isConcurrencyFailure } from './pg-errors.ts';
+import { concurrentWriteConflict, isConcurrencyFailure, isStalePreparedPlan } from './pg-errors.ts';
 
 export type AfterCommit = (task: () => Promise<void> | void) => void;
 
@@ -13,8 +13,9 @@ const MAX_ATTEMPTS = 4;
  *
  * A transaction Postgres aborts as a deadlock victim (40P01) or serialization failure (40001)
  * is run again from the start, up to MAX_ATTEMPTS times with a short random pause, then answered
- * with CONFLICT. So `work` may run more than once: keep state it collects (events to publish)
- * inside it, and side effects in `afterCommit`.
+ * with CONFLICT; one that ran a prepared statement a migration's DDL had made stale
+ * (prepared-statements.ts) is run again at once. So `work` may run more than once: keep state it
+ * collects (events to publish) inside it, and side effects in `afterCommit`.
  */
 export async function transact<T>(
   db: Db,
@@ -26,6 +27,8 @@ export async function transact<T>(
     try {
       result = await db.transaction().execute((trx) => work(trx, (task) => tasks.push(task)));
     } catch (error) {
+      // The statement has been dropped from the connection's prepared ones: run again at once.
+      if (isStalePreparedPlan(error) && attempt < MAX_ATTEMPTS) continue;
       if (!isConcurrencyFailure(error)) throw error;
       if (attempt >= MAX_ATTEMPTS) throw concurrentWriteConflict();
       // Jitter keeps the transactions that collided from colliding again in lockstep.

@@ -1,0 +1,249 @@
+/**
+ * A quick side-by-side probe of small requests: servers named on the command line, all running
+ * at once over one database, loaded in turn (autocannon, 20 connections) for several rounds in
+ * alternating order. Per request it reports the API process's CPU and that of the Postgres
+ * backends it is connected to (user + system time from /proc/<pid>/stat).
+ *
+ *   DATABASE_URL=postgres://postgres@127.0.0.1:5432/quire_perf node --import tsx \
+ *     bench/probe-small-requests.ts --seconds 4 --rounds 3 \
+ *     main=/work/main branch=. branch-unprepared=.:DB_PREPARED_STATEMENTS=off postgraphile
+ *
+ * A Quire contender is `name=<checkout>[:VAR=value,…]`, started from that checkout with
+ * `CACHE=off WORKER=off`; `postgraphile` starts bench/postgraphile/server.ts. The database needs
+ * `npm run seed -- --posts …`; the probe adds a bench author with a token and 25 comments on one
+ * post (the post page shape).
+ */
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import autocannon from 'autocannon';
+import pg from 'pg';
+import { generateToken, hashToken } from '../src/modules/auth/token.ts';
+
+const { values, positionals } = parseArgs({
+  allowPositionals: true,
+  options: {
+    seconds: { type: 'string', default: '4' },
+    warmup: { type: 'string', default: '1' },
+    rounds: { type: 'string', default: '3' },
+    connections: { type: 'string', default: '20' },
+    shapes: { type: 'string' },
+    profile: { type: 'string' },
+  },
+});
+const databaseUrl = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/quire_perf';
+const ticksPerSecond = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim());
+
+interface Contender {
+  name: string;
+  kind: 'quire' | 'postgraphile';
+  child: ChildProcess;
+  url: string;
+}
+
+async function start(spec: string): Promise<Contender> {
+  if (spec === 'postgraphile') {
+    const child = spawn('node', ['--import', 'tsx', 'bench/postgraphile/server.ts'], {
+      env: { ...process.env, DATABASE_URL: databaseUrl, DB_POOL_SIZE: '10' },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    const [line] = (await once(child.stdout!, 'data')) as [Buffer];
+    const url = /http:\/\/\S+/.exec(line.toString())![0];
+    return { name: spec, kind: 'postgraphile', child, url };
+  }
+  const [name, rest] = spec.split('=', 2) as [string, string];
+  const [checkout, extra] = rest.split(':', 2) as [string, string | undefined];
+  const port = 4100 + Math.floor(Math.random() * 800);
+  const env: Record<string, string> = {
+    ...(process.env as Record<string, string>),
+    PORT: String(port),
+    DATABASE_URL: databaseUrl,
+    CACHE: 'off',
+    WORKER: 'off',
+    LOG_LEVEL: 'warn',
+    MIGRATE_ON_START: 'off',
+    DB_POOL_SIZE: '10',
+    DB_IDLE_TIMEOUT_MS: '600000',
+    RATE_LIMIT_MUTATIONS: '100000000',
+    SLOW_QUERY_MS: '100000',
+  };
+  for (const pair of extra?.split(',') ?? []) {
+    const [key, value] = pair.split('=') as [string, string];
+    env[key] = value;
+  }
+  const args = ['--import', 'tsx', 'src/main.ts'];
+  if (values.profile) args.unshift(`--cpu-prof`, `--cpu-prof-dir=${values.profile}/${name}`);
+  const child = spawn('node', args, { cwd: resolve(checkout), env, stdio: 'inherit' });
+  const url = `http://127.0.0.1:${port}/graphql`;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await fetch(url, { method: 'POST', body: '{"query":"{__typename}"}' });
+      break;
+    } catch (error) {
+      if (attempt > 100) throw error;
+      await new Promise((done) => setTimeout(done, 200));
+    }
+  }
+  return { name, kind: 'quire', child, url };
+}
+
+function cpuTicks(pid: number): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return Number(fields[11]) + Number(fields[12]);
+  } catch {
+    return 0;
+  }
+}
+
+/** The Postgres backend pids serving a process: matched by the client port of its sockets. */
+async function backendsOf(admin: pg.Client, pid: number): Promise<number[]> {
+  const inodes = new Set(
+    readdirSync(`/proc/${pid}/fd`)
+      .map((fd) => {
+        try {
+          return /socket:\[(\d+)\]/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`))?.[1];
+        } catch {
+          return undefined;
+        }
+      })
+      .filter((inode): inode is string => inode !== undefined),
+  );
+  const ports = readFileSync('/proc/net/tcp', 'utf8')
+    .split('\n')
+    .slice(1)
+    .map((line) => line.trim().split(/\s+/))
+    .filter((fields) => fields[9] && inodes.has(fields[9]) && fields[2]?.endsWith(':1538'))
+    .map((fields) => Number.parseInt(fields[1]!.split(':')[1]!, 16));
+  const { rows } = await admin.query<{ pid: number }>(
+    'select pid from pg_stat_activity where client_port = any($1)',
+    [ports],
+  );
+  return rows.map((row) => row.pid);
+}
+
+const admin = new pg.Client({ connectionString: databaseUrl });
+await admin.connect();
+const author = await admin.query<{ id: string }>(
+  `insert into users (email, name, role) values ('probe@example.com', 'Probe', 'AUTHOR')
+   on conflict ((lower(email))) do update set name = excluded.name returning id`,
+);
+const authorId = author.rows[0]!.id;
+const token = generateToken();
+await admin.query(`insert into api_tokens (user_id, name, token_hash) values ($1, 'probe', $2)`, [
+  authorId,
+  hashToken(token),
+]);
+const post = await admin.query<{ id: string }>(
+  `select id from posts where status = 'PUBLISHED' order by id limit 1`,
+);
+const postId = post.rows[0]!.id;
+await admin.query(
+  `insert into comments (post_id, author_id, body, created_at)
+   select $1, (select min(id) from users) + c, 'Probe comment ' || c, now() - (c || ' minutes')::interval
+   from generate_series(1, 25 - (select count(*) from comments where post_id = $1)::int) c`,
+  [postId],
+);
+const postGlobalId = Buffer.from(`Post:${postId}`).toString('base64url');
+let sequence = 0;
+
+const shapes: Record<
+  string,
+  { quire: string | (() => string); postgraphile: string | (() => string); auth?: boolean }
+> = {
+  list: {
+    quire: '{ posts(first: 10) { edges { node { id title } } } }',
+    postgraphile:
+      '{ allPosts(first: 10, orderBy: CREATED_AT_DESC, condition: { status: "PUBLISHED" }) { nodes { id title } } }',
+  },
+  byId: {
+    quire: `{ post(id: "${postGlobalId}") { title author { name } } }`,
+    postgraphile: `{ postById(id: "${postId}") { title userByAuthorId { name } } }`,
+  },
+  page: {
+    quire: `{ post(id: "${postGlobalId}") { title body author { name } comments(first: 20) { edges { node { body author { name } } } } } }`,
+    postgraphile: `{ postById(id: "${postId}") { title body userByAuthorId { name } commentsByPostId(first: 20, orderBy: CREATED_AT_DESC) { nodes { body userByAuthorId { name } } } } }`,
+  },
+  create: {
+    auth: true,
+    quire: () =>
+      `mutation { createPost(input: { title: "Probe post ${process.pid} ${++sequence}", body: "x" }) { post { id } } }`,
+    postgraphile: () =>
+      `mutation { createPost(input: { post: { authorId: "${authorId}", title: "Probe ${process.pid} ${++sequence}", slug: "probe-${process.pid}-${sequence}", body: "x" } }) { post { id } } }`,
+  },
+};
+const chosen = values.shapes ? values.shapes.split(',') : Object.keys(shapes);
+
+const contenders: Contender[] = [];
+for (const spec of positionals) contenders.push(await start(spec));
+const load = (contender: Contender, shape: string, seconds: number) => {
+  const { quire, postgraphile, auth } = shapes[shape]!;
+  const text = contender.kind === 'quire' ? quire : postgraphile;
+  const body = (query: string) => JSON.stringify({ query });
+  return autocannon({
+    url: contender.url,
+    connections: Number(values.connections),
+    duration: seconds,
+    requests: [
+      {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          ...(auth && contender.kind === 'quire' ? { authorization: `Bearer ${token}` } : {}),
+        },
+        ...(typeof text === 'string'
+          ? { body: body(text) }
+          : {
+              setupRequest: (request: Record<string, unknown>) => ({
+                ...request,
+                body: body(text()),
+              }),
+            }),
+      },
+    ],
+  });
+};
+
+const totals = new Map<
+  string,
+  { requests: number; seconds: number; api: number; db: number; non2xx: number }
+>();
+console.log(`load average at start: ${readFileSync('/proc/loadavg', 'utf8').trim()}`);
+for (let round = 0; round < Number(values.rounds); round++) {
+  const order = round % 2 === 0 ? contenders : [...contenders].reverse();
+  for (const shape of chosen) {
+    for (const contender of order) {
+      await load(contender, shape, Number(values.warmup));
+      const pid = contender.child.pid!;
+      const backends = await backendsOf(admin, pid);
+      const apiBefore = cpuTicks(pid);
+      const dbBefore = backends.map(cpuTicks);
+      const result = await load(contender, shape, Number(values.seconds));
+      const api = cpuTicks(pid) - apiBefore;
+      const db = backends.reduce(
+        (sum, backend, index) => sum + cpuTicks(backend) - dbBefore[index]!,
+        0,
+      );
+      const key = `${shape}\t${contender.name}`;
+      const total = totals.get(key) ?? { requests: 0, seconds: 0, api: 0, db: 0, non2xx: 0 };
+      total.requests += result.requests.total;
+      total.seconds += Number(values.seconds);
+      total.api += api;
+      total.db += db;
+      total.non2xx += result.non2xx + result.errors;
+      totals.set(key, total);
+    }
+  }
+}
+console.log(`load average at end: ${readFileSync('/proc/loadavg', 'utf8').trim()}`);
+console.log('shape\tcontender\treq/s\tAPI ms CPU/req\tPostgres ms CPU/req\tfailures');
+for (const [key, total] of totals) {
+  const perRequest = (ticks: number) => ((ticks / ticksPerSecond) * 1000) / total.requests;
+  console.log(
+    `${key}\t${(total.requests / total.seconds).toFixed(0)}\t${perRequest(total.api).toFixed(3)}\t${perRequest(total.db).toFixed(3)}\t${total.non2xx}`,
+  );
+}
+for (const contender of contenders) contender.child.kill('SIGTERM');
+await admin.end();
