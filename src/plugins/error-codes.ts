@@ -1,6 +1,6 @@
-import { GraphQLError } from 'graphql';
+import { type DocumentNode, GraphQLError, getOperationAST, Kind } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
-import { type ErrorCode, withCode } from '../errors.ts';
+import { appError, type ErrorCode, withCode } from '../errors.ts';
 
 /** yoga's code for a body over its limit (no Content-Length): the one useHttpGuards gives. */
 const renamedCodes: Readonly<Record<string, ErrorCode>> = {
@@ -33,6 +33,29 @@ export function clientFacingError(
 }
 
 /**
+ * OPERATION_RESOLUTION_FAILURE when `document` has no operation `operationName` selects (none,
+ * several without a name, or an unknown name), with graphql-js' own message for each case;
+ * undefined when the operation is found. Carries yoga's HTTP hint (status 400), which only the
+ * HTTP serializer reads.
+ */
+export function operationResolutionError(
+  document: DocumentNode,
+  operationName: string | null | undefined,
+): GraphQLError | undefined {
+  if (getOperationAST(document, operationName)) return undefined;
+  const operations = document.definitions.filter(
+    (definition) => definition.kind === Kind.OPERATION_DEFINITION,
+  ).length;
+  const message = operationName
+    ? `Unknown operation named "${operationName}".`
+    : operations === 0
+      ? 'Must provide an operation.'
+      : 'Must provide operation name if query contains multiple operations.';
+  // 400 under every media type, as yoga's own check answers (src/plugins/http-status.ts).
+  return appError('OPERATION_RESOLUTION_FAILURE', message, { http: { status: 400 } });
+}
+
+/**
  * Codes syntax errors where graphql-js raises them, on every transport (yoga codes them only for
  * HTTP requests), and applies `clientFacingError` to every HTTP and SSE result (graphql-ws: see
  * src/http.ts). Register after useQueryLimits: its token limit is a parse error with a code of
@@ -40,7 +63,7 @@ export function clientFacingError(
  */
 export function useErrorCodes(options: { hideSuggestions: boolean }): Plugin {
   return {
-    onParse({ parseFn, setParseFn }) {
+    onParse({ context, parseFn, setParseFn }) {
       setParseFn((source, parseOptions) => {
         try {
           return parseFn(source, parseOptions);
@@ -51,6 +74,16 @@ export function useErrorCodes(options: { hideSuggestions: boolean }): Plugin {
           throw error;
         }
       });
+      // Before yoga's own check (registered after user plugins), whose message ("Could not
+      // determine what operation to execute.") does not say what is wrong; graphql-ws parses
+      // through here too (src/http.ts), so every transport answers alike.
+      const params = (context as { params?: { operationName?: string | null } }).params;
+      if (!params) return;
+      return ({ result }) => {
+        if (result instanceof Error || !result) return;
+        const error = operationResolutionError(result as DocumentNode, params.operationName);
+        if (error) throw error;
+      };
     },
     onResultProcess({ result, setResult }) {
       if (Array.isArray(result) || !result || typeof result !== 'object' || !('errors' in result))
