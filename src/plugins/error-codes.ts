@@ -8,7 +8,8 @@ const renamedCodes: Readonly<Record<string, ErrorCode>> = {
 };
 
 /**
- * The error as clients see it: with Quire's name for a code yoga names otherwise, and in
+ * The error as clients see it: with Quire's name for a code yoga names otherwise, without
+ * yoga's `extensions.originalError`, and in
  * production without graphql-js's "Did you mean …?" hints, which would reveal schema names that
  * introspection hides.
  */
@@ -21,14 +22,18 @@ export function clientFacingError(
   const message = options.hideSuggestions
     ? error.message.replace(/ ?Did you mean .+\?$/, '')
     : error.message;
-  if (code === error.extensions?.code && message === error.message) return error;
+  const internal = error.extensions !== undefined && 'originalError' in error.extensions;
+  if (code === error.extensions?.code && message === error.message && !internal) return error;
+  // yoga puts the cause of some request errors (the JSON parser's SyntaxError, with the body's
+  // text) in `extensions.originalError`: server detail, never the client's.
+  const { originalError: _internal, ...extensions } = error.extensions ?? {};
   return new GraphQLError(message, {
     nodes: error.nodes,
     source: error.source,
     positions: error.positions,
     path: error.path,
     originalError: error.originalError,
-    extensions: code === undefined ? error.extensions : { ...error.extensions, code },
+    extensions: code === undefined ? extensions : { ...extensions, code },
   });
 }
 
