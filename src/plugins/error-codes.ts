@@ -8,10 +8,9 @@ const renamedCodes: Readonly<Record<string, ErrorCode>> = {
 };
 
 /**
- * The error as clients see it: with Quire's name for a code yoga names otherwise, without
- * yoga's `extensions.originalError`, and in
- * production without graphql-js's "Did you mean …?" hints, which would reveal schema names that
- * introspection hides.
+ * The error as clients see it: with Quire's name for a code yoga names otherwise, without yoga's
+ * `extensions.originalError`, and in production without graphql-js's "Did you mean …?" hints,
+ * which would reveal schema names that introspection hides.
  */
 export function clientFacingError(
   error: GraphQLError,
