@@ -72,7 +72,9 @@ export const ERROR_CODES = {
   },
   OPERATION_RESOLUTION_FAILURE: {
     phase: 'request',
-    description: "The operation name is unknown or missing where it is needed: yoga's.",
+    description:
+      "The operation name is unknown or missing where it is needed, with graphql-js' message " +
+      'for the case: src/plugins/error-codes.ts, on every transport.',
   },
   BAD_REQUEST: {
     phase: 'request',

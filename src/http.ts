@@ -86,6 +86,12 @@ export async function startHttpServer(yoga: QuireYoga, options: HttpOptions): Pr
       extensions,
     });
   };
+  // Listening before the WebSocket server attaches: it would report a listen error (a port in
+  // use) as "Internal error emitted on the WebSocket server" with stacks; once() rejects with it
+  // instead, for the caller to name. No upgrade can arrive before the attach below: it runs in
+  // the microtask right after 'listening'.
+  server.listen(options.port, options.host);
+  await once(server, 'listening');
   const subscriptionsPerSocket = new WeakMap<object, Set<string>>();
   /** The trace context each WebSocket operation's execution runs in (its onSubscribe span). */
   const traceContexts = new WeakMap<Context, OtelContext>();
@@ -244,9 +250,6 @@ export async function startHttpServer(yoga: QuireYoga, options: HttpOptions): Pr
     });
   });
 
-  // once() rejects with the 'error' (a port in use) that comes instead of 'listening'.
-  server.listen(options.port, options.host);
-  await once(server, 'listening');
   const address = server.address();
   return {
     server,

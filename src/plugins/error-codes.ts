@@ -1,6 +1,6 @@
-import { GraphQLError } from 'graphql';
+import { type DocumentNode, GraphQLError, getOperationAST, Kind } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
-import { type ErrorCode, withCode } from '../errors.ts';
+import { appError, type ErrorCode, withCode } from '../errors.ts';
 
 /** yoga's code for a body over its limit (no Content-Length): the one useHttpGuards gives. */
 const renamedCodes: Readonly<Record<string, ErrorCode>> = {
@@ -8,9 +8,9 @@ const renamedCodes: Readonly<Record<string, ErrorCode>> = {
 };
 
 /**
- * The error as clients see it: with Quire's name for a code yoga names otherwise, and in
- * production without graphql-js's "Did you mean …?" hints, which would reveal schema names that
- * introspection hides.
+ * The error as clients see it: with Quire's name for a code yoga names otherwise, without yoga's
+ * `extensions.originalError`, and in production without graphql-js's "Did you mean …?" hints,
+ * which would reveal schema names that introspection hides.
  */
 export function clientFacingError(
   error: GraphQLError,
@@ -21,15 +21,42 @@ export function clientFacingError(
   const message = options.hideSuggestions
     ? error.message.replace(/ ?Did you mean .+\?$/, '')
     : error.message;
-  if (code === error.extensions?.code && message === error.message) return error;
+  const internal = error.extensions !== undefined && 'originalError' in error.extensions;
+  if (code === error.extensions?.code && message === error.message && !internal) return error;
+  // yoga puts the cause of some request errors (the JSON parser's SyntaxError, with the body's
+  // text) in `extensions.originalError`: server detail, never the client's.
+  const { originalError: _internal, ...extensions } = error.extensions ?? {};
   return new GraphQLError(message, {
     nodes: error.nodes,
     source: error.source,
     positions: error.positions,
     path: error.path,
     originalError: error.originalError,
-    extensions: code === undefined ? error.extensions : { ...error.extensions, code },
+    extensions: code === undefined ? extensions : { ...extensions, code },
   });
+}
+
+/**
+ * OPERATION_RESOLUTION_FAILURE when `document` has no operation `operationName` selects (none,
+ * several without a name, or an unknown name), with graphql-js' own message for each case;
+ * undefined when the operation is found. Carries yoga's HTTP hint (status 400), which only the
+ * HTTP serializer reads.
+ */
+export function operationResolutionError(
+  document: DocumentNode,
+  operationName: string | null | undefined,
+): GraphQLError | undefined {
+  if (getOperationAST(document, operationName)) return undefined;
+  const operations = document.definitions.filter(
+    (definition) => definition.kind === Kind.OPERATION_DEFINITION,
+  ).length;
+  const message = operationName
+    ? `Unknown operation named "${operationName}".`
+    : operations === 0
+      ? 'Must provide an operation.'
+      : 'Must provide operation name if query contains multiple operations.';
+  // 400 under every media type, as yoga's own check answers (src/plugins/http-status.ts).
+  return appError('OPERATION_RESOLUTION_FAILURE', message, { http: { status: 400 } });
 }
 
 /**
@@ -40,7 +67,7 @@ export function clientFacingError(
  */
 export function useErrorCodes(options: { hideSuggestions: boolean }): Plugin {
   return {
-    onParse({ parseFn, setParseFn }) {
+    onParse({ context, parseFn, setParseFn }) {
       setParseFn((source, parseOptions) => {
         try {
           return parseFn(source, parseOptions);
@@ -51,6 +78,16 @@ export function useErrorCodes(options: { hideSuggestions: boolean }): Plugin {
           throw error;
         }
       });
+      // Before yoga's own check (registered after user plugins), whose message ("Could not
+      // determine what operation to execute.") does not say what is wrong; graphql-ws parses
+      // through here too (src/http.ts), so every transport answers alike.
+      const params = (context as { params?: { operationName?: string | null } }).params;
+      if (!params) return;
+      return ({ result }) => {
+        if (result instanceof Error || !result) return;
+        const error = operationResolutionError(result as DocumentNode, params.operationName);
+        if (error) throw error;
+      };
     },
     onResultProcess({ result, setResult }) {
       if (Array.isArray(result) || !result || typeof result !== 'object' || !('errors' in result))

@@ -58,6 +58,13 @@ function refusalHints(error: GraphQLError): GraphQLError {
   // yoga answers an unknown or missing operation name 400 under every media type; it is a
   // GraphQL request error like a validation failure (GetOperation in the GraphQL spec).
   if (code === 'OPERATION_RESOLUTION_FAILURE') return withHints(error, { ...hints, spec: true });
+  // A request that is not well-formed (no query, an unsupported persisted-query version) is not a
+  // GraphQL request error: GraphQL over HTTP answers it 400 under every media type, though yoga
+  // marks "Must provide query string." as one.
+  if (code === 'BAD_REQUEST' && hints?.spec) {
+    const { spec: _requestError, ...http } = hints;
+    return withHints(error, { ...http, status: 400 });
+  }
   if (hints?.status !== undefined) return error;
   const status = isErrorCode(code) ? REFUSAL_STATUS[code] : undefined;
   return withHints(error, { ...hints, ...(status ? { status } : REQUEST_ERROR) });

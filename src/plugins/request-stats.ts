@@ -119,7 +119,11 @@ export function useRequestStats(options: {
         },
       };
     },
-    onSubscribe() {
+    onSubscribe({ args }) {
+      // As onExecute: an SSE subscription's request line names its operation too.
+      const ctx = args.contextValue as Context & { request?: Request };
+      const operation = getOperationAST(args.document, args.operationName)?.name?.value;
+      if (ctx.request) executions.set(ctx.request, { ctx, operation });
       return {
         onSubscribeResult({ result, setResult }) {
           // A subscription refused at its start is an error result, not a stream: nothing is open.

@@ -263,6 +263,39 @@ describe.each(ACCEPTS)('refusals of the HTTP request (Accept: %s)', (accept) => 
     expect(response.status).toBe(413);
     expect(codes(response.body)).toEqual(['PAYLOAD_TOO_LARGE']);
   });
+
+  it('400 for a request without a query: an empty POST body, a bare GET, an unknown APQ version', async () => {
+    const postBody = (body: unknown) =>
+      fetch(url, {
+        method: 'POST',
+        headers: { 'content-type': JSON_TYPE, accept },
+        body: JSON.stringify(body),
+      }).then(answer);
+    const unsupportedVersion = { persistedQuery: { version: 2, sha256Hash: 'a'.repeat(64) } };
+    for (const response of [
+      await postBody({}),
+      await fetch(url, { headers: { accept } }).then(answer),
+      await postBody({ extensions: unsupportedVersion }),
+    ]) {
+      expect(response.status).toBe(400);
+      expect(response.body).toEqual({
+        errors: [{ message: 'Must provide query string.', extensions: { code: 'BAD_REQUEST' } }],
+      });
+    }
+  });
+
+  it('400 for a body that is not JSON, without the parser’s error or the body’s text', async () => {
+    const response = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': JSON_TYPE, accept },
+      body: '{"query": "{ __typename }" secret',
+    }).then(answer);
+    expect(response.status).toBe(400);
+    expect(response.body).toEqual({
+      errors: [{ message: expect.any(String), extensions: { code: 'BAD_REQUEST' } }],
+    });
+    expect(JSON.stringify(response.body)).not.toMatch(/secret|SyntaxError|position/);
+  });
 });
 
 describe('refusals of media types', () => {

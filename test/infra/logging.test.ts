@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type HttpServer, httpOptions, startHttpServer } from '../../src/http.ts';
 import { createLogger } from '../../src/infra/logger.ts';
 import { startTestApp, type TestApp } from '../helpers/app.ts';
-import { wsSubscribe } from '../helpers/clients.ts';
+import { sseEvents, wsSubscribe } from '../helpers/clients.ts';
 import { createPosts, createUser, globalId, type TestUser } from '../helpers/factories.ts';
 
 type LogLine = Record<string, any> & { level: number; msg: string };
@@ -139,6 +139,26 @@ describe('request ids', () => {
     expect(logged).toContainEqual(
       expect.objectContaining({ msg: 'request', operation: 'Named', reqId: 'abc-123:X_9.z' }),
     );
+  });
+
+  it('name a subscription over SSE on its request line, as a query is named', async () => {
+    const from = lines.length;
+    const abort = new AbortController();
+    const events = sseEvents(
+      url,
+      'subscription Watch { postStatusChanged { status } }',
+      {},
+      {
+        signal: abort.signal,
+      },
+    );
+    // The stream is open once its response has been sent: the request line is logged then.
+    const pending = events.next();
+    await expect
+      .poll(() => lines.slice(from).find((line) => line.msg === 'request'))
+      .toMatchObject({ operation: 'Watch', status: 200 });
+    abort.abort();
+    await pending;
   });
 
   it.each([

@@ -169,6 +169,46 @@ describe('operation selection', () => {
   });
 });
 
+describe('an operation the request does not identify', () => {
+  const document = `query A { __typename } query B { __typename }`;
+  const cases = [
+    {
+      operationName: undefined,
+      message: 'Must provide operation name if query contains multiple operations.',
+    },
+    { operationName: 'C', message: 'Unknown operation named "C".' },
+  ];
+
+  it.each(cases)(
+    'is OPERATION_RESOLUTION_FAILURE saying why over HTTP ($operationName)',
+    async ({ operationName, message }) => {
+      for (const answer of [
+        await post(document, { operationName }),
+        await get(document, { operationName }),
+      ]) {
+        expect(answer.status).toBe(400);
+        expect(answer.body.errors).toEqual([
+          { message, extensions: { code: 'OPERATION_RESOLUTION_FAILURE' } },
+        ]);
+      }
+    },
+  );
+
+  it.each(cases)(
+    'is the same error over graphql-ws ($operationName)',
+    async ({ operationName, message }) => {
+      const ws = wsSubscribe(url.replace('http', 'ws'), document, {}, { operationName });
+      try {
+        await expect(take(ws, 1)).rejects.toEqual([
+          { message, extensions: { code: 'OPERATION_RESOLUTION_FAILURE' } },
+        ]);
+      } finally {
+        await ws.dispose();
+      }
+    },
+  );
+});
+
 describe('query limits judge the selected operation', () => {
   const document = `
     query Small($n: Int!) { posts(first: $n) { edges { node { id } } } }

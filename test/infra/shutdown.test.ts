@@ -1,8 +1,10 @@
+import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.ts';
 import { createDatabase, createPool, type Db } from '../../src/db/database.ts';
@@ -269,4 +271,46 @@ describe('shutdown deadline', () => {
       await server.stop('SIGKILL');
     }
   }, 30_000);
+});
+
+describe('a port in use', () => {
+  it('ends `npm start` with one line naming it and exit 1, before the worker starts', async () => {
+    const taken = createServer();
+    taken.listen(0, '127.0.0.1');
+    await once(taken, 'listening');
+    const port = (taken.address() as { port: number }).port;
+    try {
+      const child = spawn(
+        process.execPath,
+        ['--import', 'tsx', '--import', './src/instrumentation.ts', 'src/main.ts'],
+        {
+          cwd: fileURLToPath(new URL('../..', import.meta.url)),
+          env: {
+            ...process.env,
+            DATABASE_URL: app.database.url,
+            HOST: '127.0.0.1',
+            PORT: String(port),
+            LOG_LEVEL: 'info',
+          },
+          stdio: ['ignore', 'pipe', 'pipe'],
+        },
+      );
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (chunk) => {
+        stdout += chunk;
+      });
+      child.stderr.on('data', (chunk) => {
+        stderr += chunk;
+      });
+      const [code] = (await once(child, 'exit')) as [number | null];
+      expect(code).toBe(1);
+      expect(stderr.trim()).toBe(`port ${port} is in use: set PORT`);
+      expect(stdout).not.toMatch(/pipeline worker started|serving GraphQL|Internal error/);
+      // What had started was stopped in order before the exit.
+      expect(stdout).toContain('"step":"database pool and redis"');
+    } finally {
+      taken.close();
+    }
+  });
 });

@@ -16,6 +16,16 @@ async function tokenCli(...args: string[]) {
   });
 }
 
+/** The refusal of a run expected to fail: its exit code and output. */
+async function failure(...args: string[]) {
+  const failed = await tokenCli(...args).then(
+    () => null,
+    (error: { code: number; stdout: string; stderr: string }) => error,
+  );
+  if (!failed) throw new Error(`npm run token -- ${args.join(' ')} succeeded`);
+  return failed;
+}
+
 beforeAll(async () => {
   app = await startTestApp();
 });
@@ -58,5 +68,49 @@ describe('npm run token', { timeout: 60_000 }, () => {
       expect(failed?.code).toBe(2);
       expect(failed?.stderr).toContain('usage: npm run token');
     }
+  });
+
+  it('prints its usage for --help (exit 0) and for --user without a value (exit 2), no stack', async () => {
+    const help = await tokenCli('--help');
+    expect(help.stdout).toContain('usage: npm run token');
+    expect(help.stdout).toMatch(/ADMIN when\s+not\s+given/);
+    const failed = await failure('--user');
+    expect(failed.code).toBe(2);
+    expect(failed.stderr).toContain('usage: npm run token');
+    expect(failed.stderr).not.toMatch(/\bat .+:\d+:\d+/);
+  });
+
+  it('refuses an address that is not an email in one line, before any SQL', async () => {
+    const failed = await failure('--user', 'notanemail');
+    expect(failed.code).toBe(2);
+    expect(failed.stderr.trim()).toBe('--user: "notanemail" is not an email address');
+    const users = await app.deps.db
+      .selectFrom('users')
+      .select('id')
+      .where('email', '=', 'notanemail')
+      .execute();
+    expect(users).toEqual([]);
+  });
+
+  it("refuses a --role other than an existing user's role, printing no token", async () => {
+    await tokenCli('--user', 'boss@example.test');
+    const failed = await failure('--user', 'boss@example.test', '--role', 'VIEWER');
+    expect(failed.code).toBe(1);
+    expect(failed.stdout).toBe('');
+    expect(failed.stderr).toContain('boss@example.test is already ADMIN');
+    const tokens = await app.deps.db
+      .selectFrom('api_tokens')
+      .innerJoin('users', 'users.id', 'api_tokens.user_id')
+      .select(['users.role'])
+      .where('users.email', '=', 'boss@example.test')
+      .execute();
+    expect(tokens).toEqual([{ role: 'ADMIN' }]);
+    // The role it has is accepted, and a new user gets the one asked for.
+    expect((await tokenCli('--user', 'boss@example.test', '--role', 'ADMIN')).stdout).toMatch(
+      /^qr_/,
+    );
+    const reader = (await tokenCli('--user', 'reader@example.test', '--role', 'VIEWER')).stdout;
+    const asReader = await app.gql('{ viewer { role } }', {}, { token: reader.trim() });
+    expect(asReader.data!.viewer.role).toBe('VIEWER');
   });
 });
