@@ -14,28 +14,51 @@ import { quireCreatePostMutation } from './shapes.queries.ts';
 import type { Queries } from './side-by-side.ts';
 
 let sequence = 0;
+
+/** One GraphQL request: a fixed document and this request's variables. */
+export interface GraphQlRequest {
+  query: string;
+  variables: Record<string, unknown>;
+}
+
 /** A createPost per request, each with a unique title (and slug where the client supplies it). */
 export const creating = (
   url: string,
   headers: Record<string, string>,
-  mutation: (sequence: number) => string,
+  request: (sequence: number) => GraphQlRequest,
 ): Workload => ({
   url,
   headers,
   body: '',
-  setupRequest: (request: Record<string, unknown>) => {
+  setupRequest: (params: Record<string, unknown>) => {
     sequence += 1;
-    return { ...request, body: JSON.stringify({ query: mutation(sequence) }) };
+    return { ...params, body: JSON.stringify(request(sequence)) };
   },
 });
 
 /** Quire's createPost of a one-word post as the bearer token's author, numbered by `sequence`. */
-export const quireCreatePost = (sequence: number) =>
-  quireCreatePostMutation(`Bench post ${process.pid} ${sequence}`);
+export const quireCreatePost = (sequence: number): GraphQlRequest => ({
+  query: quireCreatePostMutation,
+  variables: { title: `Bench post ${process.pid} ${sequence}` },
+});
+
+const postgraphileCreatePostMutation =
+  'mutation($post: PostInput!) { createPost(input: { post: $post }) { post { id } } }';
 
 /** PostGraphile's generated createPost of the same post (it takes the author and slug as columns). */
-export const postgraphileCreatePost = (authorId: string) => (sequence: number) =>
-  `mutation { createPost(input: { post: { authorId: "${authorId}", title: "Bench post ${process.pid} ${sequence}", slug: "bench-postgraphile-${process.pid}-${sequence}", body: "x" } }) { post { id } } }`;
+export const postgraphileCreatePost =
+  (authorId: string) =>
+  (sequence: number): GraphQlRequest => ({
+    query: postgraphileCreatePostMutation,
+    variables: {
+      post: {
+        authorId,
+        title: `Bench post ${process.pid} ${sequence}`,
+        slug: `bench-postgraphile-${process.pid}-${sequence}`,
+        body: 'x',
+      },
+    },
+  });
 
 /** (e): createPost on a few connections while (a) is read on the usual number, Quire then PostGraphile. */
 export async function measureCreatePost(bench: Bench, queries: Queries): Promise<void> {

@@ -94,8 +94,8 @@ beforeAll(async () => {
 
 afterAll(() => app?.close());
 
-async function run(query: string, token?: string) {
-  const result = await app.gql(query, {}, { debug: true, token });
+async function run(query: string, token?: string, variables: Record<string, unknown> = {}) {
+  const result = await app.gql(query, variables, { debug: true, token });
   expect(result.errors).toBeUndefined();
   return { data: result.data!, queries: result.extensions?.sql.queries as number };
 }
@@ -164,7 +164,7 @@ describe('everyday shapes: statements and rows', () => {
   it('(6) createPost: the insert alone once the token is warm, and the post is stored', async () => {
     const create = async () => {
       const title = `Everyday write ${Date.now()} ${Math.random()}`;
-      const { data, queries } = await run(quireCreatePostMutation(title), author.token);
+      const { data, queries } = await run(quireCreatePostMutation, author.token, { title });
       const id = Buffer.from(data.createPost.post.id, 'base64url').toString().split(':')[1]!;
       const stored = await app.deps.db
         .selectFrom('posts')
