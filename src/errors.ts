@@ -151,13 +151,21 @@ export function appError(
  * for errors graphql-js makes without one.
  */
 export function withCode(error: GraphQLError, code: ErrorCode): GraphQLError {
+  return withExtensions(error, { ...error.extensions, code });
+}
+
+/** `error` with its extensions replaced, keeping message, place in the document and cause. */
+export function withExtensions(
+  error: GraphQLError,
+  extensions: GraphQLError['extensions'],
+): GraphQLError {
   return new GraphQLError(error.message, {
     nodes: error.nodes,
     source: error.source,
     positions: error.positions,
     path: error.path,
     originalError: error.originalError,
-    extensions: { ...error.extensions, code },
+    extensions,
   });
 }
 

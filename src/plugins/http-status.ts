@@ -1,6 +1,6 @@
 import { type ExecutionResult, GraphQLError } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
-import { appError, type ErrorCode, isErrorCode } from '../errors.ts';
+import { appError, type ErrorCode, isErrorCode, withExtensions } from '../errors.ts';
 
 /**
  * yoga's per-error HTTP hints (`extensions.http`, never serialized to clients): the response
@@ -27,14 +27,7 @@ const hintsOf = (error: GraphQLError) => error.extensions.http as HttpHints | un
 
 function withHints(error: GraphQLError, http: HttpHints | undefined): GraphQLError {
   const { http: _previous, ...extensions } = error.extensions;
-  return new GraphQLError(error.message, {
-    nodes: error.nodes,
-    source: error.source,
-    positions: error.positions,
-    path: error.path,
-    originalError: error.originalError,
-    extensions: http ? { ...extensions, http } : extensions,
-  });
+  return withExtensions(error, http ? { ...extensions, http } : extensions);
 }
 
 /** The error as transports without HTTP (graphql-ws) send it: no hints at all. */

@@ -12,7 +12,7 @@ import { createLogger } from '../../src/infra/logger.ts';
 import { startTestApp, type TestApp } from '../helpers/app.ts';
 import { createPosts, createUser, globalId, type TestUser } from '../helpers/factories.ts';
 import { solarArticle, startPipelineMutation, waitForRun } from '../helpers/pipeline.ts';
-import { type ServerProcess, startProcess } from '../helpers/processes.ts';
+import { freePort, type ServerProcess, startProcess } from '../helpers/processes.ts';
 import { adminDatabaseUrl } from '../helpers/services.ts';
 import { TcpProxy } from '../helpers/tcp-proxy.ts';
 
@@ -96,14 +96,6 @@ describe('graceful shutdown', () => {
 });
 
 const watchRun = `subscription($runId: ID!) { pipelineRun(id: $runId) { type runStatus } }`;
-
-async function freePort(): Promise<number> {
-  const server = createServer().listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as { port: number };
-  server.close();
-  return port;
-}
 
 /** Starts a pipeline run over a new draft through `server`'s API; returns its ids. */
 async function startRun(

@@ -1,7 +1,5 @@
 import { execFile } from 'node:child_process';
-import { once } from 'node:events';
 import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -9,6 +7,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestApp, type TestApp } from '../../helpers/app.ts';
 import { createUser, type TestUser } from '../../helpers/factories.ts';
+import { freePort } from '../../helpers/processes.ts';
 
 const root = fileURLToPath(new URL('../../..', import.meta.url));
 const run = promisify(execFile);
@@ -277,10 +276,7 @@ ${eleventyBody}`,
     folders.push(dataDir);
     // As root, Postgres runs as the `postgres` user, which must enter the data folder.
     await chmod(dataDir, 0o755);
-    const server = createServer().listen(0, '127.0.0.1');
-    await once(server, 'listening');
-    const { port } = server.address() as { port: number };
-    server.close();
+    const port = await freePort();
     const folder = await folderOf({ 'untitled.md': '---\ntitle: ""\n---\nBody.\n' });
     const failed = await failure(
       run(process.execPath, ['--import', 'tsx', 'src/modules/post/import/import-cli.ts', folder], {
