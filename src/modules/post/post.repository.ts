@@ -281,13 +281,21 @@ export function searchOrder(text: string): KeysetOrder {
 }
 
 /**
- * Search ranks at most this many matches, the newest ones. ts_rank reads the tsvector of every row
- * it scores ("Ranking can be expensive since it requires consulting the tsvector of each matching
- * document": PostgreSQL manual, 12.3.3 Ranking Search Results), so ranking every match of a broad
- * term over 100,000 posts took ~200 ms a page and as long again to count; bounded, both stop
- * after this many rows (docs/BENCHMARKS.md, search). GitHub's search caps results at 1,000 alike.
+ * Search ranks at most this many matches, the newest ones, and totalCount counts them. ts_rank
+ * reads the tsvector of every row it scores ("Ranking can be expensive since it requires
+ * consulting the tsvector of each matching document": PostgreSQL manual, 12.3.3), so ranking
+ * every match of a broad term over 100,000 posts took ~200 ms a page (bench/analysis.md, "Search
+ * on real text, bounded"). Finding the newest K matches costs whichever the planner finds cheaper:
+ * walking the posts newest first and testing each one's tsvector (K ÷ the share of posts that
+ * match: rows read) or reading every match from the GIN index and keeping the newest K (one heap
+ * visit per match). The worse of the two peaks where they are equal, at about √(K × posts) rows,
+ * so K sets the worst case. At 100,000 posts K = 1,000 peaked near 7,000 matches: `server`
+ * walked 35,758 rows, 27–38 ms in Postgres alone, and p50 44 ms a request single-client (EXPLAIN
+ * ANALYZE and autocannon -c 1 on a seeded quire_search, 2026-12-01, bench/probe-search.ts); at
+ * K = 200 the same term reads ~4,000 rows (6 ms) and the peak is about 5 × smaller. 200 is ten
+ * pages of twenty; a term that broad is refined by adding a word, not by reading page eleven.
  */
-export const SEARCH_CANDIDATES = 1000;
+export const SEARCH_CANDIDATES = 200;
 
 /** Ids of the newest SEARCH_CANDIDATES visible posts that match: what search ranks and counts. */
 function searchCandidates(db: Db, viewer: Viewer | null, text: string) {

@@ -319,7 +319,7 @@ builder.queryFields((t) => ({
   searchPosts: t.connection(
     {
       type: PostNode,
-      description: `Full-text search over title, summary and body, best match first. Ranks the ${SEARCH_CANDIDATES.toLocaleString('en')} newest matching posts the viewer may see (ranking reads every scored post, so a broad term is bounded like this); \`totalCount\` counts those, so ${SEARCH_CANDIDATES.toLocaleString('en')} means at least as many matches.`,
+      description: `Full-text search over title, summary and body, best match first. Ranks the ${SEARCH_CANDIDATES.toLocaleString('en')} newest matching posts the viewer may see (finding and ranking read each one, so a broad term is bounded like this: add a word to narrow it); \`totalCount\` counts those, so ${SEARCH_CANDIDATES.toLocaleString('en')} means at least as many matches.`,
       args: {
         query: t.arg.string({
           required: true,
