@@ -288,12 +288,13 @@ export function searchOrder(text: string): KeysetOrder {
  * on real text, bounded"). Finding the newest K matches costs whichever the planner finds cheaper:
  * walking the posts newest first and testing each one's tsvector (K ÷ the share of posts that
  * match: rows read) or reading every match from the GIN index and keeping the newest K (one heap
- * visit per match). The worse of the two peaks where they are equal, at about √(K × posts) rows,
- * so K sets the worst case. At 100,000 posts K = 1,000 peaked near 7,000 matches: `server`
- * walked 35,758 rows, 27–38 ms in Postgres alone, and p50 44 ms a request single-client (EXPLAIN
- * ANALYZE and autocannon -c 1 on a seeded quire_search, 2026-12-01, bench/probe-search.ts); at
- * K = 200 the same term reads ~4,000 rows (6 ms) and the peak is about 5 × smaller. 200 is ten
- * pages of twenty; a term that broad is refined by adding a word, not by reading page eleven.
+ * visit per match). The cheaper of the two is dearest where both cost the same, about
+ * √(K × posts) rows, so K sets the worst case. At 100,000 posts and K = 1,000 that is near 7,000
+ * matches: `server` (4,873 published) walked 20,391 rows in 27–37 ms of Postgres (EXPLAIN
+ * ANALYZE); at K = 200 it walks 4,151 in 6–8 ms, and a request's p50 single-client fell from 56
+ * to 12 ms, every breadth under 15 ms (bench/probe-search.ts; figures and commands in
+ * bench/analysis.md, "Search on real text, bounded"). 200 is ten pages of twenty: a term that
+ * broad is narrowed by adding a word.
  */
 export const SEARCH_CANDIDATES = 200;
 
