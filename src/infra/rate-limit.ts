@@ -15,16 +15,22 @@ type TrackedIdentity = Identity & { [PENDING]?: { members: string[]; previous: n
  * only un-records a rejected call (uncountRejected).
  */
 abstract class RecordingStore extends Store {
+  /**
+   * Records `members` at `now` and returns how many calls were live in the window before them,
+   * counted up to `cap`: the limiter needs no more to decide, and a count costs less to read and
+   * hand back than the calls themselves.
+   */
   protected abstract record(
     key: string,
     members: string[],
     now: number,
     windowMs: number,
-  ): Promise<number[]>;
+    cap: number,
+  ): Promise<number>;
   protected abstract unrecord(key: string, members: string[]): Promise<void>;
   /** The calls recorded under `key`, oldest first. */
   abstract timestamps(key: string): Promise<number[]>;
-  private nextCallCount = 1;
+  private next = { calls: 1, cap: Number.POSITIVE_INFINITY };
 
   constructor(private readonly windowMs: number) {
     super();
@@ -35,21 +41,28 @@ abstract class RecordingStore extends Store {
   }
 
   /**
-   * How many calls the next read records. graphql-rate-limit reaches getForIdentity synchronously
-   * after it is invoked, so setting this right before invoking it cannot leak to another call.
+   * How many calls the next read records, and the limit it is judged against. graphql-rate-limit
+   * reaches getForIdentity synchronously after it is invoked, so setting this right before
+   * invoking it cannot leak to another call.
    */
-  expectCalls(count: number): void {
-    this.nextCallCount = count;
+  expectCalls(calls: number, max: number): void {
+    this.next = { calls, cap: max };
   }
 
+  /**
+   * graphql-rate-limit keeps the calls that are still in the window and compares their number
+   * with the limit, so the live calls are handed back as that many copies of `now`: at most the
+   * limit of them, since more cannot change the decision.
+   */
   override async getForIdentity(identity: TrackedIdentity): Promise<readonly number[]> {
     const call = randomBytes(6).toString('hex');
-    const members = Array.from({ length: this.nextCallCount }, (_, index) => `${call}:${index}`);
-    this.nextCallCount = 1;
-    const key = RecordingStore.key(identity);
-    const previous = await this.record(key, members, Date.now(), this.windowMs);
-    identity[PENDING] = { members, previous: previous.length };
-    return previous;
+    const { calls, cap } = this.next;
+    this.next = { calls: 1, cap: Number.POSITIVE_INFINITY };
+    const members = Array.from({ length: calls }, (_, index) => `${call}:${index}`);
+    const now = Date.now();
+    const live = await this.record(RecordingStore.key(identity), members, now, this.windowMs, cap);
+    identity[PENDING] = { members, previous: live };
+    return new Array<number>(live).fill(now);
   }
 
   override async setForIdentity(
@@ -63,13 +76,16 @@ abstract class RecordingStore extends Store {
   }
 }
 
-/** Sliding window in a sorted set; trim, read and record happen in one Lua script. */
+/**
+ * Sliding window in a sorted set; trim, count and record happen in one Lua script. ARGV: now,
+ * window (ms), cap, then the members to record; returns the live calls before them, at most cap.
+ */
 const RECORD = `
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1] - ARGV[2])
-local previous = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
-for i = 3, #ARGV do redis.call('ZADD', KEYS[1], ARGV[1], ARGV[i]) end
+local live = redis.call('ZCARD', KEYS[1])
+for i = 4, #ARGV do redis.call('ZADD', KEYS[1], ARGV[1], ARGV[i]) end
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
-return previous
+return math.min(live, tonumber(ARGV[3]))
 `;
 
 class RedisWindowStore extends RecordingStore {
@@ -83,14 +99,19 @@ class RedisWindowStore extends RecordingStore {
     redis.defineCommand('quireRateRecord', { numberOfKeys: 1, lua: RECORD });
   }
 
-  protected async record(key: string, members: string[], now: number, windowMs: number) {
+  protected async record(
+    key: string,
+    members: string[],
+    now: number,
+    windowMs: number,
+    cap: number,
+  ) {
     const scripted = this.redis as RedisClient & {
-      quireRateRecord(...args: (string | number)[]): Promise<string[]>;
+      quireRateRecord(...args: (string | number)[]): Promise<number>;
     };
-    const flat = await this.breaker.run(() =>
-      scripted.quireRateRecord(`${this.prefix}rate:${key}`, now, windowMs, ...members),
+    return this.breaker.run(() =>
+      scripted.quireRateRecord(`${this.prefix}rate:${key}`, now, windowMs, cap, ...members),
     );
-    return flat.filter((_, index) => index % 2 === 1).map(Number);
   }
 
   protected async unrecord(key: string, members: string[]): Promise<void> {
@@ -113,14 +134,24 @@ class MemoryWindowStore extends RecordingStore {
   private readonly windows = new Map<string, Map<string, number>>();
   private lastSweep = 0;
 
-  protected async record(key: string, members: string[], now: number, windowMs: number) {
+  protected async record(
+    key: string,
+    members: string[],
+    now: number,
+    windowMs: number,
+    cap: number,
+  ) {
     this.sweep(now, windowMs);
     const window = this.windows.get(key) ?? new Map<string, number>();
-    for (const [existing, at] of window) if (at <= now - windowMs) window.delete(existing);
-    const previous = [...window.values()];
+    // Calls are kept in the order they came, so the expired ones are at the front.
+    for (const [existing, at] of window) {
+      if (at > now - windowMs) break;
+      window.delete(existing);
+    }
+    const live = Math.min(window.size, cap);
     for (const member of members) window.set(member, now);
     this.windows.set(key, window);
-    return previous;
+    return live;
   }
 
   protected async unrecord(key: string, members: string[]): Promise<void> {
@@ -223,7 +254,7 @@ export class RateLimiter {
     rule: RateLimitRule,
     calls: number,
   ): Promise<boolean> {
-    window.store.expectCalls(calls);
+    window.store.expectCalls(calls, rule.max);
     const rejection = await window.limiter(
       {
         parent: undefined,

@@ -1,3 +1,4 @@
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestApp, type TestApp } from '../helpers/app.ts';
 import { createUser, type TestUser } from '../helpers/factories.ts';
@@ -95,6 +96,25 @@ describe('rate limits', () => {
     const codes = results.map(codeOf);
     expect(codes.filter((code) => code === 'OK')).toHaveLength(3);
     expect(codes.filter((code) => code === 'RATE_LIMITED')).toHaveLength(7);
+  });
+
+  it('keeps only the allowed calls in the shared window, whatever the count handed to the limiter', async () => {
+    const user = await createUser(instanceA.deps.db, 'AUTHOR');
+    const codes = (
+      await Promise.all(
+        Array.from({ length: 12 }, () => instanceA.gql(search, {}, { token: user.token })),
+      )
+    ).map(codeOf);
+    expect(codes.filter((code) => code === 'OK')).toHaveLength(3);
+    const redis = new Redis(redisUrl);
+    try {
+      const keys = await redis.keys(`quire-test:*rate:user:${user.id}:*`);
+      expect(keys).toHaveLength(1);
+      // Rejected calls were recorded by the atomic read and taken back: 3 remain, not 12.
+      expect(await redis.zcard(keys[0]!)).toBe(3);
+    } finally {
+      redis.disconnect();
+    }
   });
 
   it('charges each aliased mutation field and rejects before anything is written', async () => {
