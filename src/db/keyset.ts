@@ -8,6 +8,7 @@ import {
 import { collectSubfields } from 'graphql/execution/collectFields.js';
 import { type RawBuilder, sql } from 'kysely';
 import { badInput } from '../errors.ts';
+import type { Params } from './compiled-query.ts';
 import { isFloat4, isInt4, isInt8Id, isTimestamp, textProblem } from './postgres-values.ts';
 
 /** Relay arguments as graphql-js hands them over. */
@@ -163,6 +164,48 @@ export function keysetClauses(order: KeysetOrder, page: PageRequest) {
     orderBy: sql`${order.expression} ${direction}, ${id} ${direction}`,
     limit: page.size + 1,
   };
+}
+
+/** What of a page request shapes its SQL (a part of a compiled variant's key). */
+export interface PageShape {
+  backward: boolean;
+  cursor: boolean;
+}
+
+export const pageShape = (page: PageRequest): PageShape => ({
+  backward: page.backward,
+  cursor: page.cursor !== null,
+});
+
+export const pageShapeKey = (shape: PageShape) =>
+  `${shape.backward ? 'backward' : 'forward'}${shape.cursor ? ':cursor' : ''}`;
+
+/** What of a page request a compiled query binds per call. */
+export interface PageParams {
+  cursorValue: string | number | null;
+  cursorId: string | null;
+  /** Page size + 1: the extra row tells whether there is more. */
+  limit: number;
+}
+
+export const pageParams = (page: PageRequest): PageParams => ({
+  cursorValue: page.cursor?.value ?? null,
+  cursorId: page.cursor?.id ?? null,
+  limit: page.size + 1,
+});
+
+/**
+ * keysetClauses for a query built once per page shape (src/db/compiled-query.ts): the cursor
+ * and the limit are the parameters `p`.
+ */
+export function keysetClausesOf(order: KeysetOrder, shape: PageShape, p: Params<PageParams>) {
+  const { condition, orderBy } = keysetClauses(order, {
+    backward: shape.backward,
+    size: 0,
+    cursor: shape.cursor ? { value: p.cursorValue!, id: p.cursorId! } : null,
+    hasCursor: shape.cursor,
+  });
+  return { condition, orderBy, limit: p.limit };
 }
 
 function castValue(kind: SortValueKind, value: string | number) {

@@ -1,7 +1,17 @@
 import { sql } from 'kysely';
+import { anyId, compiledQuery, compiledVariants, type Params } from '../../db/compiled-query.ts';
 import type { Db } from '../../db/database.ts';
-import { type KeysetOrder, keysetClauses, type PageRequest } from '../../db/keyset.ts';
-import { childrenOfParents } from '../../db/lateral.ts';
+import {
+  type KeysetOrder,
+  keysetClausesOf,
+  type PageParams,
+  type PageRequest,
+  type PageShape,
+  pageParams,
+  pageShape,
+  pageShapeKey,
+} from '../../db/keyset.ts';
+import { childrenOfParentsQuery } from '../../db/lateral.ts';
 import type { CommentRow } from '../../db/tables.ts';
 import { authorColumns, type WithAuthor } from '../user/user.repository.ts';
 
@@ -13,40 +23,54 @@ export const commentOrder: KeysetOrder = {
   idColumn: 'comments.id',
 };
 
+const commentsByIdsQuery = compiledQuery((db, p: Params<{ ids: readonly string[] }>) =>
+  db.selectFrom('comments').selectAll().where('comments.id', '=', anyId(p.ids)),
+);
+
 export async function commentsByIds(db: Db, ids: readonly string[]): Promise<CommentRow[]> {
-  return db.selectFrom('comments').selectAll().where('id', 'in', ids).execute();
+  return commentsByIdsQuery(db, { ids });
 }
+
+const commentPagesQuery = compiledVariants(
+  pageShapeKey,
+  (db: Db, shape: PageShape, p: Params<PageParams & { postIds: readonly string[] }>) => {
+    const { condition, orderBy, limit } = keysetClausesOf(commentOrder, shape, p);
+    return childrenOfParentsQuery(db, p.postIds, (postId) =>
+      db
+        .selectFrom('comments')
+        .innerJoin('users', 'users.id', 'comments.author_id')
+        .selectAll('comments')
+        .select(authorColumns)
+        .where('comments.post_id', '=', postId)
+        .where(condition)
+        .orderBy(orderBy)
+        .limit(limit),
+    );
+  },
+);
 
 /** One page of comments for each post, with their authors, in one statement. */
 export async function commentPagesByPosts(
   db: Db,
   postIds: readonly string[],
   page: PageRequest,
-): Promise<WithAuthor<CommentRow>[]> {
-  const { condition, orderBy, limit } = keysetClauses(commentOrder, page);
-  return childrenOfParents(db, postIds, (postId) =>
-    db
-      .selectFrom('comments')
-      .innerJoin('users', 'users.id', 'comments.author_id')
-      .selectAll('comments')
-      .select(authorColumns)
-      .where('comments.post_id', '=', postId)
-      .where(condition)
-      .orderBy(orderBy)
-      .limit(limit),
-  );
+): Promise<(WithAuthor<CommentRow> & { parent_id: string })[]> {
+  return commentPagesQuery(db, pageShape(page), { postIds, ...pageParams(page) });
 }
+
+const commentCountsQuery = compiledQuery((db, p: Params<{ postIds: readonly string[] }>) =>
+  db
+    .selectFrom('comments')
+    .select(['comments.post_id', (eb) => eb.fn.countAll<string>().as('count')])
+    .where('comments.post_id', '=', anyId(p.postIds))
+    .groupBy('comments.post_id'),
+);
 
 export async function countCommentsByPosts(
   db: Db,
   postIds: readonly string[],
 ): Promise<Map<string, number>> {
-  const rows = await db
-    .selectFrom('comments')
-    .select(['post_id', (eb) => eb.fn.countAll<string>().as('count')])
-    .where('post_id', 'in', postIds)
-    .groupBy('post_id')
-    .execute();
+  const rows = await commentCountsQuery(db, { postIds });
   return new Map(rows.map((row) => [row.post_id, Number(row.count)]));
 }
 
