@@ -287,16 +287,19 @@ export interface ConnectionSelection {
  * `collectSubfields` (fragments, aliases, `@skip`/`@include` with the request's variables).
  */
 export function connectionSelection(info: GraphQLResolveInfo): ConnectionSelection {
-  const connection = selectedFields(info, []);
+  const connection = fieldsSelectedAt(info, []);
   return {
     page: connection.has('edges') || connection.has('pageInfo'),
     count: connection.has('totalCount'),
-    nodeFields: selectedFields(info, ['edges', 'node']),
+    nodeFields: fieldsSelectedAt(info, ['edges', 'node']),
   };
 }
 
-/** Field names selected on the object reached from the resolved field along `path`. */
-function selectedFields(info: GraphQLResolveInfo, path: readonly string[]): Set<string> {
+/**
+ * Field names selected on the object reached from the resolved field along `path` (field names,
+ * not aliases: every alias of a field counts).
+ */
+export function fieldsSelectedAt(info: GraphQLResolveInfo, path: readonly string[]): Set<string> {
   let type = getNamedType(info.returnType);
   let nodes = info.fieldNodes;
   for (const step of path) {

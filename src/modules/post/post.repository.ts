@@ -45,14 +45,30 @@ export const postColumns = [
 /** Columns that can be large (a body holds up to 200,000 characters): fetched only when asked. */
 export type WidePostColumn = 'body' | 'summary' | 'meta_description' | 'keywords';
 
-/** A post as a list fetches it: the wide columns are present only when its selection asked. */
-export type PostListRow = Omit<PostRow, WidePostColumn> & Partial<Pick<PostRow, WidePostColumn>>;
+/**
+ * A post as a list fetches it: the wide columns are present only when its selection asked, and
+ * `comment_count` (int8 as text) when it asked for `comments { totalCount }`.
+ */
+export type PostListRow = Omit<PostRow, WidePostColumn> &
+  Partial<Pick<PostRow, WidePostColumn>> & { comment_count?: string | null };
 
-/** What a list statement selects: `wide` adds the large columns, `author` joins the author's. */
+/**
+ * What a list statement selects: `wide` adds the large columns, `author` joins the author's,
+ * `commentCount` counts each post's comments in the same statement.
+ */
 export interface PostWidth {
   wide: boolean;
   author: boolean;
+  commentCount: boolean;
 }
+
+/** Each listed post's comment count: one index-only count per row of the page. */
+const commentCount = (eb: ExpressionBuilder<Database, 'posts'>) =>
+  eb
+    .selectFrom('comments')
+    .select(eb.fn.countAll<string>().as('count'))
+    .whereRef('comments.post_id', '=', 'posts.id')
+    .as('comment_count');
 
 const columnsOf = (width: Pick<PostWidth, 'wide'>) =>
   width.wide ? postColumns : narrowPostColumns;
@@ -221,7 +237,7 @@ function listKey(query: PostListQuery, width: PostWidth, parent = ''): string | 
   const key = filterKey(query);
   return (
     key &&
-    `${parent}:${key}:${query.order.name}:${pageShapeKey(pageShape(query.page))}:${width.wide}:${width.author}`
+    `${parent}:${key}:${query.order.name}:${pageShapeKey(pageShape(query.page))}:${width.wide}:${width.author}:${width.commentCount}`
   );
 }
 
@@ -241,9 +257,12 @@ const listPostsQuery = compiledVariants(
             p,
           )
             .select(columnsOf(width))
+            .$if(width.commentCount, (qb) => qb.select(commentCount))
             .where(visiblePosts(template.viewer))
             .where(matchesFilter(otherFilters, query.orderField))
-        : postsPage(db, template, shape, p).select(columnsOf(width));
+        : postsPage(db, template, shape, p)
+            .select(columnsOf(width))
+            .$if(width.commentCount, (qb) => qb.select(commentCount));
     return width.author
       ? page.innerJoin('users', 'users.id', 'posts.author_id').select(authorColumns)
       : page;
@@ -306,7 +325,7 @@ const postsByParentsQuery = compiledVariants(
   }: {
     parent: 'author' | 'tag';
     query: PostListQuery;
-    width: Pick<PostWidth, 'wide'>;
+    width: Pick<PostWidth, 'wide' | 'commentCount'>;
   }) => listKey(query, { ...width, author: false }, parent),
   (
     db: Db,
@@ -319,6 +338,7 @@ const postsByParentsQuery = compiledVariants(
       return childrenOfParentsQuery(db, p.parentIds, (tagId) =>
         tagWalk(db, tagId, query.order, shape, p)
           .select(columnsOf(width))
+          .$if(width.commentCount, (qb) => qb.select(commentCount))
           .where(visiblePosts(template.viewer))
           .where(matchesFilter(template.filter, query.orderField)),
       );
@@ -328,6 +348,7 @@ const postsByParentsQuery = compiledVariants(
       db
         .selectFrom('posts')
         .select(columnsOf(width))
+        .$if(width.commentCount, (qb) => qb.select(commentCount))
         .where((eb) =>
           parent === 'author'
             ? eb('posts.author_id', '=', parentId)
@@ -354,7 +375,7 @@ export async function listPostsByParents(
   parent: 'author' | 'tag',
   parentIds: readonly string[],
   query: PostListQuery,
-  width: Pick<PostWidth, 'wide'>,
+  width: Pick<PostWidth, 'wide' | 'commentCount'>,
 ): Promise<(PostListRow & { parent_id: string })[]> {
   return postsByParentsQuery(
     db,
