@@ -1,5 +1,12 @@
 import { sql } from 'kysely';
-import { anyId, compiledQuery, compiledVariants, type Params } from '../../db/compiled-query.ts';
+import {
+  type Batch,
+  batchOf,
+  compiledBatch,
+  compiledVariants,
+  idIn,
+  type Params,
+} from '../../db/compiled-query.ts';
 import type { Db } from '../../db/database.ts';
 import {
   type KeysetOrder,
@@ -23,19 +30,19 @@ export const commentOrder: KeysetOrder = {
   idColumn: 'comments.id',
 };
 
-const commentsByIdsQuery = compiledQuery((db, p: Params<{ ids: readonly string[] }>) =>
-  db.selectFrom('comments').selectAll().where('comments.id', '=', anyId(p.ids)),
+const commentsByIdsQuery = compiledBatch((db, batch, p: Params<{ ids: readonly string[] }>) =>
+  db.selectFrom('comments').selectAll().where('comments.id', '=', idIn(p.ids, batch)),
 );
 
 export async function commentsByIds(db: Db, ids: readonly string[]): Promise<CommentRow[]> {
-  return commentsByIdsQuery(db, { ids });
+  return commentsByIdsQuery(db, batchOf(ids), { ids });
 }
 
 const commentPagesQuery = compiledVariants(
-  pageShapeKey,
-  (db: Db, shape: PageShape, p: Params<PageParams & { postIds: readonly string[] }>) => {
+  ({ shape, batch }: { shape: PageShape; batch: Batch }) => `${pageShapeKey(shape)}:${batch}`,
+  (db: Db, { shape, batch }, p: Params<PageParams & { postIds: readonly string[] }>) => {
     const { condition, orderBy, limit } = keysetClausesOf(commentOrder, shape, p);
-    return childrenOfParentsQuery(db, p.postIds, (postId) =>
+    return childrenOfParentsQuery(db, p.postIds, batch, (postId) =>
       db
         .selectFrom('comments')
         .innerJoin('users', 'users.id', 'comments.author_id')
@@ -55,14 +62,18 @@ export async function commentPagesByPosts(
   postIds: readonly string[],
   page: PageRequest,
 ): Promise<(WithAuthor<CommentRow> & { parent_id: string })[]> {
-  return commentPagesQuery(db, pageShape(page), { postIds, ...pageParams(page) });
+  return commentPagesQuery(
+    db,
+    { shape: pageShape(page), batch: batchOf(postIds) },
+    { postIds, ...pageParams(page) },
+  );
 }
 
-const commentCountsQuery = compiledQuery((db, p: Params<{ postIds: readonly string[] }>) =>
+const commentCountsQuery = compiledBatch((db, batch, p: Params<{ postIds: readonly string[] }>) =>
   db
     .selectFrom('comments')
     .select(['comments.post_id', (eb) => eb.fn.countAll<string>().as('count')])
-    .where('comments.post_id', '=', anyId(p.postIds))
+    .where('comments.post_id', '=', idIn(p.postIds, batch))
     .groupBy('comments.post_id'),
 );
 
@@ -70,7 +81,7 @@ export async function countCommentsByPosts(
   db: Db,
   postIds: readonly string[],
 ): Promise<Map<string, number>> {
-  const rows = await commentCountsQuery(db, { postIds });
+  const rows = await commentCountsQuery(db, batchOf(postIds), { postIds });
   return new Map(rows.map((row) => [row.post_id, Number(row.count)]));
 }
 

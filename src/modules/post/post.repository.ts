@@ -1,6 +1,13 @@
 import { createHash } from 'node:crypto';
 import { type Expression, type ExpressionBuilder, sql } from 'kysely';
-import { anyId, compiledQuery, compiledVariants, type Params } from '../../db/compiled-query.ts';
+import {
+  type Batch,
+  batchOf,
+  compiledBatch,
+  compiledVariants,
+  idIn,
+  type Params,
+} from '../../db/compiled-query.ts';
 import type { Db } from '../../db/database.ts';
 import {
   type KeysetOrder,
@@ -322,20 +329,22 @@ const postsByParentsQuery = compiledVariants(
     parent,
     query,
     width,
+    batch,
   }: {
     parent: 'author' | 'tag';
     query: PostListQuery;
     width: Pick<PostWidth, 'wide' | 'commentCount'>;
-  }) => listKey(query, { ...width, author: false }, parent),
+    batch: Batch;
+  }) => listKey(query, { ...width, author: false }, `${parent}:${batch}`),
   (
     db: Db,
-    { parent, query, width },
+    { parent, query, width, batch },
     p: Params<FilterParams & PageParams & { parentIds: readonly string[] }>,
   ) => {
     const template = filterTemplate(query, p);
     const shape = pageShape(query.page);
     if (parent === 'tag' && query.orderField === 'CREATED_AT') {
-      return childrenOfParentsQuery(db, p.parentIds, (tagId) =>
+      return childrenOfParentsQuery(db, p.parentIds, batch, (tagId) =>
         tagWalk(db, tagId, query.order, shape, p)
           .select(columnsOf(width))
           .$if(width.commentCount, (qb) => qb.select(commentCount))
@@ -344,7 +353,7 @@ const postsByParentsQuery = compiledVariants(
       );
     }
     const { condition, orderBy, limit } = keysetClausesOf(query.order, shape, p);
-    return childrenOfParentsQuery(db, p.parentIds, (parentId) =>
+    return childrenOfParentsQuery(db, p.parentIds, batch, (parentId) =>
       db
         .selectFrom('posts')
         .select(columnsOf(width))
@@ -379,23 +388,35 @@ export async function listPostsByParents(
 ): Promise<(PostListRow & { parent_id: string })[]> {
   return postsByParentsQuery(
     db,
-    { parent, query, width },
+    { parent, query, width, batch: batchOf(parentIds) },
     { ...filterParams(query), ...pageParams(query.page), parentIds },
   );
 }
 
 const countByParentsQuery = compiledVariants(
-  ({ parent, query }: { parent: 'author' | 'tag'; query: PostFilterQuery }) => {
+  ({
+    parent,
+    query,
+    batch,
+  }: {
+    parent: 'author' | 'tag';
+    query: PostFilterQuery;
+    batch: Batch;
+  }) => {
     const key = filterKey(query);
-    return key && `${parent}:${key}`;
+    return key && `${parent}:${batch}:${key}`;
   },
-  (db: Db, { parent, query }, p: Params<FilterParams & { parentIds: readonly string[] }>) => {
+  (
+    db: Db,
+    { parent, query, batch },
+    p: Params<FilterParams & { parentIds: readonly string[] }>,
+  ) => {
     const template = filterTemplate(query, p);
     return parent === 'author'
       ? db
           .selectFrom('posts')
           .select(['posts.author_id as parent_id', (eb) => eb.fn.countAll<string>().as('count')])
-          .where('posts.author_id', '=', anyId(p.parentIds))
+          .where('posts.author_id', '=', idIn(p.parentIds, batch))
           .where(visiblePosts(template.viewer))
           .where(matchesFilter(template.filter, query.orderField))
           .groupBy('posts.author_id')
@@ -403,7 +424,7 @@ const countByParentsQuery = compiledVariants(
           .selectFrom('posts')
           .innerJoin('post_tags', 'post_tags.post_id', 'posts.id')
           .select(['post_tags.tag_id as parent_id', (eb) => eb.fn.countAll<string>().as('count')])
-          .where('post_tags.tag_id', '=', anyId(p.parentIds))
+          .where('post_tags.tag_id', '=', idIn(p.parentIds, batch))
           .where(visiblePosts(template.viewer))
           .where(matchesFilter(template.filter, query.orderField))
           .groupBy('post_tags.tag_id');
@@ -418,7 +439,7 @@ export async function countPostsByParents(
 ): Promise<Map<string, number>> {
   const rows = await countByParentsQuery(
     db,
-    { parent, query },
+    { parent, query, batch: batchOf(parentIds) },
     { ...filterParams(query), parentIds },
   );
   return new Map(rows.map((row) => [row.parent_id, Number(row.count)]));
@@ -509,21 +530,21 @@ export async function countSearchResults(
   return Number(count);
 }
 
-const postsByIdsQuery = compiledQuery((db, p: Params<{ ids: readonly string[] }>) =>
-  db.selectFrom('posts').select(postColumns).where('posts.id', '=', anyId(p.ids)),
+const postsByIdsQuery = compiledBatch((db, batch, p: Params<{ ids: readonly string[] }>) =>
+  db.selectFrom('posts').select(postColumns).where('posts.id', '=', idIn(p.ids, batch)),
 );
 
 export async function postsByIds(db: Db, ids: readonly string[]): Promise<PostRow[]> {
-  return postsByIdsQuery(db, { ids });
+  return postsByIdsQuery(db, batchOf(ids), { ids });
 }
 
-const postsWithAuthorsQuery = compiledQuery((db, p: Params<{ ids: readonly string[] }>) =>
+const postsWithAuthorsQuery = compiledBatch((db, batch, p: Params<{ ids: readonly string[] }>) =>
   db
     .selectFrom('posts')
     .innerJoin('users', 'users.id', 'posts.author_id')
     .select(postColumns)
     .select(authorColumns)
-    .where('posts.id', '=', anyId(p.ids)),
+    .where('posts.id', '=', idIn(p.ids, batch)),
 );
 
 /** Posts by id with their authors' columns: `post(id)` then `author` is one statement. */
@@ -531,7 +552,7 @@ export async function postsWithAuthorsByIds(
   db: Db,
   ids: readonly string[],
 ): Promise<WithAuthor<PostRow>[]> {
-  return postsWithAuthorsQuery(db, { ids });
+  return postsWithAuthorsQuery(db, batchOf(ids), { ids });
 }
 
 export async function postBySlug(db: Db, slug: string): Promise<PostRow | undefined> {

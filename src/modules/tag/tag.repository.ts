@@ -1,5 +1,12 @@
 import { type ExpressionBuilder, sql } from 'kysely';
-import { anyId, compiledQuery, compiledVariants, type Params } from '../../db/compiled-query.ts';
+import {
+  type Batch,
+  batchOf,
+  compiledBatch,
+  compiledVariants,
+  idIn,
+  type Params,
+} from '../../db/compiled-query.ts';
 import type { Db } from '../../db/database.ts';
 import { type KeysetOrder, keysetClauses, type PageRequest } from '../../db/keyset.ts';
 import type { Database, TagRow } from '../../db/tables.ts';
@@ -32,12 +39,12 @@ export function visibleTags(viewer: Viewer | null) {
 }
 
 const tagsByIdsQuery = compiledVariants(
-  viewerShape,
-  (db: Db, viewer: Viewer | null, p: Params<{ ids: readonly string[]; viewerId: string | null }>) =>
+  ({ viewer, batch }: { viewer: Viewer | null; batch: Batch }) => `${viewerShape(viewer)}:${batch}`,
+  (db: Db, { viewer, batch }, p: Params<{ ids: readonly string[]; viewerId: string | null }>) =>
     db
       .selectFrom('tags')
       .selectAll()
-      .where('tags.id', '=', anyId(p.ids))
+      .where('tags.id', '=', idIn(p.ids, batch))
       .where(visibleTags(viewerOf(viewer, p.viewerId))),
 );
 
@@ -47,16 +54,16 @@ export async function tagsByIds(
   viewer: Viewer | null,
   ids: readonly string[],
 ): Promise<TagRow[]> {
-  return tagsByIdsQuery(db, viewer, { ids, viewerId: viewer?.id ?? null });
+  return tagsByIdsQuery(db, { viewer, batch: batchOf(ids) }, { ids, viewerId: viewer?.id ?? null });
 }
 
 const firstVisibleUseQuery = compiledVariants(
-  viewerShape,
-  (db: Db, viewer: Viewer | null, p: Params<{ ids: readonly string[]; viewerId: string | null }>) =>
+  ({ viewer, batch }: { viewer: Viewer | null; batch: Batch }) => `${viewerShape(viewer)}:${batch}`,
+  (db: Db, { viewer, batch }, p: Params<{ ids: readonly string[]; viewerId: string | null }>) =>
     db
       .selectFrom('post_tags')
       .innerJoin('posts', 'posts.id', 'post_tags.post_id')
-      .where('post_tags.tag_id', '=', anyId(p.ids))
+      .where('post_tags.tag_id', '=', idIn(p.ids, batch))
       .where(visiblePosts(viewerOf(viewer, p.viewerId)))
       .groupBy('post_tags.tag_id')
       .select((eb) => ['post_tags.tag_id', eb.fn.min('posts.created_at').as('first_used_at')]),
@@ -71,18 +78,20 @@ export async function firstVisibleUseByTagIds(
   viewer: Viewer | null,
   tagIds: readonly string[],
 ): Promise<{ tag_id: string; first_used_at: string }[]> {
-  return firstVisibleUseQuery(db, viewer, { ids: tagIds, viewerId: viewer?.id ?? null }) as Promise<
-    { tag_id: string; first_used_at: string }[]
-  >;
+  return firstVisibleUseQuery(
+    db,
+    { viewer, batch: batchOf(tagIds) },
+    { ids: tagIds, viewerId: viewer?.id ?? null },
+  ) as Promise<{ tag_id: string; first_used_at: string }[]>;
 }
 
-const tagsByPostIdsQuery = compiledQuery((db, p: Params<{ postIds: readonly string[] }>) =>
+const tagsByPostIdsQuery = compiledBatch((db, batch, p: Params<{ postIds: readonly string[] }>) =>
   db
     .selectFrom('post_tags')
     .innerJoin('tags', 'tags.id', 'post_tags.tag_id')
     .selectAll('tags')
     .select('post_tags.post_id')
-    .where('post_tags.post_id', '=', anyId(p.postIds))
+    .where('post_tags.post_id', '=', idIn(p.postIds, batch))
     .orderBy('tags.name'),
 );
 
@@ -90,7 +99,7 @@ export async function tagsByPostIds(
   db: Db,
   postIds: readonly string[],
 ): Promise<(TagRow & { post_id: string })[]> {
-  return tagsByPostIdsQuery(db, { postIds });
+  return tagsByPostIdsQuery(db, batchOf(postIds), { postIds });
 }
 
 /** One keyset page of the tags the viewer may see, by name. */

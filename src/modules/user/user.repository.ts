@@ -1,5 +1,5 @@
 import { sql } from 'kysely';
-import { anyId, compiledQuery, type Params } from '../../db/compiled-query.ts';
+import { batchOf, compiledBatch, idIn, type Params } from '../../db/compiled-query.ts';
 import type { Db } from '../../db/database.ts';
 import { type KeysetOrder, keysetClauses, type PageRequest } from '../../db/keyset.ts';
 import type { Role, UserRow } from '../../db/tables.ts';
@@ -41,12 +41,12 @@ export function withoutAuthor<Row extends { author_id: string }>(row: WithAuthor
   return own as unknown as Row;
 }
 
-const usersByIdsQuery = compiledQuery((db, p: Params<{ ids: readonly string[] }>) =>
-  db.selectFrom('users').selectAll().where('users.id', '=', anyId(p.ids)),
+const usersByIdsQuery = compiledBatch((db, batch, p: Params<{ ids: readonly string[] }>) =>
+  db.selectFrom('users').selectAll().where('users.id', '=', idIn(p.ids, batch)),
 );
 
 export async function usersByIds(db: Db, ids: readonly string[]): Promise<UserRow[]> {
-  return usersByIdsQuery(db, { ids });
+  return usersByIdsQuery(db, batchOf(ids), { ids });
 }
 
 export async function listUsers(db: Db, page: PageRequest): Promise<UserRow[]> {
