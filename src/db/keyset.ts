@@ -231,20 +231,35 @@ export function toPage<Row>(
   const hasMore = rows.length > page.size;
   const kept = rows.slice(0, page.size);
   if (page.backward) kept.reverse();
-  const edges = kept.map((node) => {
-    const key = keyOf(node);
-    return { cursor: encodeCursor(order, key.value, key.id), node };
-  });
+  const edges = kept.map((node) => new Edge(node, order, keyOf));
   return {
     edges,
     pageInfo: {
       // Only the side we walked toward is known exactly; the other side is "there was a cursor".
       hasNextPage: page.backward ? page.hasCursor : hasMore,
       hasPreviousPage: page.backward ? hasMore : page.hasCursor,
-      startCursor: edges[0]?.cursor ?? null,
-      endCursor: edges.at(-1)?.cursor ?? null,
+      get startCursor() {
+        return edges[0]?.cursor ?? null;
+      },
+      get endCursor() {
+        return edges.at(-1)?.cursor ?? null;
+      },
     },
   };
+}
+
+/** An edge whose cursor is encoded when read: most selections never ask for one. */
+class Edge<Row> {
+  constructor(
+    readonly node: Row,
+    private readonly order: KeysetOrder,
+    private readonly keyOf: (row: Row) => { value: string | number; id: string },
+  ) {}
+
+  get cursor(): string {
+    const key = this.keyOf(this.node);
+    return encodeCursor(this.order, key.value, key.id);
+  }
 }
 
 /**
