@@ -194,6 +194,11 @@ const shapes: Record<
   post: everydayShape('(2)'),
   tag: everydayShape('(3)'),
   feed: everydayShape('(5)'),
+  // The profile with each post's tags: an author's walk, free of the front page's drafts.
+  profileTags: {
+    quire: `{ node(id: "${Buffer.from(`User:${userId}`).toString('base64url')}") { ... on User { name posts(first: 10) { edges { node { id title tags { name } } } } } } }`,
+    postgraphile: `{ userById(id: "${userId}") { name postsByAuthorId(first: 10, orderBy: [CREATED_AT_DESC, ID_DESC], condition: { status: "PUBLISHED" }) { nodes { id title postTagsByPostId { nodes { tagByTagId { name } } } } } } }`,
+  },
   create: {
     auth: true,
     quire: () =>
