@@ -21,14 +21,7 @@ import {
   pageShapeKey,
 } from '../../db/keyset.ts';
 import { childrenOfParentsQuery } from '../../db/lateral.ts';
-import type {
-  Database,
-  NewPost,
-  PostRow,
-  PostStatus,
-  PostUpdate,
-  TagRow,
-} from '../../db/tables.ts';
+import type { Database, NewPost, PostRow, PostStatus, PostUpdate } from '../../db/tables.ts';
 import { isStaff, type Viewer } from '../auth/viewer.ts';
 import { authorColumns, type WithAuthor } from '../user/user.repository.ts';
 
@@ -60,26 +53,20 @@ export const postColumns = [
 export type WidePostColumn = 'body' | 'summary' | 'meta_description' | 'keywords';
 
 /**
- * A post as a list fetches it: the wide columns are present only when its selection asked,
- * `comment_count` (int8 as text) when it asked for `comments { totalCount }`, `tag_list` (by
- * name) when it asked for `tags`.
+ * A post as a list fetches it: the wide columns are present only when its selection asked, and
+ * `comment_count` (int8 as text) when it asked for `comments { totalCount }`.
  */
 export type PostListRow = Omit<PostRow, WidePostColumn> &
-  Partial<Pick<PostRow, WidePostColumn>> & {
-    comment_count?: string | null;
-    tag_list?: TagRow[] | null;
-  };
+  Partial<Pick<PostRow, WidePostColumn>> & { comment_count?: string | null };
 
 /**
  * What a list statement selects: `wide` adds the large columns, `author` joins the author's,
- * `commentCount` counts each post's comments and `tags` lists each post's tags, in the same
- * statement.
+ * `commentCount` counts each post's comments in the same statement.
  */
 export interface PostWidth {
   wide: boolean;
   author: boolean;
   commentCount: boolean;
-  tags: boolean;
 }
 
 /** Each listed post's comment count: one index-only count per row of the page. */
@@ -89,21 +76,6 @@ const commentCount = (eb: ExpressionBuilder<Database, 'posts'>) =>
     .select(eb.fn.countAll<string>().as('count'))
     .whereRef('comments.post_id', '=', 'posts.id')
     .as('comment_count');
-
-/**
- * Each listed post's tags by name, as TagRows (ids and times as text, as pg returns them): one
- * index scan of post_tags per row of the page.
- */
-const tagList = (eb: ExpressionBuilder<Database, 'posts'>) =>
-  eb
-    .selectFrom('post_tags')
-    .innerJoin('tags', 'tags.id', 'post_tags.tag_id')
-    .whereRef('post_tags.post_id', '=', 'posts.id')
-    .select(
-      sql<TagRow[]>`coalesce(json_agg(json_build_object('id', tags.id::text, 'name', tags.name,
-        'created_at', tags.created_at::text) order by tags.name), '[]')`.as('tags'),
-    )
-    .as('tag_list');
 
 const columnsOf = (width: Pick<PostWidth, 'wide'>) =>
   width.wide ? postColumns : narrowPostColumns;
@@ -272,7 +244,7 @@ function listKey(query: PostListQuery, width: PostWidth, parent = ''): string | 
   const key = filterKey(query);
   return (
     key &&
-    `${parent}:${key}:${query.order.name}:${pageShapeKey(pageShape(query.page))}:${width.wide}:${width.author}:${width.commentCount}:${width.tags}`
+    `${parent}:${key}:${query.order.name}:${pageShapeKey(pageShape(query.page))}:${width.wide}:${width.author}:${width.commentCount}`
   );
 }
 
@@ -293,13 +265,11 @@ const listPostsQuery = compiledVariants(
           )
             .select(columnsOf(width))
             .$if(width.commentCount, (qb) => qb.select(commentCount))
-            .$if(width.tags, (qb) => qb.select(tagList))
             .where(visiblePosts(template.viewer))
             .where(matchesFilter(otherFilters, query.orderField))
         : postsPage(db, template, shape, p)
             .select(columnsOf(width))
-            .$if(width.commentCount, (qb) => qb.select(commentCount))
-            .$if(width.tags, (qb) => qb.select(tagList));
+            .$if(width.commentCount, (qb) => qb.select(commentCount));
     return width.author
       ? page.innerJoin('users', 'users.id', 'posts.author_id').select(authorColumns)
       : page;
@@ -363,7 +333,7 @@ const postsByParentsQuery = compiledVariants(
   }: {
     parent: 'author' | 'tag';
     query: PostListQuery;
-    width: Pick<PostWidth, 'wide' | 'commentCount' | 'tags'>;
+    width: Pick<PostWidth, 'wide' | 'commentCount'>;
     batch: Batch;
   }) => listKey(query, { ...width, author: false }, `${parent}:${batch}`),
   (
@@ -378,7 +348,6 @@ const postsByParentsQuery = compiledVariants(
         tagWalk(db, tagId, query.order, shape, p)
           .select(columnsOf(width))
           .$if(width.commentCount, (qb) => qb.select(commentCount))
-          .$if(width.tags, (qb) => qb.select(tagList))
           .where(visiblePosts(template.viewer))
           .where(matchesFilter(template.filter, query.orderField)),
       );
@@ -389,7 +358,6 @@ const postsByParentsQuery = compiledVariants(
         .selectFrom('posts')
         .select(columnsOf(width))
         .$if(width.commentCount, (qb) => qb.select(commentCount))
-        .$if(width.tags, (qb) => qb.select(tagList))
         .where((eb) =>
           parent === 'author'
             ? eb('posts.author_id', '=', parentId)
@@ -416,7 +384,7 @@ export async function listPostsByParents(
   parent: 'author' | 'tag',
   parentIds: readonly string[],
   query: PostListQuery,
-  width: Pick<PostWidth, 'wide' | 'commentCount' | 'tags'>,
+  width: Pick<PostWidth, 'wide' | 'commentCount'>,
 ): Promise<(PostListRow & { parent_id: string })[]> {
   return postsByParentsQuery(
     db,

@@ -63,8 +63,7 @@ const wideFields = new Set(['body', 'summary', 'metaDescription', 'keywords']);
 
 /**
  * The columns a post list needs for the fields selected on its nodes. `comments { totalCount }`
- * and `tags` (under any alias) come in the list's own statement, which Post.comments and
- * Post.tags then answer from.
+ * (under any alias) is counted in the list's own statement, which Post.comments then answers.
  */
 const postWidth = (selection: ConnectionSelection, info: GraphQLResolveInfo): PostWidth => ({
   wide: [...selection.nodeFields].some((field) => wideFields.has(field)),
@@ -72,7 +71,6 @@ const postWidth = (selection: ConnectionSelection, info: GraphQLResolveInfo): Po
   commentCount:
     selection.nodeFields.has('comments') &&
     fieldsSelectedAt(info, ['edges', 'node', 'comments']).has('totalCount'),
-  tags: selection.nodeFields.has('tags'),
 });
 
 /**
@@ -99,24 +97,6 @@ async function wideColumn<Column extends WidePostColumn>(
   if (!full) throw notFound('Post');
   return full[column];
 }
-
-/** Tags of each post, through the entity cache (invalidated with the post). */
-const loadPostTags = batchable(async (postIds: string[], ctx: Context) => {
-  const found = await ctx.deps.cache.getOrLoad(
-    postIds.map((id) => `post-tags:${id}`),
-    {
-      name: 'postTags',
-      ...entityCache(ctx),
-      tagsOf: (key) => [`post:${key.slice('post-tags:'.length)}`],
-      load: async (keys) => {
-        const ids = keys.map((key) => key.slice('post-tags:'.length));
-        const groups = groupByKey(ids, await tagsByPostIds(ctx.db, ids), (tag) => tag.post_id);
-        return new Map(groups.map((tags, index) => [keys[index]!, tags]));
-      },
-    },
-  );
-  return postIds.map((id) => found.get(`post-tags:${id}`) ?? []);
-});
 
 export const PostNode = builder.loadableNode('Post', {
   description: 'An article. Anonymous readers see PUBLISHED posts; authors also see their own.',
@@ -188,14 +168,31 @@ export const PostNode = builder.loadableNode('Post', {
       description: 'Who wrote it.',
       resolve: (post) => post.author_id,
     }),
-    tags: t.field({
-      type: [TagNode],
+    tags: t.loadableList({
+      type: TagNode,
       description:
         'At most 20, by name. Every tag of a post the viewer may see is visible to them.',
-      // From the list's row when it fetched them; otherwise one batch for the request's posts.
-      resolve: (post, _args, ctx) =>
-        post.tag_list ??
-        requestLoader(ctx, 'post.tags', (ids) => loadPostTags(ids, ctx)).load(post.id),
+      load: batchable(async (postIds: string[], ctx) => {
+        const found = await ctx.deps.cache.getOrLoad(
+          postIds.map((id) => `post-tags:${id}`),
+          {
+            name: 'postTags',
+            ...entityCache(ctx),
+            tagsOf: (key) => [`post:${key.slice('post-tags:'.length)}`],
+            load: async (keys) => {
+              const ids = keys.map((key) => key.slice('post-tags:'.length));
+              const groups = groupByKey(
+                ids,
+                await tagsByPostIds(ctx.db, ids),
+                (tag) => tag.post_id,
+              );
+              return new Map(groups.map((tags, index) => [keys[index]!, tags]));
+            },
+          },
+        );
+        return postIds.map((id) => found.get(`post-tags:${id}`) ?? []);
+      }),
+      resolve: (post) => post.id,
     }),
   }),
 });
@@ -496,7 +493,7 @@ function postsByParentField(parent: 'author' | 'tag') {
       resolve: (row: { id: string }, args, ctx, info) => {
         const selection = connectionSelection(info);
         const width = { ...postWidth(selection, info), page: selection.page };
-        const key = `${parent}.posts:${JSON.stringify(args)}:${width.page}:${width.wide}:${width.commentCount}:${width.tags}`;
+        const key = `${parent}.posts:${JSON.stringify(args)}:${width.page}:${width.wide}:${width.commentCount}`;
         return requestLoader(ctx, key, (ids) =>
           loadParentPages(ids, ctx, parent, args, width),
         ).load(row.id);

@@ -118,24 +118,6 @@ describe('statements per shape: only what the selection asks for', () => {
     expect(root.queries).toBe(3);
   });
 
-  it('tags ride on the post list statement, by name, as the Tag nodes they are', async () => {
-    const listed = await run(
-      `{ posts(first: 3) { edges { node { title t: tags { id name } } } } }`,
-    );
-    expect(listed.queries).toBe(1);
-    const edges = listed.data.posts.edges;
-    edges.forEach((edge: any, index: number) => {
-      // Tag i labels the posts from index i on: post i has tags shape-0 … shape-i.
-      const names = Array.from({ length: index + 1 }, (_, n) => `shape-${n}`).sort();
-      expect(edge.node.t.map((tag: any) => tag.name)).toEqual(names);
-    });
-    const tag = edges[2].node.t[1];
-    const node = await run('query($id: ID!) { node(id: $id) { id ... on Tag { name } } }', {
-      id: tag.id,
-    });
-    expect(node.data.node).toEqual(tag);
-  });
-
   it('totalCount alone runs the count and no page query, through fragments and aliases', async () => {
     const root = await run(
       `query { posts(first: 5) { ...Counted } }
