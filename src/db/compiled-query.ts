@@ -34,8 +34,7 @@ class Slot {
  * The parameters of a query compiled once, as the build function sees them: each one, typed as
  * its value, is a placeholder bound per call. Use them where Kysely takes a value (`where`,
  * `limit`, `sql` template values); never compute with them (`p.size + 1` is not a parameter).
- * Arrays go in as one parameter (`= any(${p.ids}::bigint[])`), so the text is the same whatever
- * their length.
+ * Arrays go in as one parameter (see `idIn`), so the text is the same whatever their length.
  */
 export type Params<P> = P;
 
