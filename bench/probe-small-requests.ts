@@ -21,6 +21,7 @@ import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
 import pg from 'pg';
 import { generateToken, hashToken } from '../src/modules/auth/token.ts';
+import { postgraphileTagPosts, readShapes } from './scenarios/shapes.queries.ts';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -55,7 +56,8 @@ async function start(spec: string): Promise<Contender> {
   }
   const [name, rest] = spec.split('=', 2) as [string, string];
   const [checkout, extra] = rest.split(':', 2) as [string, string | undefined];
-  const port = 4100 + Math.floor(Math.random() * 800);
+  // 4200–4899: fetch refuses 4190 (a "bad port") in the range below.
+  const port = 4200 + Math.floor(Math.random() * 700);
   const env: Record<string, string> = {
     ...(process.env as Record<string, string>),
     PORT: String(port),
@@ -147,6 +149,28 @@ await admin.query(
   [postId],
 );
 const postGlobalId = Buffer.from(`Post:${postId}`).toString('base64url');
+// The everyday shapes' own texts (profile, tag page, feed) over the busiest author and tag.
+const busiest = await admin.query<{ user_id: string; tag_id: string; tag_name: string }>(
+  `select (select author_id from posts where status = 'PUBLISHED' group by author_id
+             order by count(*) desc limit 1) as user_id,
+          t.id as tag_id, t.name as tag_name
+   from tags t join post_tags pt on pt.tag_id = t.id group by t.id order by count(*) desc limit 1`,
+);
+const { user_id: userId, tag_id: tagId, tag_name: tagName } = busiest.rows[0]!;
+const everyday = readShapes({
+  userId,
+  userGlobalId: Buffer.from(`User:${userId}`).toString('base64url'),
+  postId,
+  postGlobalId,
+  tagName,
+  tagId,
+});
+// PostGraphile's tag page field, created before it introspects the database (as the bench does).
+await admin.query(postgraphileTagPosts);
+const everydayShape = (prefix: string) => {
+  const { quire, postgraphile } = everyday.find((shape) => shape.name.startsWith(prefix))!;
+  return { quire, postgraphile };
+};
 let sequence = 0;
 
 const shapes: Record<
@@ -165,6 +189,15 @@ const shapes: Record<
   page: {
     quire: `{ post(id: "${postGlobalId}") { title body author { name } comments(first: 20) { edges { node { body author { name } } } } } }`,
     postgraphile: `{ postById(id: "${postId}") { title body userByAuthorId { name } commentsByPostId(first: 20, orderBy: CREATED_AT_DESC) { nodes { body userByAuthorId { name } } } } }`,
+  },
+  profile: everydayShape('(1)'),
+  post: everydayShape('(2)'),
+  tag: everydayShape('(3)'),
+  feed: everydayShape('(5)'),
+  // The profile with each post's tags: an author's walk, free of the front page's drafts.
+  profileTags: {
+    quire: `{ node(id: "${Buffer.from(`User:${userId}`).toString('base64url')}") { ... on User { name posts(first: 10) { edges { node { id title tags { name } } } } } } }`,
+    postgraphile: `{ userById(id: "${userId}") { name postsByAuthorId(first: 10, orderBy: [CREATED_AT_DESC, ID_DESC], condition: { status: "PUBLISHED" }) { nodes { id title postTagsByPostId { nodes { tagByTagId { name } } } } } } }`,
   },
   create: {
     auth: true,

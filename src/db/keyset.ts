@@ -8,6 +8,7 @@ import {
 import { collectSubfields } from 'graphql/execution/collectFields.js';
 import { type RawBuilder, sql } from 'kysely';
 import { badInput } from '../errors.ts';
+import type { Params } from './compiled-query.ts';
 import { isFloat4, isInt4, isInt8Id, isTimestamp, textProblem } from './postgres-values.ts';
 
 /** Relay arguments as graphql-js hands them over. */
@@ -165,6 +166,48 @@ export function keysetClauses(order: KeysetOrder, page: PageRequest) {
   };
 }
 
+/** What of a page request shapes its SQL (a part of a compiled variant's key). */
+export interface PageShape {
+  backward: boolean;
+  cursor: boolean;
+}
+
+export const pageShape = (page: PageRequest): PageShape => ({
+  backward: page.backward,
+  cursor: page.cursor !== null,
+});
+
+export const pageShapeKey = (shape: PageShape) =>
+  `${shape.backward ? 'backward' : 'forward'}${shape.cursor ? ':cursor' : ''}`;
+
+/** What of a page request a compiled query binds per call. */
+export interface PageParams {
+  cursorValue: string | number | null;
+  cursorId: string | null;
+  /** Page size + 1: the extra row tells whether there is more. */
+  limit: number;
+}
+
+export const pageParams = (page: PageRequest): PageParams => ({
+  cursorValue: page.cursor?.value ?? null,
+  cursorId: page.cursor?.id ?? null,
+  limit: page.size + 1,
+});
+
+/**
+ * keysetClauses for a query built once per page shape (src/db/compiled-query.ts): the cursor
+ * and the limit are the parameters `p`.
+ */
+export function keysetClausesOf(order: KeysetOrder, shape: PageShape, p: Params<PageParams>) {
+  const { condition, orderBy } = keysetClauses(order, {
+    backward: shape.backward,
+    size: 0,
+    cursor: shape.cursor ? { value: p.cursorValue!, id: p.cursorId! } : null,
+    hasCursor: shape.cursor,
+  });
+  return { condition, orderBy, limit: p.limit };
+}
+
 function castValue(kind: SortValueKind, value: string | number) {
   switch (kind) {
     case 'timestamp':
@@ -188,20 +231,35 @@ export function toPage<Row>(
   const hasMore = rows.length > page.size;
   const kept = rows.slice(0, page.size);
   if (page.backward) kept.reverse();
-  const edges = kept.map((node) => {
-    const key = keyOf(node);
-    return { cursor: encodeCursor(order, key.value, key.id), node };
-  });
+  const edges = kept.map((node) => new Edge(node, order, keyOf));
   return {
     edges,
     pageInfo: {
       // Only the side we walked toward is known exactly; the other side is "there was a cursor".
       hasNextPage: page.backward ? page.hasCursor : hasMore,
       hasPreviousPage: page.backward ? hasMore : page.hasCursor,
-      startCursor: edges[0]?.cursor ?? null,
-      endCursor: edges.at(-1)?.cursor ?? null,
+      get startCursor() {
+        return edges[0]?.cursor ?? null;
+      },
+      get endCursor() {
+        return edges.at(-1)?.cursor ?? null;
+      },
     },
   };
+}
+
+/** An edge whose cursor is encoded when read: most selections never ask for one. */
+class Edge<Row> {
+  constructor(
+    readonly node: Row,
+    private readonly order: KeysetOrder,
+    private readonly keyOf: (row: Row) => { value: string | number; id: string },
+  ) {}
+
+  get cursor(): string {
+    const key = this.keyOf(this.node);
+    return encodeCursor(this.order, key.value, key.id);
+  }
 }
 
 /**
@@ -244,16 +302,19 @@ export interface ConnectionSelection {
  * `collectSubfields` (fragments, aliases, `@skip`/`@include` with the request's variables).
  */
 export function connectionSelection(info: GraphQLResolveInfo): ConnectionSelection {
-  const connection = selectedFields(info, []);
+  const connection = fieldsSelectedAt(info, []);
   return {
     page: connection.has('edges') || connection.has('pageInfo'),
     count: connection.has('totalCount'),
-    nodeFields: selectedFields(info, ['edges', 'node']),
+    nodeFields: fieldsSelectedAt(info, ['edges', 'node']),
   };
 }
 
-/** Field names selected on the object reached from the resolved field along `path`. */
-function selectedFields(info: GraphQLResolveInfo, path: readonly string[]): Set<string> {
+/**
+ * Field names selected on the object reached from the resolved field along `path` (field names,
+ * not aliases: every alias of a field counts).
+ */
+export function fieldsSelectedAt(info: GraphQLResolveInfo, path: readonly string[]): Set<string> {
   let type = getNamedType(info.returnType);
   let nodes = info.fieldNodes;
   for (const step of path) {

@@ -60,7 +60,7 @@ describe('prepared statements', () => {
       });
     }
     const postReads = (await prepared(app.deps.db)).filter(
-      (row) => row.statement.includes('from "posts"') && row.statement.includes('"posts"."id" in'),
+      (row) => row.statement.includes('from "posts"') && row.statement.includes('"posts"."id" = ('),
     );
     expect(postReads).toHaveLength(1);
     expect(postReads[0]!.executions).toBe(3);

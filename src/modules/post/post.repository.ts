@@ -1,8 +1,26 @@
 import { createHash } from 'node:crypto';
 import { type Expression, type ExpressionBuilder, sql } from 'kysely';
+import {
+  type Batch,
+  batchOf,
+  compiledBatch,
+  compiledVariants,
+  idIn,
+  type Params,
+} from '../../db/compiled-query.ts';
 import type { Db } from '../../db/database.ts';
-import { type KeysetOrder, keysetClauses, type PageRequest } from '../../db/keyset.ts';
-import { childrenOfParents } from '../../db/lateral.ts';
+import {
+  type KeysetOrder,
+  keysetClauses,
+  keysetClausesOf,
+  type PageParams,
+  type PageRequest,
+  type PageShape,
+  pageParams,
+  pageShape,
+  pageShapeKey,
+} from '../../db/keyset.ts';
+import { childrenOfParentsQuery } from '../../db/lateral.ts';
 import type { Database, NewPost, PostRow, PostStatus, PostUpdate } from '../../db/tables.ts';
 import { isStaff, type Viewer } from '../auth/viewer.ts';
 import { authorColumns, type WithAuthor } from '../user/user.repository.ts';
@@ -34,14 +52,30 @@ export const postColumns = [
 /** Columns that can be large (a body holds up to 200,000 characters): fetched only when asked. */
 export type WidePostColumn = 'body' | 'summary' | 'meta_description' | 'keywords';
 
-/** A post as a list fetches it: the wide columns are present only when its selection asked. */
-export type PostListRow = Omit<PostRow, WidePostColumn> & Partial<Pick<PostRow, WidePostColumn>>;
+/**
+ * A post as a list fetches it: the wide columns are present only when its selection asked, and
+ * `comment_count` (int8 as text) when it asked for `comments { totalCount }`.
+ */
+export type PostListRow = Omit<PostRow, WidePostColumn> &
+  Partial<Pick<PostRow, WidePostColumn>> & { comment_count?: string | null };
 
-/** What a list statement selects: `wide` adds the large columns, `author` joins the author's. */
+/**
+ * What a list statement selects: `wide` adds the large columns, `author` joins the author's,
+ * `commentCount` counts each post's comments in the same statement.
+ */
 export interface PostWidth {
   wide: boolean;
   author: boolean;
+  commentCount: boolean;
 }
+
+/** Each listed post's comment count: one index-only count per row of the page. */
+const commentCount = (eb: ExpressionBuilder<Database, 'posts'>) =>
+  eb
+    .selectFrom('comments')
+    .select(eb.fn.countAll<string>().as('count'))
+    .whereRef('comments.post_id', '=', 'posts.id')
+    .as('comment_count');
 
 const columnsOf = (width: Pick<PostWidth, 'wide'>) =>
   width.wide ? postColumns : narrowPostColumns;
@@ -79,6 +113,14 @@ export const postSortKey = (field: PostOrderField) => (row: PostListRow) => ({
   id: row.id,
 });
 
+/** What of the viewer shapes `visiblePosts`' SQL: a key for compiled variants. */
+export const viewerShape = (viewer: Viewer | null): 'anonymous' | 'member' | 'staff' =>
+  isStaff(viewer) ? 'staff' : viewer ? 'member' : 'anonymous';
+
+/** The viewer as a query compiled per viewerShape sees it: the id is the parameter `id`. */
+export const viewerOf = (viewer: Viewer | null, id: string | null): Viewer | null =>
+  viewer && { id: id!, role: viewer.role };
+
 /** What the viewer may see: published posts, their own, or everything for editors. */
 export function visiblePosts(viewer: Viewer | null) {
   return (eb: ExpressionBuilder<Database, 'posts'>) => {
@@ -93,10 +135,17 @@ export function visiblePosts(viewer: Viewer | null) {
  * the page walks post_tags_tag_created_idx and stops after it instead of sorting every post of the
  * tag. The cursor name is the posts order's, so cursors pass between both ways of listing.
  */
-function tagWalk(db: Db, tagId: Expression<string>, order: KeysetOrder, page: PageRequest) {
-  const { condition, orderBy, limit } = keysetClauses(
+function tagWalk(
+  db: Db,
+  tagId: Expression<string>,
+  order: KeysetOrder,
+  shape: PageShape,
+  p: Params<PageParams>,
+) {
+  const { condition, orderBy, limit } = keysetClausesOf(
     { ...order, expression: sql.ref('post_tags.post_created_at'), idColumn: 'post_tags.post_id' },
-    page,
+    shape,
+    p,
   );
   return db
     .selectFrom('post_tags')
@@ -143,31 +192,105 @@ export interface PostListQuery {
   page: PageRequest;
 }
 
+/** What decides which posts a list or count holds. */
+type PostFilterQuery = Pick<PostListQuery, 'viewer' | 'filter' | 'orderField'>;
+
+/** The values of a PostFilterQuery, bound per call to its compiled statement. */
+interface FilterParams {
+  viewerId: string | null;
+  status: PostStatus | null;
+  authorId: string | null;
+  tag: string | null;
+  search: string | null;
+}
+
+const filterParams = ({ viewer, filter }: PostFilterQuery): FilterParams => ({
+  viewerId: viewer?.id ?? null,
+  status: filter.status ?? null,
+  authorId: filter.authorId ?? null,
+  tag: filter.tag ?? null,
+  search: filter.search ?? null,
+});
+
+/**
+ * What shapes a filtered posts statement: who asks, which filters are set, the order. Null with
+ * a search: built per call, as full-text statements are never prepared (prepared-statements.ts).
+ */
+const filterKey = ({ viewer, filter, orderField }: PostFilterQuery): string | null =>
+  filter.search
+    ? null
+    : `${viewerShape(viewer)}:${filter.status ? 'status' : ''}:${filter.authorId ? 'author' : ''}:${filter.tag ? 'tag' : ''}:${orderField}`;
+
+/** The query with its viewer's id and filter values replaced by the parameters `p`. */
+function filterTemplate<Query extends PostFilterQuery>(
+  query: Query,
+  p: Params<FilterParams>,
+): Query {
+  const { status, authorId, tag, search } = query.filter;
+  return {
+    ...query,
+    viewer: viewerOf(query.viewer, p.viewerId),
+    filter: {
+      status: status ? p.status : null,
+      authorId: authorId ? p.authorId : null,
+      tag: tag ? p.tag : null,
+      search: search ? p.search : null,
+    },
+  };
+}
+
+/** The variant key of a list statement: its filters, order, page shape and width. */
+function listKey(query: PostListQuery, width: PostWidth, parent = ''): string | null {
+  const key = filterKey(query);
+  return (
+    key &&
+    `${parent}:${key}:${query.order.name}:${pageShapeKey(pageShape(query.page))}:${width.wide}:${width.author}:${width.commentCount}`
+  );
+}
+
+const listPostsQuery = compiledVariants(
+  ({ query, width }: { query: PostListQuery; width: PostWidth }) => listKey(query, width),
+  (db: Db, { query, width }, p: Params<FilterParams & PageParams>) => {
+    const template = filterTemplate(query, p);
+    const { tag, ...otherFilters } = template.filter;
+    const shape = pageShape(query.page);
+    const page =
+      tag && query.orderField === 'CREATED_AT'
+        ? tagWalk(
+            db,
+            db.selectFrom('tags').select('tags.id').where('tags.name', '=', tag).$asScalar(),
+            query.order,
+            shape,
+            p,
+          )
+            .select(columnsOf(width))
+            .$if(width.commentCount, (qb) => qb.select(commentCount))
+            .where(visiblePosts(template.viewer))
+            .where(matchesFilter(otherFilters, query.orderField))
+        : postsPage(db, template, shape, p)
+            .select(columnsOf(width))
+            .$if(width.commentCount, (qb) => qb.select(commentCount));
+    return width.author
+      ? page.innerJoin('users', 'users.id', 'posts.author_id').select(authorColumns)
+      : page;
+  },
+);
+
 /** One page of posts, with their authors' columns when `width.author`. */
 export async function listPosts(
   db: Db,
   query: PostListQuery,
   width: PostWidth,
 ): Promise<(PostListRow | WithAuthor<PostListRow>)[]> {
-  const { tag, ...otherFilters } = query.filter;
-  const page =
-    tag && query.orderField === 'CREATED_AT'
-      ? tagWalk(
-          db,
-          db.selectFrom('tags').select('tags.id').where('tags.name', '=', tag).$asScalar(),
-          query.order,
-          query.page,
-        )
-          .select(columnsOf(width))
-          .where(visiblePosts(query.viewer))
-          .where(matchesFilter(otherFilters, query.orderField))
-      : postsPage(db, query).select(columnsOf(width));
-  if (!width.author) return page.execute();
-  return page.innerJoin('users', 'users.id', 'posts.author_id').select(authorColumns).execute();
+  return listPostsQuery(
+    db,
+    { query, width },
+    { ...filterParams(query), ...pageParams(query.page) },
+  );
 }
 
-function postsPage(db: Db, query: PostListQuery) {
-  const { condition, orderBy, limit } = keysetClauses(query.order, query.page);
+function postsPage(db: Db, query: PostListQuery, shape: PageShape, p: Params<PageParams>) {
+  const { condition, orderBy, limit } = keysetClausesOf(query.order, shape, p);
   return db
     .selectFrom('posts')
     .where(visiblePosts(query.viewer))
@@ -177,25 +300,83 @@ function postsPage(db: Db, query: PostListQuery) {
     .limit(limit);
 }
 
+const countPostsQuery = compiledVariants(
+  filterKey,
+  (db: Db, query: PostFilterQuery, p: Params<FilterParams>) => {
+    const template = filterTemplate(query, p);
+    const matches = db
+      .selectFrom('posts')
+      .select(sql.lit(1).as('one'))
+      .where(visiblePosts(template.viewer))
+      .where(matchesFilter(template.filter, query.orderField));
+    return db
+      .selectFrom((query.filter.search ? matches.limit(SEARCH_CANDIDATES) : matches).as('matches'))
+      .select((eb) => eb.fn.countAll<string>().as('count'));
+  },
+);
+
 /**
  * How many posts the list holds. With a search, at most SEARCH_CANDIDATES: a broad term matches
  * most posts, and counting them all reads every match, as ranking did before it was bounded.
  */
-export async function countPosts(
-  db: Db,
-  query: Pick<PostListQuery, 'viewer' | 'filter' | 'orderField'>,
-): Promise<number> {
-  const matches = db
-    .selectFrom('posts')
-    .select(sql.lit(1).as('one'))
-    .where(visiblePosts(query.viewer))
-    .where(matchesFilter(query.filter, query.orderField));
-  const { count } = await db
-    .selectFrom((query.filter.search ? matches.limit(SEARCH_CANDIDATES) : matches).as('matches'))
-    .select((eb) => eb.fn.countAll<string>().as('count'))
-    .executeTakeFirstOrThrow();
-  return Number(count);
+export async function countPosts(db: Db, query: PostFilterQuery): Promise<number> {
+  const [row] = await countPostsQuery(db, query, filterParams(query));
+  return Number(row!.count);
 }
+
+const postsByParentsQuery = compiledVariants(
+  ({
+    parent,
+    query,
+    width,
+    batch,
+  }: {
+    parent: 'author' | 'tag';
+    query: PostListQuery;
+    width: Pick<PostWidth, 'wide' | 'commentCount'>;
+    batch: Batch;
+  }) => listKey(query, { ...width, author: false }, `${parent}:${batch}`),
+  (
+    db: Db,
+    { parent, query, width, batch },
+    p: Params<FilterParams & PageParams & { parentIds: readonly string[] }>,
+  ) => {
+    const template = filterTemplate(query, p);
+    const shape = pageShape(query.page);
+    if (parent === 'tag' && query.orderField === 'CREATED_AT') {
+      return childrenOfParentsQuery(db, p.parentIds, batch, (tagId) =>
+        tagWalk(db, tagId, query.order, shape, p)
+          .select(columnsOf(width))
+          .$if(width.commentCount, (qb) => qb.select(commentCount))
+          .where(visiblePosts(template.viewer))
+          .where(matchesFilter(template.filter, query.orderField)),
+      );
+    }
+    const { condition, orderBy, limit } = keysetClausesOf(query.order, shape, p);
+    return childrenOfParentsQuery(db, p.parentIds, batch, (parentId) =>
+      db
+        .selectFrom('posts')
+        .select(columnsOf(width))
+        .$if(width.commentCount, (qb) => qb.select(commentCount))
+        .where((eb) =>
+          parent === 'author'
+            ? eb('posts.author_id', '=', parentId)
+            : eb.exists(
+                eb
+                  .selectFrom('post_tags')
+                  .whereRef('post_tags.post_id', '=', 'posts.id')
+                  .where('post_tags.tag_id', '=', parentId)
+                  .select(eb.lit(1).as('one')),
+              ),
+        )
+        .where(visiblePosts(template.viewer))
+        .where(matchesFilter(template.filter, query.orderField))
+        .where(condition)
+        .orderBy(orderBy)
+        .limit(limit),
+    );
+  },
+);
 
 /** First page of posts for many authors or tags, in one statement. */
 export async function listPostsByParents(
@@ -203,65 +384,64 @@ export async function listPostsByParents(
   parent: 'author' | 'tag',
   parentIds: readonly string[],
   query: PostListQuery,
-  width: Pick<PostWidth, 'wide'>,
+  width: Pick<PostWidth, 'wide' | 'commentCount'>,
 ): Promise<(PostListRow & { parent_id: string })[]> {
-  if (parent === 'tag' && query.orderField === 'CREATED_AT') {
-    return childrenOfParents(db, parentIds, (tagId) =>
-      tagWalk(db, tagId, query.order, query.page)
-        .select(columnsOf(width))
-        .where(visiblePosts(query.viewer))
-        .where(matchesFilter(query.filter, query.orderField)),
-    );
-  }
-  const { condition, orderBy, limit } = keysetClauses(query.order, query.page);
-  return childrenOfParents(db, parentIds, (parentId) =>
-    db
-      .selectFrom('posts')
-      .select(columnsOf(width))
-      .where((eb) =>
-        parent === 'author'
-          ? eb('posts.author_id', '=', parentId)
-          : eb.exists(
-              eb
-                .selectFrom('post_tags')
-                .whereRef('post_tags.post_id', '=', 'posts.id')
-                .where('post_tags.tag_id', '=', parentId)
-                .select(eb.lit(1).as('one')),
-            ),
-      )
-      .where(visiblePosts(query.viewer))
-      .where(matchesFilter(query.filter, query.orderField))
-      .where(condition)
-      .orderBy(orderBy)
-      .limit(limit),
+  return postsByParentsQuery(
+    db,
+    { parent, query, width, batch: batchOf(parentIds) },
+    { ...filterParams(query), ...pageParams(query.page), parentIds },
   );
 }
+
+const countByParentsQuery = compiledVariants(
+  ({
+    parent,
+    query,
+    batch,
+  }: {
+    parent: 'author' | 'tag';
+    query: PostFilterQuery;
+    batch: Batch;
+  }) => {
+    const key = filterKey(query);
+    return key && `${parent}:${batch}:${key}`;
+  },
+  (
+    db: Db,
+    { parent, query, batch },
+    p: Params<FilterParams & { parentIds: readonly string[] }>,
+  ) => {
+    const template = filterTemplate(query, p);
+    return parent === 'author'
+      ? db
+          .selectFrom('posts')
+          .select(['posts.author_id as parent_id', (eb) => eb.fn.countAll<string>().as('count')])
+          .where('posts.author_id', '=', idIn(p.parentIds, batch))
+          .where(visiblePosts(template.viewer))
+          .where(matchesFilter(template.filter, query.orderField))
+          .groupBy('posts.author_id')
+      : db
+          .selectFrom('posts')
+          .innerJoin('post_tags', 'post_tags.post_id', 'posts.id')
+          .select(['post_tags.tag_id as parent_id', (eb) => eb.fn.countAll<string>().as('count')])
+          .where('post_tags.tag_id', '=', idIn(p.parentIds, batch))
+          .where(visiblePosts(template.viewer))
+          .where(matchesFilter(template.filter, query.orderField))
+          .groupBy('post_tags.tag_id');
+  },
+);
 
 export async function countPostsByParents(
   db: Db,
   parent: 'author' | 'tag',
   parentIds: readonly string[],
-  query: Pick<PostListQuery, 'viewer' | 'filter' | 'orderField'>,
+  query: PostFilterQuery,
 ): Promise<Map<string, number>> {
-  const rows =
-    parent === 'author'
-      ? await db
-          .selectFrom('posts')
-          .select(['posts.author_id as parent_id', (eb) => eb.fn.countAll<string>().as('count')])
-          .where('posts.author_id', 'in', parentIds)
-          .where(visiblePosts(query.viewer))
-          .where(matchesFilter(query.filter, query.orderField))
-          .groupBy('posts.author_id')
-          .execute()
-      : await db
-          .selectFrom('posts')
-          .innerJoin('post_tags', 'post_tags.post_id', 'posts.id')
-          .select(['post_tags.tag_id as parent_id', (eb) => eb.fn.countAll<string>().as('count')])
-          .where('post_tags.tag_id', 'in', parentIds)
-          .where(visiblePosts(query.viewer))
-          .where(matchesFilter(query.filter, query.orderField))
-          .groupBy('post_tags.tag_id')
-          .execute();
+  const rows = await countByParentsQuery(
+    db,
+    { parent, query, batch: batchOf(parentIds) },
+    { ...filterParams(query), parentIds },
+  );
   return new Map(rows.map((row) => [row.parent_id, Number(row.count)]));
 }
 
@@ -359,22 +539,29 @@ export async function countSearchResults(
   return Number(count);
 }
 
+const postsByIdsQuery = compiledBatch((db, batch, p: Params<{ ids: readonly string[] }>) =>
+  db.selectFrom('posts').select(postColumns).where('posts.id', '=', idIn(p.ids, batch)),
+);
+
 export async function postsByIds(db: Db, ids: readonly string[]): Promise<PostRow[]> {
-  return db.selectFrom('posts').select(postColumns).where('posts.id', 'in', ids).execute();
+  return postsByIdsQuery(db, batchOf(ids), { ids });
 }
+
+const postsWithAuthorsQuery = compiledBatch((db, batch, p: Params<{ ids: readonly string[] }>) =>
+  db
+    .selectFrom('posts')
+    .innerJoin('users', 'users.id', 'posts.author_id')
+    .select(postColumns)
+    .select(authorColumns)
+    .where('posts.id', '=', idIn(p.ids, batch)),
+);
 
 /** Posts by id with their authors' columns: `post(id)` then `author` is one statement. */
 export async function postsWithAuthorsByIds(
   db: Db,
   ids: readonly string[],
 ): Promise<WithAuthor<PostRow>[]> {
-  return db
-    .selectFrom('posts')
-    .innerJoin('users', 'users.id', 'posts.author_id')
-    .select(postColumns)
-    .select(authorColumns)
-    .where('posts.id', 'in', ids)
-    .execute();
+  return postsWithAuthorsQuery(db, batchOf(ids), { ids });
 }
 
 export async function postBySlug(db: Db, slug: string): Promise<PostRow | undefined> {

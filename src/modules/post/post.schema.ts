@@ -1,3 +1,4 @@
+import type { GraphQLResolveInfo } from 'graphql';
 import { builder } from '../../builder.ts';
 import { batchable, type Context, computedCache, entityCache } from '../../context.ts';
 import { groupByKey, requestLoader } from '../../db/batch.ts';
@@ -5,6 +6,7 @@ import {
   type ConnectionArgs,
   type ConnectionSelection,
   connectionSelection,
+  fieldsSelectedAt,
   pageLimits,
   parsePageArgs,
   toPage,
@@ -59,10 +61,16 @@ export const PostStatus = builder.enumType('PostStatus', {
 /** Post fields that read a wide column: a list selecting one of them fetches the wide columns. */
 const wideFields = new Set(['body', 'summary', 'metaDescription', 'keywords']);
 
-/** The columns a post list needs for the fields selected on its nodes. */
-const postWidth = (selection: ConnectionSelection): PostWidth => ({
+/**
+ * The columns a post list needs for the fields selected on its nodes. `comments { totalCount }`
+ * (under any alias) is counted in the list's own statement, which Post.comments then answers.
+ */
+const postWidth = (selection: ConnectionSelection, info: GraphQLResolveInfo): PostWidth => ({
   wide: [...selection.nodeFields].some((field) => wideFields.has(field)),
   author: selection.nodeFields.has('author'),
+  commentCount:
+    selection.nodeFields.has('comments') &&
+    fieldsSelectedAt(info, ['edges', 'node', 'comments']).has('totalCount'),
 });
 
 /**
@@ -287,7 +295,7 @@ builder.queryFields((t) => ({
       resolve: async (_root, args, ctx, info) => {
         const query = postListQuery(ctx, args);
         const selection = connectionSelection(info);
-        const width = postWidth(selection);
+        const width = postWidth(selection, info);
         // A selection of `totalCount` alone needs no page.
         const rows = selection.page ? await listPosts(ctx.db, query, width) : [];
         if (width.author) primeAuthors(ctx, rows as WithAuthor<PostListRow>[]);
@@ -336,7 +344,7 @@ builder.queryFields((t) => ({
         const page = parsePageArgs(args, order, pageLimits(ctx.config));
         await ctx.deps.rateLimiter.consume(ctx.clientKey, 'searchPosts');
         const selection = connectionSelection(info);
-        const { wide } = postWidth(selection);
+        const { wide } = postWidth(selection, info);
         // Page and count together find the candidates once (the count rides on each row).
         const count = selection.page && selection.count;
         // Width and count are in the key: a cached narrow page would cost a statement per wide field.
@@ -446,11 +454,11 @@ const loadParentPages = batchable(
     ctx: Context,
     parent: 'author' | 'tag',
     args: PostListArgs,
-    selection: ConnectionSelection,
+    width: PostWidth & { page: boolean },
   ) => {
     const query = postListQuery(ctx, args);
-    const rows = selection.page
-      ? await listPostsByParents(ctx.db, parent, parentIds, query, postWidth(selection))
+    const rows = width.page
+      ? await listPostsByParents(ctx.db, parent, parentIds, query, width)
       : [];
     return toParentPages(
       parentIds,
@@ -484,10 +492,10 @@ function postsByParentField(parent: 'author' | 'tag') {
       },
       resolve: (row: { id: string }, args, ctx, info) => {
         const selection = connectionSelection(info);
-        const { wide } = postWidth(selection);
-        const key = `${parent}.posts:${JSON.stringify(args)}:${selection.page}:${wide}`;
+        const width = { ...postWidth(selection, info), page: selection.page };
+        const key = `${parent}.posts:${JSON.stringify(args)}:${width.page}:${width.wide}:${width.commentCount}`;
         return requestLoader(ctx, key, (ids) =>
-          loadParentPages(ids, ctx, parent, args, selection),
+          loadParentPages(ids, ctx, parent, args, width),
         ).load(row.id);
       },
     });

@@ -1,9 +1,17 @@
 import { type ExpressionBuilder, sql } from 'kysely';
+import {
+  type Batch,
+  batchOf,
+  compiledBatch,
+  compiledVariants,
+  idIn,
+  type Params,
+} from '../../db/compiled-query.ts';
 import type { Db } from '../../db/database.ts';
 import { type KeysetOrder, keysetClauses, type PageRequest } from '../../db/keyset.ts';
 import type { Database, TagRow } from '../../db/tables.ts';
 import type { Viewer } from '../auth/viewer.ts';
-import { visiblePosts } from '../post/post.repository.ts';
+import { viewerOf, viewerShape, visiblePosts } from '../post/post.repository.ts';
 
 export const tagOrder: KeysetOrder = {
   name: 'tag:NAME:ASC',
@@ -30,19 +38,36 @@ export function visibleTags(viewer: Viewer | null) {
     );
 }
 
+const tagsByIdsQuery = compiledVariants(
+  ({ viewer, batch }: { viewer: Viewer | null; batch: Batch }) => `${viewerShape(viewer)}:${batch}`,
+  (db: Db, { viewer, batch }, p: Params<{ ids: readonly string[]; viewerId: string | null }>) =>
+    db
+      .selectFrom('tags')
+      .selectAll()
+      .where('tags.id', '=', idIn(p.ids, batch))
+      .where(visibleTags(viewerOf(viewer, p.viewerId))),
+);
+
 /** The tags among `ids` the viewer may see; hidden and unknown ids are both just absent. */
 export async function tagsByIds(
   db: Db,
   viewer: Viewer | null,
   ids: readonly string[],
 ): Promise<TagRow[]> {
-  return db
-    .selectFrom('tags')
-    .selectAll()
-    .where('id', 'in', ids)
-    .where(visibleTags(viewer))
-    .execute();
+  return tagsByIdsQuery(db, { viewer, batch: batchOf(ids) }, { ids, viewerId: viewer?.id ?? null });
 }
+
+const firstVisibleUseQuery = compiledVariants(
+  ({ viewer, batch }: { viewer: Viewer | null; batch: Batch }) => `${viewerShape(viewer)}:${batch}`,
+  (db: Db, { viewer, batch }, p: Params<{ ids: readonly string[]; viewerId: string | null }>) =>
+    db
+      .selectFrom('post_tags')
+      .innerJoin('posts', 'posts.id', 'post_tags.post_id')
+      .where('post_tags.tag_id', '=', idIn(p.ids, batch))
+      .where(visiblePosts(viewerOf(viewer, p.viewerId)))
+      .groupBy('post_tags.tag_id')
+      .select((eb) => ['post_tags.tag_id', eb.fn.min('posts.created_at').as('first_used_at')]),
+);
 
 /**
  * Per tag, the creation time of the earliest post it labels that the viewer may see: what a
@@ -53,28 +78,28 @@ export async function firstVisibleUseByTagIds(
   viewer: Viewer | null,
   tagIds: readonly string[],
 ): Promise<{ tag_id: string; first_used_at: string }[]> {
-  return db
-    .selectFrom('post_tags')
-    .innerJoin('posts', 'posts.id', 'post_tags.post_id')
-    .where('post_tags.tag_id', 'in', tagIds)
-    .where(visiblePosts(viewer))
-    .groupBy('post_tags.tag_id')
-    .select((eb) => ['post_tags.tag_id', eb.fn.min('posts.created_at').as('first_used_at')])
-    .execute() as Promise<{ tag_id: string; first_used_at: string }[]>;
+  return firstVisibleUseQuery(
+    db,
+    { viewer, batch: batchOf(tagIds) },
+    { ids: tagIds, viewerId: viewer?.id ?? null },
+  ) as Promise<{ tag_id: string; first_used_at: string }[]>;
 }
+
+const tagsByPostIdsQuery = compiledBatch((db, batch, p: Params<{ postIds: readonly string[] }>) =>
+  db
+    .selectFrom('post_tags')
+    .innerJoin('tags', 'tags.id', 'post_tags.tag_id')
+    .selectAll('tags')
+    .select('post_tags.post_id')
+    .where('post_tags.post_id', '=', idIn(p.postIds, batch))
+    .orderBy('tags.name'),
+);
 
 export async function tagsByPostIds(
   db: Db,
   postIds: readonly string[],
 ): Promise<(TagRow & { post_id: string })[]> {
-  return db
-    .selectFrom('post_tags')
-    .innerJoin('tags', 'tags.id', 'post_tags.tag_id')
-    .selectAll('tags')
-    .select('post_tags.post_id')
-    .where('post_tags.post_id', 'in', postIds)
-    .orderBy('tags.name')
-    .execute();
+  return tagsByPostIdsQuery(db, batchOf(postIds), { postIds });
 }
 
 /** One keyset page of the tags the viewer may see, by name. */

@@ -1,4 +1,5 @@
 import { sql } from 'kysely';
+import { batchOf, compiledBatch, idIn, type Params } from '../../db/compiled-query.ts';
 import type { Db } from '../../db/database.ts';
 import { type KeysetOrder, keysetClauses, type PageRequest } from '../../db/keyset.ts';
 import type { Role, UserRow } from '../../db/tables.ts';
@@ -40,8 +41,12 @@ export function withoutAuthor<Row extends { author_id: string }>(row: WithAuthor
   return own as unknown as Row;
 }
 
+const usersByIdsQuery = compiledBatch((db, batch, p: Params<{ ids: readonly string[] }>) =>
+  db.selectFrom('users').selectAll().where('users.id', '=', idIn(p.ids, batch)),
+);
+
 export async function usersByIds(db: Db, ids: readonly string[]): Promise<UserRow[]> {
-  return db.selectFrom('users').selectAll().where('id', 'in', ids).execute();
+  return usersByIdsQuery(db, batchOf(ids), { ids });
 }
 
 export async function listUsers(db: Db, page: PageRequest): Promise<UserRow[]> {

@@ -80,7 +80,7 @@ async function run(query: string, variables: Record<string, unknown> = {}) {
 }
 
 describe('statements per shape: only what the selection asks for', () => {
-  it('profile with its posts’ comment counts: user, post page, one grouped count', async () => {
+  it('profile with its posts’ comment counts: user, then the post page carrying the counts', async () => {
     const { data, queries } = await run(
       `query($id: ID!) { node(id: $id) { ... on User { name
         posts(first: 10) { edges { node { id title comments { totalCount } } } } } } }`,
@@ -92,7 +92,30 @@ describe('statements per shape: only what the selection asks for', () => {
       expect(edge.node.title).toBe(`Shape post ${index}`);
       expect(edge.node.comments.totalCount).toBe(index % 4);
     });
-    expect(queries).toBe(3);
+    expect(queries).toBe(2);
+  });
+
+  it('comment counts ride on the post list statement under aliases and fragments; a comment page loads its own', async () => {
+    const counted = await run(
+      `query($id: ID!) { node(id: $id) { ... on User {
+        posts(first: 6) { edges { node { title ...Counted c2: comments(first: 1) { n: totalCount } } } } } } }
+       fragment Counted on Post { c1: comments { totalCount } }`,
+      { id: author.globalId },
+    );
+    counted.data.node.posts.edges.forEach((edge: any, index: number) => {
+      expect(edge.node.c1.totalCount).toBe(index % 4);
+      expect(edge.node.c2.n).toBe(index % 4);
+    });
+    expect(counted.queries).toBe(2);
+    const root = await run(
+      '{ posts(first: 6) { edges { node { title comments(first: 1) { totalCount edges { node { body } } } } } } }',
+    );
+    root.data.posts.edges.forEach((edge: any, index: number) => {
+      expect(edge.node.comments.totalCount).toBe(index % 4);
+      expect(edge.node.comments.edges).toHaveLength(Math.min(1, index % 4));
+    });
+    // The list, the comment page, the grouped count: a page is not served from the list row.
+    expect(root.queries).toBe(3);
   });
 
   it('totalCount alone runs the count and no page query, through fragments and aliases', async () => {
