@@ -9,7 +9,8 @@
  *     main=/work/main branch=. branch-unprepared=.:DB_PREPARED_STATEMENTS=off postgraphile
  *
  * A Quire contender is `name=<checkout>[:VAR=value,…]`, started from that checkout with
- * `CACHE=off WORKER=off`; `postgraphile` starts bench/postgraphile/server.ts. The database needs
+ * `CACHE=off WORKER=off`; `postgraphile` starts bench/postgraphile/server.ts, `hello` starts
+ * bench/hello-server.ts (yoga answering `{ hello }` for every shape: the ceiling). The database needs
  * `npm run seed -- --posts …`; the probe adds a bench author with a token and 25 comments on one
  * post (the post page shape).
  */
@@ -39,20 +40,23 @@ const ticksPerSecond = Number(execFileSync('getconf', ['CLK_TCK']).toString().tr
 
 interface Contender {
   name: string;
-  kind: 'quire' | 'postgraphile';
+  kind: 'quire' | 'postgraphile' | 'hello';
   child: ChildProcess;
   url: string;
 }
 
 async function start(spec: string): Promise<Contender> {
-  if (spec === 'postgraphile') {
-    const child = spawn('node', ['--import', 'tsx', 'bench/postgraphile/server.ts'], {
+  if (spec === 'postgraphile' || spec === 'hello') {
+    const script = spec === 'hello' ? 'bench/hello-server.ts' : 'bench/postgraphile/server.ts';
+    const args = ['--import', 'tsx', script];
+    if (values.profile) args.unshift(`--cpu-prof`, `--cpu-prof-dir=${values.profile}/${spec}`);
+    const child = spawn('node', args, {
       env: { ...process.env, DATABASE_URL: databaseUrl, DB_POOL_SIZE: '10' },
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     const [line] = (await once(child.stdout!, 'data')) as [Buffer];
     const url = /http:\/\/\S+/.exec(line.toString())![0];
-    return { name: spec, kind: 'postgraphile', child, url };
+    return { name: spec, kind: spec, child, url };
   }
   const [name, rest] = spec.split('=', 2) as [string, string];
   const [checkout, extra] = rest.split(':', 2) as [string, string | undefined];
@@ -177,6 +181,8 @@ const shapes: Record<
   string,
   { quire: string | (() => string); postgraphile: string | (() => string); auth?: boolean }
 > = {
+  // No I/O: what each server's request path costs on its own.
+  typename: { quire: '{ __typename }', postgraphile: '{ __typename }' },
   list: {
     quire: '{ posts(first: 10) { edges { node { id title } } } }',
     postgraphile:
@@ -213,7 +219,9 @@ const contenders: Contender[] = [];
 for (const spec of positionals) contenders.push(await start(spec));
 const load = (contender: Contender, shape: string, seconds: number) => {
   const { quire, postgraphile, auth } = shapes[shape]!;
-  const text = contender.kind === 'quire' ? quire : postgraphile;
+  // The hello-world contender answers `{ hello }` whatever the shape: the ceiling to compare with.
+  const text =
+    contender.kind === 'hello' ? '{ hello }' : contender.kind === 'quire' ? quire : postgraphile;
   const body = (query: string) => JSON.stringify({ query });
   return autocannon({
     url: contender.url,

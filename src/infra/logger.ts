@@ -29,7 +29,10 @@ export function yogaLogger(logger: Logger): YogaLogger {
   const log = logger.child({ component: 'yoga' });
   const text = (args: unknown[]) => args.map(String).join(' ');
   return {
-    debug: (...args: unknown[]) => log.debug(text(args)),
+    // yoga logs a few debug lines on every request: not formatted unless they are written.
+    debug: (...args: unknown[]) => {
+      if (log.isLevelEnabled('debug')) log.debug(text(args));
+    },
     info: (...args: unknown[]) => log.info(text(args)),
     warn: (...args: unknown[]) => log.warn(text(args)),
     error: (error: unknown) => log.debug({ err: error }, 'masked error (logged with its request)'),

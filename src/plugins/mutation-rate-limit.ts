@@ -1,4 +1,4 @@
-import { GraphQLError } from 'graphql';
+import { GraphQLError, getOperationAST } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
 import type { Context } from '../context.ts';
 import { executedRootFields, requestedOperation } from './executed-fields.ts';
@@ -13,7 +13,9 @@ import { executedRootFields, requestedOperation } from './executed-fields.ts';
 export function useMutationRateLimit(): Plugin<Context> {
   const retryAfterOf = new WeakMap<Request, number>();
   return {
-    async onExecute({ args, setResultAndStopExecution }) {
+    // Synchronous for queries (every read passes here): no promise, no variable coercion.
+    onExecute({ args, setResultAndStopExecution }) {
+      if (getOperationAST(args.document, args.operationName)?.operation !== 'mutation') return;
       // Variables that do not coerce stop execution before any field runs: nothing to charge.
       const requested = requestedOperation(
         args.schema,
@@ -21,20 +23,20 @@ export function useMutationRateLimit(): Plugin<Context> {
         args.operationName,
         args.variableValues,
       );
-      if (requested?.operation.operation !== 'mutation') return;
+      if (!requested) return;
       const { operation, variables } = requested;
       const fields = executedRootFields(args.schema, args.document, operation, variables);
       if (fields.length === 0) return;
       const ctx = args.contextValue as Context & { request?: Request };
-      try {
-        await ctx.deps.rateLimiter.consume(ctx.clientKey, 'mutation', fields.length);
-      } catch (error) {
-        if (!(error instanceof GraphQLError)) throw error;
-        const retryAfter = error.extensions.retryAfter;
-        if (ctx.request && typeof retryAfter === 'number')
-          retryAfterOf.set(ctx.request, retryAfter);
-        setResultAndStopExecution({ errors: [error] });
-      }
+      return ctx.deps.rateLimiter
+        .consume(ctx.clientKey, 'mutation', fields.length)
+        .catch((error: unknown) => {
+          if (!(error instanceof GraphQLError)) throw error;
+          const retryAfter = error.extensions.retryAfter;
+          if (ctx.request && typeof retryAfter === 'number')
+            retryAfterOf.set(ctx.request, retryAfter);
+          setResultAndStopExecution({ errors: [error] });
+        });
     },
     onResponse({ request, response }) {
       const retryAfter = retryAfterOf.get(request);

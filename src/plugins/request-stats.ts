@@ -1,12 +1,26 @@
-import { getOperationAST } from 'graphql';
+import { type ExecutionResult, getOperationAST } from 'graphql';
 import { isAsyncIterable, type Plugin } from 'graphql-yoga';
 import type { Context } from '../context.ts';
 import type { Logger } from '../infra/logger.ts';
 import type { Metrics } from '../infra/metrics.ts';
-import { debugLevel, maySeeStatements, reportStatements } from '../infra/sql-debug.ts';
+import {
+  type DebugLevel,
+  debugLevel,
+  maySeeStatements,
+  reportStatements,
+} from '../infra/sql-debug.ts';
 import { requestLogger } from './request-log.ts';
 
 export const DEBUG_HEADER = 'x-quire-debug';
+/** Only GraphQL requests are timed and logged (not /health, /ready, /metrics, the dashboard). */
+const GRAPHQL_PATH = '/graphql';
+
+/** One GraphQL request, from its arrival; what it executed once it has. */
+interface RequestStats {
+  start: number;
+  ctx?: Context;
+  operation?: string;
+}
 
 const OPERATION_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
 const MAX_OPERATION_LABELS = 200;
@@ -81,20 +95,42 @@ export function useRequestStats(options: {
   warnThreshold: number;
 }): Plugin<Context> {
   const { logger, metrics } = options;
-  const started = new WeakMap<Request, number>();
-  const executions = new WeakMap<Request, { ctx: Context; operation: string | undefined }>();
+  const requests = new WeakMap<Request, RequestStats>();
   const operationLabel = operationLabeler();
+  /** Runs only with the debug header: the common result passes through without a promise. */
+  const withDebugExtensions = async (
+    ctx: Context,
+    debug: DebugLevel,
+    result: ExecutionResult,
+    setResult: (result: ExecutionResult) => void,
+  ) => {
+    const statements = maySeeStatements(ctx.viewer?.role, ctx.config.NODE_ENV)
+      ? { statements: await reportStatements(ctx.deps.db, ctx.sql.statements, debug) }
+      : {};
+    setResult({
+      ...result,
+      extensions: {
+        ...result.extensions,
+        sql: { queries: ctx.sql.queries, ...statements },
+        cache: ctx.cacheStats,
+      },
+    });
+  };
   return {
-    onRequest({ request }) {
-      started.set(request, performance.now());
+    onRequest({ request, url }) {
+      if (url.pathname === GRAPHQL_PATH) requests.set(request, { start: performance.now() });
     },
     onExecute({ args }) {
       const ctx = args.contextValue as Context & { request?: Request };
       // The document names the operation even when the request's `operationName` is left out.
       const operation = getOperationAST(args.document, args.operationName)?.name?.value;
-      if (ctx.request) executions.set(ctx.request, { ctx, operation });
+      const stats = ctx.request && requests.get(ctx.request);
+      if (stats) {
+        stats.ctx = ctx;
+        stats.operation = operation;
+      }
       return {
-        async onExecuteDone({ result, setResult }) {
+        onExecuteDone({ result, setResult }) {
           if (!('data' in result || 'errors' in result)) return;
           const queries = ctx.sql.queries;
           if (queries > options.warnThreshold) {
@@ -104,26 +140,18 @@ export function useRequestStats(options: {
             );
           }
           const debug = debugLevel(ctx.request?.headers.get(DEBUG_HEADER) ?? null);
-          if (!debug) return;
-          const statements = maySeeStatements(ctx.viewer?.role, ctx.config.NODE_ENV)
-            ? { statements: await reportStatements(ctx.deps.db, ctx.sql.statements, debug) }
-            : {};
-          setResult({
-            ...result,
-            extensions: {
-              ...result.extensions,
-              sql: { queries, ...statements },
-              cache: ctx.cacheStats,
-            },
-          });
+          if (debug) return withDebugExtensions(ctx, debug, result, setResult);
         },
       };
     },
     onSubscribe({ args }) {
       // As onExecute: an SSE subscription's request line names its operation too.
       const ctx = args.contextValue as Context & { request?: Request };
-      const operation = getOperationAST(args.document, args.operationName)?.name?.value;
-      if (ctx.request) executions.set(ctx.request, { ctx, operation });
+      const stats = ctx.request && requests.get(ctx.request);
+      if (stats) {
+        stats.ctx = ctx;
+        stats.operation = getOperationAST(args.document, args.operationName)?.name?.value;
+      }
       return {
         onSubscribeResult({ result, setResult }) {
           // A subscription refused at its start is an error result, not a stream: nothing is open.
@@ -134,11 +162,10 @@ export function useRequestStats(options: {
       };
     },
     onResponse({ request, response }) {
-      const start = started.get(request);
-      const url = new URL(request.url);
-      if (start === undefined || url.pathname !== '/graphql') return;
-      const durationMs = performance.now() - start;
-      const { ctx, operation } = executions.get(request) ?? {};
+      const stats = requests.get(request);
+      if (stats === undefined) return;
+      const durationMs = performance.now() - stats.start;
+      const { ctx, operation } = stats;
       const status = String(response.status);
       metrics.requestDuration.observe(
         { operation: operationLabel(operation), status },

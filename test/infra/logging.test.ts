@@ -173,6 +173,21 @@ describe('request ids', () => {
     expect(logged).toContainEqual(expect.objectContaining({ msg: 'request', reqId: id }));
   });
 
+  it('one request line per GraphQL request, none for /health, with yoga’s own debug lines', async () => {
+    const from = lines.length;
+    const health = await fetch(url.replace('/graphql', '/health'));
+    expect(health.status).toBe(200);
+    expect(lines.slice(from).filter((line) => line.msg === 'request')).toEqual([]);
+    const { id, logged } = await post('query Counted { __typename }');
+    expect(logged.filter((line) => line.msg === 'request')).toEqual([
+      expect.objectContaining({ operation: 'Counted', status: 200, sqlQueries: 0, reqId: id }),
+    ]);
+    // LOG_LEVEL=debug here: yoga's per-request debug lines are still written when enabled.
+    expect(logged).toContainEqual(
+      expect.objectContaining({ component: 'yoga', msg: 'Processing GraphQL Parameters' }),
+    );
+  });
+
   it('differ between requests', async () => {
     const [a, b] = await Promise.all([post('{ __typename }'), post('{ __typename }')]);
     expect(a.id).not.toBe(b.id);

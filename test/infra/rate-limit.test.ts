@@ -152,6 +152,29 @@ describe('rate limits', () => {
   });
 });
 
+describe('the mutation budget', () => {
+  it('is charged only when the selected operation is a mutation', async () => {
+    const user = await createUser(memoryOnly.deps.db, 'AUTHOR');
+    // One document, two operations: the name picks which one runs (and is charged).
+    const both = `query Read { __typename }
+      mutation Write($title: String!) { createPost(input: { title: $title, body: "x" }) { post { id } } }`;
+    const run = async (operationName: string, title = '') => {
+      const response = await memoryOnly.yoga.fetch('http://quire.test/graphql', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${user.token}` },
+        body: JSON.stringify({ query: both, operationName, variables: { title } }),
+      });
+      return (await response.json()) as Awaited<ReturnType<TestApp['gql']>>;
+    };
+    const reads = [];
+    for (let call = 0; call < 6; call += 1) reads.push(await run('Read'));
+    expect(reads.map(codeOf)).toEqual(['OK', 'OK', 'OK', 'OK', 'OK', 'OK']);
+    const writes = [];
+    for (let call = 0; call < 5; call += 1) writes.push(await run('Write', `Budget ${call}`));
+    expect(writes.map(codeOf)).toEqual(['OK', 'OK', 'OK', 'OK', 'RATE_LIMITED']);
+  });
+});
+
 describe('rate limits while Redis is unreachable', () => {
   it('answers mutations and searches, limits per instance, and shares limits again once Redis is back', async () => {
     const proxy = new TcpProxy('127.0.0.1', Number(new URL(redisUrl).port || 6379));
