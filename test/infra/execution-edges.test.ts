@@ -132,6 +132,45 @@ describe('CORS', () => {
   });
 });
 
+describe('headers set after execution', () => {
+  // Added by onResponse hooks after yoga built the response: they must reach the client over HTTP
+  // and in-process alike, alongside the Vary that compression adds.
+  const post = (headers: Record<string, string>) =>
+    fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...headers },
+      body: JSON.stringify({ query: '{ __typename }' }),
+    });
+
+  it('sends x-request-id and Vary: Origin on a plain request, each once', async () => {
+    const response = await post({ 'x-request-id': 'plain-request-1' });
+    expect(response.headers.get('x-request-id')).toBe('plain-request-1');
+    expect(response.headers.get('vary')).toBe('Origin');
+    expect(response.headers.get('content-type')).toMatch(/json/);
+  });
+
+  it('keeps Origin in Vary when compression adds accept-encoding', async () => {
+    const response = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'accept-encoding': 'gzip' },
+      body: JSON.stringify({ query: '{ __schema { types { name description } } }' }),
+    });
+    expect(response.headers.get('content-encoding')).toBe('gzip');
+    expect(response.headers.get('x-request-id')).toMatch(/\S/);
+    expect(response.headers.get('vary') ?? '').toMatch(/\borigin\b/i);
+  });
+
+  it('sends them through yoga.fetch too, where there is no Node response', async () => {
+    const response = await app.yoga.fetch('http://localhost/graphql', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-request-id': 'in-process-1' },
+      body: JSON.stringify({ query: '{ __typename }' }),
+    });
+    expect(response.headers.get('x-request-id')).toBe('in-process-1');
+    expect(response.headers.get('vary')).toBe('Origin');
+  });
+});
+
 describe('masked errors look the same on every transport', () => {
   it('graphql-ws sends a masked error without yoga-internal extensions (as HTTP does)', async () => {
     const brokenUrl = `http://127.0.0.1:${brokenHttp.port}/graphql`;
