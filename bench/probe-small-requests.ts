@@ -21,6 +21,7 @@ import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
 import pg from 'pg';
 import { generateToken, hashToken } from '../src/modules/auth/token.ts';
+import { postgraphileCreatePost, quireCreatePost } from './scenarios/shapes.queries.ts';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -53,8 +54,12 @@ async function start(spec: string): Promise<Contender> {
     const url = /http:\/\/\S+/.exec(line.toString())![0];
     return { name: spec, kind: 'postgraphile', child, url };
   }
-  const [name, rest] = spec.split('=', 2) as [string, string];
-  const [checkout, extra] = rest.split(':', 2) as [string, string | undefined];
+  // Split at the first `=` and `:` only: values such as REDIS_URL hold both of their own.
+  const name = spec.slice(0, spec.indexOf('='));
+  const rest = spec.slice(spec.indexOf('=') + 1);
+  const colon = rest.indexOf(':');
+  const checkout = colon === -1 ? rest : rest.slice(0, colon);
+  const extra = colon === -1 ? undefined : rest.slice(colon + 1);
   const port = 4100 + Math.floor(Math.random() * 800);
   const env: Record<string, string> = {
     ...(process.env as Record<string, string>),
@@ -70,8 +75,8 @@ async function start(spec: string): Promise<Contender> {
     SLOW_QUERY_MS: '100000',
   };
   for (const pair of extra?.split(',') ?? []) {
-    const [key, value] = pair.split('=') as [string, string];
-    env[key] = value;
+    const equals = pair.indexOf('=');
+    env[pair.slice(0, equals)] = pair.slice(equals + 1);
   }
   const args = ['--import', 'tsx', 'src/main.ts'];
   if (values.profile) args.unshift(`--cpu-prof`, `--cpu-prof-dir=${values.profile}/${name}`);
@@ -149,10 +154,10 @@ await admin.query(
 const postGlobalId = Buffer.from(`Post:${postId}`).toString('base64url');
 let sequence = 0;
 
-const shapes: Record<
-  string,
-  { quire: string | (() => string); postgraphile: string | (() => string); auth?: boolean }
-> = {
+/** A request body: the query text alone, or (`variables`) a fixed document with its variables. */
+type ShapeText = string | (() => string | { query: string; variables: Record<string, unknown> });
+
+const shapes: Record<string, { quire: ShapeText; postgraphile: ShapeText; auth?: boolean }> = {
   list: {
     quire: '{ posts(first: 10) { edges { node { id title } } } }',
     postgraphile:
@@ -173,6 +178,12 @@ const shapes: Record<
     postgraphile: () =>
       `mutation { createPost(input: { post: { authorId: "${authorId}", title: "Probe ${process.pid} ${++sequence}", slug: "probe-${process.pid}-${sequence}", body: "x" } }) { post { id } } }`,
   },
+  // Shape (6) as the bench sends it: one document, the title (and PostGraphile's slug) in variables.
+  createVars: {
+    auth: true,
+    quire: () => quireCreatePost(++sequence),
+    postgraphile: () => postgraphileCreatePost(authorId)(++sequence),
+  },
 };
 const chosen = values.shapes ? values.shapes.split(',') : Object.keys(shapes);
 
@@ -181,7 +192,8 @@ for (const spec of positionals) contenders.push(await start(spec));
 const load = (contender: Contender, shape: string, seconds: number) => {
   const { quire, postgraphile, auth } = shapes[shape]!;
   const text = contender.kind === 'quire' ? quire : postgraphile;
-  const body = (query: string) => JSON.stringify({ query });
+  const body = (query: string | { query: string }) =>
+    JSON.stringify(typeof query === 'string' ? { query } : query);
   return autocannon({
     url: contender.url,
     connections: Number(values.connections),
