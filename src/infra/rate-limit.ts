@@ -1,134 +1,101 @@
 import { randomBytes } from 'node:crypto';
-import { getFieldIdentity, getGraphQLRateLimiter, type Identity, Store } from 'graphql-rate-limit';
 import { appError } from '../errors.ts';
 import type { CircuitBreaker } from './circuit-breaker.ts';
 import type { Logger } from './logger.ts';
 import type { RedisClient } from './redis.ts';
 
-const PENDING = Symbol('pending calls');
-type TrackedIdentity = Identity & { [PENDING]?: { members: string[]; previous: number } };
+/**
+ * What one charge decided. Rejected calls are not recorded; `freesAt` is the time (epoch ms) of
+ * the recorded call whose expiry makes room for all of them, null when they can never fit (more
+ * calls than the limit).
+ */
+type Decision = { allowed: true } | { allowed: false; freesAt: number | null };
 
 /**
- * graphql-rate-limit reads the window, decides, then writes it back: two round trips, so
- * concurrent calls all see the same count and all pass. These stores record the call in the read
- * itself (one atomic step), so the count a call sees includes every call before it; the write
- * only un-records a rejected call (uncountRejected).
+ * A sliding-window log per client and bucket: every allowed call's time, kept for one window.
+ * `charge` trims, counts, decides and records in one atomic step, and costs what the window's
+ * count costs to read, not its length: with a limit of thousands per window, handing every
+ * recorded call back to be counted was most of a write's rate-limit cost (graphql-rate-limit's
+ * store interface did that, in a read and a write).
  */
-abstract class RecordingStore extends Store {
-  protected abstract record(
-    key: string,
-    members: string[],
-    now: number,
-    windowMs: number,
-  ): Promise<number[]>;
-  protected abstract unrecord(key: string, members: string[]): Promise<void>;
-  /** The calls recorded under `key`, oldest first. */
-  abstract timestamps(key: string): Promise<number[]>;
-  private nextCallCount = 1;
-
-  constructor(private readonly windowMs: number) {
-    super();
-  }
-
-  static key(identity: Identity): string {
-    return `${identity.contextIdentity}:${identity.fieldIdentity}`;
-  }
-
-  /**
-   * How many calls the next read records. graphql-rate-limit reaches getForIdentity synchronously
-   * after it is invoked, so setting this right before invoking it cannot leak to another call.
-   */
-  expectCalls(count: number): void {
-    this.nextCallCount = count;
-  }
-
-  override async getForIdentity(identity: TrackedIdentity): Promise<readonly number[]> {
-    const call = randomBytes(6).toString('hex');
-    const members = Array.from({ length: this.nextCallCount }, (_, index) => `${call}:${index}`);
-    this.nextCallCount = 1;
-    const key = RecordingStore.key(identity);
-    const previous = await this.record(key, members, Date.now(), this.windowMs);
-    identity[PENDING] = { members, previous: previous.length };
-    return previous;
-  }
-
-  override async setForIdentity(
-    identity: TrackedIdentity,
-    timestamps: readonly number[],
-  ): Promise<void> {
-    const pending = identity[PENDING];
-    if (pending && timestamps.length <= pending.previous) {
-      await this.unrecord(RecordingStore.key(identity), pending.members);
-    }
-  }
+interface WindowStore {
+  charge(key: string, calls: number, max: number, windowMs: number, now: number): Promise<Decision>;
 }
 
-/** Sliding window in a sorted set; trim, read and record happen in one Lua script. */
-const RECORD = `
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1] - ARGV[2])
-local previous = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
-for i = 3, #ARGV do redis.call('ZADD', KEYS[1], ARGV[1], ARGV[i]) end
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
-return previous
+/**
+ * KEYS[1]: the client's window (a sorted set of calls scored by time). ARGV: now, window (ms),
+ * max, calls, a member prefix unique to this charge. Returns {1} when the calls were recorded,
+ * {0, freesAt} when refused (freesAt -1: they never fit).
+ */
+const CHARGE = `
+local now = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+local max = tonumber(ARGV[3])
+local calls = tonumber(ARGV[4])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+local count = redis.call('ZCARD', KEYS[1])
+if count + calls > max then
+  if calls > max then return {0, -1} end
+  local index = count + calls - max - 1
+  local frees = redis.call('ZRANGE', KEYS[1], index, index, 'WITHSCORES')
+  return {0, tonumber(frees[2])}
+end
+for i = 1, calls do redis.call('ZADD', KEYS[1], now, ARGV[5] .. ':' .. i) end
+redis.call('PEXPIRE', KEYS[1], window)
+return {1}
 `;
 
-class RedisWindowStore extends RecordingStore {
+type ScriptedRedis = RedisClient & {
+  quireRateCharge(key: string, ...args: (string | number)[]): Promise<[number, number?]>;
+};
+
+/** Shared by every instance: one script call per charge, through the Redis circuit breaker. */
+class RedisWindowStore implements WindowStore {
+  private readonly redis: ScriptedRedis;
+
   constructor(
-    private readonly redis: RedisClient,
+    redis: RedisClient,
     private readonly prefix: string,
     private readonly breaker: CircuitBreaker,
-    windowMs: number,
   ) {
-    super(windowMs);
-    redis.defineCommand('quireRateRecord', { numberOfKeys: 1, lua: RECORD });
+    redis.defineCommand('quireRateCharge', { numberOfKeys: 1, lua: CHARGE });
+    this.redis = redis as ScriptedRedis;
   }
 
-  protected async record(key: string, members: string[], now: number, windowMs: number) {
-    const scripted = this.redis as RedisClient & {
-      quireRateRecord(...args: (string | number)[]): Promise<string[]>;
-    };
-    const flat = await this.breaker.run(() =>
-      scripted.quireRateRecord(`${this.prefix}rate:${key}`, now, windowMs, ...members),
+  async charge(key: string, calls: number, max: number, windowMs: number, now: number) {
+    const member = randomBytes(6).toString('hex');
+    const [allowed, freesAt] = await this.breaker.run(() =>
+      this.redis.quireRateCharge(`${this.prefix}rate:${key}`, now, windowMs, max, calls, member),
     );
-    return flat.filter((_, index) => index % 2 === 1).map(Number);
-  }
-
-  protected async unrecord(key: string, members: string[]): Promise<void> {
-    await this.breaker.run(() => this.redis.zrem(`${this.prefix}rate:${key}`, ...members));
-  }
-
-  async timestamps(key: string): Promise<number[]> {
-    const flat = await this.breaker.run(() =>
-      this.redis.zrange(`${this.prefix}rate:${key}`, 0, -1, 'WITHSCORES'),
-    );
-    return flat.filter((_, index) => index % 2 === 1).map(Number);
+    if (allowed === 1) return { allowed: true } as const;
+    return { allowed: false, freesAt: freesAt === undefined || freesAt < 0 ? null : freesAt };
   }
 }
 
 /**
- * The embedded default, and the fallback while Redis is unreachable: one process, and record()
- * has no await between read and write.
+ * The embedded default, and the fallback while Redis is unreachable: one process, and charge()
+ * has no await between count and record. Each window is its calls' times, oldest first.
  */
-class MemoryWindowStore extends RecordingStore {
-  private readonly windows = new Map<string, Map<string, number>>();
+class MemoryWindowStore implements WindowStore {
+  private readonly windows = new Map<string, number[]>();
   private lastSweep = 0;
 
-  protected async record(key: string, members: string[], now: number, windowMs: number) {
+  async charge(key: string, calls: number, max: number, windowMs: number, now: number) {
     this.sweep(now, windowMs);
-    const window = this.windows.get(key) ?? new Map<string, number>();
-    for (const [existing, at] of window) if (at <= now - windowMs) window.delete(existing);
-    const previous = [...window.values()];
-    for (const member of members) window.set(member, now);
+    const window = this.windows.get(key) ?? [];
+    let expired = 0;
+    while (expired < window.length && window[expired]! <= now - windowMs) expired += 1;
+    if (expired > 0) window.splice(0, expired);
+    if (window.length + calls > max) {
+      const freesAt = calls > max ? null : window[window.length + calls - max - 1]!;
+      return { allowed: false, freesAt } as const;
+    }
+    // A clock stepped back must not break the order the trim relies on.
+    const inOrder = window.length === 0 || window[window.length - 1]! <= now;
+    for (let call = 0; call < calls; call += 1) window.push(now);
+    if (!inOrder) window.sort((a, b) => a - b);
     this.windows.set(key, window);
-    return previous;
-  }
-
-  protected async unrecord(key: string, members: string[]): Promise<void> {
-    for (const member of members) this.windows.get(key)?.delete(member);
-  }
-
-  async timestamps(key: string): Promise<number[]> {
-    return [...(this.windows.get(key)?.values() ?? [])].sort((a, b) => a - b);
+    return { allowed: true } as const;
   }
 
   /** Once per window, drops clients whose calls all expired: one-off clients would pile up. */
@@ -136,8 +103,7 @@ class MemoryWindowStore extends RecordingStore {
     if (now - this.lastSweep < windowMs) return;
     this.lastSweep = now;
     for (const [key, window] of this.windows) {
-      for (const [member, at] of window) if (at <= now - windowMs) window.delete(member);
-      if (window.size === 0) this.windows.delete(key);
+      if ((window[window.length - 1] ?? 0) <= now - windowMs) this.windows.delete(key);
     }
   }
 }
@@ -153,18 +119,6 @@ export interface RateLimitCounters {
   storeErrors: number;
 }
 
-interface Window {
-  store: RecordingStore;
-  limiter: ReturnType<typeof getGraphQLRateLimiter>;
-}
-
-function windowOver(store: RecordingStore): Window {
-  return {
-    store,
-    limiter: getGraphQLRateLimiter({ identifyContext: (clientKey: string) => clientKey, store }),
-  };
-}
-
 /**
  * Named budgets (`mutation`, `startPipeline`, `searchPosts`) per client key: the viewer, or the IP
  * for anonymous requests. Over the limit: RATE_LIMITED with `retryAfter` seconds.
@@ -177,8 +131,8 @@ function windowOver(store: RecordingStore): Window {
  */
 export class RateLimiter {
   readonly counters: RateLimitCounters = { rejected: 0, storeErrors: 0 };
-  private readonly shared: Window | undefined;
-  private readonly local: Window;
+  private readonly shared: WindowStore | undefined;
+  private readonly local = new MemoryWindowStore();
   private sharedDown = false;
 
   constructor(
@@ -186,84 +140,43 @@ export class RateLimiter {
     redis: { client: RedisClient; prefix: string; breaker: CircuitBreaker } | undefined,
     private readonly logger: Logger,
   ) {
-    const windowMs = Math.max(...Object.values(rules).map((rule) => rule.windowMs));
     this.shared = redis
-      ? windowOver(new RedisWindowStore(redis.client, redis.prefix, redis.breaker, windowMs))
+      ? new RedisWindowStore(redis.client, redis.prefix, redis.breaker)
       : undefined;
-    this.local = windowOver(new MemoryWindowStore(windowMs));
-  }
-
-  /** Charges `calls` against the bucket or throws RATE_LIMITED. */
-  async consume(clientKey: string, bucket: string, calls = 1): Promise<void> {
-    const rule = this.rules[bucket];
-    if (!rule) throw new Error(`no rate limit rule named ${bucket}`);
-    let window = this.shared ?? this.local;
-    let rejected: boolean;
-    try {
-      rejected = await this.charge(window, clientKey, bucket, rule, calls);
-      if (window === this.shared) this.sharedAnswered();
-    } catch (error) {
-      if (window !== this.shared) throw error;
-      this.sharedFailed(error as Error);
-      window = this.local;
-      rejected = await this.charge(window, clientKey, bucket, rule, calls);
-    }
-    if (!rejected) return;
-    this.counters.rejected += 1;
-    const retryAfter = await this.retryAfter(window, clientKey, bucket, rule, calls);
-    throw appError('RATE_LIMITED', `Too many ${bucket} requests; retry in ${retryAfter} s`, {
-      retryAfter,
-    });
-  }
-
-  private async charge(
-    window: Window,
-    clientKey: string,
-    bucket: string,
-    rule: RateLimitRule,
-    calls: number,
-  ): Promise<boolean> {
-    window.store.expectCalls(calls);
-    const rejection = await window.limiter(
-      {
-        parent: undefined,
-        args: { calls: Array.from({ length: calls }) },
-        context: clientKey,
-        info: { fieldName: bucket } as never,
-      },
-      {
-        max: rule.max,
-        window: `${rule.windowMs}ms`,
-        arrayLengthField: 'calls',
-        uncountRejected: true,
-      },
-    );
-    return Boolean(rejection);
   }
 
   /**
-   * Seconds until `calls` more fit: enough of the recorded calls must leave the window, not just
-   * the oldest one (a request charging three calls needs three free slots).
+   * Charges `calls` against the bucket (one atomic step: either all are recorded or none) or
+   * throws RATE_LIMITED with `retryAfter`: the seconds until enough recorded calls have left the
+   * window for all of them, not just the oldest one (a request charging three calls needs three
+   * free slots); more calls than the limit get the whole window.
    */
-  private async retryAfter(
-    window: Window,
-    clientKey: string,
-    bucket: string,
-    rule: RateLimitRule,
-    calls: number,
-  ): Promise<number> {
+  async consume(clientKey: string, bucket: string, calls = 1): Promise<void> {
+    const rule = this.rules[bucket];
+    if (!rule) throw new Error(`no rate limit rule named ${bucket}`);
+    const key = `${clientKey}:${bucket}`;
     const now = Date.now();
-    const key = RecordingStore.key({
-      contextIdentity: clientKey,
-      fieldIdentity: getFieldIdentity(bucket, [], {}),
+    let decision: Decision;
+    if (this.shared) {
+      try {
+        decision = await this.shared.charge(key, calls, rule.max, rule.windowMs, now);
+        this.sharedAnswered();
+      } catch (error) {
+        this.sharedFailed(error as Error);
+        decision = await this.local.charge(key, calls, rule.max, rule.windowMs, now);
+      }
+    } else {
+      decision = await this.local.charge(key, calls, rule.max, rule.windowMs, now);
+    }
+    if (decision.allowed) return;
+    this.counters.rejected += 1;
+    const retryAfter = Math.max(
+      1,
+      Math.ceil(((decision.freesAt ?? now) + rule.windowMs - now) / 1000),
+    );
+    throw appError('RATE_LIMITED', `Too many ${bucket} requests; retry in ${retryAfter} s`, {
+      retryAfter,
     });
-    const recorded = await window.store.timestamps(key).catch(() => [] as number[]);
-    const live = recorded.filter((at) => at + rule.windowMs > now);
-    // The call whose expiry frees the last slot needed; more calls than the limit never fit, so
-    // they get the whole window.
-    const mustExpire = live.length + calls - rule.max;
-    const freesLastSlot = calls <= rule.max ? live[mustExpire - 1] : undefined;
-    return Math.max(1, Math.ceil(((freesLastSlot ?? now) + rule.windowMs - now) / 1000));
   }
 
   private sharedFailed(error: Error): void {

@@ -1,3 +1,4 @@
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestApp, type TestApp } from '../helpers/app.ts';
 import { createUser, type TestUser } from '../helpers/factories.ts';
@@ -173,6 +174,50 @@ describe('rate limits while Redis is unreachable', () => {
     } finally {
       await proxied.close();
       await proxy.stop();
+    }
+  });
+});
+
+describe('one Redis step per charge', () => {
+  it('records allowed calls and refuses the rest in one script call each, shared by instances, recording nothing refused', async () => {
+    const user = await createUser(instanceA.deps.db, 'AUTHOR');
+    const key = `rate:user:${user.id}:mutation`;
+    const monitor = await new Redis(redisUrl).monitor();
+    const commands: string[] = [];
+    // Commands sent by clients, not those a script runs (MONITOR shows both, the latter as 'lua').
+    monitor.on('monitor', (_time: string, args: string[], source: string) => {
+      if (source !== 'lua' && args.some((arg) => arg.endsWith(key)))
+        commands.push(args[0]!.toLowerCase());
+    });
+    try {
+      const aliased = (count: number, from: number) =>
+        `mutation { ${Array.from(
+          { length: count },
+          (_, index) =>
+            `p${from + index}: createPost(input: { title: "P${from + index}", body: "x" }) { post { id } }`,
+        ).join(' ')} }`;
+      expect(codeOf(await instanceA.gql(aliased(3, 0), {}, { token: user.token }))).toBe('OK');
+      const refused = await instanceB.gql(aliased(2, 3), {}, { token: user.token });
+      expect(codeOf(refused)).toBe('RATE_LIMITED');
+      expect(refused.errors![0]!.extensions!.retryAfter).toBe(2);
+      expect(codeOf(await instanceB.gql(aliased(1, 5), {}, { token: user.token }))).toBe('OK');
+      // MONITOR lines arrive after the replies: wait for the third charge's.
+      const deadline = Date.now() + 2000;
+      while (commands.length < 3 && Date.now() < deadline) await sleep(20);
+      // EVALSHA, or EVAL where a server had not seen the script: never a read of the window or
+      // a removal of refused calls.
+      expect(commands.filter((command) => !command.startsWith('eval'))).toEqual([]);
+      expect(
+        commands.filter((command) => command === 'eval' || command === 'evalsha').length,
+      ).toBeGreaterThanOrEqual(3);
+      const members = await instanceA.deps.db
+        .selectFrom('posts')
+        .select((eb) => eb.fn.countAll<string>().as('count'))
+        .where('author_id', '=', user.id)
+        .executeTakeFirstOrThrow();
+      expect(Number(members.count)).toBe(4);
+    } finally {
+      monitor.disconnect();
     }
   });
 });
