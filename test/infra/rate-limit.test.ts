@@ -194,7 +194,7 @@ describe('one Redis step per charge', () => {
         `mutation { ${Array.from(
           { length: count },
           (_, index) =>
-            `p${from + index}: createPost(input: { title: "P${from + index}", body: "x" }) { post { id } }`,
+            `c${from + index}: createPost(input: { title: "Charge ${from + index}", body: "x" }) { post { id } }`,
         ).join(' ')} }`;
       expect(codeOf(await instanceA.gql(aliased(3, 0), {}, { token: user.token }))).toBe('OK');
       const refused = await instanceB.gql(aliased(2, 3), {}, { token: user.token });
