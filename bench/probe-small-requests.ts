@@ -22,7 +22,12 @@ import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
 import pg from 'pg';
 import { generateToken, hashToken } from '../src/modules/auth/token.ts';
-import { postgraphileTagPosts, readShapes } from './scenarios/shapes.queries.ts';
+import {
+  postgraphileCreatePost,
+  postgraphileTagPosts,
+  quireCreatePost,
+  readShapes,
+} from './scenarios/shapes.queries.ts';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -58,8 +63,12 @@ async function start(spec: string): Promise<Contender> {
     const url = /http:\/\/\S+/.exec(line.toString())![0];
     return { name: spec, kind: spec, child, url };
   }
-  const [name, rest] = spec.split('=', 2) as [string, string];
-  const [checkout, extra] = rest.split(':', 2) as [string, string | undefined];
+  // Split at the first `=` and `:` only: values such as REDIS_URL hold both of their own.
+  const name = spec.slice(0, spec.indexOf('='));
+  const rest = spec.slice(spec.indexOf('=') + 1);
+  const colon = rest.indexOf(':');
+  const checkout = colon === -1 ? rest : rest.slice(0, colon);
+  const extra = colon === -1 ? undefined : rest.slice(colon + 1);
   // 4200–4899: fetch refuses 4190 (a "bad port") in the range below.
   const port = 4200 + Math.floor(Math.random() * 700);
   const env: Record<string, string> = {
@@ -76,8 +85,8 @@ async function start(spec: string): Promise<Contender> {
     SLOW_QUERY_MS: '100000',
   };
   for (const pair of extra?.split(',') ?? []) {
-    const [key, value] = pair.split('=') as [string, string];
-    env[key] = value;
+    const equals = pair.indexOf('=');
+    env[pair.slice(0, equals)] = pair.slice(equals + 1);
   }
   const args = ['--import', 'tsx', 'src/main.ts'];
   if (values.profile) args.unshift(`--cpu-prof`, `--cpu-prof-dir=${values.profile}/${name}`);
@@ -177,10 +186,10 @@ const everydayShape = (prefix: string) => {
 };
 let sequence = 0;
 
-const shapes: Record<
-  string,
-  { quire: string | (() => string); postgraphile: string | (() => string); auth?: boolean }
-> = {
+/** A request body: the query text alone, or (`variables`) a fixed document with its variables. */
+type ShapeText = string | (() => string | { query: string; variables: Record<string, unknown> });
+
+const shapes: Record<string, { quire: ShapeText; postgraphile: ShapeText; auth?: boolean }> = {
   // No I/O: what each server's request path costs on its own.
   typename: { quire: '{ __typename }', postgraphile: '{ __typename }' },
   list: {
@@ -212,6 +221,12 @@ const shapes: Record<
     postgraphile: () =>
       `mutation { createPost(input: { post: { authorId: "${authorId}", title: "Probe ${process.pid} ${++sequence}", slug: "probe-${process.pid}-${sequence}", body: "x" } }) { post { id } } }`,
   },
+  // Shape (6) as the bench sends it: one document, the title (and PostGraphile's slug) in variables.
+  createVars: {
+    auth: true,
+    quire: () => quireCreatePost(++sequence),
+    postgraphile: () => postgraphileCreatePost(authorId)(++sequence),
+  },
 };
 const chosen = values.shapes ? values.shapes.split(',') : Object.keys(shapes);
 
@@ -222,7 +237,8 @@ const load = (contender: Contender, shape: string, seconds: number) => {
   // The hello-world contender answers `{ hello }` whatever the shape: the ceiling to compare with.
   const text =
     contender.kind === 'hello' ? '{ hello }' : contender.kind === 'quire' ? quire : postgraphile;
-  const body = (query: string) => JSON.stringify({ query });
+  const body = (query: string | { query: string }) =>
+    JSON.stringify(typeof query === 'string' ? { query } : query);
   return autocannon({
     url: contender.url,
     connections: Number(values.connections),

@@ -46,7 +46,7 @@ export function connectDeps(
   }
   const pool = createPool(databaseUrl, config);
   const db = createDatabase(pool, logger, config, () => metrics.sqlStatements.inc());
-  const { close, redisBreakers, ...shared } = createSharedState(config, logger, {
+  const { close, redisBreakers, signals, ...shared } = createSharedState(config, logger, {
     pool,
     url: databaseUrl,
   });
@@ -54,7 +54,7 @@ export function connectDeps(
   registerBreakerMetrics(metrics.registry, redisBreakers);
   const viewerStreams = new ViewerStreams({
     db,
-    pubsub: shared.pubsub,
+    pubsub: signals,
     logger,
     cache: shared.cache,
   });

@@ -10,16 +10,10 @@ import {
   writeConnections,
 } from '../harness.ts';
 import { type Measurement, measure, type Workload } from '../load.ts';
-import { quireCreatePostMutation } from './shapes.queries.ts';
+import { type GraphQlRequest, postgraphileCreatePost, quireCreatePost } from './shapes.queries.ts';
 import type { Queries } from './side-by-side.ts';
 
 let sequence = 0;
-
-/** One GraphQL request: a fixed document and this request's variables. */
-export interface GraphQlRequest {
-  query: string;
-  variables: Record<string, unknown>;
-}
 
 /** A createPost per request, each with a unique title (and slug where the client supplies it). */
 export const creating = (
@@ -35,30 +29,6 @@ export const creating = (
     return { ...params, body: JSON.stringify(request(sequence)) };
   },
 });
-
-/** Quire's createPost of a one-word post as the bearer token's author, numbered by `sequence`. */
-export const quireCreatePost = (sequence: number): GraphQlRequest => ({
-  query: quireCreatePostMutation,
-  variables: { title: `Bench post ${process.pid} ${sequence}` },
-});
-
-const postgraphileCreatePostMutation =
-  'mutation($post: PostInput!) { createPost(input: { post: $post }) { post { id } } }';
-
-/** PostGraphile's generated createPost of the same post (it takes the author and slug as columns). */
-export const postgraphileCreatePost =
-  (authorId: string) =>
-  (sequence: number): GraphQlRequest => ({
-    query: postgraphileCreatePostMutation,
-    variables: {
-      post: {
-        authorId,
-        title: `Bench post ${process.pid} ${sequence}`,
-        slug: `bench-postgraphile-${process.pid}-${sequence}`,
-        body: 'x',
-      },
-    },
-  });
 
 /** (e): createPost on a few connections while (a) is read on the usual number, Quire then PostGraphile. */
 export async function measureCreatePost(bench: Bench, queries: Queries): Promise<void> {

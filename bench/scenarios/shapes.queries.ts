@@ -69,6 +69,36 @@ export const createPostShape = '(6) createPost';
 export const quireCreatePostMutation =
   'mutation($title: String!) { createPost(input: { title: $title, body: "x" }) { post { id } } }';
 
+/** One GraphQL request: a fixed document and this request's variables. */
+export interface GraphQlRequest {
+  query: string;
+  variables: Record<string, unknown>;
+}
+
+/** Quire's createPost of a one-word post as the bearer token's author, numbered by `sequence`. */
+export const quireCreatePost = (sequence: number): GraphQlRequest => ({
+  query: quireCreatePostMutation,
+  variables: { title: `Bench post ${process.pid} ${sequence}` },
+});
+
+const postgraphileCreatePostMutation =
+  'mutation($post: PostInput!) { createPost(input: { post: $post }) { post { id } } }';
+
+/** PostGraphile's generated createPost of the same post (it takes the author and slug as columns). */
+export const postgraphileCreatePost =
+  (authorId: string) =>
+  (sequence: number): GraphQlRequest => ({
+    query: postgraphileCreatePostMutation,
+    variables: {
+      post: {
+        authorId,
+        title: `Bench post ${process.pid} ${sequence}`,
+        slug: `bench-postgraphile-${process.pid}-${sequence}`,
+        body: 'x',
+      },
+    },
+  });
+
 /**
  * The tag page's field for PostGraphile (`Tag.publishedPosts`): the tag's published posts newest
  * first through post_tags_tag_created_idx, as Quire walks them. An inlinable SQL function, so the

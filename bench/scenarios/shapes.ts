@@ -10,10 +10,12 @@ import {
   shapesTiming,
 } from '../harness.ts';
 import { type Measurement, measure, statementsPerRequest, type Workload } from '../load.ts';
-import { creating, postgraphileCreatePost, quireCreatePost } from './create-post.ts';
+import { creating } from './create-post.ts';
 import {
   createPostShape,
+  postgraphileCreatePost,
   postgraphileTagPosts,
+  quireCreatePost,
   readShapes,
   type ShapeSubjects,
 } from './shapes.queries.ts';

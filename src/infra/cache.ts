@@ -302,12 +302,21 @@ export interface CacheReadOptions<Value> {
   stats?: CacheStats;
 }
 
+/** Tags invalidated together, and the round that sends them. */
+interface InvalidationBatch {
+  tags: Set<string>;
+  sent: Promise<void>;
+}
+
 /**
  * A shared second-level cache. Reads fall back to the loader on any cache error: an unreachable
  * Redis makes requests slower, never failing.
  */
 export class Cache {
   readonly totals: CacheStats = {};
+  /** Tags of the invalidation not sent yet (it waits for `lastSent`). */
+  private queued: InvalidationBatch | undefined;
+  private lastSent: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly backend: CacheBackend,
@@ -407,15 +416,34 @@ export class Cache {
 
   /**
    * Call after the write committed: drops entries under `tags` here and, without Redis, in every
-   * process listening on the same database. A failure is logged and counted; the Redis backend
-   * then renews its namespace before it serves anything again.
+   * process listening on the same database; resolves once that is done. A failure is logged and
+   * counted; the Redis backend then renews its namespace before it serves anything again.
+   *
+   * Concurrent writers share round trips: calls made while an invalidation is on its way wait
+   * for it to finish, then go out together as the next one (one script call, one NOTIFY). A
+   * call never joins one already sent, which may have run before its write committed.
    */
-  async invalidate(tags: readonly string[]): Promise<void> {
-    if (tags.length === 0) return;
-    const unique = [...new Set(tags)];
+  invalidate(tags: readonly string[]): Promise<void> {
+    if (tags.length === 0) return Promise.resolve();
+    let batch = this.queued;
+    if (!batch) {
+      const created: InvalidationBatch = { tags: new Set(), sent: Promise.resolve() };
+      created.sent = this.lastSent.then(() => {
+        if (this.queued === created) this.queued = undefined;
+        return this.send([...created.tags]);
+      });
+      this.lastSent = created.sent;
+      this.queued = batch = created;
+    }
+    for (const tag of tags) batch.tags.add(tag);
+    return batch.sent;
+  }
+
+  /** One invalidation round: the backend, then the peers; never rejects. */
+  private async send(tags: readonly string[]): Promise<void> {
     try {
-      await this.backend.invalidate(unique);
-      await this.peers?.publish(unique);
+      await this.backend.invalidate(tags);
+      await this.peers?.publish(tags);
     } catch (error) {
       this.count({ name: 'invalidate' }, 'errors', 1);
       this.logger.warn({ err: (error as Error).message, tags }, 'cache invalidation failed');

@@ -154,7 +154,7 @@ class TopicFeed<T> implements AsyncIterableIterator<T> {
  * backlog then sat in a queue the others drained, and a subscriber to one run received another
  * run's events.
  */
-function createBufferedPubSub(
+export function createBufferedPubSub(
   target: EventTarget = new EventTarget(),
   subscriptionsConfirmed: () => Promise<void> = async () => {},
   onReconnect: QuirePubSub['onReconnect'] = () => () => {},

@@ -1,36 +1,43 @@
 import { randomBytes } from 'node:crypto';
-import { getFieldIdentity, getGraphQLRateLimiter, type Identity, Store } from 'graphql-rate-limit';
+import { getGraphQLRateLimiter, type Identity, Store } from 'graphql-rate-limit';
 import { appError } from '../errors.ts';
 import type { CircuitBreaker } from './circuit-breaker.ts';
 import type { Logger } from './logger.ts';
 import type { RedisClient } from './redis.ts';
 
-const PENDING = Symbol('pending calls');
-type TrackedIdentity = Identity & { [PENDING]?: { members: string[]; previous: number } };
+/**
+ * One charge as the store sees it: how many calls, against which limit, and (filled in by the
+ * store when it refuses) the time, epoch ms, at which enough recorded calls have left the window
+ * for all of them; null when they can never fit (more calls than the limit).
+ */
+interface Charge {
+  calls: number;
+  max: number;
+  freesAt?: number | null;
+}
+
+/** What the atomic step decided: the live calls before this charge, at most its limit. */
+interface Recorded {
+  live: number;
+  freesAt?: number | null;
+}
 
 /**
  * graphql-rate-limit reads the window, decides, then writes it back: two round trips, so
- * concurrent calls all see the same count and all pass. These stores record the call in the read
- * itself (one atomic step), so the count a call sees includes every call before it; the write
- * only un-records a rejected call (uncountRejected).
+ * concurrent calls all see the same count and all pass. These stores decide in the read itself
+ * (one atomic step): they count the live calls, record this charge's calls only when
+ * `live + calls <= max` (the test graphql-rate-limit applies to what the read returns, so both
+ * always agree), and hand back the count, not the calls. The write-back is then a no-op.
  */
 abstract class RecordingStore extends Store {
-  /**
-   * Records `members` at `now` and returns how many calls were live in the window before them,
-   * counted up to `cap`: the limiter needs no more to decide, and a count costs less to read and
-   * hand back than the calls themselves.
-   */
   protected abstract record(
     key: string,
     members: string[],
     now: number,
     windowMs: number,
-    cap: number,
-  ): Promise<number>;
-  protected abstract unrecord(key: string, members: string[]): Promise<void>;
-  /** The calls recorded under `key`, oldest first. */
-  abstract timestamps(key: string): Promise<number[]>;
-  private next = { calls: 1, cap: Number.POSITIVE_INFINITY };
+    max: number,
+  ): Promise<Recorded>;
+  private next: Charge | undefined;
 
   constructor(private readonly windowMs: number) {
     super();
@@ -41,52 +48,63 @@ abstract class RecordingStore extends Store {
   }
 
   /**
-   * How many calls the next read records, and the limit it is judged against. graphql-rate-limit
-   * reaches getForIdentity synchronously after it is invoked, so setting this right before
-   * invoking it cannot leak to another call.
+   * The charge the next read decides. graphql-rate-limit reaches getForIdentity synchronously
+   * after it is invoked, so setting this right before invoking it cannot leak to another call.
    */
-  expectCalls(calls: number, max: number): void {
-    this.next = { calls, cap: max };
+  expect(charge: Charge): void {
+    this.next = charge;
   }
 
   /**
-   * graphql-rate-limit keeps the calls that are still in the window and compares their number
-   * with the limit, so the live calls are handed back as that many copies of `now`: at most the
-   * limit of them, since more cannot change the decision.
+   * The live calls as graphql-rate-limit counts them: that many copies of `now` (at most the
+   * limit: more cannot change its decision), so it decides what the atomic step decided.
    */
-  override async getForIdentity(identity: TrackedIdentity): Promise<readonly number[]> {
+  override async getForIdentity(identity: Identity): Promise<readonly number[]> {
+    const charge = this.next ?? { calls: 1, max: Number.MAX_SAFE_INTEGER };
+    this.next = undefined;
     const call = randomBytes(6).toString('hex');
-    const { calls, cap } = this.next;
-    this.next = { calls: 1, cap: Number.POSITIVE_INFINITY };
-    const members = Array.from({ length: calls }, (_, index) => `${call}:${index}`);
+    const members = Array.from({ length: charge.calls }, (_, index) => `${call}:${index}`);
     const now = Date.now();
-    const live = await this.record(RecordingStore.key(identity), members, now, this.windowMs, cap);
-    identity[PENDING] = { members, previous: live };
-    return new Array<number>(live).fill(now);
+    const recorded = await this.record(
+      RecordingStore.key(identity),
+      members,
+      now,
+      this.windowMs,
+      charge.max,
+    );
+    charge.freesAt = recorded.freesAt;
+    return new Array<number>(recorded.live).fill(now);
   }
 
-  override async setForIdentity(
-    identity: TrackedIdentity,
-    timestamps: readonly number[],
-  ): Promise<void> {
-    const pending = identity[PENDING];
-    if (pending && timestamps.length <= pending.previous) {
-      await this.unrecord(RecordingStore.key(identity), pending.members);
-    }
-  }
+  /** Nothing to write: the read recorded the calls it allowed and none it refused. */
+  override async setForIdentity(): Promise<void> {}
 }
 
 /**
- * Sliding window in a sorted set; trim, count and record happen in one Lua script. ARGV: now,
- * window (ms), cap, then the members to record; returns the live calls before them, at most cap.
+ * Sliding window in a sorted set (calls scored by time): trim, count, decide and record in one
+ * Lua script. ARGV: now, window (ms), max, then the members of this charge's calls. Returns
+ * {live} when they were recorded, {min(live, max), freesAt} when refused (freesAt -1: never).
  */
 const RECORD = `
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1] - ARGV[2])
+local now = tonumber(ARGV[1])
+local max = tonumber(ARGV[3])
+local calls = #ARGV - 3
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - ARGV[2])
 local live = redis.call('ZCARD', KEYS[1])
-for i = 4, #ARGV do redis.call('ZADD', KEYS[1], ARGV[1], ARGV[i]) end
+if live + calls > max then
+  if calls > max then return {math.min(live, max), -1} end
+  local oldest = redis.call('ZRANGE', KEYS[1], live + calls - max - 1, live + calls - max - 1, 'WITHSCORES')
+  return {math.min(live, max), tonumber(oldest[2])}
+end
+for i = 4, #ARGV do redis.call('ZADD', KEYS[1], now, ARGV[i]) end
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
-return math.min(live, tonumber(ARGV[3]))
+return {live}
 `;
+
+const recordedFrom = ([live, freesAt]: [number, number?]): Recorded => ({
+  live,
+  freesAt: freesAt === undefined ? undefined : freesAt === -1 ? null : freesAt,
+});
 
 class RedisWindowStore extends RecordingStore {
   constructor(
@@ -104,25 +122,16 @@ class RedisWindowStore extends RecordingStore {
     members: string[],
     now: number,
     windowMs: number,
-    cap: number,
-  ) {
+    max: number,
+  ): Promise<Recorded> {
     const scripted = this.redis as RedisClient & {
-      quireRateRecord(...args: (string | number)[]): Promise<number>;
+      quireRateRecord(...args: (string | number)[]): Promise<[number, number?]>;
     };
-    return this.breaker.run(() =>
-      scripted.quireRateRecord(`${this.prefix}rate:${key}`, now, windowMs, cap, ...members),
+    return recordedFrom(
+      await this.breaker.run(() =>
+        scripted.quireRateRecord(`${this.prefix}rate:${key}`, now, windowMs, max, ...members),
+      ),
     );
-  }
-
-  protected async unrecord(key: string, members: string[]): Promise<void> {
-    await this.breaker.run(() => this.redis.zrem(`${this.prefix}rate:${key}`, ...members));
-  }
-
-  async timestamps(key: string): Promise<number[]> {
-    const flat = await this.breaker.run(() =>
-      this.redis.zrange(`${this.prefix}rate:${key}`, 0, -1, 'WITHSCORES'),
-    );
-    return flat.filter((_, index) => index % 2 === 1).map(Number);
   }
 }
 
@@ -131,7 +140,8 @@ class RedisWindowStore extends RecordingStore {
  * has no await between read and write.
  */
 class MemoryWindowStore extends RecordingStore {
-  private readonly windows = new Map<string, Map<string, number>>();
+  /** Per client and bucket, the recorded calls' times in the order they came (oldest first). */
+  private readonly windows = new Map<string, number[]>();
   private lastSweep = 0;
 
   protected async record(
@@ -139,27 +149,21 @@ class MemoryWindowStore extends RecordingStore {
     members: string[],
     now: number,
     windowMs: number,
-    cap: number,
-  ) {
+    max: number,
+  ): Promise<Recorded> {
     this.sweep(now, windowMs);
-    const window = this.windows.get(key) ?? new Map<string, number>();
-    // Calls are kept in the order they came, so the expired ones are at the front.
-    for (const [existing, at] of window) {
-      if (at > now - windowMs) break;
-      window.delete(existing);
+    const window = this.windows.get(key) ?? [];
+    const expired = window.findIndex((at) => at > now - windowMs);
+    window.splice(0, expired === -1 ? window.length : expired);
+    const live = window.length;
+    const calls = members.length;
+    if (live + calls > max) {
+      const freesAt = calls > max ? null : (window[live + calls - max - 1] ?? null);
+      return { live: Math.min(live, max), freesAt };
     }
-    const live = Math.min(window.size, cap);
-    for (const member of members) window.set(member, now);
+    for (let index = 0; index < calls; index++) window.push(now);
     this.windows.set(key, window);
-    return live;
-  }
-
-  protected async unrecord(key: string, members: string[]): Promise<void> {
-    for (const member of members) this.windows.get(key)?.delete(member);
-  }
-
-  async timestamps(key: string): Promise<number[]> {
-    return [...(this.windows.get(key)?.values() ?? [])].sort((a, b) => a - b);
+    return { live };
   }
 
   /** Once per window, drops clients whose calls all expired: one-off clients would pile up. */
@@ -167,8 +171,7 @@ class MemoryWindowStore extends RecordingStore {
     if (now - this.lastSweep < windowMs) return;
     this.lastSweep = now;
     for (const [key, window] of this.windows) {
-      for (const [member, at] of window) if (at <= now - windowMs) window.delete(member);
-      if (window.size === 0) this.windows.delete(key);
+      if ((window.at(-1) ?? 0) <= now - windowMs) this.windows.delete(key);
     }
   }
 }
@@ -229,72 +232,56 @@ export class RateLimiter {
     const rule = this.rules[bucket];
     if (!rule) throw new Error(`no rate limit rule named ${bucket}`);
     let window = this.shared ?? this.local;
+    let charge: Charge = { calls, max: rule.max };
     let rejected: boolean;
     try {
-      rejected = await this.charge(window, clientKey, bucket, rule, calls);
+      rejected = await this.charge(window, clientKey, bucket, charge, rule.windowMs);
       if (window === this.shared) this.sharedAnswered();
     } catch (error) {
       if (window !== this.shared) throw error;
       this.sharedFailed(error as Error);
       window = this.local;
-      rejected = await this.charge(window, clientKey, bucket, rule, calls);
+      charge = { calls, max: rule.max };
+      rejected = await this.charge(window, clientKey, bucket, charge, rule.windowMs);
     }
     if (!rejected) return;
     this.counters.rejected += 1;
-    const retryAfter = await this.retryAfter(window, clientKey, bucket, rule, calls);
+    // Seconds until enough recorded calls leave the window for every call this request charges
+    // (not just the oldest one); more calls than the limit never fit: the whole window.
+    const now = Date.now();
+    const retryAfter = Math.max(
+      1,
+      Math.ceil(((charge.freesAt ?? now) + rule.windowMs - now) / 1000),
+    );
     throw appError('RATE_LIMITED', `Too many ${bucket} requests; retry in ${retryAfter} s`, {
       retryAfter,
     });
   }
 
+  /** Whether graphql-rate-limit refused the calls; `charge.freesAt` says until when. */
   private async charge(
     window: Window,
     clientKey: string,
     bucket: string,
-    rule: RateLimitRule,
-    calls: number,
+    charge: Charge,
+    windowMs: number,
   ): Promise<boolean> {
-    window.store.expectCalls(calls, rule.max);
+    window.store.expect(charge);
     const rejection = await window.limiter(
       {
         parent: undefined,
-        args: { calls: Array.from({ length: calls }) },
+        args: { calls: Array.from({ length: charge.calls }) },
         context: clientKey,
         info: { fieldName: bucket } as never,
       },
       {
-        max: rule.max,
-        window: `${rule.windowMs}ms`,
+        max: charge.max,
+        window: `${windowMs}ms`,
         arrayLengthField: 'calls',
         uncountRejected: true,
       },
     );
     return Boolean(rejection);
-  }
-
-  /**
-   * Seconds until `calls` more fit: enough of the recorded calls must leave the window, not just
-   * the oldest one (a request charging three calls needs three free slots).
-   */
-  private async retryAfter(
-    window: Window,
-    clientKey: string,
-    bucket: string,
-    rule: RateLimitRule,
-    calls: number,
-  ): Promise<number> {
-    const now = Date.now();
-    const key = RecordingStore.key({
-      contextIdentity: clientKey,
-      fieldIdentity: getFieldIdentity(bucket, [], {}),
-    });
-    const recorded = await window.store.timestamps(key).catch(() => [] as number[]);
-    const live = recorded.filter((at) => at + rule.windowMs > now);
-    // The call whose expiry frees the last slot needed; more calls than the limit never fit, so
-    // they get the whole window.
-    const mustExpire = live.length + calls - rule.max;
-    const freesLastSlot = calls <= rule.max ? live[mustExpire - 1] : undefined;
-    return Math.max(1, Math.ceil(((freesLastSlot ?? now) + rule.windowMs - now) / 1000));
   }
 
   private sharedFailed(error: Error): void {

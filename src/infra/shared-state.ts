@@ -6,12 +6,18 @@ import { type Cache, createDisabledCache, createMemoryCache, createRedisCache } 
 import { CacheInvalidationListener, postgresPeers } from './cache-notifications.ts';
 import type { CircuitBreaker } from './circuit-breaker.ts';
 import type { Logger } from './logger.ts';
+import { createPostgresPubSub } from './pg-pubsub.ts';
 import { createQuirePubSub, type QuirePubSub } from './pubsub.ts';
 import { RateLimiter } from './rate-limit.ts';
 import { createGuardedRedis } from './redis.ts';
 
 export interface SharedState {
   pubsub: QuirePubSub;
+  /**
+   * Signals every instance must hear, such as viewer changes: the Redis pub/sub, or without Redis
+   * Postgres LISTEN/NOTIFY (`pubsub` is then in-process only).
+   */
+  signals: QuirePubSub;
   cache: Cache;
   rateLimiter: RateLimiter;
   /** Documents registered by automatic persisted queries (APQ). */
@@ -46,8 +52,10 @@ export function createSharedState(
   const pubsub = createQuirePubSub(config.REDIS_URL, config.REDIS_PREFIX, logger, config);
   if (!config.REDIS_URL) {
     const { cache, listener } = createInProcessCache(config, logger, database);
+    const signals = createPostgresPubSub(database, logger);
     return {
       pubsub: pubsub.pubsub,
+      signals: signals.pubsub,
       cache,
       rateLimiter: new RateLimiter(rules, undefined, logger),
       apqStore: createMemoryApqStore({
@@ -58,6 +66,7 @@ export function createSharedState(
       redisReachable: async () => true,
       close: async () => {
         await listener?.stop();
+        await signals.close();
         await pubsub.close();
       },
     };
@@ -69,6 +78,7 @@ export function createSharedState(
   });
   return {
     pubsub: pubsub.pubsub,
+    signals: pubsub.pubsub,
     cache: config.CACHE
       ? createRedisCache(redis, config.REDIS_PREFIX, logger, breaker)
       : createDisabledCache(logger),

@@ -2,6 +2,7 @@ import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestApp, type TestApp } from '../helpers/app.ts';
 import { interleaveWritesAndReads } from '../helpers/cache.ts';
@@ -162,6 +163,42 @@ async function instanceBehindProxy() {
   await untilRedisReachable(app);
   return { proxy, app };
 }
+
+describe('invalidation rounds', () => {
+  it('sends invalidations made together as one script call, and later ones after it', async () => {
+    const tag = `round-${randomBytes(4).toString('hex')}`;
+    const monitor = await new Redis(redisUrl).monitor();
+    const calls: string[][] = [];
+    monitor.on('monitor', (_time: string, args: string[], source: string) => {
+      if (source !== 'lua' && args.some((arg) => arg.includes(tag))) calls.push(args);
+    });
+    try {
+      const cache = instanceA.deps.cache;
+      await Promise.all([
+        cache.invalidate([`${tag}:a`]),
+        cache.invalidate([`${tag}:b`, `${tag}:a`]),
+        cache.invalidate([`${tag}:c`]),
+      ]);
+      await cache.invalidate([`${tag}:d`]);
+      // Made while the round before is on its way (or answered): never folded into it.
+      const sent = cache.invalidate([`${tag}:e`]);
+      await new Promise((resolve) => setImmediate(resolve));
+      await Promise.all([sent, cache.invalidate([`${tag}:f`])]);
+      const deadline = Date.now() + 2000;
+      while (calls.length < 4 && Date.now() < deadline) await sleep(20);
+      const keysOf = (args: string[]) =>
+        args.filter((arg) => arg.includes(tag)).map((arg) => arg.slice(arg.indexOf(tag)));
+      expect(calls.map(keysOf)).toEqual([
+        [`${tag}:a`, `${tag}:b`, `${tag}:c`],
+        [`${tag}:d`],
+        [`${tag}:e`],
+        [`${tag}:f`],
+      ]);
+    } finally {
+      monitor.disconnect();
+    }
+  });
+});
 
 describe('when Redis goes away', () => {
   it('keeps answering from Postgres, counts errors, and serves hits again once Redis is back', async () => {

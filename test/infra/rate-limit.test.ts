@@ -220,6 +220,50 @@ describe('rate limits while Redis is unreachable', () => {
   });
 });
 
+describe('one Redis step per charge', () => {
+  it('records allowed calls and refuses the rest in one script call each, shared by instances, recording nothing refused', async () => {
+    const user = await createUser(instanceA.deps.db, 'AUTHOR');
+    const key = `rate:user:${user.id}:mutation`;
+    const monitor = await new Redis(redisUrl).monitor();
+    const commands: string[] = [];
+    // Commands sent by clients, not those a script runs (MONITOR shows both, the latter as 'lua').
+    monitor.on('monitor', (_time: string, args: string[], source: string) => {
+      if (source !== 'lua' && args.some((arg) => arg.endsWith(key)))
+        commands.push(args[0]!.toLowerCase());
+    });
+    try {
+      const aliased = (count: number, from: number) =>
+        `mutation { ${Array.from(
+          { length: count },
+          (_, index) =>
+            `c${from + index}: createPost(input: { title: "Charge ${from + index}", body: "x" }) { post { id } }`,
+        ).join(' ')} }`;
+      expect(codeOf(await instanceA.gql(aliased(3, 0), {}, { token: user.token }))).toBe('OK');
+      const refused = await instanceB.gql(aliased(2, 3), {}, { token: user.token });
+      expect(codeOf(refused)).toBe('RATE_LIMITED');
+      expect(refused.errors![0]!.extensions!.retryAfter).toBe(2);
+      expect(codeOf(await instanceB.gql(aliased(1, 5), {}, { token: user.token }))).toBe('OK');
+      // MONITOR lines arrive after the replies: wait for the third charge's.
+      const deadline = Date.now() + 2000;
+      while (commands.length < 3 && Date.now() < deadline) await sleep(20);
+      // EVALSHA, or EVAL where a server had not seen the script: never a read of the window or
+      // a removal of refused calls.
+      expect(commands.filter((command) => !command.startsWith('eval'))).toEqual([]);
+      expect(
+        commands.filter((command) => command === 'eval' || command === 'evalsha').length,
+      ).toBeGreaterThanOrEqual(3);
+      const members = await instanceA.deps.db
+        .selectFrom('posts')
+        .select((eb) => eb.fn.countAll<string>().as('count'))
+        .where('author_id', '=', user.id)
+        .executeTakeFirstOrThrow();
+      expect(Number(members.count)).toBe(4);
+    } finally {
+      monitor.disconnect();
+    }
+  });
+});
+
 describe('retryAfter', () => {
   it('waits until enough calls leave the window for every call the request charges', async () => {
     const slow = await startTestApp(

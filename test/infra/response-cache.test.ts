@@ -78,6 +78,36 @@ describe('response cache across instances', () => {
     expect(again.extensions!.sql.queries).toBe(0);
   });
 
+  it('shows each of many concurrent createPosts through B to the next read through A', async () => {
+    // Concurrent writes share invalidation rounds (Cache.invalidate): each must still be applied
+    // before its own answer.
+    const profile = `query($id: ID!) { node(id: $id) { ... on User { posts(first: 3) { edges { node { title } } } } } }`;
+    const authors = await Promise.all(
+      Array.from({ length: 12 }, (_, index) =>
+        createUser(instanceA.deps.db, 'EDITOR', `W${index}`),
+      ),
+    );
+    for (const writer of authors) {
+      const id = globalId('User', writer.id);
+      await instanceA.gql(profile, { id });
+      expect(responseHits(await instanceA.gql(profile, { id }, { debug: true }))).toBe(1);
+    }
+    await Promise.all(
+      authors.map(async (writer, index) => {
+        const created = await instanceB.gql(
+          `mutation($title: String!) { createPost(input: { title: $title, body: "x", status: PUBLISHED }) { post { id } } }`,
+          { title: `Concurrent ${index}` },
+          { token: writer.token },
+        );
+        expect(created.errors).toBeUndefined();
+        const read = await instanceA.gql(profile, { id: globalId('User', writer.id) });
+        expect(read.data!.node.posts.edges.map((edge: any) => edge.node.title)).toContain(
+          `Concurrent ${index}`,
+        );
+      }),
+    );
+  });
+
   it('keys responses by viewer: a draft cached for its author reaches no one else', async () => {
     const [draft] = await createPosts(instanceA.deps.db, [
       { authorId: author.id, status: 'DRAFT', title: 'Secret' },

@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type HttpServer, httpOptions, startHttpServer } from '../../../src/http.ts';
 import { hashToken } from '../../../src/modules/auth/token.ts';
@@ -173,6 +174,85 @@ describe('viewer cache', () => {
       expect(Date.now() - revokedAt).toBeLessThan(VIEWER_MEMORY_TTL_MS + 1500);
     } finally {
       proxy.unfreeze();
+    }
+  });
+});
+
+describe('viewer cache without Redis', () => {
+  /** The statements a request with `token` costs on `app`: 0 once its viewer is kept in memory. */
+  const tokenStatements = async (app: TestApp, token: string) =>
+    (await send(app, token, '{ __typename }')).extensions?.sql?.queries as number;
+  const until = async (done: () => Promise<boolean>, what: string) => {
+    for (const deadline = Date.now() + 5000; !(await done()); ) {
+      if (Date.now() > deadline) throw new Error(what);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  };
+
+  it('drops a token revoked, or a role changed, on another instance as the signal arrives over Postgres', async () => {
+    const env = { REDIS_URL: '', RESPONSE_CACHE: 'off', RATE_LIMIT_MUTATIONS: '10000' };
+    const first = await startTestApp(env, a);
+    const second = await startTestApp(env, a);
+    try {
+      for (const app of [first, second])
+        servers.set(app, await startHttpServer(app.yoga, httpOptions(app.deps.config, 0)));
+      const admin = await createUser(a.deps.db, 'ADMIN');
+      const user = await createUser(a.deps.db, 'AUTHOR');
+      const editor = await createUser(a.deps.db, 'EDITOR');
+      // Warm: the token costs no statement (nothing else is cached without Redis).
+      const warmToken = (app: TestApp, token: string) =>
+        until(async () => (await tokenStatements(app, token)) === 0, 'never warm');
+      for (const app of [first, second]) {
+        await warmToken(app, user.token);
+        await warmToken(app, editor.token);
+      }
+      await revoke(first, user, admin);
+      // Postgres wakes the other listeners as it wakes the publisher's: a scheduling hiccup can
+      // hold the signal for a few ms, far below the VIEWER_MEMORY_TTL_MS a lost one would cost.
+      const revokedAt = Date.now();
+      await until(
+        async () => (await whoAmI(second, user.token)).code === 'UNAUTHENTICATED',
+        'still served',
+      );
+      expect(Date.now() - revokedAt).toBeLessThan(VIEWER_MEMORY_TTL_MS / 5);
+      const changed = await first.gql(
+        'mutation($user: ID!) { setUserRole(input: { userId: $user, role: AUTHOR }) { user { role } } }',
+        { user: editor.globalId },
+        { token: admin.token },
+      );
+      expect(changed.errors).toBeUndefined();
+      const changedAt = Date.now();
+      await until(async () => (await whoAmI(second, editor.token)).role === 'AUTHOR', 'old role');
+      expect(Date.now() - changedAt).toBeLessThan(VIEWER_MEMORY_TTL_MS / 5);
+    } finally {
+      for (const app of [first, second]) {
+        await servers.get(app)?.close();
+        servers.delete(app);
+        await app.close();
+      }
+    }
+  });
+
+  it('keeps no viewer in memory while its signal feed is down, and again once it is back', async () => {
+    const app = await startTestApp({ REDIS_URL: '', RESPONSE_CACHE: 'off' }, a);
+    try {
+      servers.set(app, await startHttpServer(app.yoga, httpOptions(app.deps.config, 0)));
+      const user = await createUser(a.deps.db, 'AUTHOR');
+      await until(async () => (await tokenStatements(app, user.token)) === 0, 'never warm');
+      const { rows } = await sql<{ killed: boolean }>`
+        select pg_terminate_backend(pid) as killed from pg_stat_activity
+        where application_name = 'quire signal listener' and datname = current_database()`.execute(
+        app.deps.db,
+      );
+      expect(rows).toEqual([{ killed: true }]);
+      // Revocations sent now would be lost: the token is read on every request until it is back.
+      await until(async () => (await tokenStatements(app, user.token)) === 1, 'still cached');
+      expect(await tokenStatements(app, user.token)).toBe(1);
+      await until(async () => (await tokenStatements(app, user.token)) === 0, 'never back');
+    } finally {
+      await servers.get(app)?.close();
+      servers.delete(app);
+      await app.close();
     }
   });
 });
