@@ -108,9 +108,9 @@ describe('rate limits', () => {
     expect(codes.filter((code) => code === 'OK')).toHaveLength(3);
     const redis = new Redis(redisUrl);
     try {
-      const keys = await redis.keys(`quire-test:*rate:user:${user.id}:*`);
+      const keys = await redis.keys(`${instanceA.deps.config.REDIS_PREFIX}rate:user:${user.id}:*`);
       expect(keys).toHaveLength(1);
-      // Rejected calls were recorded by the atomic read and taken back: 3 remain, not 12.
+      // The atomic step records only the calls it allows: 3, not 12.
       expect(await redis.zcard(keys[0]!)).toBe(3);
     } finally {
       redis.disconnect();
