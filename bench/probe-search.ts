@@ -11,12 +11,12 @@
  * `CACHE=off WORKER=off` and unlimited search; the database needs `npm run seed -- --posts …`.
  * Each line gives the term's published matches, counted once before the load.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
 import pg from 'pg';
+import { startQuireCheckout } from './probe-server.ts';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -59,33 +59,10 @@ async function start(spec: string): Promise<Contender> {
   const at = rest.indexOf('@');
   const checkout = at < 0 ? rest : rest.slice(0, at);
   const databaseUrl = at < 0 ? undefined : rest.slice(at + 1);
-  const port = 4100 + Math.floor(Math.random() * 800);
-  const child = spawn('node', ['--import', 'tsx', 'src/main.ts'], {
-    cwd: resolve(checkout),
-    env: {
-      ...process.env,
-      PORT: String(port),
-      DATABASE_URL: databaseUrl ?? defaultDatabase,
-      CACHE: 'off',
-      WORKER: 'off',
-      LOG_LEVEL: 'warn',
-      MIGRATE_ON_START: 'off',
-      DB_POOL_SIZE: '10',
-      RATE_LIMIT_SEARCH: '100000000',
-      SLOW_QUERY_MS: '100000',
-    },
-    stdio: 'inherit',
+  const { child, url } = await startQuireCheckout(checkout, {
+    DATABASE_URL: databaseUrl ?? defaultDatabase,
+    RATE_LIMIT_SEARCH: '100000000',
   });
-  const url = `http://127.0.0.1:${port}/graphql`;
-  for (let attempt = 0; ; attempt++) {
-    try {
-      await fetch(url, { method: 'POST', body: '{"query":"{__typename}"}' });
-      break;
-    } catch (error) {
-      if (attempt > 100) throw error;
-      await new Promise((done) => setTimeout(done, 200));
-    }
-  }
   return { name, child, url };
 }
 

@@ -17,11 +17,11 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
-import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
 import pg from 'pg';
 import { generateToken, hashToken } from '../src/modules/auth/token.ts';
+import { startQuireCheckout } from './probe-server.ts';
 import {
   postgraphileCreatePost,
   postgraphileTagPosts,
@@ -69,38 +69,17 @@ async function start(spec: string): Promise<Contender> {
   const colon = rest.indexOf(':');
   const checkout = colon === -1 ? rest : rest.slice(0, colon);
   const extra = colon === -1 ? undefined : rest.slice(colon + 1);
-  // 4200–4899: fetch refuses 4190 (a "bad port") in the range below.
-  const port = 4200 + Math.floor(Math.random() * 700);
   const env: Record<string, string> = {
-    ...(process.env as Record<string, string>),
-    PORT: String(port),
     DATABASE_URL: databaseUrl,
-    CACHE: 'off',
-    WORKER: 'off',
-    LOG_LEVEL: 'warn',
-    MIGRATE_ON_START: 'off',
-    DB_POOL_SIZE: '10',
     DB_IDLE_TIMEOUT_MS: '600000',
     RATE_LIMIT_MUTATIONS: '100000000',
-    SLOW_QUERY_MS: '100000',
   };
   for (const pair of extra?.split(',') ?? []) {
     const equals = pair.indexOf('=');
     env[pair.slice(0, equals)] = pair.slice(equals + 1);
   }
-  const args = ['--import', 'tsx', 'src/main.ts'];
-  if (values.profile) args.unshift(`--cpu-prof`, `--cpu-prof-dir=${values.profile}/${name}`);
-  const child = spawn('node', args, { cwd: resolve(checkout), env, stdio: 'inherit' });
-  const url = `http://127.0.0.1:${port}/graphql`;
-  for (let attempt = 0; ; attempt++) {
-    try {
-      await fetch(url, { method: 'POST', body: '{"query":"{__typename}"}' });
-      break;
-    } catch (error) {
-      if (attempt > 100) throw error;
-      await new Promise((done) => setTimeout(done, 200));
-    }
-  }
+  const profileDir = values.profile ? `${values.profile}/${name}` : undefined;
+  const { child, url } = await startQuireCheckout(checkout, env, profileDir);
   return { name, kind: 'quire', child, url };
 }
 
