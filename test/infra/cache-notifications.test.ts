@@ -86,7 +86,7 @@ describe('in-process cache without Redis', () => {
     const before = await untilCached();
     const { rows } = await sql<{ killed: boolean }>`
       select pg_terminate_backend(pid) as killed from pg_stat_activity
-      where application_name = 'quire cache listener' and datname = current_database()`.execute(
+      where application_name = 'quire listener' and datname = current_database()`.execute(
       app.deps.db,
     );
     expect(rows).toEqual([{ killed: true }]);

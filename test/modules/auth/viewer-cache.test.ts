@@ -241,7 +241,7 @@ describe('viewer cache without Redis', () => {
       await until(async () => (await tokenStatements(app, user.token)) === 0, 'never warm');
       const { rows } = await sql<{ killed: boolean }>`
         select pg_terminate_backend(pid) as killed from pg_stat_activity
-        where application_name = 'quire signal listener' and datname = current_database()`.execute(
+        where application_name = 'quire listener' and datname = current_database()`.execute(
         app.deps.db,
       );
       expect(rows).toEqual([{ killed: true }]);
