@@ -21,7 +21,7 @@ interface CacheNotification {
 type Queryable = Pick<pg.Pool, 'query'> | Pick<pg.Client, 'query'>;
 
 /**
- * Tells every process listening on this database (`CacheInvalidationListener`) to drop its
+ * Tells every process listening on this database (`listenForCacheInvalidations`) to drop its
  * in-process cache entries under `tags`. Call after the write committed (a NOTIFY sent inside a
  * transaction is delivered at its commit anyway). `Cache.invalidate` calls it for its own
  * invalidations; a writer without a Cache (an import script, a one-off fix) calls it directly.

@@ -32,14 +32,15 @@ interface Channel {
 
 /**
  * The process's one Postgres connection for LISTEN, shared by every channel (viewer signals,
- * cache invalidations), with a handler per channel. It connects when the first channel is added,
- * listens to channels added later on the same connection, and after a loss (or a failed attempt)
- * tells every channel `down`, retries every `retryMs`, and LISTENs all of them again before
- * telling each `listening(true)`. Notifications are sent from the pool (`pg_notify`), not from here.
+ * cache invalidations), with a handler per channel. It connects when the first channel is added
+ * and listens to channels added later on the same connection. A loss tells every channel `down`;
+ * after a loss or a failed attempt it tries again every `retryMs` and LISTENs all channels before
+ * telling each `listening(true)`. Notifications are sent from the pool (`pg_notify`), not here.
  *
- * No library did all of this: pg-listen does not retry the first connect, gives up reconnecting
- * after 3 s by default, keeps reconnecting after `close()` and stays down when the re-LISTEN fails;
- * pg-pubsub tells no loss; @imqueue/pg-pubsub is GPL-3.0 and renames the connection.
+ * Own code, as no library kept these guarantees: pg-listen does not retry the first connect, gives
+ * up reconnecting after 3 s by default, finishes a reconnect under way at `close()` (a connection
+ * left open) and stays down when the LISTEN after a reconnect fails; pg-pubsub reports no loss;
+ * @imqueue/pg-pubsub is GPL-3.0 and renames the connection.
  */
 export class PostgresListener {
   readonly #channels = new Map<string, Channel>();
