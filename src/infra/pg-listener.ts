@@ -37,10 +37,10 @@ interface Channel {
  * after a loss or a failed attempt it tries again every `retryMs` and LISTENs all channels before
  * telling each `listening(true)`. Notifications are sent from the pool (`pg_notify`), not here.
  *
- * Own code, as no library kept these guarantees: pg-listen does not retry the first connect, gives
- * up reconnecting after 3 s by default, finishes a reconnect under way at `close()` (a connection
- * left open) and stays down when the LISTEN after a reconnect fails; pg-pubsub reports no loss;
- * @imqueue/pg-pubsub is GPL-3.0 and renames the connection.
+ * Own code, as no library kept these guarantees: pg-listen gives up reconnecting after 3 s by
+ * default, finishes a reconnect under way at `close()` (a connection left open) and stays down
+ * when the LISTEN after a reconnect fails; pg-pubsub reports no loss; @imqueue/pg-pubsub is
+ * GPL-3.0 and renames the connection.
  */
 export class PostgresListener {
   readonly #channels = new Map<string, Channel>();
