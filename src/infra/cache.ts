@@ -195,7 +195,7 @@ class RedisBackend implements CacheBackend {
 
 /**
  * What an in-process cache hears from other processes writing the same database (without Redis,
- * over Postgres LISTEN/NOTIFY, see cache-notifications.ts).
+ * over Postgres LISTEN/NOTIFY, see cache-notifications.ts and pg-listener.ts).
  */
 export interface InvalidationFeed {
   /** Applies tags another process invalidated after its commit. */

@@ -3,9 +3,10 @@ import type pg from 'pg';
 import type { Config } from '../config.ts';
 import { createMemoryApqStore, createRedisApqStore } from '../plugins/persisted-operations.ts';
 import { type Cache, createDisabledCache, createMemoryCache, createRedisCache } from './cache.ts';
-import { CacheInvalidationListener, postgresPeers } from './cache-notifications.ts';
+import { listenForCacheInvalidations, postgresPeers } from './cache-notifications.ts';
 import type { CircuitBreaker } from './circuit-breaker.ts';
 import type { Logger } from './logger.ts';
+import { PostgresListener } from './pg-listener.ts';
 import { createPostgresPubSub } from './pg-pubsub.ts';
 import { createQuirePubSub, type QuirePubSub } from './pubsub.ts';
 import { RateLimiter } from './rate-limit.ts';
@@ -15,7 +16,8 @@ export interface SharedState {
   pubsub: QuirePubSub;
   /**
    * Signals every instance must hear, such as viewer changes: the Redis pub/sub, or without Redis
-   * Postgres LISTEN/NOTIFY (`pubsub` is then in-process only).
+   * Postgres LISTEN/NOTIFY on the process's one LISTEN connection, which the in-process cache's
+   * invalidations share (`pubsub` is then in-process only).
    */
   signals: QuirePubSub;
   cache: Cache;
@@ -34,7 +36,8 @@ const MEMORY_APQ_DOCUMENTS = 1000;
 
 /**
  * Pub/sub, cache, rate-limit and APQ state: in Redis, shared by every instance, when REDIS_URL is set; in this
- * process otherwise, with cache invalidations exchanged over `database` (LISTEN/NOTIFY). Cache and rate-limit commands fail fast while Redis is down or silent (no
+ * process otherwise, with cache invalidations and viewer signals exchanged over `database`
+ * (NOTIFY from the pool, heard on one LISTEN connection per process, closed by `close`). Cache and rate-limit commands fail fast while Redis is down or silent (no
  * offline queue, REDIS_COMMAND_TIMEOUT_MS, a circuit breaker) so a request falls back to Postgres
  * and per-instance limits instead of waiting.
  */
@@ -51,11 +54,12 @@ export function createSharedState(
   };
   const pubsub = createQuirePubSub(config.REDIS_URL, config.REDIS_PREFIX, logger, config);
   if (!config.REDIS_URL) {
-    const { cache, listener } = createInProcessCache(config, logger, database);
-    const signals = createPostgresPubSub(database, logger);
+    // One LISTEN connection for the process, opened by the first channel listened to.
+    const listener = new PostgresListener(database.url, logger);
+    const cache = createInProcessCache(config, logger, database.pool, listener);
     return {
       pubsub: pubsub.pubsub,
-      signals: signals.pubsub,
+      signals: createPostgresPubSub(database.pool, listener, logger),
       cache,
       rateLimiter: new RateLimiter(rules, undefined, logger),
       apqStore: createMemoryApqStore({
@@ -65,8 +69,7 @@ export function createSharedState(
       redisBreakers: [],
       redisReachable: async () => true,
       close: async () => {
-        await listener?.stop();
-        await signals.close();
+        await listener.close();
         await pubsub.close();
       },
     };
@@ -105,7 +108,8 @@ export function createSharedState(
 
 /**
  * Every writer without Redis (servers, `npm run seed`, the CLIs) tells the others of its
- * invalidations over Postgres, and an in-process cache applies theirs from a LISTEN connection.
+ * invalidations over Postgres, and an in-process cache applies theirs from the process's LISTEN
+ * connection (`listener`).
  * It is used only when this process owns the database (the embedded default): with an external
  * DATABASE_URL, writers that are not Quire processes (or run without it) could change rows
  * unheard; without a shared Redis, caching is off there.
@@ -113,18 +117,18 @@ export function createSharedState(
 function createInProcessCache(
   config: Config,
   logger: Logger,
-  database: { pool: pg.Pool; url: string },
-): { cache: Cache; listener?: CacheInvalidationListener } {
-  const peers = postgresPeers(database.pool);
-  if (!config.CACHE) return { cache: createDisabledCache(logger, peers) };
+  pool: pg.Pool,
+  listener: PostgresListener,
+): Cache {
+  const peers = postgresPeers(pool);
+  if (!config.CACHE) return createDisabledCache(logger, peers);
   if (config.DATABASE_URL) {
     logger.warn(
       'cache disabled: DATABASE_URL without REDIS_URL, other processes writing the database could not invalidate an in-process cache; set REDIS_URL to cache',
     );
-    return { cache: createDisabledCache(logger, peers) };
+    return createDisabledCache(logger, peers);
   }
   const { cache, feed } = createMemoryCache(config.CACHE_MEMORY_ENTRIES, logger, peers);
-  const listener = new CacheInvalidationListener(database.url, peers.origin, feed, logger);
-  listener.start();
-  return { cache, listener };
+  listenForCacheInvalidations(listener, peers.origin, feed, logger);
+  return cache;
 }

@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LISTENER_APPLICATION_NAME } from '../../src/infra/pg-listener.ts';
 import { startTestApp, type TestApp } from '../helpers/app.ts';
 import { createPosts, createUser, type TestUser } from '../helpers/factories.ts';
 
@@ -86,7 +87,7 @@ describe('in-process cache without Redis', () => {
     const before = await untilCached();
     const { rows } = await sql<{ killed: boolean }>`
       select pg_terminate_backend(pid) as killed from pg_stat_activity
-      where application_name = 'quire cache listener' and datname = current_database()`.execute(
+      where application_name = ${LISTENER_APPLICATION_NAME} and datname = current_database()`.execute(
       app.deps.db,
     );
     expect(rows).toEqual([{ killed: true }]);

@@ -1,6 +1,7 @@
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type HttpServer, httpOptions, startHttpServer } from '../../../src/http.ts';
+import { LISTENER_APPLICATION_NAME } from '../../../src/infra/pg-listener.ts';
 import { hashToken } from '../../../src/modules/auth/token.ts';
 import { VIEWER_MEMORY_TTL_MS } from '../../../src/modules/auth/viewer-cache.ts';
 import { type GraphQLResponse, startTestApp, type TestApp } from '../../helpers/app.ts';
@@ -241,7 +242,7 @@ describe('viewer cache without Redis', () => {
       await until(async () => (await tokenStatements(app, user.token)) === 0, 'never warm');
       const { rows } = await sql<{ killed: boolean }>`
         select pg_terminate_backend(pid) as killed from pg_stat_activity
-        where application_name = 'quire signal listener' and datname = current_database()`.execute(
+        where application_name = ${LISTENER_APPLICATION_NAME} and datname = current_database()`.execute(
         app.deps.db,
       );
       expect(rows).toEqual([{ killed: true }]);

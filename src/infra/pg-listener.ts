@@ -1,0 +1,188 @@
+import pg from 'pg';
+import type { Logger } from './logger.ts';
+
+/** How the listener's backend shows in pg_stat_activity: one per process. */
+export const LISTENER_APPLICATION_NAME = 'quire listener';
+
+/**
+ * What one channel of a PostgresListener is told. Postgres keeps no notification for a session
+ * that is not listening: whatever was sent from `down` (or from the channel's first failed
+ * attempt) until `listening` is lost, so a consumer trusts nothing it kept over that gap.
+ */
+export interface ChannelHandler {
+  /** A notification on the channel, its payload ('' without one), in commit order. */
+  notification(payload: string): void;
+  /**
+   * LISTEN ran for the channel on the current connection. `recovered` is true when it was not
+   * listened for a while since it was added (a lost connection or a failed attempt): notifications
+   * of that while were lost.
+   */
+  listening(recovered: boolean): void;
+  /** The connection was lost: the channel is not listened until `listening` is called again. */
+  down(): void;
+}
+
+interface Channel {
+  handler: ChannelHandler;
+  /** Settles when LISTEN ran for the channel on the current connection (rejects if it failed). */
+  ready: Promise<void>;
+  /** Not listened at some point since it was added or last heard `listening`. */
+  missed: boolean;
+}
+
+/**
+ * The process's one Postgres connection for LISTEN, shared by every channel (viewer signals,
+ * cache invalidations), with a handler per channel. It connects when the first channel is added
+ * and listens to channels added later on the same connection. A loss tells every channel `down`;
+ * after a loss or a failed attempt it tries again every `retryMs` and LISTENs all channels before
+ * telling each `listening(true)`. Notifications are sent from the pool (`pg_notify`), not here.
+ *
+ * Own code, as no library kept these guarantees: pg-listen gives up reconnecting after 3 s by
+ * default, finishes a reconnect under way at `close()` (a connection left open) and stays down
+ * when the LISTEN after a reconnect fails; pg-pubsub reports no loss; @imqueue/pg-pubsub is
+ * GPL-3.0 and renames the connection.
+ */
+export class PostgresListener {
+  readonly #channels = new Map<string, Channel>();
+  #state: 'idle' | 'connecting' | 'live' | 'down' | 'stopped' = 'idle';
+  /** The live connection. */
+  #client: pg.Client | undefined;
+  /** The connection an attempt is opening, ended by `close` so it need not wait for it. */
+  #opening: pg.Client | undefined;
+  #attempt: Promise<void> = Promise.resolve();
+  #retry: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly url: string,
+    private readonly logger: Logger,
+    private readonly retryMs = 1000,
+  ) {}
+
+  /**
+   * Listens to `channel` (a Postgres identifier) with `handler`, on the live connection or on the
+   * one about to open (opening it if none is). A channel has one handler, for the process's life.
+   */
+  listen(channel: string, handler: ChannelHandler): void {
+    if (this.#channels.has(channel)) throw new Error(`channel ${channel} is already listened`);
+    if (this.#state === 'stopped') return;
+    const entry: Channel = { handler, ready: this.#attempt, missed: this.#state === 'down' };
+    this.#channels.set(channel, entry);
+    if (this.#state === 'idle') this.#connect(false);
+    else if (this.#state === 'live') entry.ready = this.#listenLive(this.#client!, channel, entry);
+    entry.ready.catch(() => {});
+  }
+
+  /**
+   * Resolves once LISTEN runs for `channel` (at once for a channel nobody listens to), waiting for
+   * a connection under way; rejects while the connection is down between attempts.
+   */
+  confirmed(channel: string): Promise<void> {
+    const entry = this.#channels.get(channel);
+    if (!entry) return Promise.resolve();
+    if (this.#state === 'down')
+      return Promise.reject(new Error('Postgres LISTEN connection is down'));
+    return entry.ready;
+  }
+
+  /** Ends the connection (or the attempt under way) and any retry; handlers hear nothing more. */
+  async close(): Promise<void> {
+    this.#state = 'stopped';
+    clearTimeout(this.#retry);
+    void this.#opening?.end().catch(() => {});
+    await this.#attempt.catch(() => {});
+    await this.#client?.end().catch(() => {});
+  }
+
+  #connect(retrying: boolean): void {
+    this.#state = 'connecting';
+    this.#attempt = this.#open(retrying);
+    this.#attempt.catch(() => {});
+    for (const entry of this.#channels.values()) entry.ready = this.#attempt;
+  }
+
+  async #open(retrying: boolean): Promise<void> {
+    const client = new pg.Client({
+      connectionString: this.url,
+      application_name: LISTENER_APPLICATION_NAME,
+    });
+    client.on('error', (error) => this.#lost(client, error));
+    client.on('notification', (message) =>
+      this.#channels.get(message.channel)?.handler.notification(message.payload ?? ''),
+    );
+    this.#opening = client;
+    const listened = new Set<string>();
+    try {
+      await client.connect();
+      // Channels added while a LISTEN is in flight wait for this attempt: listen to them too.
+      for (;;) {
+        const pending = [...this.#channels.keys()].filter((channel) => !listened.has(channel));
+        if (pending.length === 0 || this.#state === 'stopped') break;
+        await client.query(
+          pending.map((channel) => `listen ${client.escapeIdentifier(channel)}`).join('; '),
+        );
+        for (const channel of pending) listened.add(channel);
+      }
+    } catch (error) {
+      this.#opening = undefined;
+      await client.end().catch(() => {});
+      if (this.#state === 'stopped') return;
+      this.#state = 'down';
+      for (const entry of this.#channels.values()) entry.missed = true;
+      if (!retrying)
+        this.logger.warn(
+          { err: (error as Error).message, channels: [...this.#channels.keys()] },
+          'Postgres LISTEN connection unavailable: retrying; what depends on it stays off until it connects',
+        );
+      this.#scheduleRetry();
+      throw error;
+    }
+    this.#opening = undefined;
+    if (this.#state === 'stopped') {
+      await client.end().catch(() => {});
+      return;
+    }
+    this.#client = client;
+    this.#state = 'live';
+    if (retrying) this.logger.info({ channels: [...listened] }, 'Postgres LISTEN connection back');
+    for (const channel of listened) this.#heard(this.#channels.get(channel)!);
+  }
+
+  /** LISTEN for a channel added while the connection is live; a failure counts as a loss. */
+  async #listenLive(client: pg.Client, channel: string, entry: Channel): Promise<void> {
+    try {
+      await client.query(`listen ${client.escapeIdentifier(channel)}`);
+    } catch (error) {
+      this.#lost(client, error as Error);
+      throw error;
+    }
+    if (client === this.#client) this.#heard(entry);
+  }
+
+  #heard(entry: Channel): void {
+    const recovered = entry.missed;
+    entry.missed = false;
+    entry.handler.listening(recovered);
+  }
+
+  #lost(client: pg.Client, error: Error): void {
+    if (this.#state === 'stopped' || client !== this.#client) return;
+    this.#client = undefined;
+    this.#state = 'down';
+    this.logger.warn(
+      { err: error.message, channels: [...this.#channels.keys()] },
+      'Postgres LISTEN connection lost: reconnecting; what depends on it is off until it is back',
+    );
+    void client.end().catch(() => {});
+    for (const entry of this.#channels.values()) {
+      entry.missed = true;
+      entry.handler.down();
+    }
+    this.#scheduleRetry();
+  }
+
+  #scheduleRetry(): void {
+    this.#retry = setTimeout(() => {
+      if (this.#state === 'down') this.#connect(true);
+    }, this.retryMs);
+  }
+}
