@@ -1,5 +1,7 @@
+import { getGraphQLRateLimiter, Store } from 'graphql-rate-limit';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { handedCount } from '../../src/infra/rate-limit.ts';
 import { startTestApp, type TestApp } from '../helpers/app.ts';
 import { createUser, type TestUser } from '../helpers/factories.ts';
 import { type RedisCluster, startRedisCluster } from '../helpers/redis-cluster.ts';
@@ -260,6 +262,64 @@ describe('one Redis step per charge', () => {
       expect(Number(members.count)).toBe(4);
     } finally {
       monitor.disconnect();
+    }
+  });
+});
+
+describe('the count handed to graphql-rate-limit', () => {
+  it('makes the library decide as the atomic step did, at most the limit whatever the window holds', async () => {
+    /** A store handing the library `count` calls made now, as the recording stores do. */
+    class Handing extends Store {
+      count = 0;
+      async getForIdentity() {
+        return new Array<number>(this.count).fill(Date.now());
+      }
+      async setForIdentity() {}
+    }
+    const store = new Handing();
+    const limiter = getGraphQLRateLimiter({ identifyContext: (key: string) => key, store });
+    const decisions: string[] = [];
+    for (const max of [1, 4, 60])
+      for (let calls = 1; calls <= max + 2; calls++)
+        for (const live of [0, 1, max - 1, max, max + 1, 5_000]) {
+          const recorded = live + calls <= max;
+          store.count = handedCount({ recorded }, { calls, max });
+          expect(store.count).toBeLessThanOrEqual(max);
+          const refusal = await limiter(
+            {
+              parent: undefined,
+              args: { calls: new Array(calls) },
+              context: 'client',
+              info: { fieldName: 'mutation' } as never,
+            },
+            { max, window: '60s', arrayLengthField: 'calls', uncountRejected: true },
+          );
+          if (Boolean(refusal) === recorded)
+            decisions.push(`max ${max}, ${calls} calls, ${live} live`);
+        }
+    expect(decisions).toEqual([]);
+  });
+
+  it('records every allowed call in the shared window under a raised limit', async () => {
+    const app = await startTestApp({ ...limits, RATE_LIMIT_MUTATIONS: '100000' }, instanceA);
+    try {
+      const user = await createUser(app.deps.db, 'AUTHOR');
+      const results = await Promise.all(
+        Array.from({ length: 30 }, (_, index) =>
+          app.gql(createPost(`Window ${index}`), {}, { token: user.token }),
+        ),
+      );
+      expect(results.map(codeOf).filter((code) => code !== 'OK')).toEqual([]);
+      const redis = new Redis(redisUrl);
+      try {
+        expect(
+          await redis.zcard(`${app.deps.config.REDIS_PREFIX}rate:user:${user.id}:mutation`),
+        ).toBe(30);
+      } finally {
+        redis.disconnect();
+      }
+    } finally {
+      await app.close();
     }
   });
 });
