@@ -174,7 +174,9 @@ describe('the pipeline worker wakes through the process LISTEN connection', () =
       const second = new PipelineWorker(instance.deps);
       await second.start();
       try {
-        // Queued after the second's first claim: only a notification wakes it this soon.
+        // Queued once the second's first claim (at start) found nothing: only a notification
+        // wakes it this soon.
+        await new Promise((resolve) => setTimeout(resolve, 1_000));
         expect(await claimedWithin(await queueRun())).toBeLessThan(PROMPT_MS);
       } finally {
         await second.stop();
