@@ -5,6 +5,7 @@ import { appError } from './errors.ts';
 import type { Cache, CacheStats } from './infra/cache.ts';
 import type { Logger } from './infra/logger.ts';
 import type { Metrics } from './infra/metrics.ts';
+import type { PostgresListener } from './infra/pg-listener.ts';
 import type { QuirePubSub } from './infra/pubsub.ts';
 import type { RateLimiter } from './infra/rate-limit.ts';
 import { bearerToken, hashToken } from './modules/auth/token.ts';
@@ -30,6 +31,11 @@ export interface AppDeps {
    * ends or drops them.
    */
   viewerStreams: ViewerStreams;
+  /**
+   * The process's one Postgres LISTEN connection (idle until a channel is listened to): the
+   * pipeline worker wakes on it, and without Redis `signals` and cache invalidations travel on it.
+   */
+  listener: PostgresListener;
   redisReachable(): Promise<boolean>;
 }
 

@@ -38,7 +38,7 @@ async function serve(config: Config, logger: Logger, shutdown: ShutdownSequence)
     });
   }
 
-  const { deps, databaseUrl } = await startRuntime(config, logger, shutdown, {
+  const { deps } = await startRuntime(config, logger, shutdown, {
     allowEmbedded: true,
     handlesSignals: true,
   });
@@ -55,7 +55,7 @@ async function serve(config: Config, logger: Logger, shutdown: ShutdownSequence)
   const http = await startHttpServer(createApp(deps), httpOptions(config));
   shutdown.add('http server', () => http.close());
   // Started once the port is ours: a port in use must not leave a worker claiming runs.
-  const worker = config.WORKER ? new PipelineWorker({ ...deps, databaseUrl }) : undefined;
+  const worker = config.WORKER ? new PipelineWorker(deps) : undefined;
   await worker?.start();
   // Stopped before the HTTP server: open streams still deliver the release of its runs.
   if (worker) shutdown.add('pipeline worker', () => worker.stop());

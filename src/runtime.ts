@@ -20,7 +20,6 @@ import { loadTrustedDocuments } from './plugins/persisted-operations.ts';
 
 export interface Runtime {
   deps: AppDeps;
-  databaseUrl: string;
 }
 
 /**
@@ -113,5 +112,5 @@ export async function startRuntime(
       if (!config.REDIS_URL) await notifyCacheRenewal(pool);
     }
   }
-  return { deps, databaseUrl };
+  return { deps };
 }

@@ -22,10 +22,10 @@ async function main(): Promise<void> {
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     process.once(signal, () => void shutdown.run().then((ok) => process.exit(ok ? 0 : 1)));
   }
-  const { deps, databaseUrl } = await startRuntime(config, logger, shutdown, {
+  const { deps } = await startRuntime(config, logger, shutdown, {
     allowEmbedded: false,
   });
-  const worker = new PipelineWorker({ ...deps, databaseUrl });
+  const worker = new PipelineWorker(deps);
   await worker.start();
   shutdown.add('pipeline worker', () => worker.stop());
 }

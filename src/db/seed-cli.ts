@@ -52,7 +52,7 @@ function bar(label: string) {
 }
 
 try {
-  const { deps, databaseUrl } = await startRuntime(config, logger, shutdown, {
+  const { deps } = await startRuntime(config, logger, shutdown, {
     allowEmbedded: true,
   });
   if (generated) {
@@ -83,7 +83,7 @@ try {
     if (report.queuedRuns > 0) {
       const started = performance.now();
       const processing = bar('pipeline ');
-      await runPipelineToEnd(deps, databaseUrl, processing.update);
+      await runPipelineToEnd(deps, processing.update);
       processing.stop();
       console.log(
         `pipeline ran over ${report.queuedRuns} posts in ${((performance.now() - started) / 1000).toFixed(1)} s`,

@@ -63,10 +63,9 @@ export async function seedDemo(
  */
 export async function runPipelineToEnd(
   deps: AppDeps,
-  databaseUrl: string,
   onProgress?: (done: number, total: number) => void,
 ): Promise<void> {
-  const worker = new PipelineWorker({ ...deps, databaseUrl });
+  const worker = new PipelineWorker(deps);
   await worker.start();
   try {
     let total = 0;

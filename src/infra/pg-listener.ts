@@ -31,11 +31,12 @@ interface Channel {
 }
 
 /**
- * The process's one Postgres connection for LISTEN, shared by every channel (viewer signals,
- * cache invalidations), with a handler per channel. It connects when the first channel is added
- * and listens to channels added later on the same connection. A loss tells every channel `down`;
- * after a loss or a failed attempt it tries again every `retryMs` and LISTENs all channels before
- * telling each `listening(true)`. Notifications are sent from the pool (`pg_notify`), not here.
+ * The process's one Postgres connection for LISTEN, shared by every channel (the pipeline
+ * worker's wake-ups, viewer signals, cache invalidations), with a handler per channel. It
+ * connects when the first channel is added and listens to channels added later on the same
+ * connection. A loss tells every channel `down`; after a loss or a failed attempt it tries again
+ * every `retryMs` and LISTENs all channels before telling each `listening(true)`. Notifications
+ * are sent from the pool (`pg_notify`), not here.
  *
  * Own code, as no library kept these guarantees: pg-listen gives up reconnecting after 3 s by
  * default, finishes a reconnect under way at `close()` (a connection left open) and stays down
@@ -60,16 +61,19 @@ export class PostgresListener {
 
   /**
    * Listens to `channel` (a Postgres identifier) with `handler`, on the live connection or on the
-   * one about to open (opening it if none is). A channel has one handler, for the process's life.
+   * one about to open (opening it if none is). A channel has one handler at a time. Returns the
+   * function that removes it: the handler hears nothing more, the live connection UNLISTENs, and
+   * the channel may be listened again (by a pipeline worker started after another stopped).
    */
-  listen(channel: string, handler: ChannelHandler): void {
+  listen(channel: string, handler: ChannelHandler): () => void {
     if (this.#channels.has(channel)) throw new Error(`channel ${channel} is already listened`);
-    if (this.#state === 'stopped') return;
+    if (this.#state === 'stopped') return () => {};
     const entry: Channel = { handler, ready: this.#attempt, missed: this.#state === 'down' };
     this.#channels.set(channel, entry);
     if (this.#state === 'idle') this.#connect(false);
     else if (this.#state === 'live') entry.ready = this.#listenLive(this.#client!, channel, entry);
     entry.ready.catch(() => {});
+    return () => this.#unlisten(channel, entry);
   }
 
   /**
@@ -144,7 +148,10 @@ export class PostgresListener {
     this.#client = client;
     this.#state = 'live';
     if (retrying) this.logger.info({ channels: [...listened] }, 'Postgres LISTEN connection back');
-    for (const channel of listened) this.#heard(this.#channels.get(channel)!);
+    for (const channel of listened) {
+      const entry = this.#channels.get(channel);
+      if (entry) this.#heard(entry);
+    }
   }
 
   /** LISTEN for a channel added while the connection is live; a failure counts as a loss. */
@@ -155,7 +162,18 @@ export class PostgresListener {
       this.#lost(client, error as Error);
       throw error;
     }
-    if (client === this.#client) this.#heard(entry);
+    if (client === this.#client && this.#channels.get(channel) === entry) this.#heard(entry);
+  }
+
+  /**
+   * A connection under way may still LISTEN to the channel: its notifications find no handler and
+   * are dropped, as they are once UNLISTEN runs (a failure there is the connection's loss).
+   */
+  #unlisten(channel: string, entry: Channel): void {
+    if (this.#channels.get(channel) !== entry) return;
+    this.#channels.delete(channel);
+    if (this.#state === 'live')
+      this.#client!.query(`unlisten ${this.#client!.escapeIdentifier(channel)}`).catch(() => {});
   }
 
   #heard(entry: Channel): void {

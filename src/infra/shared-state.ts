@@ -26,6 +26,12 @@ export interface SharedState {
   apqStore: APQStore;
   /** One per guarded Redis connection (none without Redis), for metrics. */
   redisBreakers: CircuitBreaker[];
+  /**
+   * The process's one Postgres LISTEN connection, with or without Redis: it connects when a
+   * channel is first listened to (the pipeline worker's wake-ups; without Redis also `signals` and
+   * the in-process cache's invalidations). Closed by `close`.
+   */
+  listener: PostgresListener;
   /** Readiness: true without Redis (in-process state), else whether Redis answers PING. */
   redisReachable(): Promise<boolean>;
   close(): Promise<void>;
@@ -37,7 +43,7 @@ const MEMORY_APQ_DOCUMENTS = 1000;
 /**
  * Pub/sub, cache, rate-limit and APQ state: in Redis, shared by every instance, when REDIS_URL is set; in this
  * process otherwise, with cache invalidations and viewer signals exchanged over `database`
- * (NOTIFY from the pool, heard on one LISTEN connection per process, closed by `close`). Cache and rate-limit commands fail fast while Redis is down or silent (no
+ * (NOTIFY from the pool, heard on the process's one LISTEN connection, closed by `close`). Cache and rate-limit commands fail fast while Redis is down or silent (no
  * offline queue, REDIS_COMMAND_TIMEOUT_MS, a circuit breaker) so a request falls back to Postgres
  * and per-instance limits instead of waiting.
  */
@@ -53,9 +59,9 @@ export function createSharedState(
     searchPosts: { max: config.RATE_LIMIT_SEARCH, windowMs },
   };
   const pubsub = createQuirePubSub(config.REDIS_URL, config.REDIS_PREFIX, logger, config);
+  // One LISTEN connection for the process, opened by the first channel listened to.
+  const listener = new PostgresListener(database.url, logger);
   if (!config.REDIS_URL) {
-    // One LISTEN connection for the process, opened by the first channel listened to.
-    const listener = new PostgresListener(database.url, logger);
     const cache = createInProcessCache(config, logger, database.pool, listener);
     return {
       pubsub: pubsub.pubsub,
@@ -66,6 +72,7 @@ export function createSharedState(
         max: MEMORY_APQ_DOCUMENTS,
         ttlSeconds: config.APQ_TTL_SECONDS,
       }),
+      listener,
       redisBreakers: [],
       redisReachable: async () => true,
       close: async () => {
@@ -98,8 +105,10 @@ export function createSharedState(
       logger,
     }),
     redisBreakers: pubsub.publishBreaker ? [breaker, pubsub.publishBreaker] : [breaker],
+    listener,
     redisReachable: async () => (await redis.ping()) === 'PONG',
     close: async () => {
+      await listener.close();
       redis.disconnect();
       await pubsub.close();
     },

@@ -3,7 +3,6 @@ import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import { sql } from 'kysely';
-import pg from 'pg';
 import type { Config } from '../config.ts';
 import type { Db } from '../db/database.ts';
 import type { PipelineRunRow, PipelineStepRow } from '../db/tables.ts';
@@ -11,6 +10,7 @@ import { transact } from '../db/transaction.ts';
 import type { Cache } from '../infra/cache.ts';
 import type { Logger } from '../infra/logger.ts';
 import type { Metrics } from '../infra/metrics.ts';
+import type { PostgresListener } from '../infra/pg-listener.ts';
 import type { QuirePubSub } from '../infra/pubsub.ts';
 import {
   emptyOutbox,
@@ -39,8 +39,11 @@ export interface WorkerDeps {
   pubsub: QuirePubSub;
   cache: Cache;
   metrics?: Metrics;
-  /** For LISTEN: idle workers wake on new runs instead of waiting for the next poll. */
-  databaseUrl?: string;
+  /**
+   * The process's LISTEN connection: an idle worker wakes on PIPELINE_CHANNEL (a run queued or
+   * retried) instead of waiting for the next poll, and polls at once whenever LISTEN runs again.
+   */
+  listener: PostgresListener;
 }
 
 /** The run was taken over (lease expired) or is no longer running: stop without writing. */
@@ -59,8 +62,9 @@ export class PipelineWorker {
   private stopping = false;
   /** Aborts the steps in flight at shutdown, so their runs go back to the queue at once. */
   private readonly halt = new AbortController();
-  private wakeUp: (() => void) | undefined;
-  private listener: pg.Client | undefined;
+  /** Aborted by a wake-up: replaced before each claiming round, so a wake during one is kept. */
+  private wake = new AbortController();
+  private unlisten: (() => void) | undefined;
   private loop: Promise<void> | undefined;
   private readonly log: Logger;
 
@@ -71,8 +75,21 @@ export class PipelineWorker {
   /** Highest number of runs this worker executed at the same time (reported in metrics). */
   maxConcurrent = 0;
 
+  /**
+   * Listens for new runs (one worker per process: the channel has one handler), then claims.
+   * Should the LISTEN connection be unavailable, the worker polls until it is back.
+   */
   async start(): Promise<void> {
-    await this.listen();
+    this.unlisten = this.deps.listener.listen(PIPELINE_CHANNEL, {
+      notification: () => this.wakeUp(),
+      // Postgres kept no notification from before LISTEN ran (at start, or during a loss): a run
+      // queued then went unheard, so claim now rather than at the next poll.
+      listening: () => this.wakeUp(),
+      // Polling alone until it is back; the listener logs the loss.
+      down: () => {},
+    });
+    // A failure is the listener's to log and retry; its `listening` then wakes the loop.
+    await this.deps.listener.confirmed(PIPELINE_CHANNEL).catch(() => {});
     this.loop = this.run();
     this.log.info(
       { concurrency: this.deps.config.PIPELINE_CONCURRENCY },
@@ -86,41 +103,29 @@ export class PipelineWorker {
    */
   async stop(): Promise<void> {
     this.stopping = true;
+    this.unlisten?.();
     this.halt.abort();
-    this.wakeUp?.();
+    this.wakeUp();
     await this.loop;
     await Promise.allSettled(this.inFlight.values());
-    await this.listener?.end().catch(() => {});
   }
 
-  private async listen(): Promise<void> {
-    if (!this.deps.databaseUrl) return;
-    const client = new pg.Client({ connectionString: this.deps.databaseUrl });
-    client.on('notification', () => this.wakeUp?.());
-    client.on('error', (error) =>
-      this.log.warn({ err: error.message }, 'pipeline LISTEN connection lost; polling only'),
-    );
-    try {
-      await client.connect();
-      await client.query(`listen ${PIPELINE_CHANNEL}`);
-      this.listener = client;
-    } catch (error) {
-      this.log.warn({ err: (error as Error).message }, 'pipeline LISTEN unavailable; polling only');
-    }
+  /** Ends the loop's wait (or the next one, if it is claiming): it claims again at once. */
+  private wakeUp(): void {
+    this.wake.abort();
   }
 
   private async run(): Promise<void> {
     while (!this.stopping) {
+      this.wake = new AbortController();
       try {
         await this.fill();
       } catch (error) {
         this.log.error({ err: error }, 'claiming pipeline runs failed');
       }
-      const wake = new AbortController();
-      this.wakeUp = () => wake.abort();
-      await sleep(this.deps.config.PIPELINE_POLL_MS, undefined, { signal: wake.signal }).catch(
-        () => {},
-      );
+      await sleep(this.deps.config.PIPELINE_POLL_MS, undefined, {
+        signal: this.wake.signal,
+      }).catch(() => {});
     }
   }
 
@@ -136,7 +141,7 @@ export class PipelineWorker {
         })
         .finally(() => {
           this.inFlight.delete(run.id);
-          this.wakeUp?.();
+          this.wakeUp();
         });
       this.inFlight.set(run.id, execution);
       this.maxConcurrent = Math.max(this.maxConcurrent, this.inFlight.size);

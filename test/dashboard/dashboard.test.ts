@@ -38,7 +38,7 @@ describe.each([
   beforeAll(async () => {
     app = await startTestApp({ PIPELINE_STEP_DELAY_MS: '150', PIPELINE_POLL_MS: '50', ...env });
     http = await startHttpServer(app.yoga, httpOptions(app.deps.config, 0));
-    worker = new PipelineWorker({ ...app.deps, databaseUrl: app.database.url });
+    worker = new PipelineWorker(app.deps);
     await worker.start();
     elsewhere = await startTestApp({}, app);
     author = await createUser(app.deps.db, 'AUTHOR', 'Ada');

@@ -17,7 +17,7 @@ let author: TestUser;
 beforeAll(async () => {
   app = await startTestApp({ PIPELINE_STEP_DELAY_MS: '400', PIPELINE_POLL_MS: '50' });
   http = await startHttpServer(app.yoga, httpOptions(app.deps.config, 0));
-  worker = new PipelineWorker({ ...app.deps, databaseUrl: app.database.url });
+  worker = new PipelineWorker(app.deps);
   await worker.start();
   author = await createUser(app.deps.db, 'AUTHOR', 'Grace');
   await createPosts(app.deps.db, [

@@ -101,7 +101,7 @@ describe('npm run seed (the demo data)', { timeout: 120_000 }, () => {
       });
       expect(report.queuedRuns).toBe(3);
       const seen: number[] = [];
-      await runPipelineToEnd(fresh.deps, fresh.database.url, (done) => seen.push(done));
+      await runPipelineToEnd(fresh.deps, (done) => seen.push(done));
       expect(seen.at(-1)).toBe(3);
       const posts = await fresh.deps.db
         .selectFrom('posts')

@@ -203,7 +203,7 @@ describe('response cache across instances', () => {
     const runId = localId(started.data!.startPipeline.pipelineRun.id);
     const queued = await instanceA.gql(view, { id }, { token: author.token });
     expect(queued.data!.post.latestRun.status).toBe('QUEUED');
-    const worker = new PipelineWorker({ ...instanceA.deps, databaseUrl: instanceA.database.url });
+    const worker = new PipelineWorker(instanceA.deps);
     await worker.start();
     try {
       await waitForRun(instanceA.deps.db, runId);
@@ -241,7 +241,7 @@ describe('response cache across instances', () => {
         await new Promise((resolve) => setTimeout(resolve, 20));
       }
     };
-    const worker = new PipelineWorker({ ...instanceA.deps, databaseUrl: instanceA.database.url });
+    const worker = new PipelineWorker(instanceA.deps);
     await worker.start();
     try {
       await progressReaches(40);

@@ -206,7 +206,7 @@ describe('traces', () => {
 
     let worker: Worker | undefined;
     try {
-      worker = new PipelineWorker({ ...app.deps, databaseUrl: app.database.url });
+      worker = new PipelineWorker(app.deps);
       await worker.start();
       expect((await waitForRun(app.deps.db, runId)).status).toBe('SUCCEEDED');
     } finally {

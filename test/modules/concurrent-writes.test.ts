@@ -53,7 +53,7 @@ beforeAll(async () => {
     PIPELINE_POLL_MS: '20',
     PIPELINE_STEP_DELAY_MS: '10',
   });
-  worker = new PipelineWorker({ ...app.deps, databaseUrl: app.database.url });
+  worker = new PipelineWorker(app.deps);
   await worker.start();
   admin = await createUser(app.deps.db, 'ADMIN');
   author = await createUser(app.deps.db, 'AUTHOR');

@@ -274,7 +274,7 @@ describe('pipelineRun fan-out', () => {
         'the replayed first event',
       );
       const before = await eventResults();
-      worker = new PipelineWorker({ ...app.deps, databaseUrl: app.database.url });
+      worker = new PipelineWorker(app.deps);
       await worker.start();
       const ended = (subscriber: Subscriber) =>
         subscriber.received.at(-1)?.result.data?.pipelineRun.type === 'run.succeeded';

@@ -25,7 +25,7 @@ beforeAll(async () => {
   });
   http = await startHttpServer(app.yoga, httpOptions(app.deps.config, 0));
   author = await createUser(app.deps.db, 'AUTHOR');
-  worker = new PipelineWorker({ ...app.deps, databaseUrl: app.database.url });
+  worker = new PipelineWorker(app.deps);
   await worker.start();
   runId = await queueRun(app, author);
   await waitForRun(app.deps.db, localId(runId));

@@ -137,7 +137,6 @@ describe('across processes', { timeout: 90_000 }, () => {
     const rescuer = new PipelineWorker({
       ...app.deps,
       config: { ...app.deps.config, PIPELINE_LEASE_MS: 1200, PIPELINE_POLL_MS: 100 },
-      databaseUrl: app.database.url,
     });
     await rescuer.start();
     try {
@@ -209,7 +208,6 @@ describe('concurrency limit', () => {
         PIPELINE_STEP_DELAY_MS: 5,
         PIPELINE_POLL_MS: 50,
       },
-      databaseUrl: app.database.url,
     });
     let sampledMax = 0;
     let sampling = true;

@@ -56,7 +56,7 @@ beforeAll(async () => {
     // Slow enough that a cancel lands mid-run, fast enough for a unit test.
     PIPELINE_STEP_DELAY_MS: '25',
   });
-  worker = new PipelineWorker({ ...app.deps, databaseUrl: app.database.url });
+  worker = new PipelineWorker(app.deps);
   await worker.start();
   author = await createUser(app.deps.db, 'AUTHOR');
   editor = await createUser(app.deps.db, 'EDITOR');
@@ -261,7 +261,7 @@ describe('pipeline run', () => {
       );
       expect(cancelled.data!.cancelPipeline.pipelineRun.status).toBe('CANCELLED');
     } finally {
-      worker = new PipelineWorker({ ...app.deps, databaseUrl: app.database.url });
+      worker = new PipelineWorker(app.deps);
       await worker.start();
     }
   });
@@ -345,7 +345,7 @@ describe('pipeline run', () => {
       { authorId: author.id, body: solarArticle, status: 'DRAFT' },
     ]);
     await worker.stop();
-    const leaving = new PipelineWorker({ ...app.deps, databaseUrl: app.database.url });
+    const leaving = new PipelineWorker(app.deps);
     await leaving.start();
     const started = await start(post!.id);
     const runId = localId(started.data!.startPipeline.pipelineRun.id);
@@ -357,7 +357,7 @@ describe('pipeline run', () => {
       .where('id', '=', runId)
       .executeTakeFirstOrThrow();
     expect(released).toEqual({ status: 'QUEUED', locked_by: null });
-    worker = new PipelineWorker({ ...app.deps, databaseUrl: app.database.url });
+    worker = new PipelineWorker(app.deps);
     await worker.start();
     expect((await waitForRun(app.deps.db, runId)).status).toBe('SUCCEEDED');
     const types = await eventTypes(app.deps.db, runId);

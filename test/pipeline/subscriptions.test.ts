@@ -61,7 +61,7 @@ describe('pipelineRun subscription', () => {
     const wsEvents = take(ws, 10_000);
     // Both clients are subscribed to a queued run before any worker exists: everything after is live.
     await new Promise((resolve) => setTimeout(resolve, 200));
-    worker = new PipelineWorker({ ...app.deps, databaseUrl: app.database.url });
+    worker = new PipelineWorker(app.deps);
     await worker.start();
     const [sseEvents, socketEvents] = [events(await sse), events(await wsEvents)];
     await ws.dispose();
