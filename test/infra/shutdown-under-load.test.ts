@@ -89,11 +89,12 @@ const logsWithoutDebug = (server: ServerProcess) =>
     .filter((line) => !line.includes('"level":20'))
     .join('\n');
 
-/** `npm start` over `databaseUrl` with Redis, no worker. */
+/** `npm start` over `databaseUrl` with Redis, no worker, no cache: every request reads Postgres. */
 function startQuire(databaseUrl: URL, env: Record<string, string> = {}): Promise<ServerProcess> {
   return startProcess('main', {
     DATABASE_URL: databaseUrl.toString(),
     WORKER: 'off',
+    CACHE: 'off',
     REDIS_URL: redisUrl,
     REDIS_PREFIX: `quire-test:${app.database.name}:`,
     // Two busy cores: a 50 ms bound would open the Redis breaker (a warning) on a stall.
@@ -194,21 +195,27 @@ describe('SIGTERM after clients gave up', () => {
     const server = await startQuire(viaProxy, { DB_POOL_SIZE: '2' });
     const url = new URL(server.url);
     try {
-      proxy.delayMs = 150;
-      // Clients that give up 100 ms into their request, as a load tool ending its run does; the
-      // server is still executing every one when the signal comes, with no connection open.
-      const abandoned = Array.from({ length: 12 }, () => post(url, false, 100));
-      await new Promise((resolve) => setTimeout(resolve, 120));
+      // The database holds every statement until the server has taken the signal: its
+      // operations are still executing then, whatever the machine's load.
+      proxy.freeze();
+      // Clients that give up on their requests, as a load tool ending its run does: no
+      // connection is open when the signal comes.
+      await Promise.all(Array.from({ length: 12 }, () => post(url, false, 500)));
       const exited = once(server.child, 'exit');
       server.child.kill('SIGTERM');
+      while (!server.output().includes('"msg":"shutting down"')) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      proxy.unfreeze();
       const [code] = (await exited) as [number | null];
-      await Promise.all(abandoned);
       expect(code).toBe(0);
       const lines = jsonLines(server.output());
-      // Those the server read (on a busy machine, not every one) were still executing when the
-      // signal came, and finished before the pool closed.
+      // Those the server read (on a busy machine, maybe not every one) finished after the signal
+      // and before the pool closed.
       const requests = lines.filter((line) => line.msg === 'request');
       expect(requests.length).toBeGreaterThan(0);
+      expect(requests.map((line) => line.sqlQueries)).toEqual(requests.map(() => 1));
       expect(requests.map((line) => line.status)).toEqual(requests.map(() => 200));
       const signalled = lines.findIndex((line) => line.msg === 'shutting down');
       const httpStopped = lines.findIndex((line) => line.step === 'http server');
@@ -220,7 +227,7 @@ describe('SIGTERM after clients gave up', () => {
       console.log(logsWithoutDebug(server));
       throw error;
     } finally {
-      proxy.delayMs = 0;
+      proxy.unfreeze();
       await server.stop('SIGKILL');
     }
   }, 60_000);
