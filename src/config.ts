@@ -111,6 +111,10 @@ const schema = z.object({
   APQ_TTL_SECONDS: positiveInt.default(86_400),
   WS_INIT_TIMEOUT_MS: positiveInt.default(3000),
   WS_MAX_SUBSCRIPTIONS: positiveInt.default(20),
+  /**
+   * After SIGTERM, how long open connections get for their answers before they are cut; the
+   * operations they started still finish before the pool closes (SHUTDOWN_DEADLINE_MS bounds it).
+   */
   SHUTDOWN_GRACE_MS: positiveInt.default(10_000),
   /** The whole shutdown's bound: past it the process exits with 1 whatever step is stuck. */
   SHUTDOWN_DEADLINE_MS: positiveInt.default(30_000),

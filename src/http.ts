@@ -1,5 +1,5 @@
 import { once } from 'node:events';
-import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { context, type Context as OtelContext, SpanKind } from '@opentelemetry/api';
 import { type DocumentNode, type ExecutionArgs, GraphQLError } from 'graphql';
@@ -20,7 +20,11 @@ import { inSpan, tracingActive } from './tracing.ts';
 export interface HttpServer {
   server: Server;
   port: number;
-  /** Stops accepting, ends live streams, waits for in-flight requests (up to the grace period). */
+  /**
+   * Stops accepting, ends live streams, waits for in-flight requests (connections still open
+   * after the grace period are cut), then for every operation still executing, its client gone
+   * or not: only then may the database pool and Redis close.
+   */
   close(): Promise<void>;
 }
 
@@ -56,15 +60,33 @@ interface EnvelopedRoot {
  * token is checked once at connection_init (a bad one closes the socket with 4403).
  */
 export async function startHttpServer(yoga: QuireYoga, options: HttpOptions): Promise<HttpServer> {
-  const server = createServer(yoga);
+  /**
+   * Operations still executing, HTTP or WebSocket. A client that leaves does not stop its
+   * operation, and the connection closing is not its end: the close waits for these, so the
+   * database pool closed after it never closes under one.
+   */
+  const executing = new Set<Promise<unknown>>();
+  const track = <T>(result: T): T => {
+    if (!(result instanceof Promise)) return result;
+    executing.add(result);
+    const settled = () => executing.delete(result);
+    result.then(settled, settled);
+    return result;
+  };
+  const server = createServer((request, response) => track(yoga(request, response)));
   const streams = new Set<IncomingMessage>();
+  /** Responses not yet sent: closing tells their clients not to reuse the connection. */
+  const unsent = new Set<ServerResponse>();
   let closing = false;
   server.on('request', (request, response) => {
-    // A keep-alive connection that finishes its response while closing would hold the close
-    // until its idle timeout.
-    response.on('close', () => {
-      if (closing) setImmediate(() => server.closeIdleConnections());
-    });
+    // A keep-alive connection is only closed between requests, and a client may send its next
+    // one at that moment; with `connection: close` the client sends none and Node ends the
+    // connection once the response is out.
+    if (closing) response.setHeader('connection', 'close');
+    else {
+      unsent.add(response);
+      response.once('close', () => unsent.delete(response));
+    }
     if (!request.headers.accept?.includes('text/event-stream')) return;
     streams.add(request);
     response.on('close', () => streams.delete(request));
@@ -137,7 +159,7 @@ export async function startHttpServer(yoga: QuireYoga, options: HttpOptions): Pr
       // graphql-ws calls these outside onSubscribe's span: they run in the context it saved.
       execute: (args) =>
         context.with(traceContexts.get(args.contextValue as Context) ?? context.active(), () =>
-          (args.rootValue as EnvelopedRoot).execute(args),
+          track((args.rootValue as EnvelopedRoot).execute(args)),
         ),
       subscribe: (args) =>
         context.with(traceContexts.get(args.contextValue as Context) ?? context.active(), () =>
@@ -256,15 +278,21 @@ export async function startHttpServer(yoga: QuireYoga, options: HttpOptions): Pr
     port: typeof address === 'object' && address ? address.port : options.port,
     async close() {
       closing = true;
-      const drained = new Promise<void>((resolve) => server.close(() => resolve()));
-      server.closeIdleConnections();
+      // Stops accepting connections and closes the idle ones (Node's close does both).
+      const disconnected = new Promise<void>((resolve) => server.close(() => resolve()));
+      for (const response of unsent) {
+        if (!response.headersSent) response.setHeader('connection', 'close');
+      }
       // Live streams never finish on their own: WebSocket clients get 1001 (going away), SSE
       // streams end with `event: complete`; both resume elsewhere with afterEventId.
       await wsHandle.dispose();
       for (const request of streams) endSubscriptionsOf(request);
       const grace = sleep(options.shutdownGraceMs).then(() => server.closeAllConnections());
-      await Promise.race([drained, grace]);
-      await drained;
+      await Promise.race([disconnected, grace]);
+      await disconnected;
+      // Past the grace period too: a cut connection's operation still runs until it settles
+      // (SHUTDOWN_DEADLINE_MS bounds the wait).
+      while (executing.size > 0) await Promise.allSettled(executing);
     },
   };
 }

@@ -445,8 +445,16 @@ export async function countPostsByParents(
   return new Map(rows.map((row) => [row.parent_id, Number(row.count)]));
 }
 
+/**
+ * ts_rank of the query's positive part. A negated word (`-server`) only excludes: ts_rank scores
+ * an AND by the distances between its words in the post, a negated word is in no match, so
+ * `'graphql' & !'server'` scored every post the same floor (1e-20) and results came in id order.
+ * querytree() gives that part (the query without its negations, what an index can search); a
+ * query of negations only has none (`T`) and ranks every match 0.
+ */
 function rankExpression(text: string) {
-  return sql<number>`ts_rank(posts.search, websearch_to_tsquery('english', ${text}))`;
+  const positive = sql<string>`querytree(websearch_to_tsquery('english', ${text}))`;
+  return sql<number>`case ${positive} when 'T' then 0 else ts_rank(posts.search, ${positive}::tsquery) end`;
 }
 
 /** Search cursors carry a digest of the query text, so they are refused for another query. */

@@ -332,7 +332,7 @@ builder.queryFields((t) => ({
         query: t.arg.string({
           required: true,
           description:
-            'Words to find (web search syntax: quotes, OR, -word), 1–200 characters; BAD_USER_INPUT otherwise. Rate-limited per caller (RATE_LIMITED).',
+            'Words to find (web search syntax: quotes, OR, -word), 1–200 characters; BAD_USER_INPUT otherwise. A -word only excludes posts: the other words rank them (with negated words alone, every match ranks alike, highest id first). Rate-limited per caller (RATE_LIMITED).',
         }),
       },
       resolve: async (_root, args, ctx, info) => {
