@@ -9,7 +9,7 @@ import {
   type RootOperationNode,
   sql,
 } from 'kysely';
-import type { Db } from './database.ts';
+import { type Db, runCompiledDirect } from './database.ts';
 import type { Database } from './tables.ts';
 
 /**
@@ -63,6 +63,13 @@ async function execute<Row>(db: Db, compiled: Compiled, values: object): Promise
   const parameters = compiled.names.map((name, index) =>
     name === undefined ? compiled.fixed[index] : (values as Record<string, unknown>)[name],
   );
+  const direct = await runCompiledDirect<Row>(db, {
+    node: compiled.query,
+    sql: compiled.sql,
+    parameters,
+  });
+  if (direct) return direct;
+  // A transaction's Db: its statements run on its own connection, through Kysely.
   const executor = db.getExecutor();
   const queryId = createQueryId();
   // What Kysely does before compiling: the plugins see the node (the request's statement

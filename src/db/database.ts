@@ -1,9 +1,11 @@
 import {
+  createQueryId,
   Kysely,
   type KyselyPlugin,
   type PluginTransformQueryArgs,
   type PluginTransformResultArgs,
   PostgresDialect,
+  type PostgresPool,
   type QueryId,
   type QueryResult,
   type RootOperationNode,
@@ -96,10 +98,9 @@ export function createDatabase(
   pool.on('connect', (client) => {
     client.on('error', (error) => logger.warn({ err: error.message }, 'database connection lost'));
   });
-  return new Kysely<Database>({
-    dialect: new PostgresDialect({
-      pool: config.DB_PREPARED_STATEMENTS ? preparingPool(pool) : pool,
-    }),
+  const statementPool = config.DB_PREPARED_STATEMENTS ? preparingPool(pool) : pool;
+  const db = new Kysely<Database>({
+    dialect: new PostgresDialect({ pool: statementPool }),
     log(event) {
       onQuery?.(event.queryDurationMillis);
       // Debug only: the error propagates, and is either a client error (a constraint mapped to
@@ -121,6 +122,68 @@ export function createDatabase(
       }
     },
   });
+  directRoutes.set(db, { pool: statementPool, logger, slowQueryMs: config.SLOW_QUERY_MS, onQuery });
+  return db;
+}
+
+/** What a statement compiled ahead needs to run on the pool without Kysely's executor. */
+interface DirectRoute {
+  pool: PostgresPool;
+  logger: Logger;
+  slowQueryMs: number;
+  onQuery?: (durationMs: number) => void;
+  /** The request's statement counter (countingDb), when the Db is a request's. */
+  stats?: SqlStats;
+}
+
+/** The pool's own Db and each request's counting Db; transactions and other Dbs have none. */
+const directRoutes = new WeakMap<Db, DirectRoute>();
+
+/**
+ * Runs a statement compiled once (src/db/compiled-query.ts) straight on the pool: a pooled
+ * client, one query, its release, and what Kysely's executor would do around it (the request's
+ * statement count and record, the statement metric, the slow-query and error lines). Kysely's
+ * executor adds a connection provider, a logging wrapper and an async plugin pass to every
+ * statement; for text compiled ahead none of it changes the statement. Returns undefined for a
+ * Db without a route (a transaction's, which must use its own connection): run it through Kysely.
+ */
+export async function runCompiledDirect<Row>(
+  db: Db,
+  statement: { node: RootOperationNode; sql: string; parameters: readonly unknown[] },
+): Promise<Row[] | undefined> {
+  const route = directRoutes.get(db);
+  if (!route) return undefined;
+  const started = performance.now();
+  const client = await route.pool.connect();
+  let rows: Row[];
+  try {
+    rows = (await client.query<Row>(statement.sql, statement.parameters)).rows ?? [];
+  } catch (error) {
+    route.onQuery?.(performance.now() - started);
+    route.logger.debug(
+      { err: error, sql: truncate(statement.sql), durationMs: performance.now() - started },
+      'sql error',
+    );
+    throw error;
+  } finally {
+    client.release();
+  }
+  const durationMs = performance.now() - started;
+  route.onQuery?.(durationMs);
+  if (durationMs >= route.slowQueryMs) {
+    route.logger.warn(
+      { sql: truncate(statement.sql), durationMs: Math.round(durationMs) },
+      'slow sql',
+    );
+  }
+  const stats = route.stats;
+  if (stats) {
+    stats.queries += 1;
+    if (stats.statements.length < MAX_RECORDED_STATEMENTS) {
+      stats.statements.push({ node: statement.node, queryId: createQueryId(), durationMs });
+    }
+  }
+  return rows;
 }
 
 /**
@@ -178,5 +241,8 @@ export class QueryCountPlugin implements KyselyPlugin {
 }
 
 export function countingDb(db: Db, stats: SqlStats): Db {
-  return db.withPlugin(new QueryCountPlugin(stats));
+  const counting = db.withPlugin(new QueryCountPlugin(stats));
+  const route = directRoutes.get(db);
+  if (route) directRoutes.set(counting, { ...route, stats });
+  return counting;
 }

@@ -1,9 +1,14 @@
 import {
+  BREAK,
+  type DirectiveNode,
   type FieldNode,
   type GraphQLObjectType,
+  type GraphQLOutputType,
   type GraphQLResolveInfo,
   getNamedType,
   isObjectType,
+  type OperationDefinitionNode,
+  visit,
 } from 'graphql';
 import { collectSubfields } from 'graphql/execution/collectFields.js';
 import { type RawBuilder, sql } from 'kysely';
@@ -300,6 +305,7 @@ export interface ConnectionSelection {
 /**
  * The selection of the connection field being resolved, collected with graphql-js's own
  * `collectSubfields` (fragments, aliases, `@skip`/`@include` with the request's variables).
+ * Collected once per field of a parsed document (see `fieldsSelectedAt`).
  */
 export function connectionSelection(info: GraphQLResolveInfo): ConnectionSelection {
   const connection = fieldsSelectedAt(info, []);
@@ -310,11 +316,78 @@ export function connectionSelection(info: GraphQLResolveInfo): ConnectionSelecti
   };
 }
 
+/** What was collected below one field of a parsed document, by path. */
+interface CollectedSelection {
+  nodes: readonly FieldNode[];
+  returnType: GraphQLOutputType;
+  byPath: Map<string, ReadonlySet<string>>;
+}
+
+const collected = new WeakMap<FieldNode, CollectedSelection[]>();
+const conditionalOperations = new WeakMap<OperationDefinitionNode, boolean>();
+
+/**
+ * Whether the operation (or a fragment it may spread) has `@skip`/`@include`: only then does a
+ * selection depend on the request's variables rather than on the document alone.
+ */
+function hasConditions(info: GraphQLResolveInfo): boolean {
+  let conditional = conditionalOperations.get(info.operation);
+  if (conditional === undefined) {
+    conditional = false;
+    const found = {
+      Directive(node: DirectiveNode) {
+        if (node.name.value !== 'skip' && node.name.value !== 'include') return undefined;
+        conditional = true;
+        return BREAK;
+      },
+    };
+    visit(info.operation, found);
+    for (const fragment of Object.values(info.fragments)) {
+      if (!conditional) visit(fragment, found);
+    }
+    conditionalOperations.set(info.operation, conditional);
+  }
+  return conditional;
+}
+
 /**
  * Field names selected on the object reached from the resolved field along `path` (field names,
- * not aliases: every alias of a field counts).
+ * not aliases: every alias of a field counts). A document without `@skip`/`@include` selects the
+ * same below a field on every request, so the answer is kept with the parsed document (yoga's
+ * parse cache hands the same nodes to every request of a document): a list of 20 posts or
+ * comments collects once, not once per item and request.
  */
-export function fieldsSelectedAt(info: GraphQLResolveInfo, path: readonly string[]): Set<string> {
+export function fieldsSelectedAt(
+  info: GraphQLResolveInfo,
+  path: readonly string[],
+): ReadonlySet<string> {
+  if (hasConditions(info)) return collectAt(info, path);
+  const first = info.fieldNodes[0]!;
+  let entries = collected.get(first);
+  if (!entries) {
+    entries = [];
+    collected.set(first, entries);
+  }
+  let entry = entries.find(
+    (candidate) =>
+      candidate.returnType === info.returnType &&
+      candidate.nodes.length === info.fieldNodes.length &&
+      candidate.nodes.every((node, index) => node === info.fieldNodes[index]),
+  );
+  if (!entry) {
+    entry = { nodes: [...info.fieldNodes], returnType: info.returnType, byPath: new Map() };
+    entries.push(entry);
+  }
+  const key = path.join('.');
+  let fields = entry.byPath.get(key);
+  if (!fields) {
+    fields = collectAt(info, path);
+    entry.byPath.set(key, fields);
+  }
+  return fields;
+}
+
+function collectAt(info: GraphQLResolveInfo, path: readonly string[]): Set<string> {
   let type = getNamedType(info.returnType);
   let nodes = info.fieldNodes;
   for (const step of path) {

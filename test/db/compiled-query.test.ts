@@ -1,4 +1,7 @@
+import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { countingDb, type SqlStats } from '../../src/db/database.ts';
+import { postsByIds } from '../../src/modules/post/post.repository.ts';
 import { startTestApp, type TestApp } from '../helpers/app.ts';
 import { createPosts, createUser, globalId, type TestUser } from '../helpers/factories.ts';
 
@@ -117,5 +120,27 @@ describe('compiled queries', () => {
     ).toEqual([titles[0]]);
     expect(await titlesOf('{ posts(first: 1) { edges { node { title } } } }')).toEqual([titles[0]]);
     expect(first.data!.posts.edges[0]!.node.body).toContain(titles[0]);
+  });
+
+  it('runs on the pool counted per request, and inside a transaction on its connection', async () => {
+    const stats: SqlStats = { queries: 0, statements: [] };
+    const counted = countingDb(app.deps.db, stats);
+    const rows = await postsByIds(counted, [postIds[1]!, postIds[0]!]);
+    expect(rows.map((row) => row.title).sort()).toEqual([titles[0], titles[1]]);
+    expect(stats.queries).toBe(1);
+    expect(stats.statements).toHaveLength(1);
+    expect(stats.statements[0]!.durationMs).toBeGreaterThanOrEqual(0);
+    // A title changed in a transaction not yet committed: only its own connection sees it.
+    await app.deps.db
+      .transaction()
+      .execute(async (trx) => {
+        await sql`update posts set title = 'In transaction' where id = ${postIds[0]!}`.execute(trx);
+        expect((await postsByIds(trx, [postIds[0]!]))[0]!.title).toBe('In transaction');
+        expect((await postsByIds(counted, [postIds[0]!]))[0]!.title).toBe(titles[0]);
+        throw new Error('roll back');
+      })
+      .catch((error: Error) => expect(error.message).toBe('roll back'));
+    expect((await postsByIds(counted, [postIds[0]!]))[0]!.title).toBe(titles[0]);
+    expect(stats.queries).toBe(3);
   });
 });

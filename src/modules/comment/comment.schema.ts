@@ -13,7 +13,7 @@ import type { CommentRow } from '../../db/tables.ts';
 import { mutationErrors } from '../../errors.ts';
 import { postIdsVisibleTo } from '../post/post.policy.ts';
 import { PostNode } from '../post/post.schema.ts';
-import { primeAuthors, UserNode } from '../user/user.schema.ts';
+import { authorOrId, UserNode } from '../user/user.schema.ts';
 import {
   commentOrder,
   commentPagesByPosts,
@@ -41,7 +41,7 @@ export const CommentNode = builder.loadableNode('Comment', {
     author: t.field({
       type: UserNode,
       description: 'Who wrote it.',
-      resolve: (comment) => comment.author_id,
+      resolve: (comment, _args, ctx) => authorOrId(ctx, comment),
     }),
     post: t.field({
       type: PostNode,
@@ -64,7 +64,6 @@ const loadCommentPages = batchable(
   async (postIds: string[], ctx: Context, args: ConnectionArgs, withPage: boolean) => {
     const page = parsePageArgs(args, commentOrder, pageLimits(ctx.config));
     const rows = withPage ? await commentPagesByPosts(ctx.db, postIds, page) : [];
-    primeAuthors(ctx, rows);
     return toParentPages(
       postIds,
       rows,

@@ -16,8 +16,8 @@ import type { PostRow, PostStatus as PostStatusValue } from '../../db/tables.ts'
 import { badInput, mutationErrors, notFound } from '../../errors.ts';
 import { tagsByPostIds } from '../tag/tag.repository.ts';
 import { TagNode } from '../tag/tag.schema.ts';
-import { type WithAuthor, withoutAuthor } from '../user/user.repository.ts';
-import { primeAuthors, UserNode } from '../user/user.schema.ts';
+import { withoutAuthor } from '../user/user.repository.ts';
+import { authorOrId, primeAuthors, UserNode } from '../user/user.schema.ts';
 import { ALL_POSTS_TAG, visibilityScope } from './post.cache.ts';
 import { canSeePost } from './post.policy.ts';
 import {
@@ -166,7 +166,7 @@ export const PostNode = builder.loadableNode('Post', {
     author: t.field({
       type: UserNode,
       description: 'Who wrote it.',
-      resolve: (post) => post.author_id,
+      resolve: (post, _args, ctx) => authorOrId(ctx, post),
     }),
     tags: t.loadableList({
       type: TagNode,
@@ -298,7 +298,6 @@ builder.queryFields((t) => ({
         const width = postWidth(selection, info);
         // A selection of `totalCount` alone needs no page.
         const rows = selection.page ? await listPosts(ctx.db, query, width) : [];
-        if (width.author) primeAuthors(ctx, rows as WithAuthor<PostListRow>[]);
         return {
           ...toPage(rows, query.page, query.order, postSortKey(query.orderField)),
           totalCount: () => countPosts(ctx.db, query),

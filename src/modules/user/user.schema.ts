@@ -66,6 +66,21 @@ export function primeAuthors(ctx: Context, rows: readonly WithAuthor<{ author_id
   for (const row of rows) users.prime(row.author_id, authorOf(row));
 }
 
+/**
+ * What an `author` field resolves to: the author itself when the row joined the author's columns
+ * (a post list or comment page statement did), answered at once without a DataLoader lookup and
+ * its promise per item; else the author's id, for the user loader (batched, or primed by
+ * `primeAuthors`). The naive baseline (LOADER_BATCHING=off) loads every author itself.
+ */
+export function authorOrId(
+  ctx: Context,
+  row: { author_id: string } | WithAuthor<{ author_id: string }>,
+): UserRow | string {
+  return ctx.config.LOADER_BATCHING && 'author_name' in row && row.author_name !== undefined
+    ? authorOf(row)
+    : row.author_id;
+}
+
 builder.queryFields((t) => ({
   viewer: t.field({
     type: UserNode,
