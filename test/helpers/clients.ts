@@ -23,16 +23,23 @@ export async function* sseEvents(
   variables: Record<string, unknown>,
   options: { token?: string; signal?: AbortSignal; operationName?: string } = {},
 ): AsyncGenerator<SseEvent> {
-  const response = await fetch(url, {
-    method: 'POST',
-    headers: {
-      accept: 'text/event-stream',
-      'content-type': 'application/json',
-      ...(options.token ? { authorization: `Bearer ${options.token}` } : {}),
-    },
-    body: JSON.stringify({ query, variables, operationName: options.operationName }),
-    signal: options.signal,
-  });
+  let response: Response;
+  try {
+    response = await fetch(url, {
+      method: 'POST',
+      headers: {
+        accept: 'text/event-stream',
+        'content-type': 'application/json',
+        ...(options.token ? { authorization: `Bearer ${options.token}` } : {}),
+      },
+      body: JSON.stringify({ query, variables, operationName: options.operationName }),
+      signal: options.signal,
+    });
+  } catch (error) {
+    // Aborted before the response reached the client (the server may have sent it already).
+    if (options.signal?.aborted) return;
+    throw error;
+  }
   if (!response.ok || !response.body) throw new Error(`SSE request failed: ${response.status}`);
   const decoder = new TextDecoder();
   let buffer = '';
