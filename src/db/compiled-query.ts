@@ -3,11 +3,13 @@ import {
   createQueryId,
   DummyDriver,
   Kysely,
+  OperationNodeTransformer,
   PostgresAdapter,
   PostgresIntrospector,
   PostgresQueryCompiler,
   type RootOperationNode,
   sql,
+  ValueNode,
 } from 'kysely';
 import { type Db, runCompiledDirect } from './database.ts';
 import type { Database } from './tables.ts';
@@ -49,8 +51,29 @@ interface Compiled {
   fixed: unknown[];
 }
 
+/**
+ * Writes a variant's fixed strings and booleans into its text (Kysely's immediate values, quoted
+ * and escaped by its compiler), so Postgres plans for them: the anonymous viewer's
+ * `status = 'PUBLISHED'` bound as `$n` made the generic plan guess a third of the rows, lose to
+ * a custom plan and be planned again on every execution. Only values fixed when the variant was
+ * built (its key names them) are written in; every Slot stays a parameter. Numbers stay bound: a
+ * literal such as 1.5 is `numeric`, which would turn a `real` comparison into a numeric one.
+ */
+class FixedValuesWrittenIn extends OperationNodeTransformer {
+  protected override transformValue(node: ValueNode): ValueNode {
+    return typeof node.value === 'string' || typeof node.value === 'boolean'
+      ? ValueNode.createImmediate(node.value)
+      : node;
+  }
+}
+
 function compile(query: Compilable<unknown>): Compiled {
-  const { sql, query: node, parameters } = query.compile();
+  const written = new FixedValuesWrittenIn().transformNode(query.compile().query);
+  const {
+    sql,
+    query: node,
+    parameters,
+  } = builder.getExecutor().compileQuery(written, createQueryId());
   return {
     sql,
     query: node,
@@ -102,13 +125,17 @@ export const idIn = (ids: readonly string[], batch: Batch) =>
 /** The rows a query built with Kysely returns. */
 type RowOf<Q> = Q extends Compilable<infer Row> ? Row : never;
 
+/** Compiled variants kept per statement family; the oldest is dropped (and built again if used). */
+const MAX_VARIANTS = 1000;
+
 /**
- * A query whose shape depends on a few choices (who is asking, which filters, paging direction):
- * each variant is built and compiled once, cached under `keyOf(variant)`, which must name
- * everything `build` reads from the variant. The variants must be a small finite set; values
- * that vary freely (ids, names, cursors, sizes) belong in the parameters. A variant keyed `null`
- * is built per call with its values inline as parameters (e.g. full-text search, which is never
- * prepared).
+ * A query whose shape depends on a few choices (who is asking, which filters, paging direction,
+ * page size): each variant is built and compiled once, cached under `keyOf(variant)`, which must
+ * name everything `build` reads from the variant. The variants must be a finite set (at most
+ * MAX_VARIANTS are kept); values that vary freely (ids, names, cursors) belong in the parameters.
+ * The page size is part of the variant rather than a parameter so that Postgres keeps the plan
+ * (see keysetClausesOf). A variant keyed `null` is built per call with its values inline as
+ * parameters (e.g. full-text search, which is never prepared).
  */
 export function compiledVariants<V, P extends object, Q extends Compilable<unknown>>(
   keyOf: (variant: V) => string | null,
@@ -123,6 +150,7 @@ export function compiledVariants<V, P extends object, Q extends Compilable<unkno
     let compiled = variants.get(key);
     if (!compiled) {
       compiled = compile(build(builder, variant, params<P>()));
+      if (variants.size >= MAX_VARIANTS) variants.delete(variants.keys().next().value!);
       variants.set(key, compiled);
     }
     return execute(db, compiled, values);

@@ -175,33 +175,38 @@ export function keysetClauses(order: KeysetOrder, page: PageRequest) {
 export interface PageShape {
   backward: boolean;
   cursor: boolean;
+  /**
+   * Rows to fetch: page size + 1 (the extra row tells whether there is more), at most
+   * MAX_PAGE_SIZE + 1. Written into the SQL text, not bound: see keysetClausesOf.
+   */
+  limit: number;
 }
 
 export const pageShape = (page: PageRequest): PageShape => ({
   backward: page.backward,
   cursor: page.cursor !== null,
+  limit: page.size + 1,
 });
 
 export const pageShapeKey = (shape: PageShape) =>
-  `${shape.backward ? 'backward' : 'forward'}${shape.cursor ? ':cursor' : ''}`;
+  `${shape.backward ? 'backward' : 'forward'}${shape.cursor ? ':cursor' : ''}:${shape.limit}`;
 
 /** What of a page request a compiled query binds per call. */
 export interface PageParams {
   cursorValue: string | number | null;
   cursorId: string | null;
-  /** Page size + 1: the extra row tells whether there is more. */
-  limit: number;
 }
 
 export const pageParams = (page: PageRequest): PageParams => ({
   cursorValue: page.cursor?.value ?? null,
   cursorId: page.cursor?.id ?? null,
-  limit: page.size + 1,
 });
 
 /**
- * keysetClauses for a query built once per page shape (src/db/compiled-query.ts): the cursor
- * and the limit are the parameters `p`.
+ * keysetClauses for a query built once per page shape (src/db/compiled-query.ts): the cursor is
+ * the parameters `p`, the limit a literal. A generic plan costs a bound `limit $n` at 10 % of the
+ * rows, so Postgres never chose it and planned the statement again on every execution (the tag
+ * page: 0.5 ms of planning for 0.14 ms of execution; bench/analysis.md).
  */
 export function keysetClausesOf(order: KeysetOrder, shape: PageShape, p: Params<PageParams>) {
   const { condition, orderBy } = keysetClauses(order, {
@@ -210,7 +215,7 @@ export function keysetClausesOf(order: KeysetOrder, shape: PageShape, p: Params<
     cursor: shape.cursor ? { value: p.cursorValue!, id: p.cursorId! } : null,
     hasCursor: shape.cursor,
   });
-  return { condition, orderBy, limit: p.limit };
+  return { condition, orderBy, limit: sql.lit(shape.limit) };
 }
 
 function castValue(kind: SortValueKind, value: string | number) {

@@ -12,6 +12,14 @@ export const PREPARED_PER_CONNECTION = 100;
  */
 const neverPrepared = /tsquery/i;
 
+/**
+ * A statement without parameters is prepared only when it reads or writes rows (`select`,
+ * `with`): compiled pages have no parameters once their limit and fixed values are written in
+ * (src/db/compiled-query.ts), and their plans are what preparing keeps. Transaction control, DDL
+ * and scripts of several statements run as they are.
+ */
+const preparedWithoutParameters = /^\s*(select|with)\b/i;
+
 const transactionStart = /^\s*(begin|start transaction)\b/i;
 const transactionEnd = /^\s*(commit|rollback|end|abort)\b(?!\s+to\b)/i;
 
@@ -31,7 +39,8 @@ export interface PreparingClient extends PostgresPoolClient {
 }
 
 /**
- * A pool for Kysely's PostgresDialect that runs each parameterised statement as a named
+ * A pool for Kysely's PostgresDialect that runs each parameterised statement (and each `select`
+ * without parameters) as a named
  * (prepared) statement on its connection: Postgres parses and analyses a statement's text once
  * per connection and, after five executions, may reuse a generic plan; pg sends only Bind and
  * Execute for it. Kysely compiles the same text for the same query shape, so the text is the key.
@@ -94,7 +103,10 @@ function preparingClient(client: pg.PoolClient, perConnection: number): Preparin
   }
 
   async function run<R>(text: string, values: unknown[]): Promise<PostgresQueryResult<R>> {
-    if (values.length === 0 || neverPrepared.test(text)) {
+    if (
+      (values.length === 0 && !preparedWithoutParameters.test(text)) ||
+      neverPrepared.test(text)
+    ) {
       if (transactionStart.test(text)) inTransaction = true;
       else if (transactionEnd.test(text)) inTransaction = false;
       return result<R>(await client.query(text, values));
