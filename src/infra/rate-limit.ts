@@ -69,8 +69,10 @@ abstract class RecordingStore extends Store {
   }
 
   /**
-   * Calls for graphql-rate-limit to count, all at `now`: as many as `handedCount` says, so it
-   * decides what the atomic step decided.
+   * Calls for graphql-rate-limit to count: as many as `handedCount` says, so it decides what the
+   * atomic step decided. They are dated when the step answers, not when it was asked: the library
+   * drops calls older than the window as it reads them, so a refusal that took longer than the
+   * window to arrive (a slow Redis, a stalled event loop) handed calls it dropped, and passed.
    */
   override async getForIdentity(identity: Identity): Promise<readonly number[]> {
     const charge = this.next ?? { calls: 1, max: Number.MAX_SAFE_INTEGER };
@@ -86,7 +88,7 @@ abstract class RecordingStore extends Store {
       charge.max,
     );
     charge.freesAt = recorded.freesAt;
-    return new Array<number>(handedCount(recorded, charge)).fill(now);
+    return new Array<number>(handedCount(recorded, charge)).fill(Date.now());
   }
 
   /** Nothing to write: the read recorded the calls it allowed and none it refused. */

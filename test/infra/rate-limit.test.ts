@@ -222,6 +222,38 @@ describe('rate limits while Redis is unreachable', () => {
   });
 });
 
+describe('a refusal that arrives late', () => {
+  it('still refuses when Redis answers after the window has passed', async () => {
+    const proxy = new TcpProxy('127.0.0.1', Number(new URL(redisUrl).port || 6379));
+    await proxy.start();
+    // A one-second window, and a command timeout long enough for a reply held past it.
+    const slow = await startTestApp(
+      {
+        ...limits,
+        REDIS_URL: `redis://127.0.0.1:${proxy.port}`,
+        REDIS_COMMAND_TIMEOUT_MS: '5000',
+        CACHE: 'off',
+        RATE_LIMIT_WINDOW_SECONDS: '1',
+        RATE_LIMIT_SEARCH: '1',
+      },
+      instanceA,
+    );
+    try {
+      await untilRedisReachable(slow);
+      const user = await createUser(instanceA.deps.db, 'AUTHOR');
+      expect(codeOf(await slow.gql(search, {}, { token: user.token }))).toBe('OK');
+      // Redis refuses the second call at once; its answer reaches the server 1.3 s later.
+      proxy.delayMs = 1300;
+      const late = await slow.gql(search, {}, { token: user.token });
+      expect(codeOf(late)).toBe('RATE_LIMITED');
+      expect(slow.deps.rateLimiter.counters).toMatchObject({ rejected: 1, storeErrors: 0 });
+    } finally {
+      await slow.close();
+      await proxy.stop();
+    }
+  }, 30_000);
+});
+
 describe('one Redis step per charge', () => {
   it('records allowed calls and refuses the rest in one script call each, shared by instances, recording nothing refused', async () => {
     const user = await createUser(instanceA.deps.db, 'AUTHOR');
