@@ -1,7 +1,9 @@
 import { getGraphQLRateLimiter, Store } from 'graphql-rate-limit';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { handedCount } from '../../src/infra/rate-limit.ts';
+import { CircuitBreaker } from '../../src/infra/circuit-breaker.ts';
+import { createLogger } from '../../src/infra/logger.ts';
+import { handedCount, RateLimiter } from '../../src/infra/rate-limit.ts';
 import { startTestApp, type TestApp } from '../helpers/app.ts';
 import { createUser, type TestUser } from '../helpers/factories.ts';
 import { type RedisCluster, startRedisCluster } from '../helpers/redis-cluster.ts';
@@ -252,6 +254,37 @@ describe('a refusal that arrives late', () => {
       await proxy.stop();
     }
   }, 30_000);
+});
+
+describe('rules with windows of their own', () => {
+  it('count each bucket over its own window, in Redis and in process', async () => {
+    const redis = new Redis(redisUrl);
+    const logger = createLogger({ LOG_LEVEL: 'silent' });
+    const breaker = new CircuitBreaker({
+      name: 'commands',
+      failureThreshold: 5,
+      cooldownMs: 1000,
+      probe: () => redis.ping(),
+      logger,
+    });
+    const rules = { brief: { max: 1, windowMs: 300 }, long: { max: 1, windowMs: 60_000 } };
+    const prefix = `quire-test:rules-${Date.now()}:`;
+    try {
+      for (const limiter of [
+        new RateLimiter(rules, { client: redis, prefix, breaker }, logger),
+        new RateLimiter(rules, undefined, logger),
+      ]) {
+        await limiter.consume('ip:rules', 'brief');
+        await expect(limiter.consume('ip:rules', 'brief')).rejects.toThrow(/Too many brief/);
+        await sleep(400);
+        // The call 400 ms ago has left the 300 ms window: the longest rule's window is not this one's.
+        await limiter.consume('ip:rules', 'brief');
+        expect(limiter.counters).toEqual({ rejected: 1, storeErrors: 0 });
+      }
+    } finally {
+      redis.disconnect();
+    }
+  });
 });
 
 describe('one Redis step per charge', () => {
