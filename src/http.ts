@@ -6,7 +6,7 @@ import { type DocumentNode, type ExecutionArgs, GraphQLError } from 'graphql';
 import type { OperationResult } from 'graphql-ws';
 import { useServer } from 'graphql-ws/use/ws';
 import type { GraphQLParams } from 'graphql-yoga';
-import { WebSocketServer } from 'ws';
+import { type WebSocket, WebSocketServer } from 'ws';
 import type { QuireYoga } from './app.ts';
 import type { Config } from './config.ts';
 import type { Context } from './context.ts';
@@ -75,6 +75,37 @@ export async function startHttpServer(yoga: QuireYoga, options: HttpOptions): Pr
   };
   const server = createServer((request, response) => track(yoga(request, response)));
   const streams = new Set<IncomingMessage>();
+  /**
+   * WebSocket queries and mutations not answered yet: closing waits for their answers (within the
+   * grace period) before it closes the sockets, as HTTP requests get theirs. A client told only
+   * "going away" (1001) cannot know whether its mutation ran, and a retry writes it twice.
+   */
+  const unanswered = new Set<Promise<void>>();
+  /** Per socket, by operation id: what marks an execution answered (its result was sent). */
+  const answering = new WeakMap<WebSocket, Map<string, () => void>>();
+  /** The socket and id of each WebSocket operation, by its context (execute sees only that). */
+  const operations = new WeakMap<Context, { socket: WebSocket; id: string }>();
+  const awaitAnswer = (contextValue: Context) => {
+    const operation = operations.get(contextValue);
+    if (!operation) return;
+    const pending = answering.get(operation.socket) ?? new Map<string, () => void>();
+    answering.set(operation.socket, pending);
+    const answer = new Promise<void>((resolve) => pending.set(operation.id, resolve));
+    unanswered.add(answer);
+    void answer.then(() => unanswered.delete(answer));
+  };
+  const goingAway = (socket: WebSocket) => socket.close(1001, 'Going away');
+  const answered = (socket: WebSocket, id: string) => {
+    const pending = answering.get(socket);
+    const resolve = pending?.get(id);
+    pending?.delete(id);
+    // graphql-ws calls onComplete right before it sends `complete`: once that is out, a closing
+    // server lets the socket go if nothing else on it awaits an answer.
+    setImmediate(() => {
+      resolve?.();
+      if (closing && !pending?.size) goingAway(socket);
+    });
+  };
   /** Responses not yet sent: closing tells their clients not to reuse the connection. */
   const unsent = new Set<ServerResponse>();
   let closing = false;
@@ -157,10 +188,13 @@ export async function startHttpServer(yoga: QuireYoga, options: HttpOptions): Pr
         return true;
       },
       // graphql-ws calls these outside onSubscribe's span: they run in the context it saved.
-      execute: (args) =>
-        context.with(traceContexts.get(args.contextValue as Context) ?? context.active(), () =>
+      execute: (args) => {
+        const contextValue = args.contextValue as Context;
+        awaitAnswer(contextValue);
+        return context.with(traceContexts.get(contextValue) ?? context.active(), () =>
           track((args.rootValue as EnvelopedRoot).execute(args)),
-        ),
+        );
+      },
       subscribe: (args) =>
         context.with(traceContexts.get(args.contextValue as Context) ?? context.active(), () =>
           (args.rootValue as EnvelopedRoot).subscribe(args),
@@ -236,6 +270,7 @@ export async function startHttpServer(yoga: QuireYoga, options: HttpOptions): Pr
             // Each operation gets its own id in the logs, as each HTTP request does.
             contextValue.log = contextValue.log.child({ reqId: requestId(undefined), wsId: id });
             if (tracingActive()) traceContexts.set(contextValue, context.active());
+            operations.set(contextValue, { socket: ctx.extra.socket, id });
             return {
               schema,
               operationName: payload.operationName,
@@ -252,11 +287,14 @@ export async function startHttpServer(yoga: QuireYoga, options: HttpOptions): Pr
         if (!result.errors?.length) return;
         return { ...result, errors: result.errors.map(forWebSocket) };
       },
+      // Called once the operation's last message was sent: an execution is answered then.
       onComplete: (ctx, id) => {
         subscriptionsPerSocket.get(ctx.extra.socket)?.delete(id);
+        answered(ctx.extra.socket, id);
       },
       onError: (ctx, id) => {
         subscriptionsPerSocket.get(ctx.extra.socket)?.delete(id);
+        answered(ctx.extra.socket, id);
       },
     },
     wsServer,
@@ -264,6 +302,11 @@ export async function startHttpServer(yoga: QuireYoga, options: HttpOptions): Pr
   // ws has already closed the socket after a client's protocol error (e.g. 1009 for a message
   // over maxPayload); graphql-ws would console.error each one, so only other errors reach it.
   wsServer.on('connection', (socket) => {
+    // A socket that closes answers nothing more (an execution that threw never completes).
+    socket.once('close', () => {
+      for (const resolve of answering.get(socket)?.values() ?? []) resolve();
+      answering.delete(socket);
+    });
     const graphqlWsHandlers = socket.listeners('error') as ((error: Error) => void)[];
     socket.removeAllListeners('error');
     socket.on('error', (error: Error & { code?: string }) => {
@@ -283,11 +326,21 @@ export async function startHttpServer(yoga: QuireYoga, options: HttpOptions): Pr
       for (const response of unsent) {
         if (!response.headersSent) response.setHeader('connection', 'close');
       }
-      // Live streams never finish on their own: WebSocket clients get 1001 (going away), SSE
-      // streams end with `event: complete`; both resume elsewhere with afterEventId.
-      await wsHandle.dispose();
+      const graceOver = sleep(options.shutdownGraceMs);
+      let graceDone = false;
+      void graceOver.then(() => {
+        graceDone = true;
+      });
+      // Live streams never finish on their own: SSE streams end with `event: complete`, WebSocket
+      // clients get 1001 (going away); both resume elsewhere with afterEventId. A socket with
+      // queries or mutations under way (or sent meanwhile) closes once they are answered.
       for (const request of streams) endSubscriptionsOf(request);
-      const grace = sleep(options.shutdownGraceMs).then(() => server.closeAllConnections());
+      for (const socket of wsServer.clients) if (!answering.get(socket)?.size) goingAway(socket);
+      while (unanswered.size > 0 && !graceDone) {
+        await Promise.race([Promise.allSettled(unanswered), graceOver]);
+      }
+      await wsHandle.dispose();
+      const grace = graceOver.then(() => server.closeAllConnections());
       await Promise.race([disconnected, grace]);
       await disconnected;
       // Past the grace period too: a cut connection's operation still runs until it settles

@@ -13,6 +13,8 @@ import type { RedisClient } from './redis.ts';
 interface Charge {
   calls: number;
   max: number;
+  /** The rule's window: the step counts only the calls recorded within it. */
+  windowMs: number;
   freesAt?: number | null;
 }
 
@@ -52,7 +54,8 @@ abstract class RecordingStore extends Store {
   ): Promise<Recorded>;
   private next: Charge | undefined;
 
-  constructor(private readonly windowMs: number) {
+  /** `windowMs`: the longest window of any rule, how long a recorded call may matter. */
+  constructor(protected readonly windowMs: number) {
     super();
   }
 
@@ -69,11 +72,13 @@ abstract class RecordingStore extends Store {
   }
 
   /**
-   * Calls for graphql-rate-limit to count, all at `now`: as many as `handedCount` says, so it
-   * decides what the atomic step decided.
+   * Calls for graphql-rate-limit to count: as many as `handedCount` says, so it decides what the
+   * atomic step decided. They are dated when the step answers, not when it was asked: the library
+   * drops calls older than the window as it reads them, so a refusal that took longer than the
+   * window to arrive (a slow Redis, a stalled event loop) handed calls it dropped, and passed.
    */
   override async getForIdentity(identity: Identity): Promise<readonly number[]> {
-    const charge = this.next ?? { calls: 1, max: Number.MAX_SAFE_INTEGER };
+    const charge = this.next ?? { calls: 1, max: Number.MAX_SAFE_INTEGER, windowMs: this.windowMs };
     this.next = undefined;
     const call = randomBytes(6).toString('hex');
     const members = Array.from({ length: charge.calls }, (_, index) => `${call}:${index}`);
@@ -82,11 +87,11 @@ abstract class RecordingStore extends Store {
       RecordingStore.key(identity),
       members,
       now,
-      this.windowMs,
+      charge.windowMs,
       charge.max,
     );
     charge.freesAt = recorded.freesAt;
-    return new Array<number>(handedCount(recorded, charge)).fill(now);
+    return new Array<number>(handedCount(recorded, charge)).fill(Date.now());
   }
 
   /** Nothing to write: the read recorded the calls it allowed and none it refused. */
@@ -164,7 +169,7 @@ class MemoryWindowStore extends RecordingStore {
     windowMs: number,
     max: number,
   ): Promise<Recorded> {
-    this.sweep(now, windowMs);
+    this.sweep(now);
     const window = this.windows.get(key) ?? [];
     const expired = window.findIndex((at) => at > now - windowMs);
     window.splice(0, expired === -1 ? window.length : expired);
@@ -179,12 +184,15 @@ class MemoryWindowStore extends RecordingStore {
     return { recorded: true };
   }
 
-  /** Once per window, drops clients whose calls all expired: one-off clients would pile up. */
-  private sweep(now: number, windowMs: number): void {
-    if (now - this.lastSweep < windowMs) return;
+  /**
+   * Once per longest window, drops clients whose calls all left it: one-off clients would pile
+   * up. The longest, so no bucket loses calls its own window still counts.
+   */
+  private sweep(now: number): void {
+    if (now - this.lastSweep < this.windowMs) return;
     this.lastSweep = now;
     for (const [key, window] of this.windows) {
-      if ((window.at(-1) ?? 0) <= now - windowMs) this.windows.delete(key);
+      if ((window.at(-1) ?? 0) <= now - this.windowMs) this.windows.delete(key);
     }
   }
 }
@@ -245,7 +253,7 @@ export class RateLimiter {
     const rule = this.rules[bucket];
     if (!rule) throw new Error(`no rate limit rule named ${bucket}`);
     let window = this.shared ?? this.local;
-    let charge: Charge = { calls, max: rule.max };
+    let charge: Charge = { calls, max: rule.max, windowMs: rule.windowMs };
     let rejected: boolean;
     try {
       rejected = await this.charge(window, clientKey, bucket, charge, rule.windowMs);
@@ -254,7 +262,7 @@ export class RateLimiter {
       if (window !== this.shared) throw error;
       this.sharedFailed(error as Error);
       window = this.local;
-      charge = { calls, max: rule.max };
+      charge = { calls, max: rule.max, windowMs: rule.windowMs };
       rejected = await this.charge(window, clientKey, bucket, charge, rule.windowMs);
     }
     if (!rejected) return;

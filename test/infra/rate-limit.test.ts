@@ -1,7 +1,9 @@
 import { getGraphQLRateLimiter, Store } from 'graphql-rate-limit';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { handedCount } from '../../src/infra/rate-limit.ts';
+import { CircuitBreaker } from '../../src/infra/circuit-breaker.ts';
+import { createLogger } from '../../src/infra/logger.ts';
+import { handedCount, RateLimiter } from '../../src/infra/rate-limit.ts';
 import { startTestApp, type TestApp } from '../helpers/app.ts';
 import { createUser, type TestUser } from '../helpers/factories.ts';
 import { type RedisCluster, startRedisCluster } from '../helpers/redis-cluster.ts';
@@ -218,6 +220,69 @@ describe('rate limits while Redis is unreachable', () => {
     } finally {
       await proxied.close();
       await proxy.stop();
+    }
+  });
+});
+
+describe('a refusal that arrives late', () => {
+  it('still refuses when Redis answers after the window has passed', async () => {
+    const proxy = new TcpProxy('127.0.0.1', Number(new URL(redisUrl).port || 6379));
+    await proxy.start();
+    // A one-second window, and a command timeout long enough for a reply held past it.
+    const slow = await startTestApp(
+      {
+        ...limits,
+        REDIS_URL: `redis://127.0.0.1:${proxy.port}`,
+        REDIS_COMMAND_TIMEOUT_MS: '5000',
+        CACHE: 'off',
+        RATE_LIMIT_WINDOW_SECONDS: '1',
+        RATE_LIMIT_SEARCH: '1',
+      },
+      instanceA,
+    );
+    try {
+      await untilRedisReachable(slow);
+      const user = await createUser(instanceA.deps.db, 'AUTHOR');
+      expect(codeOf(await slow.gql(search, {}, { token: user.token }))).toBe('OK');
+      // Redis refuses the second call at once; its answer reaches the server 1.3 s later.
+      proxy.delayMs = 1300;
+      const late = await slow.gql(search, {}, { token: user.token });
+      expect(codeOf(late)).toBe('RATE_LIMITED');
+      expect(slow.deps.rateLimiter.counters).toMatchObject({ rejected: 1, storeErrors: 0 });
+    } finally {
+      await slow.close();
+      await proxy.stop();
+    }
+  }, 30_000);
+});
+
+describe('rules with windows of their own', () => {
+  it('count each bucket over its own window, in Redis and in process', async () => {
+    const redis = new Redis(redisUrl);
+    const logger = createLogger({ LOG_LEVEL: 'silent' });
+    const breaker = new CircuitBreaker({
+      name: 'commands',
+      failureThreshold: 5,
+      cooldownMs: 1000,
+      probe: () => redis.ping(),
+      logger,
+    });
+    const rules = { brief: { max: 1, windowMs: 300 }, long: { max: 1, windowMs: 60_000 } };
+    const prefix = `quire-test:rules-${Date.now()}:`;
+    try {
+      for (const limiter of [
+        new RateLimiter(rules, { client: redis, prefix, breaker }, logger),
+        new RateLimiter(rules, undefined, logger),
+      ]) {
+        await limiter.consume('ip:rules', 'brief');
+        await expect(limiter.consume('ip:rules', 'brief')).rejects.toThrow(/Too many brief/);
+        await sleep(400);
+        // The call 400 ms ago has left the 300 ms window: the longest rule's window is not this one's.
+        await limiter.consume('ip:rules', 'brief');
+        expect(limiter.counters).toEqual({ rejected: 1, storeErrors: 0 });
+      }
+    } finally {
+      redis.disconnect();
     }
   });
 });

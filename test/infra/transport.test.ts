@@ -1,5 +1,7 @@
 import { once } from 'node:events';
 import { request as httpRequest, type IncomingMessage } from 'node:http';
+import { sql } from 'kysely';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { type HttpServer, httpOptions, startHttpServer } from '../../src/http.ts';
@@ -419,4 +421,68 @@ describe('operations endpoints', () => {
       await proxy.stop();
     }
   });
+});
+
+describe('closing with WebSocket operations under way', () => {
+  it('answers a mutation still executing before the socket closes; subscriptions get 1001 at once', async () => {
+    const server = await startHttpServer(app.yoga, {
+      ...httpOptions(app.deps.config, 0),
+      shutdownGraceMs: 10_000,
+    });
+    const url = `ws://127.0.0.1:${server.port}/graphql`;
+    const [post] = await createPosts(app.deps.db, [{ authorId: user.id, title: 'Before close' }]);
+    // Another session holds the post's row: the mutation waits for it inside its transaction.
+    const locker = new pg.Client({ connectionString: app.database.url });
+    await locker.connect();
+    try {
+      await locker.query('begin');
+      await locker.query('select id from posts where id = $1 for update', [post!.id]);
+      const results = async (stream: AsyncIterable<unknown>) => {
+        const seen: unknown[] = [];
+        try {
+          for await (const result of stream) seen.push(result);
+          return { seen, closed: null };
+        } catch (error) {
+          return { seen, closed: (error as { code?: number }).code ?? String(error) };
+        }
+      };
+      const subscription = results(
+        wsSubscribe(
+          url,
+          'subscription { postStatusChanged { status } }',
+          {},
+          { token: user.token },
+        ),
+      );
+      const mutation = results(
+        wsSubscribe(
+          url,
+          'mutation($id: ID!) { updatePost(input: { id: $id, title: "After close" }) { post { title } } }',
+          { id: globalId('Post', post!.id) },
+          { token: user.token },
+        ),
+      );
+      // Asked outside the locker's transaction, which would see one snapshot of the activity.
+      const blocked = async () => {
+        const { rows } = await sql<{ count: number }>`
+          select count(*)::int as count from pg_stat_activity
+          where datname = current_database() and wait_event_type = 'Lock'`.execute(app.deps.db);
+        return rows[0]!.count > 0;
+      };
+      for (let attempt = 0; attempt < 100 && !(await blocked()); attempt += 1) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      const closed = server.close();
+      // Closing ends the subscription without waiting for the mutation.
+      expect(await subscription).toEqual({ seen: [], closed: 1001 });
+      await locker.query('commit');
+      await closed;
+      expect(await mutation).toEqual({
+        seen: [{ data: { updatePost: { post: { title: 'After close' } } } }],
+        closed: null,
+      });
+    } finally {
+      await locker.end();
+    }
+  }, 30_000);
 });
