@@ -60,17 +60,18 @@ export interface ContextSource {
   clientAddress: string | null;
 }
 
-export async function createContext(deps: AppDeps, source: ContextSource): Promise<Context> {
+/**
+ * The request's context. Synchronous for an anonymous request: a promise here would make every
+ * step after it in yoga's and envelop's hook chains asynchronous too.
+ */
+export function createContext(deps: AppDeps, source: ContextSource): Context | Promise<Context> {
   const sql: SqlStats = { queries: 0, statements: [] };
   const db = countingDb(deps.db, sql);
   const token = bearerToken(source.authorization);
   if (source.authorization != null && source.authorization !== '' && !token) {
-    throw appError('UNAUTHENTICATED', 'Authorization must be "Bearer <token>"');
+    return Promise.reject(appError('UNAUTHENTICATED', 'Authorization must be "Bearer <token>"'));
   }
-  const tokenHash = token ? hashToken(token) : null;
-  const viewer = tokenHash ? await deps.viewerStreams.findViewer(db, tokenHash) : null;
-  if (tokenHash && !viewer) throw appError('UNAUTHENTICATED', 'Unknown or revoked token');
-  return {
+  const context = (viewer: Viewer | null, tokenHash: string | null): Context => ({
     deps,
     config: deps.config,
     db,
@@ -80,7 +81,13 @@ export async function createContext(deps: AppDeps, source: ContextSource): Promi
     tokenHash,
     clientKey: viewer ? `user:${viewer.id}` : `ip:${source.clientAddress ?? 'unknown'}`,
     log: deps.logger,
-  };
+  });
+  if (!token) return context(null, null);
+  const tokenHash = hashToken(token);
+  return deps.viewerStreams.findViewer(db, tokenHash).then((viewer) => {
+    if (!viewer) throw appError('UNAUTHENTICATED', 'Unknown or revoked token');
+    return context(viewer, tokenHash);
+  });
 }
 
 /** A fresh copy for each subscription event so loaders never serve data older than the event. */

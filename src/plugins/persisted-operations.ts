@@ -96,6 +96,20 @@ const trustedOnly = () =>
     'PersistedQueryOnly: this server runs only trusted documents; send the sha256Hash of an operation in its manifest as extensions.persistedQuery',
   );
 
+/**
+ * The APQ plugin, its `onParams` called only for requests that carry
+ * `extensions.persistedQuery`: the plugin ignores the others, but as an async function it handed
+ * every request a promise, which made the rest of yoga's hook chain asynchronous.
+ */
+function withoutPersistedQuery(apq: Plugin): Plugin {
+  const onParams = apq.onParams!;
+  return {
+    ...apq,
+    onParams: (payload) =>
+      payload.params.extensions?.persistedQuery == null ? undefined : onParams(payload),
+  };
+}
+
 export type PersistedOperationsMode =
   | { kind: 'automatic'; store: APQStore }
   | { kind: 'trusted'; documents: TrustedDocuments; allowRawDocuments: boolean };
@@ -120,7 +134,7 @@ export function persistedOperations(mode: PersistedOperationsMode): {
 } {
   const plugin: Plugin =
     mode.kind === 'automatic'
-      ? useAPQ({ store: mode.store, hash: documentHash })
+      ? withoutPersistedQuery(useAPQ({ store: mode.store, hash: documentHash }))
       : usePersistedOperations({
           getPersistedOperation: (hash) => mode.documents.get(hash) ?? null,
           allowArbitraryOperations: mode.allowRawDocuments,

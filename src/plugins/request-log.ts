@@ -41,11 +41,43 @@ export function logResultErrors(log: Logger, errors: readonly unknown[] | undefi
   }
 }
 
-const requestLogs = new WeakMap<Request, { id: string; log: Logger }>();
+/**
+ * A request's id, and its logger, made on first use: pino's `child` serializes its bindings at
+ * once, and most requests never write a line (the request line itself is info, off in many
+ * deployments).
+ */
+class RequestLog {
+  #log: Logger | undefined;
+  constructor(
+    readonly id: string,
+    readonly parent: Logger,
+  ) {}
+  get log(): Logger {
+    this.#log ??= this.parent.child({ reqId: this.id });
+    return this.#log;
+  }
+}
+
+const requestLogs = new WeakMap<Request, RequestLog>();
 
 /** The request's logger (its lines carry `reqId`), once useRequestLog has seen the request. */
 export function requestLogger(request: Request): Logger | undefined {
   return requestLogs.get(request)?.log;
+}
+
+/**
+ * The context's `log`, the request's logger made when first read; assignable (src/http.ts gives
+ * graphql-ws operations their own).
+ */
+function defineLazyLog(context: object, entry: RequestLog): void {
+  Object.defineProperty(context, 'log', {
+    configurable: true,
+    enumerable: true,
+    get: () => entry.log,
+    set(this: object, log: Logger) {
+      Object.defineProperty(this, 'log', { value: log, writable: true, enumerable: true });
+    },
+  });
 }
 
 /**
@@ -57,8 +89,7 @@ export function useRequestLog(logger: Logger): Plugin<{ log: Logger }> {
   const logFor = (request: Request) => {
     let entry = requestLogs.get(request);
     if (!entry) {
-      const id = requestId(request.headers.get(REQUEST_ID_HEADER));
-      entry = { id, log: logger.child({ reqId: id }) };
+      entry = new RequestLog(requestId(request.headers.get(REQUEST_ID_HEADER)), logger);
       requestLogs.set(request, entry);
     }
     return entry;
@@ -67,23 +98,23 @@ export function useRequestLog(logger: Logger): Plugin<{ log: Logger }> {
     onRequest({ request }) {
       logFor(request);
     },
-    onContextBuilding({ context, extendContext }) {
+    onContextBuilding({ context }) {
       const { request } = context as { request?: Request };
-      if (request) extendContext({ log: logFor(request).log });
+      if (request) defineLazyLog(context, logFor(request));
     },
     onResultProcess({ request, result, setResult }) {
-      const { log } = logFor(request);
+      const entry = logFor(request);
       if (isAsyncIterable(result)) {
         setResult(
           mapAsyncIterator(result, (event) => {
-            logResultErrors(log, event.errors);
+            if (event.errors) logResultErrors(entry.log, event.errors);
             return event;
           }),
         );
         return;
       }
       for (const single of Array.isArray(result) ? result : [result]) {
-        logResultErrors(log, single.errors);
+        if (single.errors) logResultErrors(entry.log, single.errors);
       }
     },
     onResponse({ request, response }) {

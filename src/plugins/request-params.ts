@@ -28,7 +28,9 @@ function malformedParameter(request: Request): string | null {
 export function useRequestParamsErrors(): Plugin {
   return {
     onRequestParse({ request, requestParser, setRequestParser }) {
-      if (!requestParser) return;
+      // Only GET parameters reach an unguarded JSON.parse (yoga's POST JSON parser answers
+      // BAD_REQUEST itself): POSTs keep the parser as it is, without a wrapper per request.
+      if (request.method !== 'GET' || !requestParser) return;
       setRequestParser(async (parsed) => {
         try {
           return await requestParser(parsed);

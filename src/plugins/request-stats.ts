@@ -118,7 +118,10 @@ export function useRequestStats(options: {
   };
   return {
     onRequest({ request, url }) {
-      if (url.pathname === GRAPHQL_PATH) requests.set(request, { start: performance.now() });
+      // yoga serves every path ending in its endpoint as it (its unhandled-route check): the
+      // string test spares most requests a parsed URL, which `url` builds on first read.
+      if (request.url.endsWith(GRAPHQL_PATH) || url.pathname === GRAPHQL_PATH)
+        requests.set(request, { start: performance.now() });
     },
     onExecute({ args }) {
       const ctx = args.contextValue as Context & { request?: Request };
@@ -172,6 +175,8 @@ export function useRequestStats(options: {
         durationMs / 1000,
       );
       if (ctx) metrics.sqlStatementsPerRequest.observe(ctx.sql.queries);
+      // Checked first: reading the request's logger makes it (plugins/request-log.ts).
+      if (!logger.isLevelEnabled('info')) return;
       (ctx?.log ?? requestLogger(request) ?? logger).info(
         {
           operation: operation?.slice(0, 200) ?? 'anonymous',

@@ -50,7 +50,14 @@ interface DocumentPlan {
   /** Null: this document is never cached. */
   tags: string[] | null;
   hash: string;
+  /** Request digests by operation name and variables, so a repeated request hashes nothing. */
+  digests: Map<string, string>;
 }
+
+/** Digests remembered per document and operation (then forgotten all at once). */
+const REMEMBERED_DIGESTS = 256;
+/** Longer operation names and variables are hashed every time rather than held in memory. */
+const REMEMBERED_KEY_LENGTH = 4096;
 
 /**
  * The tags an operation depends on, from the types its selections (and the document's
@@ -139,6 +146,7 @@ export function useResponseCache<Context>(options: ResponseCacheOptions<Context>
         hash: createHash('sha256')
           .update(getDocumentString(document) ?? print(document))
           .digest('base64url'),
+        digests: new Map(),
       };
       byOperation.set(operation, plan);
     }
@@ -149,14 +157,18 @@ export function useResponseCache<Context>(options: ResponseCacheOptions<Context>
     onExecute({ args, executeFn, setExecuteFn }) {
       const operation = getOperationAST(args.document, args.operationName);
       if (operation?.operation !== 'query') return;
-      const { tags, hash } = planFor(args.schema, args.document, operation);
+      const { tags, hash, digests } = planFor(args.schema, args.document, operation);
       if (!tags) return;
       const context = args.contextValue as Context;
-      const request = createHash('sha256')
-        .update(
-          `${hash}\n${args.operationName ?? ''}\n${JSON.stringify(args.variableValues ?? {})}`,
-        )
-        .digest('base64url');
+      const asked = `${args.operationName ?? ''}\n${JSON.stringify(args.variableValues ?? {})}`;
+      let request = digests.get(asked);
+      if (request === undefined) {
+        request = createHash('sha256').update(`${hash}\n${asked}`).digest('base64url');
+        if (asked.length <= REMEMBERED_KEY_LENGTH) {
+          if (digests.size >= REMEMBERED_DIGESTS) digests.clear();
+          digests.set(asked, request);
+        }
+      }
       const key = `response:${options.scopeOf(context)}:${request}`;
       setExecuteFn(async (executionArgs) => {
         let fresh: Awaited<ReturnType<typeof executeFn>> | undefined;
