@@ -50,14 +50,15 @@ interface DocumentPlan {
   /** Null: this document is never cached. */
   tags: string[] | null;
   hash: string;
-  /** Request digests by operation name and variables, so a repeated request hashes nothing. */
-  digests: Map<string, string>;
 }
 
-/** Digests remembered per document and operation (then forgotten all at once). */
-const REMEMBERED_DIGESTS = 256;
-/** Longer operation names and variables are hashed every time rather than held in memory. */
-const REMEMBERED_KEY_LENGTH = 4096;
+/**
+ * Request digests remembered, across all documents (then forgotten all at once), and the longest
+ * document hash, operation name and variables remembered: at most about 1 MiB of keys, whatever
+ * number of documents clients send. Longer ones are hashed on every request.
+ */
+const REMEMBERED_DIGESTS = 1024;
+const REMEMBERED_KEY_LENGTH = 1024;
 
 /**
  * The tags an operation depends on, from the types its selections (and the document's
@@ -125,6 +126,9 @@ function dependencies(
 export function useResponseCache<Context>(options: ResponseCacheOptions<Context>): Plugin {
   // Per document, per operation: each operation of a document reaches its own types.
   const plans = new WeakMap<DocumentNode, Map<OperationDefinitionNode, DocumentPlan>>();
+  // Request digests by document hash, operation name and variables: a repeated request hashes
+  // nothing.
+  const digests = new Map<string, string>();
   const planFor = (
     schema: GraphQLSchema,
     document: DocumentNode,
@@ -146,7 +150,6 @@ export function useResponseCache<Context>(options: ResponseCacheOptions<Context>
         hash: createHash('sha256')
           .update(getDocumentString(document) ?? print(document))
           .digest('base64url'),
-        digests: new Map(),
       };
       byOperation.set(operation, plan);
     }
@@ -157,13 +160,13 @@ export function useResponseCache<Context>(options: ResponseCacheOptions<Context>
     onExecute({ args, executeFn, setExecuteFn }) {
       const operation = getOperationAST(args.document, args.operationName);
       if (operation?.operation !== 'query') return;
-      const { tags, hash, digests } = planFor(args.schema, args.document, operation);
+      const { tags, hash } = planFor(args.schema, args.document, operation);
       if (!tags) return;
       const context = args.contextValue as Context;
-      const asked = `${args.operationName ?? ''}\n${JSON.stringify(args.variableValues ?? {})}`;
+      const asked = `${hash}\n${args.operationName ?? ''}\n${JSON.stringify(args.variableValues ?? {})}`;
       let request = digests.get(asked);
       if (request === undefined) {
-        request = createHash('sha256').update(`${hash}\n${asked}`).digest('base64url');
+        request = createHash('sha256').update(asked).digest('base64url');
         if (asked.length <= REMEMBERED_KEY_LENGTH) {
           if (digests.size >= REMEMBERED_DIGESTS) digests.clear();
           digests.set(asked, request);
