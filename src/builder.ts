@@ -56,7 +56,8 @@ export const builder = new SchemaBuilder<{
   },
   complexity: {
     // A connection multiplies by its page size (its `edges` list then counts once); other
-    // lists are small (tags, steps) and count 10.
+    // lists are small (tags, steps) and count 10. Only `first`/`last` are read: the query limits
+    // remember a passed document by those variables' values alone (src/plugins/query-limits.ts).
     fieldComplexity: (args, ctx, field) => {
       const page = args as { first?: number | null; last?: number | null };
       const isConnection = 'first' in page || 'last' in page;

@@ -1,7 +1,9 @@
 import {
   type DocumentNode,
+  type FieldNode,
   type FragmentDefinitionNode,
   type GraphQLError,
+  type GraphQLField,
   type GraphQLInputType,
   type GraphQLSchema,
   getArgumentValues,
@@ -11,6 +13,7 @@ import {
   Kind,
   type OperationDefinitionNode,
   TypeInfo,
+  type ValueNode,
   visit,
   visitWithTypeInfo,
 } from 'graphql';
@@ -26,10 +29,6 @@ import { requestedOperation } from './executed-fields.ts';
  * own column's limit; this bounds what reaches lookups and search that have none.
  */
 export const MAX_STRING_LENGTH = 200_000;
-/** Variable sets remembered per document as passing (then forgotten all at once). */
-const PASSED_VARIABLE_SETS = 256;
-/** Longer variable sets are checked every time rather than held in memory. */
-const REMEMBERED_KEY_LENGTH = 4096;
 
 /** What plugin-relay's `t.arg.globalID({ for })` records on an argument or input field. */
 interface GlobalIdExtensions {
@@ -124,6 +123,84 @@ function fragmentsOf(document: DocumentNode, operation: OperationDefinitionNode)
   return [...reached];
 }
 
+/** A selected field that takes arguments, as it appears in the document. */
+interface ArgumentSite {
+  field: GraphQLField<unknown, unknown>;
+  node: FieldNode;
+}
+
+/** Whether a value (an argument's, or a part of one) reads a variable. */
+function readsVariable(value: ValueNode): boolean {
+  if (value.kind === Kind.VARIABLE) return true;
+  if (value.kind === Kind.LIST) return value.values.some(readsVariable);
+  if (value.kind === Kind.OBJECT) return value.fields.some((field) => readsVariable(field.value));
+  return false;
+}
+
+/** The first argument value at `site` that Postgres would refuse, with these variables. */
+function siteError(
+  { field, node }: ArgumentSite,
+  variables: Record<string, unknown>,
+): GraphQLError | undefined {
+  let values: Record<string, unknown>;
+  try {
+    values = getArgumentValues(field, node, variables);
+  } catch {
+    // Not coercible: graphql-js reports it when the field executes.
+    return undefined;
+  }
+  const paged = field.args.some((arg) => arg.name === 'first' || arg.name === 'last');
+  for (const argument of field.args) {
+    const isCursor = paged && (argument.name === 'after' || argument.name === 'before');
+    const error = valueError(
+      argument.type,
+      values[argument.name],
+      argument.name,
+      isCursor ? 'cursor' : globalIdRule(argument.extensions),
+    );
+    if (error) return error;
+  }
+  return undefined;
+}
+
+/**
+ * What a request of one operation has to check: every field with arguments it selects (its own
+ * and through every fragment it spreads) in document order, and the sites to check per request:
+ * those whose arguments read a variable, or all of them when an argument without variables
+ * already holds a refused value (the error that comes first in document order is reported).
+ */
+interface ArgumentPlan {
+  perRequest: readonly ArgumentSite[];
+}
+
+function argumentPlan(
+  schema: GraphQLSchema,
+  document: DocumentNode,
+  operation: OperationDefinitionNode,
+): ArgumentPlan {
+  const typeInfo = new TypeInfo(schema);
+  const all: ArgumentSite[] = [];
+  const withVariables: ArgumentSite[] = [];
+  let literalError = false;
+  for (const definition of [operation, ...fragmentsOf(document, operation)]) {
+    visit(
+      definition,
+      visitWithTypeInfo(typeInfo, {
+        Field(node) {
+          const field = typeInfo.getFieldDef();
+          if (!field || field.args.length === 0) return;
+          const site = { field, node };
+          all.push(site);
+          if (node.arguments?.some((argument) => readsVariable(argument.value))) {
+            withVariables.push(site);
+          } else if (!literalError && siteError(site, {})) literalError = true;
+        },
+      }),
+    );
+  }
+  return { perRequest: literalError ? all : withVariables };
+}
+
 /**
  * The first argument value of the operation that runs (its fields, through every fragment it
  * spreads) that Postgres would refuse: NUL or an unpaired surrogate in any string, a string
@@ -131,47 +208,27 @@ function fragmentsOf(document: DocumentNode, operation: OperationDefinitionNode)
  * page cursor without our cursor's shape (its values are checked against the ordering later, in
  * src/db/keyset.ts).
  * Errors name the argument or input field path (`input.title`, `ids[2]`).
+ * `plans` keeps what each operation needs checked (documents come from yoga's parse cache), so a
+ * request with new variables checks the arguments that read them without walking the document.
  */
 export function argumentValuesError(
   schema: GraphQLSchema,
   document: DocumentNode,
   request: GraphQLParams,
+  plans = new WeakMap<OperationDefinitionNode, ArgumentPlan>(),
 ): GraphQLError | undefined {
   // Variables that do not coerce are reported by yoga (and the query limits) as they are.
   const requested = requestedOperation(schema, document, request.operationName, request.variables);
   if (!requested) return undefined;
   const { operation, variables } = requested;
-  const typeInfo = new TypeInfo(schema);
-  let found: GraphQLError | undefined;
-  for (const definition of [operation, ...fragmentsOf(document, operation)]) {
-    visit(
-      definition,
-      visitWithTypeInfo(typeInfo, {
-        Field(node) {
-          const field = typeInfo.getFieldDef();
-          if (found || !field || field.args.length === 0) return;
-          let values: Record<string, unknown>;
-          try {
-            values = getArgumentValues(field, node, variables);
-          } catch {
-            // Not coercible: graphql-js reports it when the field executes.
-            return;
-          }
-          const paged = field.args.some((arg) => arg.name === 'first' || arg.name === 'last');
-          for (const argument of field.args) {
-            const isCursor = paged && (argument.name === 'after' || argument.name === 'before');
-            found = valueError(
-              argument.type,
-              values[argument.name],
-              argument.name,
-              isCursor ? 'cursor' : globalIdRule(argument.extensions),
-            );
-            if (found) return;
-          }
-        },
-      }),
-    );
-    if (found) return found;
+  let plan = plans.get(operation);
+  if (!plan) {
+    plan = argumentPlan(schema, document, operation);
+    plans.set(operation, plan);
+  }
+  for (const site of plan.perRequest) {
+    const error = siteError(site, variables);
+    if (error) return error;
   }
   return undefined;
 }
@@ -184,23 +241,15 @@ export function argumentValuesError(
  * argument's name.
  */
 export function useArgumentValues(): Plugin {
-  // Documents come from yoga's parse cache: remember which variable sets passed.
-  const passed = new WeakMap<DocumentNode, Set<string>>();
+  const plans = new WeakMap<OperationDefinitionNode, ArgumentPlan>();
   return {
     onValidate({ params, context }) {
       const request = (context as { params?: GraphQLParams }).params;
       if (!request) throw new Error('useArgumentValues needs the request params in the context');
       return ({ valid }) => {
         if (!valid) return;
-        const key = `${request.operationName ?? ''}\n${JSON.stringify(request.variables ?? {})}`;
-        const seen = passed.get(params.documentAST) ?? new Set<string>();
-        if (seen.has(key)) return;
-        const error = argumentValuesError(params.schema, params.documentAST, request);
+        const error = argumentValuesError(params.schema, params.documentAST, request, plans);
         if (error) throw error;
-        if (key.length > REMEMBERED_KEY_LENGTH) return;
-        passed.set(params.documentAST, seen);
-        if (seen.size >= PASSED_VARIABLE_SETS) seen.clear();
-        seen.add(key);
       };
     },
   };

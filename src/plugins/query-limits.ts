@@ -1,5 +1,6 @@
 import { createComplexityRule } from '@pothos/plugin-complexity';
 import {
+  type ASTNode,
   type DocumentNode,
   GraphQLError,
   type GraphQLSchema,
@@ -12,6 +13,7 @@ import {
   TokenKind,
   type ValidationRule,
   validate,
+  visit,
 } from 'graphql';
 import type { GraphQLParams, Plugin } from 'graphql-yoga';
 import type { Config } from '../config.ts';
@@ -30,7 +32,7 @@ export type QueryLimitsConfig = Pick<
 >;
 
 const PAGE_SIZE_ARGUMENTS = ['first', 'last'] as const;
-/** Variable sets remembered per document as within the limits (then forgotten all at once). */
+/** Limit keys remembered per document as within the limits (then forgotten all at once). */
 const PASSED_VARIABLE_SETS = 256;
 
 /**
@@ -213,6 +215,61 @@ function hitTokenLimit(source: string | Source, error: unknown, maxTokens: numbe
 }
 
 /**
+ * The variables a document's limits read by value: page sizes (`first`/`last`, which the cost
+ * function in src/builder.ts multiplies by) and `@skip`/`@include` conditions (the executed
+ * breadth and aliases). Any other variable reaches the limits only through graphql-js's argument
+ * coercion, which asks whether it was given and whether it is null.
+ */
+function limitVariables(document: DocumentNode): ReadonlySet<string> {
+  const names = new Set<string>();
+  const collect = (node: ASTNode) =>
+    visit(node, {
+      Variable(variable) {
+        names.add(variable.name.value);
+      },
+    });
+  visit(document, {
+    VariableDefinition: () => false,
+    Argument(argument) {
+      if ((PAGE_SIZE_ARGUMENTS as readonly string[]).includes(argument.name.value)) {
+        collect(argument.value);
+      }
+    },
+    Directive(directive) {
+      collect(directive);
+      return false;
+    },
+  });
+  return names;
+}
+
+/**
+ * What decides an operation's limits for this request: its name, the values of the variables
+ * the limits read, and of every other variable only whether it is given and whether it is null
+ * (all coerced as graphql-js will coerce them). Undefined when the variables do not coerce.
+ */
+function limitKey(
+  schema: GraphQLSchema,
+  document: DocumentNode,
+  request: GraphQLParams,
+  byValue: ReadonlySet<string>,
+): string | undefined {
+  const requested = requestedOperation(schema, document, request.operationName, request.variables);
+  if (!requested) return undefined;
+  const { operation, variables } = requested;
+  const parts: unknown[] = [request.operationName ?? ''];
+  for (const definition of operation.variableDefinitions ?? []) {
+    const name = definition.variable.name.value;
+    const value = variables[name];
+    if (!Object.hasOwn(variables, name)) parts.push(0);
+    else if (value === undefined) parts.push(1);
+    else if (value === null) parts.push(2);
+    else parts.push(byValue.has(name) ? { value } : 3);
+  }
+  return JSON.stringify(parts);
+}
+
+/**
  * Every limit on a document is checked while parsing and validating, before yoga builds the
  * context (which looks the bearer token up in the database): tokens (a parser option in
  * graphql 16), introspection and conditional subscription roots as cached rules; depth, cost,
@@ -227,17 +284,22 @@ export function useQueryLimits(options: {
 }): Plugin {
   const { config } = options;
   // Documents come from yoga's parse cache, so a client repeating an operation repeats the same
-  // DocumentNode: remember which variable sets passed instead of walking the document again.
-  const passed = new WeakMap<DocumentNode, Set<string>>();
+  // DocumentNode: remember which limit keys passed instead of walking the document again. A
+  // mutation with a new title per request keeps its key; a new page size is a new key.
+  const passed = new WeakMap<DocumentNode, { byValue: ReadonlySet<string>; keys: Set<string> }>();
   const checkLimits = (schema: GraphQLSchema, document: DocumentNode, request: GraphQLParams) => {
-    const key = `${request.operationName ?? ''}\n${JSON.stringify(request.variables ?? {})}`;
-    const seen = passed.get(document) ?? new Set<string>();
-    if (seen.has(key)) return;
+    let seen = passed.get(document);
+    if (!seen) {
+      seen = { byValue: limitVariables(document), keys: new Set() };
+      passed.set(document, seen);
+    }
+    const key = limitKey(schema, document, request, seen.byValue);
+    if (key !== undefined && seen.keys.has(key)) return;
     const error = operationLimitError(schema, document, request, config);
     if (error) throw error;
-    passed.set(document, seen);
-    if (seen.size >= PASSED_VARIABLE_SETS) seen.clear();
-    seen.add(key);
+    if (key === undefined) return;
+    if (seen.keys.size >= PASSED_VARIABLE_SETS) seen.keys.clear();
+    seen.keys.add(key);
   };
   return {
     onParse({ parseFn, setParseFn }) {

@@ -235,6 +235,55 @@ describe('hostile requests', () => {
     }
   });
 
+  it('checks page sizes and cost per request when a document passed with other values of its other variables', async () => {
+    // A write with a new title per request passes the limits once per document; the page
+    // size it also takes must still be checked against each request's value.
+    const query = `mutation Write($title: String!, $size: Int, $other: Int) {
+      createPost(input: { title: $title, body: "x" }) { post { id comments(first: $size) {
+        edges { node { post { comments(first: $other) {
+          edges { node { id body createdAt author { name } } } } } } } } } }
+    }`;
+    const cases: [number, number, string | undefined][] = [
+      [1, 1, undefined],
+      [1, 1, undefined],
+      [101, 1, 'BAD_USER_INPUT'],
+      [1, 101, 'BAD_USER_INPUT'],
+      [100, 100, 'QUERY_TOO_COMPLEX'],
+      [2, 2, undefined],
+    ];
+    for (const [index, [size, other, code]] of cases.entries()) {
+      const variables = { title: `Limits ${index}`, size, other };
+      const response = await send(app, { body: json(query, variables) }, admin.token);
+      expect(response.code, `${size}, ${other}`).toBe(code);
+    }
+  });
+
+  it('applies @include with each request’s value when a document passed before', async () => {
+    const aliases = Array.from({ length: 40 }, (_, i) => `a${i}: viewer { id }`).join(' ');
+    const query = `query Flood($on: Boolean!, $id: ID!) {
+      node(id: $id) { id } ... @include(if: $on) { ${aliases} } }`;
+    for (const on of [false, true, false, true]) {
+      const response = await send(app, { body: json(query, { on, id: admin.globalId }) });
+      expect(response.code, String(on)).toBe(on ? 'QUERY_TOO_COMPLEX' : undefined);
+    }
+  });
+
+  it('checks argument values of each request’s variables when a document passed before', async () => {
+    const query =
+      'query Lookup($id: ID!, $title: String) { node(id: $id) { id } posts(first: 1, filter: { tag: $title }) { edges { cursor } } }';
+    const cases: [Record<string, unknown>, string | undefined][] = [
+      [{ id: admin.globalId, title: 'plain' }, undefined],
+      [{ id: 'not an id', title: 'plain' }, 'BAD_USER_INPUT'],
+      [{ id: admin.globalId, title: 'nul \u0000 byte' }, 'BAD_USER_INPUT'],
+      [{ id: admin.globalId, title: 'x'.repeat(200_001) }, 'BAD_USER_INPUT'],
+      [{ id: admin.globalId, title: 'plain again' }, undefined],
+    ];
+    for (const [variables, code] of cases) {
+      const response = await send(app, { body: json(query, variables) });
+      expect(response.code, JSON.stringify(variables).slice(0, 60)).toBe(code);
+    }
+  });
+
   it('hides field suggestions in production only', async () => {
     const query = json('{ viewer { nam } }');
     expect((await send(app, { body: query })).text).toContain('Did you mean');

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { type Expression, type ExpressionBuilder, sql } from 'kysely';
+import { type Compilable, type Expression, type ExpressionBuilder, sql } from 'kysely';
 import {
   type Batch,
   batchOf,
@@ -622,6 +622,42 @@ export async function countPostsByStatus(
   return rows.map((row) => ({ status: row.status, count: Number(row.count) }));
 }
 
+/** The insert of insertPostWithTags, compiled once: its values are all parameters. */
+const insertPostWithTagsQuery = compiledVariants(
+  () => 'insert',
+  (
+    db,
+    _variant: null,
+    p: Params<{
+      authorId: string;
+      title: string;
+      slug: string;
+      body: string;
+      status: PostStatus;
+      publishedAt: string | null;
+      tags: readonly string[];
+    }>,
+  ): Compilable<PostRow> => {
+    const columns = sql.join(postColumns.map((column) => sql.ref(column)));
+    const statement = sql<PostRow>`
+      with post as (
+        insert into posts (author_id, title, slug, body, status, published_at)
+        values (${p.authorId}, ${p.title}, ${p.slug}, ${p.body}, ${p.status},
+          ${p.publishedAt}::timestamptz)
+        returning ${columns}
+      ), tag as (
+        insert into tags (name) select unnest(${p.tags}::text[])
+        on conflict (name) do update set name = excluded.name
+        returning id
+      ), link as (
+        insert into post_tags (post_id, tag_id) select post.id, tag.id from post, tag
+      )
+      select * from post
+    `;
+    return { compile: () => statement.compile(db) };
+  },
+);
+
 /**
  * One post with its tags in one statement, so atomic without a transaction (one round trip where
  * BEGIN, insert, tags, links and COMMIT took five). Tags are upserted in name order (no deadlock
@@ -633,22 +669,14 @@ export async function insertPostWithTags(
   post: NewPost,
   tagNames: readonly string[],
 ): Promise<PostRow> {
-  const sorted = [...tagNames].sort();
-  const columns = sql.join(postColumns.map((column) => sql.ref(column)));
-  const { rows } = await sql<PostRow>`
-    with post as (
-      insert into posts (author_id, title, slug, body, status, published_at)
-      values (${post.author_id}, ${post.title}, ${post.slug}, ${post.body}, ${post.status ?? 'DRAFT'},
-        ${post.published_at ?? null}::timestamptz)
-      returning ${columns}
-    ), tag as (
-      insert into tags (name) select unnest(${sorted}::text[])
-      on conflict (name) do update set name = excluded.name
-      returning id
-    ), link as (
-      insert into post_tags (post_id, tag_id) select post.id, tag.id from post, tag
-    )
-    select * from post
-  `.execute(db);
+  const rows = await insertPostWithTagsQuery(db, null, {
+    authorId: post.author_id,
+    title: post.title,
+    slug: post.slug,
+    body: post.body,
+    status: post.status ?? 'DRAFT',
+    publishedAt: post.published_at ?? null,
+    tags: [...tagNames].sort(),
+  });
   return rows[0]!;
 }
