@@ -12,7 +12,8 @@
  * `CACHE=off WORKER=off`; `postgraphile` starts bench/postgraphile/server.ts, `hello` starts
  * bench/hello-server.ts (yoga answering `{ hello }` for every shape: the ceiling). The database needs
  * `npm run seed -- --posts …`; the probe adds a bench author with a token and 25 comments on one
- * post (the post page shape).
+ * post (the post page shape). Before the first round each contender runs each shape for
+ * `--prewarm` seconds (3 unless given; 0 measures servers just started).
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
@@ -34,6 +35,9 @@ const { values, positionals } = parseArgs({
   options: {
     seconds: { type: 'string', default: '4' },
     warmup: { type: 'string', default: '1' },
+    // Load per shape and contender before the first round: a server just started runs unoptimised
+    // code for its first seconds of load, which the first round would otherwise measure.
+    prewarm: { type: 'string', default: '3' },
     rounds: { type: 'string', default: '3' },
     connections: { type: 'string', default: '20' },
     shapes: { type: 'string' },
@@ -246,6 +250,10 @@ const totals = new Map<
   string,
   { requests: number; seconds: number; api: number; db: number; non2xx: number }
 >();
+if (Number(values.prewarm) > 0)
+  for (const contender of contenders) {
+    for (const shape of chosen) await load(contender, shape, Number(values.prewarm));
+  }
 console.log(`load average at start: ${readFileSync('/proc/loadavg', 'utf8').trim()}`);
 for (let round = 0; round < Number(values.rounds); round++) {
   const order = round % 2 === 0 ? contenders : [...contenders].reverse();

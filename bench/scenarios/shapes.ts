@@ -8,6 +8,7 @@ import {
   request,
   rounds,
   shapesTiming,
+  smoke,
 } from '../harness.ts';
 import { type Measurement, measure, statementsPerRequest, type Workload } from '../load.ts';
 import { creating } from './create-post.ts';
@@ -25,6 +26,15 @@ const cached = 'Quire + Redis cache (warm)';
 const hello = 'hello-world yoga';
 /** The small read that hello-world yoga joins as the ceiling. */
 const smallRead = '(4) ten-item list: id and title';
+
+/**
+ * Seconds of load per read shape and contender before the first measured line. A Node server just
+ * started runs its request path unoptimised until V8 has tiered it up: in 1 s windows from a
+ * fresh start, uncached Quire took about 10 s of load to fall from 1.8–2.1 to 0.75 ms of API CPU
+ * per profile request, PostGraphile about 6 s (bench/analysis.md). Without this pass the shapes
+ * measured first, (1) and (2), measured that start-up rather than the steady state.
+ */
+const warmUpSeconds = 3;
 
 /** One line of the table: the load figures plus CPU per request of the API and its backends. */
 interface ShapeMeasurement extends Measurement {
@@ -195,7 +205,7 @@ export async function measureShapes(bench: Bench): Promise<void> {
   const { contenders } = bench;
   log('## Everyday shapes\n');
   log(
-    `Six requests a frontend sends (issue 12), each in Quire's and PostGraphile's own schema for the same rows and fields (texts in \`bench/scenarios/shapes.queries.ts\`); ${shapesTiming.connections} connections, ${shapesTiming.warmupSeconds} s warm-up, ${shapesTiming.seconds} s measured per line, ${rounds} round${rounds > 1 ? 's (forward, then reverse order; the mean is shown)' : ''}. CPU per request: user + system time (\`/proc/<pid>/stat\`) over the measured run divided by the requests answered, for the API process and for the Postgres backends carrying its \`application_name\`. Subjects: the author with the most published posts, the first published post (20 bench comments added), the tag \`${subjects.tagName}\` (most published posts).\n`,
+    `Six requests a frontend sends (issue 12), each in Quire's and PostGraphile's own schema for the same rows and fields (texts in \`bench/scenarios/shapes.queries.ts\`); ${shapesTiming.connections} connections, ${smoke ? '' : `${warmUpSeconds} s of each read shape on each contender before the first line, then `}${shapesTiming.warmupSeconds} s warm-up, ${shapesTiming.seconds} s measured per line, ${rounds} round${rounds > 1 ? 's (forward, then reverse order; the mean is shown)' : ''}. CPU per request: user + system time (\`/proc/<pid>/stat\`) over the measured run divided by the requests answered, for the API process and for the Postgres backends carrying its \`application_name\`. Subjects: the author with the most published posts, the first published post (20 bench comments added), the tag \`${subjects.tagName}\` (most published posts).\n`,
   );
   const shapes = readShapes(subjects);
   const table: {
@@ -219,6 +229,18 @@ export async function measureShapes(bench: Bench): Promise<void> {
       sameData.push(
         `${shape.name.split(' ')[0]} ${JSON.stringify(mine) === JSON.stringify(theirs) ? `equal (${mine.length} values)` : `**differ** (Quire ${mine.length} values, PostGraphile ${theirs.length})`}`,
       );
+    }
+  if (!smoke)
+    for (const name of [uncached, cached, 'PostGraphile']) {
+      const contender = contenders[name];
+      if (!contender) continue;
+      for (const shape of shapes) {
+        const query = name === 'PostGraphile' ? shape.postgraphile : shape.quire;
+        await measure(
+          { url: contender.url, body: JSON.stringify({ query }) },
+          { ...shapesTiming, warmupSeconds: 0, seconds: warmUpSeconds },
+        );
+      }
     }
   const writeShape = { name: createPostShape, quire: '', postgraphile: '' };
   for (const shape of [...shapes, writeShape]) {
