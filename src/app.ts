@@ -6,6 +6,7 @@ import { sql } from 'kysely';
 import { type AppDeps, type Context, createContext, freshEventContext } from './context.ts';
 import { useDashboard } from './dashboard/dashboard.plugin.ts';
 import { migrationsApplied } from './db/migrator.ts';
+import { isStatementTimeout } from './db/pg-errors.ts';
 import { appError } from './errors.ts';
 import { offlineGraphiQL } from './graphiql.ts';
 import { graphiqlExamples } from './graphiql-examples.ts';
@@ -57,6 +58,17 @@ function invalidIdError(error: unknown): GraphQLError | undefined {
   if ((error.originalError as Error | undefined)?.name !== 'PothosValidationError')
     return undefined;
   return appError('BAD_USER_INPUT', error.message, {}, { nodes: error.nodes, path: error.path });
+}
+
+/**
+ * TIMEOUT for a statement statement_timeout canceled, in place of the masked error: stable, with
+ * neither SQL nor stack; its cause is logged with the request id (plugins/request-log.ts).
+ */
+function statementTimeoutError(error: unknown): GraphQLError | undefined {
+  const cause = error instanceof GraphQLError ? error.originalError : error;
+  if (!isStatementTimeout(cause)) return undefined;
+  const place = error instanceof GraphQLError ? { nodes: error.nodes, path: error.path } : {};
+  return appError('TIMEOUT', 'The database took too long to answer; try again later', {}, place);
 }
 
 /** Who a result was computed for: the same viewer and role see the same data. */
@@ -117,6 +129,11 @@ export function createApp(deps: AppDeps): QuireYoga {
       maskError: (error, message) => {
         const invalidId = invalidIdError(error);
         if (invalidId) return invalidId;
+        const timeout = statementTimeoutError(error);
+        if (timeout) {
+          rememberMaskedCause(timeout, error);
+          return timeout;
+        }
         const masked = maskError(error, message, false);
         // Logged once, with its request id, when the response leaves (plugins/request-log.ts).
         if (masked !== error) rememberMaskedCause(masked, error);

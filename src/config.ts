@@ -50,6 +50,19 @@ const schema = z.object({
   DB_IDLE_TIMEOUT_MS: positiveInt.default(10_000),
   DB_CONNECT_TIMEOUT_MS: positiveInt.default(5000),
   /**
+   * The process's LISTEN connection goes here instead of DATABASE_URL: straight to Postgres when
+   * DATABASE_URL is a pooler that keeps no session per client (LISTEN needs one).
+   */
+  DATABASE_LISTEN_URL: optionalUrl,
+  /** Milliseconds between heartbeats (`select 1`) on the LISTEN connection. */
+  LISTEN_HEARTBEAT_MS: positiveInt.default(5000),
+  /**
+   * Milliseconds a heartbeat may go unanswered before the LISTEN connection counts as lost (a
+   * silent partition): revocation signals and cache invalidations are then distrusted until it is
+   * back. A dead connection is noticed within LISTEN_HEARTBEAT_MS + this.
+   */
+  LISTEN_HEARTBEAT_TIMEOUT_MS: positiveInt.default(2000),
+  /**
    * on = parameterised statements run prepared, by name, per connection (src/db/prepared-statements.ts);
    * off for a pooler that does not keep a session per client (PgBouncer in transaction mode before 1.21).
    */

@@ -111,6 +111,13 @@ export const ERROR_CODES = {
     phase: 'request',
     description: 'Over WS_MAX_SUBSCRIPTIONS on one graphql-ws connection: src/http.ts.',
   },
+  TIMEOUT: {
+    phase: 'request',
+    description:
+      'A statement ran over DB_STATEMENT_TIMEOUT_MS (Postgres 57014, canceled by statement_timeout), ' +
+      'logged server-side with the request id: src/app.ts. On the fields it stopped while ' +
+      'executing; 503 when it refused the whole request.',
+  },
   INTERNAL_SERVER_ERROR: {
     phase: 'request',
     description:

@@ -125,14 +125,25 @@ export const idIn = (ids: readonly string[], batch: Batch) =>
 /** The rows a query built with Kysely returns. */
 type RowOf<Q> = Q extends Compilable<infer Row> ? Row : never;
 
-/** Compiled variants kept per statement family; the oldest is dropped (and built again if used). */
+/**
+ * Compiled variants kept per statement family; the least recently used is dropped (and built again
+ * if used), so variants in steady use survive a churn of rare ones.
+ */
 const MAX_VARIANTS = 1000;
+
+let compilations = 0;
+
+/**
+ * How many variants this process has built and compiled, over every statement family: a variant
+ * still kept is not compiled again. For tests and diagnostics.
+ */
+export const variantsCompiled = (): number => compilations;
 
 /**
  * A query whose shape depends on a few choices (who is asking, which filters, paging direction,
  * page size): each variant is built and compiled once, cached under `keyOf(variant)`, which must
  * name everything `build` reads from the variant. The variants must be a finite set (at most
- * MAX_VARIANTS are kept); values that vary freely (ids, names, cursors) belong in the parameters.
+ * MAX_VARIANTS are kept, least recently used dropped); values that vary freely (ids, names, cursors) belong in the parameters.
  * The page size is part of the variant rather than a parameter so that Postgres keeps the plan
  * (see keysetClausesOf). A variant keyed `null` is built per call with its values inline as
  * parameters (e.g. full-text search, which is never prepared).
@@ -148,11 +159,15 @@ export function compiledVariants<V, P extends object, Q extends Compilable<unkno
       return (await db.executeQuery(build(db, variant, values))).rows as RowOf<Q>[];
     }
     let compiled = variants.get(key);
-    if (!compiled) {
+    if (compiled) {
+      // Map keeps insertion order: moving a hit to the end makes the first key the least recent.
+      variants.delete(key);
+    } else {
       compiled = compile(build(builder, variant, params<P>()));
+      compilations++;
       if (variants.size >= MAX_VARIANTS) variants.delete(variants.keys().next().value!);
-      variants.set(key, compiled);
     }
+    variants.set(key, compiled);
     return execute(db, compiled, values);
   };
 }

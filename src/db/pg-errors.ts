@@ -22,6 +22,16 @@ export const isStalePreparedPlan = (error: unknown): boolean =>
   error.code === '0A000' &&
   (error as PgError & Error).message === 'cached plan must not change result type';
 
+/**
+ * 57014 raised by statement_timeout (DB_STATEMENT_TIMEOUT_MS). 57014 also ends a statement
+ * canceled on request (pg_cancel_backend, a client's cancel): Postgres tells them apart only by
+ * the message, and those are not timeouts.
+ */
+export const isStatementTimeout = (error: unknown): boolean =>
+  isPgError(error) &&
+  error.code === '57014' &&
+  (error as PgError & Error).message === 'canceling statement due to statement timeout';
+
 /** What a write that kept losing races to concurrent writes answers: the client may retry. */
 export const concurrentWriteConflict = () =>
   appError('CONFLICT', 'The record was changed by a concurrent request; try again');

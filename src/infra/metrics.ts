@@ -8,12 +8,14 @@ import {
   Registry,
 } from 'prom-client';
 import type { Cache } from './cache.ts';
+import type { PostgresListener } from './pg-listener.ts';
 import type { RateLimiter } from './rate-limit.ts';
 
 export interface MetricsSources {
   pool: pg.Pool;
   cache: Cache;
   rateLimiter: RateLimiter;
+  listener: PostgresListener;
   /** Runs waiting to be claimed; read at scrape time. */
   queueDepth: () => Promise<number>;
 }
@@ -78,7 +80,7 @@ export class Metrics {
   });
 
   constructor(sources: MetricsSources) {
-    const { pool, cache, rateLimiter, queueDepth } = sources;
+    const { pool, cache, rateLimiter, listener, queueDepth } = sources;
     const registers = [this.registry];
     // getMetricsAsArray returns the registered metric objects (prom-client's typing says only
     // their descriptions).
@@ -133,6 +135,14 @@ export class Metrics {
       collect() {
         this.reset();
         this.inc(rateLimiter.counters.storeErrors);
+      },
+    });
+    new Gauge({
+      name: 'quire_pg_listener_up',
+      help: '0 while the LISTEN connection is down or reconnecting (signals lost, caches relying on them not trusted), 1 otherwise',
+      registers,
+      collect() {
+        this.set(listener.up ? 1 : 0);
       },
     });
     new Gauge({

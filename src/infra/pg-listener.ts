@@ -30,6 +30,18 @@ interface Channel {
   missed: boolean;
 }
 
+/** Timings of a PostgresListener, in milliseconds. */
+export interface ListenerOptions {
+  /** Wait between a failed attempt (or a loss) and the next attempt. Default 1000. */
+  retryMs?: number;
+  /** Bound on opening the connection, and on each statement it runs (LISTEN). Default 5000. */
+  connectTimeoutMs?: number;
+  /** Wait between one heartbeat's answer and the next heartbeat. Default 5000. */
+  heartbeatMs?: number;
+  /** How long a heartbeat may go unanswered before the connection counts as lost. Default 2000. */
+  heartbeatTimeoutMs?: number;
+}
+
 /**
  * The process's one Postgres connection for LISTEN, shared by every channel (the pipeline
  * worker's wake-ups, viewer signals, cache invalidations), with a handler per channel. It
@@ -37,6 +49,11 @@ interface Channel {
  * connection. A loss tells every channel `down`; after a loss or a failed attempt it tries again
  * every `retryMs` and LISTENs all channels before telling each `listening(true)`. Notifications
  * are sent from the pool (`pg_notify`), not here.
+ *
+ * A connection that dies silently (a partition, a frozen proxy) raises no error and delivers no
+ * notification: a heartbeat (`select 1` every `heartbeatMs`, answered within
+ * `heartbeatTimeoutMs`) finds it, and a missed one is a loss like any other, noticed within
+ * their sum. TCP keepalive also lets the kernel close a dead socket.
  *
  * Own code, as no library kept these guarantees: pg-listen gives up reconnecting after 3 s by
  * default, finishes a reconnect under way at `close()` (a connection left open) and stays down
@@ -52,12 +69,22 @@ export class PostgresListener {
   #opening: pg.Client | undefined;
   #attempt: Promise<void> = Promise.resolve();
   #retry: NodeJS.Timeout | undefined;
+  /** The next heartbeat, or the bound on the one in flight. */
+  #heartbeat: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly url: string,
     private readonly logger: Logger,
-    private readonly retryMs = 1000,
+    private readonly options: ListenerOptions = {},
   ) {}
+
+  /**
+   * False while the connection is down or (re)connecting, when notifications are being lost;
+   * true while it is live, and before anything listens.
+   */
+  get up(): boolean {
+    return this.#state === 'live' || this.#state === 'idle';
+  }
 
   /**
    * Listens to `channel` (a Postgres identifier) with `handler`, on the live connection or on the
@@ -92,6 +119,7 @@ export class PostgresListener {
   async close(): Promise<void> {
     this.#state = 'stopped';
     clearTimeout(this.#retry);
+    clearTimeout(this.#heartbeat);
     void this.#opening?.end().catch(() => {});
     await this.#attempt.catch(() => {});
     await this.#client?.end().catch(() => {});
@@ -108,6 +136,10 @@ export class PostgresListener {
     const client = new pg.Client({
       connectionString: this.url,
       application_name: LISTENER_APPLICATION_NAME,
+      keepAlive: true,
+      // A partition can leave an attempt waiting for bytes that never come: bound it.
+      connectionTimeoutMillis: this.options.connectTimeoutMs ?? 5000,
+      query_timeout: this.options.connectTimeoutMs ?? 5000,
     });
     client.on('error', (error) => this.#lost(client, error));
     client.on('notification', (message) =>
@@ -147,6 +179,7 @@ export class PostgresListener {
     }
     this.#client = client;
     this.#state = 'live';
+    this.#scheduleHeartbeat(client);
     if (retrying) this.logger.info({ channels: [...listened] }, 'Postgres LISTEN connection back');
     for (const channel of listened) {
       const entry = this.#channels.get(channel);
@@ -186,6 +219,7 @@ export class PostgresListener {
     if (this.#state === 'stopped' || client !== this.#client) return;
     this.#client = undefined;
     this.#state = 'down';
+    clearTimeout(this.#heartbeat);
     this.logger.warn(
       { err: error.message, channels: [...this.#channels.keys()] },
       'Postgres LISTEN connection lost: reconnecting; what depends on it is off until it is back',
@@ -201,6 +235,25 @@ export class PostgresListener {
   #scheduleRetry(): void {
     this.#retry = setTimeout(() => {
       if (this.#state === 'down') this.#connect(true);
-    }, this.retryMs);
+    }, this.options.retryMs ?? 1000);
+  }
+
+  /** A `select 1` on `client` after `heartbeatMs`; no answer within `heartbeatTimeoutMs` is a loss. */
+  #scheduleHeartbeat(client: pg.Client): void {
+    this.#heartbeat = setTimeout(() => {
+      if (client !== this.#client) return;
+      this.#heartbeat = setTimeout(
+        () => this.#lost(client, new Error('heartbeat unanswered')),
+        this.options.heartbeatTimeoutMs ?? 2000,
+      );
+      client.query('select 1').then(
+        () => {
+          if (client !== this.#client) return;
+          clearTimeout(this.#heartbeat);
+          this.#scheduleHeartbeat(client);
+        },
+        (error: Error) => this.#lost(client, error),
+      );
+    }, this.options.heartbeatMs ?? 5000);
   }
 }

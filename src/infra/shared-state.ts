@@ -60,7 +60,11 @@ export function createSharedState(
   };
   const pubsub = createQuirePubSub(config.REDIS_URL, config.REDIS_PREFIX, logger, config);
   // One LISTEN connection for the process, opened by the first channel listened to.
-  const listener = new PostgresListener(database.url, logger);
+  const listener = new PostgresListener(config.DATABASE_LISTEN_URL ?? database.url, logger, {
+    connectTimeoutMs: config.DB_CONNECT_TIMEOUT_MS,
+    heartbeatMs: config.LISTEN_HEARTBEAT_MS,
+    heartbeatTimeoutMs: config.LISTEN_HEARTBEAT_TIMEOUT_MS,
+  });
   if (!config.REDIS_URL) {
     const cache = createInProcessCache(config, logger, database.pool, listener);
     return {

@@ -13,11 +13,15 @@ interface HttpHints {
   headers?: Record<string, string>;
 }
 
-/** Refusals about who is asking or how often: the same status under every media type. */
+/**
+ * Refusals about who is asking or how often, and the server running out of time: the same status
+ * under every media type.
+ */
 const REFUSAL_STATUS: Readonly<Partial<Record<ErrorCode, number>>> = {
   UNAUTHENTICATED: 401,
   FORBIDDEN: 403,
   RATE_LIMITED: 429,
+  TIMEOUT: 503,
 };
 
 /** Everything else that stops a request before execution is a GraphQL request error. */

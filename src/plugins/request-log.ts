@@ -25,13 +25,21 @@ export function rememberMaskedCause(masked: Error, error: unknown): void {
 
 /**
  * One line per error of a result as it leaves the server: the cause of each masked (unexpected)
- * error at error level, every other error (a client error with its code) at debug.
+ * error at error level, of each server-side error given a code of its own (TIMEOUT) at warn,
+ * every other error (a client error with its code) at debug.
  */
 export function logResultErrors(log: Logger, errors: readonly unknown[] | undefined): void {
   for (const error of errors ?? []) {
     if (!(error instanceof GraphQLError)) continue;
     if (maskedCauses.has(error)) {
-      log.error({ err: maskedCauses.get(error) }, 'unexpected error (masked in the response)');
+      const code = error.extensions?.code;
+      if (code === 'INTERNAL_SERVER_ERROR')
+        log.error({ err: maskedCauses.get(error) }, 'unexpected error (masked in the response)');
+      else
+        log.warn(
+          { err: maskedCauses.get(error), code, path: error.path },
+          'server-side error (its code in the response)',
+        );
     } else {
       log.debug(
         { code: error.extensions?.code, error: error.message, path: error.path },

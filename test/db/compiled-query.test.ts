@@ -1,5 +1,6 @@
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { variantsCompiled } from '../../src/db/compiled-query.ts';
 import { countingDb, type SqlStats } from '../../src/db/database.ts';
 import { postsByIds } from '../../src/modules/post/post.repository.ts';
 import { startTestApp, type TestApp } from '../helpers/app.ts';
@@ -142,5 +143,36 @@ describe('compiled queries', () => {
       .catch((error: Error) => expect(error.message).toBe('roll back'));
     expect((await postsByIds(counted, [postIds[0]!]))[0]!.title).toBe(titles[0]);
     expect(stats.queries).toBe(3);
+  });
+
+  it('keeps a variant in steady use compiled through a churn of more distinct variants than it keeps', async () => {
+    // Page sizes up to 1000 give each statement family more variants than it keeps (1000).
+    const wide = await startTestApp({ CACHE: 'off', MAX_PAGE_SIZE: '1000' }, app);
+    try {
+      const hot = '{ posts(first: 3) { edges { node { title author { name } } } } }';
+      /** The variants `query` compiled: 0 once it is kept. */
+      const compiledBy = async (query: string) => {
+        const before = variantsCompiled();
+        const result = await wide.gql(query);
+        expect(result.errors).toBeUndefined();
+        return variantsCompiled() - before;
+      };
+      expect(await compiledBy(hot)).toBeGreaterThan(0);
+      const churn = [
+        ...Array.from({ length: 1000 }, (_, n) => `first: ${n + 1}`),
+        ...Array.from({ length: 100 }, (_, n) => `last: ${n + 1}`),
+      ];
+      let churned = 0;
+      const hotCompiles: number[] = [];
+      for (const [index, page] of churn.entries()) {
+        churned += await compiledBy(`{ posts(${page}) { edges { node { title } } } }`);
+        if (index % 100 === 99) hotCompiles.push(await compiledBy(hot));
+      }
+      // Earlier tests may have compiled a few of them: still more than the family keeps.
+      expect(churned).toBeGreaterThan(1000);
+      expect(hotCompiles).toEqual(Array(11).fill(0));
+    } finally {
+      await wide.close();
+    }
   });
 });

@@ -234,6 +234,62 @@ describe('viewer cache without Redis', () => {
     }
   });
 
+  it('notices a LISTEN connection that goes silent within the heartbeat bound, refuses a token revoked meanwhile, and trusts its cache again once it is back', async () => {
+    const listenProxy = new TcpProxy('127.0.0.1', Number(new URL(a.database.url).port || 5432));
+    await listenProxy.start();
+    const listenUrl = new URL(a.database.url);
+    listenUrl.host = `127.0.0.1:${listenProxy.port}`;
+    const heartbeatMs = 200;
+    const heartbeatTimeoutMs = 300;
+    // Only the LISTEN connection goes through the proxy: requests still reach Postgres.
+    const app = await startTestApp(
+      {
+        REDIS_URL: '',
+        RESPONSE_CACHE: 'off',
+        DATABASE_LISTEN_URL: listenUrl.toString(),
+        LISTEN_HEARTBEAT_MS: String(heartbeatMs),
+        LISTEN_HEARTBEAT_TIMEOUT_MS: String(heartbeatTimeoutMs),
+      },
+      a,
+    );
+    const listenerUp = async () =>
+      (await app.deps.metrics.registry.getSingleMetric('quire_pg_listener_up')!.get()).values[0]!
+        .value;
+    try {
+      servers.set(app, await startHttpServer(app.yoga, httpOptions(app.deps.config, 0)));
+      const user = await createUser(a.deps.db, 'AUTHOR');
+      const victim = await createUser(a.deps.db, 'AUTHOR');
+      for (const token of [user.token, victim.token])
+        await until(async () => (await tokenStatements(app, token)) === 0, 'never warm');
+      expect(await listenerUp()).toBe(1);
+      // A half-open connection: nothing forwarded, nothing closed, no error on either side.
+      listenProxy.freeze();
+      const frozenAt = Date.now();
+      await until(async () => (await listenerUp()) === 0, 'the silent connection went unnoticed');
+      // The bound, with room for two busy cores' scheduling.
+      expect(Date.now() - frozenAt).toBeLessThan(heartbeatMs + heartbeatTimeoutMs + 1000);
+      // Revoked with no signal at all (as one sent into the dead connection would be lost).
+      await sql`update api_tokens set revoked_at = now() where token_hash = ${hashToken(victim.token)}`.execute(
+        a.deps.db,
+      );
+      expect((await whoAmI(app, victim.token)).code).toBe('UNAUTHENTICATED');
+      expect(await tokenStatements(app, user.token)).toBe(1);
+      listenProxy.unfreeze();
+      await until(async () => (await listenerUp()) === 1, 'never back');
+      await until(
+        async () => (await tokenStatements(app, user.token)) === 0,
+        'never trusted again',
+      );
+      expect((await whoAmI(app, victim.token)).code).toBe('UNAUTHENTICATED');
+    } finally {
+      listenProxy.unfreeze();
+      await servers.get(app)?.close();
+      servers.delete(app);
+      await app.close();
+      await listenProxy.stop();
+    }
+  });
+
   it('keeps no viewer in memory while its signal feed is down, and again once it is back', async () => {
     const app = await startTestApp({ REDIS_URL: '', RESPONSE_CACHE: 'off' }, a);
     try {
