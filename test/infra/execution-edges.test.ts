@@ -218,6 +218,24 @@ describe('valid operations answer without INTERNAL_SERVER_ERROR', () => {
     }
   });
 
+  // An input object variable may omit a field that has a default (GraphQL spec, CoerceInputValue:
+  // `PostOrder.direction` is DESC then). graphql-jit 0.8 refuses the omission with a GraphQLError
+  // without `extensions`, which the HTTP status plugin then read: INTERNAL_SERVER_ERROR.
+  it('a variable that omits a defaulted input field answers the data', async () => {
+    const response = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        query: 'query ($order: PostOrder) { posts(first: 1, orderBy: $order) { totalCount } }',
+        variables: { order: { field: 'CREATED_AT' } },
+      }),
+    });
+    const body = await response.json();
+    expect(body.errors).toBeUndefined();
+    expect(response.status).toBe(200);
+    expect(body.data).toEqual({ posts: { totalCount: expect.any(Number) } });
+  });
+
   // graphql-js 16 crashes (`undefined is not iterable`) when a subscription's only root field is
   // skipped: client input answered INTERNAL_SERVER_ERROR instead of a client error.
   it('a subscription whose root field is skipped is a client error, not INTERNAL', async () => {
