@@ -192,7 +192,7 @@ export function createApp(deps: AppDeps): QuireYoga {
       useGraphQlJit(
         {},
         {
-          enableIf: (args) => compilesUnambiguously(args.document, args.operationName),
+          enableIf: (args) => compilesUnambiguously(args.schema, args.document, args.operationName),
           onError: (result) =>
             logger.error({ errors: result.errors }, 'graphql-jit could not compile a document'),
         },

@@ -1,4 +1,15 @@
-import { BREAK, type DocumentNode, Kind, visit } from 'graphql';
+import {
+  BREAK,
+  type DocumentNode,
+  type GraphQLInputType,
+  type GraphQLSchema,
+  getNamedType,
+  isInputObjectType,
+  Kind,
+  type TypeNode,
+  typeFromAST,
+  visit,
+} from 'graphql';
 
 interface DocumentShape {
   /** The only operation's name (null when anonymous); undefined when there are several. */
@@ -9,7 +20,22 @@ interface DocumentShape {
 
 const shapes = new WeakMap<DocumentNode, DocumentShape>();
 
-function shapeOf(document: DocumentNode): DocumentShape {
+/** Whether a value of `type` may leave out an input field that has a default, at any depth. */
+function omitsDefaultedField(type: GraphQLInputType, seen = new Set<GraphQLInputType>()): boolean {
+  const named = getNamedType(type);
+  if (!isInputObjectType(named) || seen.has(named)) return false;
+  seen.add(named);
+  return Object.values(named.getFields()).some(
+    (field) => field.defaultValue !== undefined || omitsDefaultedField(field.type, seen),
+  );
+}
+
+function variableOmitsDefaultedField(schema: GraphQLSchema, typeNode: TypeNode): boolean {
+  const type = typeFromAST(schema, typeNode);
+  return type !== undefined && omitsDefaultedField(type as GraphQLInputType);
+}
+
+function shapeOf(schema: GraphQLSchema, document: DocumentNode): DocumentShape {
   let shape = shapes.get(document);
   if (shape) return shape;
   const operations = document.definitions.filter(
@@ -17,10 +43,11 @@ function shapeOf(document: DocumentNode): DocumentShape {
   );
   let divergent = false;
   visit(document, {
-    // graphql-jit 0.8 refuses an omitted non-null variable that has a default value, and skips
-    // every spread of a fragment whose first spread is `@skip`ped: graphql-js gets both right.
+    // graphql-jit 0.8 refuses an omitted non-null variable that has a default value, and an
+    // input object variable that leaves out a field with a default (`PostOrder.direction`), and
+    // skips every spread of a fragment whose first spread is `@skip`ped: graphql-js gets them right.
     VariableDefinition(node) {
-      if (node.defaultValue) divergent = true;
+      if (node.defaultValue || variableOmitsDefaultedField(schema, node.type)) divergent = true;
       return divergent ? BREAK : undefined;
     },
     Directive(node) {
@@ -42,14 +69,16 @@ function shapeOf(document: DocumentNode): DocumentShape {
  * later request of the document: with two operations in one document a request naming the
  * query ran the mutation. A document with exactly one operation, requested without a name or
  * by that operation's name, can only ever compile to that operation. Documents with variable
- * defaults or `@skip`/`@include` also run on graphql-js, where graphql-jit's results differ.
+ * defaults, variables of input types with field defaults, or `@skip`/`@include` also run on
+ * graphql-js, where graphql-jit's results differ.
  * Everything else (the everyday single-operation request) keeps the compiled speed.
  */
 export function compilesUnambiguously(
+  schema: GraphQLSchema,
   document: DocumentNode,
   operationName: string | null | undefined,
 ): boolean {
-  const { soleOperation, divergent } = shapeOf(document);
+  const { soleOperation, divergent } = shapeOf(schema, document);
   if (soleOperation === undefined || divergent) return false;
   return operationName == null || operationName === soleOperation;
 }
