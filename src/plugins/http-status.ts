@@ -27,7 +27,9 @@ const REFUSAL_STATUS: Readonly<Partial<Record<ErrorCode, number>>> = {
 /** Everything else that stops a request before execution is a GraphQL request error. */
 const REQUEST_ERROR: HttpHints = { status: 400, spec: true };
 
-const hintsOf = (error: GraphQLError) => error.extensions.http as HttpHints | undefined;
+// Optional chaining: errors built outside graphql-js (graphql-jit's) may carry no `extensions`,
+// and reading them must not turn a client's answer into a 500.
+const hintsOf = (error: GraphQLError) => error.extensions?.http as HttpHints | undefined;
 
 function withHints(error: GraphQLError, http: HttpHints | undefined): GraphQLError {
   const { http: _previous, ...extensions } = error.extensions;
@@ -48,7 +50,7 @@ function executionHints(error: GraphQLError): GraphQLError {
 /** The status of an error that refused the whole request: explicit, else from its code. */
 function refusalHints(error: GraphQLError): GraphQLError {
   const hints = hintsOf(error);
-  const code = error.extensions.code;
+  const code = error.extensions?.code;
   // Masked (unexpected) errors keep yoga's 500; errors without a code are not ours to judge.
   if (typeof code !== 'string' || code === 'INTERNAL_SERVER_ERROR' || error.extensions.unexpected)
     return error;

@@ -1,9 +1,11 @@
 import { once } from 'node:events';
+import { GraphQLError } from 'graphql';
 import { serverAudits } from 'graphql-http';
 import { createClient as createSseClient } from 'graphql-sse';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { type HttpServer, httpOptions, startHttpServer } from '../../src/http.ts';
+import { withHttpStatus } from '../../src/plugins/http-status.ts';
 import { startTestApp, type TestApp } from '../helpers/app.ts';
 import { createUser, globalId, type TestUser } from '../helpers/factories.ts';
 
@@ -413,4 +415,15 @@ describe('graphql-http server audits (GraphQL over HTTP)', () => {
       expect(result.status, 'reason' in result ? result.reason : undefined).toBe('ok');
     },
   );
+});
+
+describe('errors built outside graphql-js', () => {
+  // graphql-jit answered a valid request with an error that had no `extensions` (see
+  // test/infra/execution-edges.test.ts); reading its hints must leave the status to yoga.
+  it('keep their status rule without extensions instead of throwing', () => {
+    const bare = new GraphQLError('compiled execution failed');
+    Object.defineProperty(bare, 'extensions', { value: undefined });
+    expect(() => withHttpStatus({ errors: [bare] })).not.toThrow();
+    expect(() => withHttpStatus({ data: null, errors: [bare] })).not.toThrow();
+  });
 });
