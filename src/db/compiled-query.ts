@@ -143,7 +143,8 @@ export const variantsCompiled = (): number => compilations;
  * A query whose shape depends on a few choices (who is asking, which filters, paging direction,
  * page size): each variant is built and compiled once, cached under `keyOf(variant)`, which must
  * name everything `build` reads from the variant. The variants must be a finite set (at most
- * MAX_VARIANTS are kept, least recently used dropped); values that vary freely (ids, names, cursors) belong in the parameters.
+ * MAX_VARIANTS are kept, the least recently used dropped); values that vary freely (ids, names,
+ * cursors) belong in the parameters.
  * The page size is part of the variant rather than a parameter so that Postgres keeps the plan
  * (see keysetClausesOf). A variant keyed `null` is built per call with its values inline as
  * parameters (e.g. full-text search, which is never prepared).

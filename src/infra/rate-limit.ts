@@ -256,14 +256,14 @@ export class RateLimiter {
     let charge: Charge = { calls, max: rule.max, windowMs: rule.windowMs };
     let rejected: boolean;
     try {
-      rejected = await this.charge(window, clientKey, bucket, charge, rule.windowMs);
+      rejected = await this.charge(window, clientKey, bucket, charge);
       if (window === this.shared) this.sharedAnswered();
     } catch (error) {
       if (window !== this.shared) throw error;
       this.sharedFailed(error as Error);
       window = this.local;
       charge = { calls, max: rule.max, windowMs: rule.windowMs };
-      rejected = await this.charge(window, clientKey, bucket, charge, rule.windowMs);
+      rejected = await this.charge(window, clientKey, bucket, charge);
     }
     if (!rejected) return;
     this.counters.rejected += 1;
@@ -285,7 +285,6 @@ export class RateLimiter {
     clientKey: string,
     bucket: string,
     charge: Charge,
-    windowMs: number,
   ): Promise<boolean> {
     window.store.expect(charge);
     const rejection = await window.limiter(
@@ -297,7 +296,7 @@ export class RateLimiter {
       },
       {
         max: charge.max,
-        window: `${windowMs}ms`,
+        window: `${charge.windowMs}ms`,
         arrayLengthField: 'calls',
         uncountRejected: true,
       },
