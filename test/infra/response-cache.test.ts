@@ -1,6 +1,7 @@
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { registerStep } from '../../src/processing/registry.ts';
 import { PipelineWorker } from '../../src/processing/worker.ts';
@@ -106,6 +107,61 @@ describe('response cache across instances', () => {
         );
       }),
     );
+  });
+
+  it('answers concurrent hits with one Redis read per event-loop turn, each its own entry', async () => {
+    const seeds = [
+      { authorId: author.id, title: 'Batched 1' },
+      { authorId: author.id, title: 'Batched 2' },
+      { authorId: author.id, status: 'DRAFT' as const, title: 'Batched draft' },
+    ];
+    const created = await createPosts(instanceA.deps.db, seeds);
+    const posts = seeds.map((seed, index) => ({ ...seed, id: created[index]!.id }));
+    const asks = posts.flatMap((post) =>
+      [undefined, author.token].map((token) => ({ post, token })),
+    );
+    for (const { post, token } of asks) {
+      await instanceA.gql(readPost, { id: globalId('Post', post.id) }, { token });
+    }
+    // MONITOR lists every command Redis runs, in order: the marker read last proves all the
+    // requests' reads were listed before it.
+    const prefix = `quire-test:${instanceA.database.name}:`;
+    const marker = `${prefix}monitor-marker`;
+    const monitor = await new Redis(redisUrl).monitor();
+    const client = new Redis(redisUrl);
+    const reads: string[][] = [];
+    const markerSeen = new Promise<void>((resolve) => {
+      monitor.on('monitor', (_time: string, args: string[]) => {
+        if (args[1] === marker) resolve();
+        else if (args[0]?.toLowerCase() === 'mget' && args[1]?.startsWith(prefix)) reads.push(args);
+      });
+    });
+    try {
+      const requests = Array.from({ length: 5 }, () => asks).flat();
+      const results = await Promise.all(
+        requests.map(({ post, token }) =>
+          instanceA.gql(readPost, { id: globalId('Post', post.id) }, { token, debug: true }),
+        ),
+      );
+      results.forEach((result, index) => {
+        const { post, token } = requests[index]!;
+        expect(responseHits(result)).toBe(1);
+        // The draft only for its author: batched reads keep each viewer's entry apart.
+        const visible = !('status' in post) || token !== undefined;
+        expect(result.data!.post).toEqual(
+          visible ? { title: post.title, author: { name: 'Ada' } } : null,
+        );
+      });
+      await client.get(marker);
+      await markerSeen;
+      // Without batching: one MGET per request (30). Requests reach the cache in a few turns
+      // (the author's token is looked up first).
+      expect(reads.length).toBeGreaterThan(0);
+      expect(reads.length).toBeLessThanOrEqual(requests.length / 5);
+    } finally {
+      client.disconnect();
+      monitor.disconnect();
+    }
   });
 
   it('keys responses by viewer: a draft cached for its author reaches no one else', async () => {
