@@ -338,6 +338,8 @@ export interface CacheReadOptions<Value> {
   ttlSeconds: number;
   tagsOf: (key: string) => readonly string[];
   load: (missingKeys: string[]) => Promise<Map<string, Value>>;
+  /** Builds a found value from its stored JSON text; JSON.parse unless given. */
+  decode?: (json: string) => Value;
   stats?: CacheStats;
 }
 
@@ -378,11 +380,12 @@ export class Cache {
     }
     const tags = [...new Set(keys.flatMap(options.tagsOf))];
     let generations: GenerationSnapshot | null = null;
+    const decode = options.decode ?? ((json: string) => JSON.parse(json) as Value);
     try {
       const read = await this.backend.read(keys, tags);
       generations = read.generations;
       read.values.forEach((value, index) => {
-        if (value !== null) found.set(keys[index]!, JSON.parse(value) as Value);
+        if (value !== null) found.set(keys[index]!, decode(value));
       });
     } catch (error) {
       this.count(options, 'errors', 1);

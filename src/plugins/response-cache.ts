@@ -118,6 +118,36 @@ function dependencies(
 }
 
 /**
+ * A stored response as execution returns it: yoga sends the stored text as it is (the result's
+ * `stringify`, the hook graphql-jit uses too), so a hit neither parses nor re-serializes it.
+ * `data` is parsed only if something reads it; a copy (a plugin adding debug extensions spreads
+ * the result) or a changed result is serialized as usual.
+ */
+function storedResult(json: string): ExecutionResult {
+  let data: ExecutionResult['data'];
+  let parsed = false;
+  const result: ExecutionResult & { stringify(value: unknown): string } = {
+    stringify: (value) =>
+      value === result && !parsed && !('errors' in result) && !('extensions' in result)
+        ? json
+        : JSON.stringify(value),
+  };
+  return Object.defineProperty(result, 'data', {
+    enumerable: true,
+    configurable: true,
+    get() {
+      if (!parsed) data = (JSON.parse(json) as ExecutionResult).data;
+      parsed = true;
+      return data;
+    },
+    set(value: ExecutionResult['data']) {
+      data = value;
+      parsed = true;
+    },
+  });
+}
+
+/**
  * Whole query responses in the shared cache, keyed by document, variables and viewer scope. An
  * entry is filed under the tags of every type the query reaches, and the same after-commit
  * invalidations that drop entity entries drop it; it is stored only if none of those tags moved
@@ -180,6 +210,7 @@ export function useResponseCache<Context>(options: ResponseCacheOptions<Context>
           ttlSeconds: options.ttlSeconds,
           stats: options.statsOf(context),
           tagsOf: () => tags,
+          decode: storedResult,
           load: async () => {
             fresh = await executeFn(executionArgs);
             const storable =

@@ -164,6 +164,29 @@ describe('response cache across instances', () => {
     }
   });
 
+  it('sends a hit as the same bytes as the miss that stored it, debug extensions included', async () => {
+    const title = 'Quoted "text", a \u2028 separator and 😀';
+    const [post] = await createPosts(instanceA.deps.db, [{ authorId: author.id, title }]);
+    const id = globalId('Post', post!.id);
+    const body = async (instance: TestApp) => {
+      const response = await instance.yoga.fetch('http://quire.test/graphql', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ query: readPost, variables: { id } }),
+      });
+      return response.text();
+    };
+    const miss = await body(instanceA);
+    expect(JSON.parse(miss)).toEqual({ data: { post: { title, author: { name: 'Ada' } } } });
+    // A hit here, a hit on the other instance: the stored text as yoga printed the miss.
+    expect(await body(instanceA)).toBe(miss);
+    expect(await body(instanceB)).toBe(miss);
+    const debug = await instanceB.gql(readPost, { id }, { debug: true });
+    expect(responseHits(debug)).toBe(1);
+    expect(debug.data).toEqual(JSON.parse(miss).data);
+    expect(debug.extensions!.sql.queries).toBe(0);
+  });
+
   it('keys responses by viewer: a draft cached for its author reaches no one else', async () => {
     const [draft] = await createPosts(instanceA.deps.db, [
       { authorId: author.id, status: 'DRAFT', title: 'Secret' },
