@@ -139,27 +139,36 @@ class RedisBackend implements CacheBackend {
   private async sendReads(): Promise<void> {
     const reads = this.pendingReads;
     this.pendingReads = [];
+    const requested = [this.namespaceKey];
+    const positions = new Map<string, number>([[this.namespaceKey, 0]]);
+    const position = (key: string) => {
+      let index = positions.get(key);
+      if (index === undefined) {
+        index = requested.push(key) - 1;
+        positions.set(key, index);
+      }
+      return index;
+    };
+    let namespace: string;
+    let layouts: { entries: number[]; guards: string[] }[];
+    let raw: (string | null)[];
     try {
       await this.renewNamespaceIfInvalidationFailed();
-      const namespace = this.namespace;
-      const requested = [this.namespaceKey];
-      const positions = new Map<string, number>([[this.namespaceKey, 0]]);
-      const position = (key: string) => {
-        let index = positions.get(key);
-        if (index === undefined) {
-          index = requested.push(key) - 1;
-          positions.set(key, index);
-        }
-        return index;
-      };
-      const layouts = reads.map((read) => ({
+      namespace = this.namespace;
+      layouts = reads.map((read) => ({
         entries: read.keys.map((key) => position(this.entryKey(namespace, key))),
         guards: read.tags.map((tag) => this.generationKey(tag)),
       }));
       for (const layout of layouts) for (const guard of layout.guards) position(guard);
-      const raw = await this.breaker.run(() => this.redis.mget(requested));
+      raw = await this.breaker.run(() => this.redis.mget(requested));
       this.namespace = raw[0] ?? '0';
-      reads.forEach((read, index) => {
+    } catch (error) {
+      for (const read of reads) read.reject(error);
+      return;
+    }
+    // Each read on its own: an entry that fails to decode fails its own read only.
+    reads.forEach((read, index) => {
+      try {
         const { entries, guards } = layouts[index]!;
         const generations: GenerationSnapshot = { [this.namespaceKey]: this.namespace };
         for (const guard of guards) generations[guard] = raw[positions.get(guard)!] ?? '0';
@@ -168,10 +177,10 @@ class RedisBackend implements CacheBackend {
             ? entries.map((entry) => RedisBackend.currentValue(raw[entry] ?? null, generations))
             : entries.map(() => null);
         read.resolve({ values, generations });
-      });
-    } catch (error) {
-      for (const read of reads) read.reject(error);
-    }
+      } catch (error) {
+        read.reject(error);
+      }
+    });
   }
 
   /** An entry is `<JSON of its tags' generations>\n<JSON value>` (JSON never holds a raw newline). */

@@ -164,6 +164,35 @@ async function instanceBehindProxy() {
   return { proxy, app };
 }
 
+describe('reads sent together', () => {
+  it('fails only the read of an entry that cannot be decoded, not the others in its MGET', async () => {
+    const [bad, good] = await createPosts(instanceA.deps.db, [
+      { authorId: author.id, title: 'Mangled' },
+      { authorId: author.id, title: 'Intact' },
+    ]);
+    for (const post of [bad, good])
+      await instanceA.gql(readPost, { id: globalId('Post', post!.id) });
+    const redis = new Redis(redisUrl);
+    try {
+      const slot = `quire-test:${instanceA.database.name}:{cache}:`;
+      const namespace = (await redis.get(`${slot}namespace`)) ?? '0';
+      await redis.set(`${slot}e${namespace}:post:${bad!.id}`, 'not a stamped entry', 'EX', 60);
+    } finally {
+      redis.disconnect();
+    }
+    // Both reads start in one turn, so their lookups share one MGET.
+    const [mangled, intact] = await Promise.all(
+      [bad, good].map((post) =>
+        instanceA.gql(readPost, { id: globalId('Post', post!.id) }, { debug: true }),
+      ),
+    );
+    expect(mangled!.data!.post.title).toBe('Mangled');
+    expect(mangled!.extensions!.cache.post.errors).toBe(1);
+    expect(intact!.data!.post.title).toBe('Intact');
+    expect(intact!.extensions!.cache.post).toEqual({ hits: 1, misses: 0, errors: 0 });
+  });
+});
+
 describe('invalidation rounds', () => {
   it('sends invalidations made together as one script call, and later ones after it', async () => {
     const tag = `round-${randomBytes(4).toString('hex')}`;
