@@ -122,7 +122,12 @@ export function createDatabase(
       }
     },
   });
-  directRoutes.set(db, { pool: statementPool, logger, slowQueryMs: config.SLOW_QUERY_MS, onQuery });
+  (db as RoutedDb)[ROUTE] = {
+    pool: statementPool,
+    logger,
+    slowQueryMs: config.SLOW_QUERY_MS,
+    onQuery,
+  };
   return db;
 }
 
@@ -136,8 +141,13 @@ interface DirectRoute {
   stats?: SqlStats;
 }
 
-/** The pool's own Db and each request's counting Db; transactions and other Dbs have none. */
-const directRoutes = new WeakMap<Db, DirectRoute>();
+/**
+ * The route of the pool's own Db and of each request's counting Db, kept on the Db itself;
+ * transactions and other Dbs have none. A WeakMap entry per request's Db cost about a
+ * microsecond, mostly in the garbage collector (every short-lived key is an ephemeron).
+ */
+const ROUTE = Symbol('quire.directRoute');
+type RoutedDb = Db & { [ROUTE]?: DirectRoute };
 
 /**
  * Runs a statement compiled once (src/db/compiled-query.ts) straight on the pool: a pooled
@@ -151,7 +161,7 @@ export async function runCompiledDirect<Row>(
   db: Db,
   statement: { node: RootOperationNode; sql: string; parameters: readonly unknown[] },
 ): Promise<Row[] | undefined> {
-  const route = directRoutes.get(db);
+  const route = (db as RoutedDb)[ROUTE];
   if (!route) return undefined;
   const started = performance.now();
   const client = await route.pool.connect();
@@ -241,8 +251,8 @@ export class QueryCountPlugin implements KyselyPlugin {
 }
 
 export function countingDb(db: Db, stats: SqlStats): Db {
-  const counting = db.withPlugin(new QueryCountPlugin(stats));
-  const route = directRoutes.get(db);
-  if (route) directRoutes.set(counting, { ...route, stats });
+  const counting: RoutedDb = db.withPlugin(new QueryCountPlugin(stats));
+  const route = (db as RoutedDb)[ROUTE];
+  if (route) counting[ROUTE] = { ...route, stats };
   return counting;
 }
