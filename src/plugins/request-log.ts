@@ -84,18 +84,19 @@ export function requestLogger(context: object): Logger | undefined {
 
 /**
  * The context's `log`, the request's logger made when first read; assignable (src/http.ts gives
- * graphql-ws operations their own).
+ * graphql-ws operations their own). One descriptor for every context, read through the context's
+ * entry, rather than a getter and setter made per request.
  */
-function defineLazyLog(context: object, entry: RequestLog): void {
-  Object.defineProperty(context, 'log', {
-    configurable: true,
-    enumerable: true,
-    get: () => entry.log,
-    set(this: object, log: Logger) {
-      Object.defineProperty(this, 'log', { value: log, writable: true, enumerable: true });
-    },
-  });
-}
+const lazyLog: PropertyDescriptor & ThisType<WithRequestLog> = {
+  configurable: true,
+  enumerable: true,
+  get() {
+    return this[REQUEST_LOG]?.log;
+  },
+  set(log: Logger) {
+    Object.defineProperty(this, 'log', { value: log, writable: true, enumerable: true });
+  },
+};
 
 /**
  * Gives every HTTP request an id (`x-request-id` when well formed, else generated), echoed in the
@@ -117,7 +118,9 @@ export function useRequestLog(logger: Logger): Plugin<{ log: Logger }> {
     },
     onContextBuilding({ context }) {
       const { request } = context as { request?: Request };
-      if (request) defineLazyLog(context, logFor(context, request));
+      if (!request) return;
+      logFor(context, request);
+      Object.defineProperty(context, 'log', lazyLog);
     },
     onResultProcess({ request, result, setResult, serverContext }) {
       const entry = logFor(serverContext, request);
