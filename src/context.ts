@@ -71,7 +71,24 @@ export function createContext(deps: AppDeps, source: ContextSource): Context | P
   if (source.authorization != null && source.authorization !== '' && !token) {
     return Promise.reject(appError('UNAUTHENTICATED', 'Authorization must be "Bearer <token>"'));
   }
-  const context = (viewer: Viewer | null, tokenHash: string | null): Context => ({
+  if (!token) return requestContext(deps, db, sql, source, null, null);
+  const tokenHash = hashToken(token);
+  return deps.viewerStreams.findViewer(db, tokenHash).then((viewer) => {
+    if (!viewer) throw appError('UNAUTHENTICATED', 'Unknown or revoked token');
+    return requestContext(deps, db, sql, source, viewer, tokenHash);
+  });
+}
+
+/** A module function rather than a closure made per request: every request builds one. */
+function requestContext(
+  deps: AppDeps,
+  db: Db,
+  sql: SqlStats,
+  source: ContextSource,
+  viewer: Viewer | null,
+  tokenHash: string | null,
+): Context {
+  return {
     deps,
     config: deps.config,
     db,
@@ -81,13 +98,7 @@ export function createContext(deps: AppDeps, source: ContextSource): Context | P
     tokenHash,
     clientKey: viewer ? `user:${viewer.id}` : `ip:${source.clientAddress ?? 'unknown'}`,
     log: deps.logger,
-  });
-  if (!token) return context(null, null);
-  const tokenHash = hashToken(token);
-  return deps.viewerStreams.findViewer(db, tokenHash).then((viewer) => {
-    if (!viewer) throw appError('UNAUTHENTICATED', 'Unknown or revoked token');
-    return context(viewer, tokenHash);
-  });
+  };
 }
 
 /** A fresh copy for each subscription event so loaders never serve data older than the event. */

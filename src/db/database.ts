@@ -122,7 +122,12 @@ export function createDatabase(
       }
     },
   });
-  directRoutes.set(db, { pool: statementPool, logger, slowQueryMs: config.SLOW_QUERY_MS, onQuery });
+  (db as RoutedDb)[ROUTE] = {
+    pool: statementPool,
+    logger,
+    slowQueryMs: config.SLOW_QUERY_MS,
+    onQuery,
+  };
   return db;
 }
 
@@ -136,8 +141,13 @@ interface DirectRoute {
   stats?: SqlStats;
 }
 
-/** The pool's own Db and each request's counting Db; transactions and other Dbs have none. */
-const directRoutes = new WeakMap<Db, DirectRoute>();
+/**
+ * The route of the pool's own Db and of each request's counting Db, kept on the Db itself;
+ * transactions and other Dbs have none. A WeakMap entry per request's Db cost about a
+ * microsecond, mostly in the garbage collector (every short-lived key is an ephemeron).
+ */
+const ROUTE = Symbol('quire.directRoute');
+type RoutedDb = Db & { [ROUTE]?: DirectRoute };
 
 /**
  * Runs a statement compiled once (src/db/compiled-query.ts) straight on the pool: a pooled
@@ -151,7 +161,7 @@ export async function runCompiledDirect<Row>(
   db: Db,
   statement: { node: RootOperationNode; sql: string; parameters: readonly unknown[] },
 ): Promise<Row[] | undefined> {
-  const route = directRoutes.get(db);
+  const route = (db as RoutedDb)[ROUTE];
   if (!route) return undefined;
   const started = performance.now();
   const client = await route.pool.connect();
@@ -240,9 +250,33 @@ export class QueryCountPlugin implements KyselyPlugin {
   }
 }
 
+/**
+ * The request's Db until something other than a compiled statement needs it: Kysely's
+ * `withPlugin` builds an instance (executor, plugin list, frozen props) of about 3 µs, which
+ * every request paid, `{ __typename }`, a cached response or a list read only through compiled
+ * statements included. The counting instance is made on the first property read other than the
+ * route; methods are bound to it, so `this` inside Kysely is always the real instance.
+ */
+class LazyCountingDb implements ProxyHandler<Db> {
+  #db: Db | undefined;
+
+  constructor(
+    private readonly base: Db,
+    private readonly stats: SqlStats,
+    private readonly route: DirectRoute | undefined,
+  ) {}
+
+  get(_target: Db, key: string | symbol): unknown {
+    if (key === ROUTE) return this.route;
+    this.#db ??= this.base.withPlugin(new QueryCountPlugin(this.stats));
+    const value: unknown = Reflect.get(this.#db, key, this.#db);
+    return typeof value === 'function' ? value.bind(this.#db) : value;
+  }
+}
+
+/** `db` with the request's statement counter: Kysely's statements and compiled ones alike. */
 export function countingDb(db: Db, stats: SqlStats): Db {
-  const counting = db.withPlugin(new QueryCountPlugin(stats));
-  const route = directRoutes.get(db);
-  if (route) directRoutes.set(counting, { ...route, stats });
-  return counting;
+  const base = (db as RoutedDb)[ROUTE];
+  const route = base && { ...base, stats };
+  return new Proxy(db, new LazyCountingDb(db, stats, route));
 }

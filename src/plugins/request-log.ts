@@ -66,27 +66,37 @@ class RequestLog {
   }
 }
 
-const requestLogs = new WeakMap<Request, RequestLog>();
+/**
+ * Where a request's entry is kept: on yoga's per-request server context, which is also the
+ * context its operation executes with. A WeakMap keyed by the Request cost about a microsecond
+ * per request, mostly in the garbage collector (every short-lived key is an ephemeron).
+ */
+const REQUEST_LOG = Symbol('quire.requestLog');
+type WithRequestLog = { [REQUEST_LOG]?: RequestLog };
 
-/** The request's logger (its lines carry `reqId`), once useRequestLog has seen the request. */
-export function requestLogger(request: Request): Logger | undefined {
-  return requestLogs.get(request)?.log;
+/**
+ * The request's logger (its lines carry `reqId`), once useRequestLog has seen the request:
+ * `context` is the request's server context or its GraphQL context (the same object).
+ */
+export function requestLogger(context: object): Logger | undefined {
+  return (context as WithRequestLog)[REQUEST_LOG]?.log;
 }
 
 /**
  * The context's `log`, the request's logger made when first read; assignable (src/http.ts gives
- * graphql-ws operations their own).
+ * graphql-ws operations their own). One descriptor for every context, read through the context's
+ * entry, rather than a getter and setter made per request.
  */
-function defineLazyLog(context: object, entry: RequestLog): void {
-  Object.defineProperty(context, 'log', {
-    configurable: true,
-    enumerable: true,
-    get: () => entry.log,
-    set(this: object, log: Logger) {
-      Object.defineProperty(this, 'log', { value: log, writable: true, enumerable: true });
-    },
-  });
-}
+const lazyLog: PropertyDescriptor & ThisType<WithRequestLog> = {
+  configurable: true,
+  enumerable: true,
+  get() {
+    return this[REQUEST_LOG]?.log;
+  },
+  set(log: Logger) {
+    Object.defineProperty(this, 'log', { value: log, writable: true, enumerable: true });
+  },
+};
 
 /**
  * Gives every HTTP request an id (`x-request-id` when well formed, else generated), echoed in the
@@ -94,24 +104,26 @@ function defineLazyLog(context: object, entry: RequestLog): void {
  * every result (SSE events included) as they are sent. graphql-ws operations: src/http.ts.
  */
 export function useRequestLog(logger: Logger): Plugin<{ log: Logger }> {
-  const logFor = (request: Request) => {
-    let entry = requestLogs.get(request);
-    if (!entry) {
-      entry = new RequestLog(requestId(request.headers.get(REQUEST_ID_HEADER)), logger);
-      requestLogs.set(request, entry);
-    }
-    return entry;
+  const logFor = (serverContext: object, request: Request) => {
+    const holder = serverContext as WithRequestLog;
+    holder[REQUEST_LOG] ??= new RequestLog(
+      requestId(request.headers.get(REQUEST_ID_HEADER)),
+      logger,
+    );
+    return holder[REQUEST_LOG];
   };
   return {
-    onRequest({ request }) {
-      logFor(request);
+    onRequest({ request, serverContext }) {
+      logFor(serverContext, request);
     },
     onContextBuilding({ context }) {
       const { request } = context as { request?: Request };
-      if (request) defineLazyLog(context, logFor(request));
+      if (!request) return;
+      logFor(context, request);
+      Object.defineProperty(context, 'log', lazyLog);
     },
-    onResultProcess({ request, result, setResult }) {
-      const entry = logFor(request);
+    onResultProcess({ request, result, setResult, serverContext }) {
+      const entry = logFor(serverContext, request);
       if (isAsyncIterable(result)) {
         setResult(
           mapAsyncIterator(result, (event) => {
@@ -125,8 +137,8 @@ export function useRequestLog(logger: Logger): Plugin<{ log: Logger }> {
         if (single.errors) logResultErrors(entry.log, single.errors);
       }
     },
-    onResponse({ request, response }) {
-      response.headers.set(REQUEST_ID_HEADER, logFor(request).id);
+    onResponse({ request, response, serverContext }) {
+      response.headers.set(REQUEST_ID_HEADER, logFor(serverContext, request).id);
     },
   };
 }

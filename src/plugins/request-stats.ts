@@ -22,6 +22,14 @@ interface RequestStats {
   operation?: string;
 }
 
+/**
+ * Where a GraphQL request's stats are kept: on yoga's per-request server context, which is also
+ * the context its operation executes with (a WeakMap keyed by the Request cost about a
+ * microsecond per request, mostly in the garbage collector).
+ */
+const REQUEST_STATS = Symbol('quire.requestStats');
+type WithRequestStats = { [REQUEST_STATS]?: RequestStats };
+
 const OPERATION_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
 const MAX_OPERATION_LABELS = 200;
 
@@ -95,7 +103,6 @@ export function useRequestStats(options: {
   warnThreshold: number;
 }): Plugin<Context> {
   const { logger, metrics } = options;
-  const requests = new WeakMap<Request, RequestStats>();
   const operationLabel = operationLabeler();
   /** Runs only with the debug header: the common result passes through without a promise. */
   const withDebugExtensions = async (
@@ -117,17 +124,17 @@ export function useRequestStats(options: {
     });
   };
   return {
-    onRequest({ request, url }) {
+    onRequest({ request, url, serverContext }) {
       // yoga serves every path ending in its endpoint as it (its unhandled-route check): the
       // string test spares most requests a parsed URL, which `url` builds on first read.
       if (request.url.endsWith(GRAPHQL_PATH) || url.pathname === GRAPHQL_PATH)
-        requests.set(request, { start: performance.now() });
+        (serverContext as WithRequestStats)[REQUEST_STATS] = { start: performance.now() };
     },
     onExecute({ args }) {
-      const ctx = args.contextValue as Context & { request?: Request };
+      const ctx = args.contextValue as Context & { request?: Request } & WithRequestStats;
       // The document names the operation even when the request's `operationName` is left out.
       const operation = getOperationAST(args.document, args.operationName)?.name?.value;
-      const stats = ctx.request && requests.get(ctx.request);
+      const stats = ctx[REQUEST_STATS];
       if (stats) {
         stats.ctx = ctx;
         stats.operation = operation;
@@ -149,8 +156,8 @@ export function useRequestStats(options: {
     },
     onSubscribe({ args }) {
       // As onExecute: an SSE subscription's request line names its operation too.
-      const ctx = args.contextValue as Context & { request?: Request };
-      const stats = ctx.request && requests.get(ctx.request);
+      const ctx = args.contextValue as Context & WithRequestStats;
+      const stats = ctx[REQUEST_STATS];
       if (stats) {
         stats.ctx = ctx;
         stats.operation = getOperationAST(args.document, args.operationName)?.name?.value;
@@ -164,8 +171,8 @@ export function useRequestStats(options: {
         },
       };
     },
-    onResponse({ request, response }) {
-      const stats = requests.get(request);
+    onResponse({ response, serverContext }) {
+      const stats = (serverContext as WithRequestStats)[REQUEST_STATS];
       if (stats === undefined) return;
       const durationMs = performance.now() - stats.start;
       const { ctx, operation } = stats;
@@ -177,7 +184,7 @@ export function useRequestStats(options: {
       if (ctx) metrics.sqlStatementsPerRequest.observe(ctx.sql.queries);
       // Checked first: reading the request's logger makes it (plugins/request-log.ts).
       if (!logger.isLevelEnabled('info')) return;
-      (ctx?.log ?? requestLogger(request) ?? logger).info(
+      (ctx?.log ?? requestLogger(serverContext) ?? logger).info(
         {
           operation: operation?.slice(0, 200) ?? 'anonymous',
           status: response.status,
