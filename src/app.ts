@@ -95,6 +95,9 @@ export function createApp(deps: AppDeps): QuireYoga {
     graphqlEndpoint: '/graphql',
     landingPage: false,
     batching: false,
+    // Uploads are not part of the schema and useHttpGuards refuses multipart bodies (CSRF) before
+    // any parser runs: yoga's multipart parser would be one more match on every request.
+    multipart: false,
     // useHttpGuards bounds bodies: by Content-Length, or by counting when there is none.
     maxRequestBodySize: false,
     logging: yogaLogger(logger),

@@ -73,7 +73,6 @@ export async function startHttpServer(yoga: QuireYoga, options: HttpOptions): Pr
     result.then(settled, settled);
     return result;
   };
-  const server = createServer((request, response) => track(yoga(request, response)));
   const streams = new Set<IncomingMessage>();
   /**
    * WebSocket queries and mutations not answered yet: closing waits for their answers (within the
@@ -106,21 +105,33 @@ export async function startHttpServer(yoga: QuireYoga, options: HttpOptions): Pr
       if (closing && !pending?.size) goingAway(socket);
     });
   };
-  /** Responses not yet sent: closing tells their clients not to reuse the connection. */
+  /**
+   * Responses not yet sent, each until its handling settles (its answer is out by then):
+   * closing tells their clients not to reuse the connection.
+   */
   const unsent = new Set<ServerResponse>();
   let closing = false;
-  server.on('request', (request, response) => {
+  // One listener doing all the bookkeeping, and no per-response 'close' listener but for
+  // streams: each is a closure and an emit on the path every request takes.
+  const server = createServer((request, response) => {
     // A keep-alive connection is only closed between requests, and a client may send its next
     // one at that moment; with `connection: close` the client sends none and Node ends the
     // connection once the response is out.
     if (closing) response.setHeader('connection', 'close');
-    else {
-      unsent.add(response);
-      response.once('close', () => unsent.delete(response));
+    if (request.headers.accept?.includes('text/event-stream')) {
+      streams.add(request);
+      response.once('close', () => streams.delete(request));
     }
-    if (!request.headers.accept?.includes('text/event-stream')) return;
-    streams.add(request);
-    response.on('close', () => streams.delete(request));
+    const handling = yoga(request, response);
+    // Not a promise: yoga answered synchronously, the response is out already.
+    if (!(handling instanceof Promise)) return;
+    if (!closing) unsent.add(response);
+    executing.add(handling);
+    const settled = () => {
+      executing.delete(handling);
+      unsent.delete(response);
+    };
+    handling.then(settled, settled);
   });
 
   const toClient = (error: GraphQLError) =>

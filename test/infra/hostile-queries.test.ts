@@ -121,6 +121,16 @@ const shapes: [string, () => RawRequest, string, number][] = [
     415,
   ],
   [
+    // multipart is off in yoga (no uploads): the guard answers before any parser would.
+    'multipart form post (CSRF)',
+    () => ({
+      contentType: 'multipart/form-data; boundary=quire',
+      body: '--quire\r\ncontent-disposition: form-data; name="operations"\r\n\r\n{"query":"{ viewer { id } }"}\r\n--quire--\r\n',
+    }),
+    'CSRF_REJECTED',
+    415,
+  ],
+  [
     'text/plain post (CSRF)',
     () => ({ contentType: 'text/plain', body: json('{ viewer { id } }') }),
     'CSRF_REJECTED',
