@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { httpOptions, startHttpServer } from '../../src/http.ts';
 import { registerStep } from '../../src/processing/registry.ts';
 import { PipelineWorker } from '../../src/processing/worker.ts';
 import { startTestApp, type TestApp } from '../helpers/app.ts';
@@ -185,6 +186,48 @@ describe('response cache across instances', () => {
     expect(responseHits(debug)).toBe(1);
     expect(debug.data).toEqual(JSON.parse(miss).data);
     expect(debug.extensions!.sql.queries).toBe(0);
+  });
+
+  it('answers a damaged or foreign stored response as a miss, never as the body sent', async () => {
+    const title = 'Corrupted entry';
+    const [post] = await createPosts(instanceA.deps.db, [{ authorId: author.id, title }]);
+    const id = globalId('Post', post!.id);
+    const expected = { data: { post: { title, author: { name: 'Ada' } } } };
+    const server = await startHttpServer(instanceA.yoga, httpOptions(instanceA.deps.config, 0));
+    const client = new Redis(redisUrl);
+    try {
+      const ask = async (debug: boolean) => {
+        const response = await fetch(`http://127.0.0.1:${server.port}/graphql`, {
+          method: 'POST',
+          headers: {
+            'content-type': 'application/json',
+            ...(debug ? { 'x-quire-debug': '1' } : {}),
+          },
+          body: JSON.stringify({ query: readPost, variables: { id } }),
+        });
+        return { status: response.status, text: await response.text() };
+      };
+      expect(JSON.parse((await ask(false)).text)).toEqual(expected);
+      // The entry as stored: `<stamp>\n<response JSON>`. Its stamp is kept current, so only the
+      // response text is bad (another writer, a damaged value): truncated, then not an object.
+      const prefix = `quire-test:${instanceA.database.name}:{cache}:e`;
+      const keys = await client.keys(`${prefix.replace(/[{}]/g, '\\$&')}*:response:*`);
+      const values = await Promise.all(keys.map((key) => client.get(key)));
+      const index = values.findIndex((value) => value?.includes(title));
+      expect(index).toBeGreaterThanOrEqual(0);
+      const [stamp, stored] = values[index]!.split('\n') as [string, string];
+      for (const damaged of [stored.slice(0, stored.length - 5), '"not a response"']) {
+        await client.set(keys[index]!, `${stamp}\n${damaged}`, 'KEEPTTL');
+        for (const debug of [false, true]) {
+          const { status, text } = await ask(debug);
+          expect(status).toBe(200);
+          expect(JSON.parse(text)).toMatchObject(expected);
+        }
+      }
+    } finally {
+      client.disconnect();
+      await server.close();
+    }
   });
 
   it('keys responses by viewer: a draft cached for its author reaches no one else', async () => {
