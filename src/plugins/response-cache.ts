@@ -117,6 +117,9 @@ function dependencies(
   return cacheable ? [...tags].sort() : null;
 }
 
+/** How every stored response begins: only results with non-null `data` are stored. */
+const STORED_PREFIX = '{"data":{';
+
 /**
  * A stored response as execution returns it: yoga sends the stored text as it is (the result's
  * `stringify`, the hook graphql-jit uses too), so a hit neither parses nor re-serializes it.
@@ -124,6 +127,11 @@ function dependencies(
  * the result) or a changed result is serialized as usual.
  */
 function storedResult(json: string): ExecutionResult {
+  // Sent unparsed, a foreign or damaged entry would reach the client as its body: one not framed
+  // as this plugin stores them (`{"data":{…}}`) fails its read instead, which answers as a miss.
+  if (!json.startsWith(STORED_PREFIX) || !json.endsWith('}}')) {
+    throw new Error('response cache: stored entry is not a response');
+  }
   let data: ExecutionResult['data'];
   let parsed = false;
   const result: ExecutionResult & { stringify(value: unknown): string } = {
