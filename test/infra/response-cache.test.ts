@@ -217,13 +217,15 @@ describe('response cache across instances', () => {
       expect(index).toBeGreaterThanOrEqual(0);
       const [stamp, stored] = values[index]!.split('\n') as [string, string];
       for (const damaged of [stored.slice(0, stored.length - 5), '"not a response"']) {
-        await client.set(keys[index]!, `${stamp}\n${damaged}`, 'KEEPTTL');
         for (const debug of [false, true]) {
+          // Set before each ask: the miss it answers as stores the response again.
+          await client.set(keys[index]!, `${stamp}\n${damaged}`, 'KEEPTTL');
           const { status, text } = await ask(debug);
           expect(status).toBe(200);
           expect(JSON.parse(text)).toMatchObject(expected);
         }
       }
+      expect(await client.get(keys[index]!)).toBe(`${stamp}\n${stored}`);
     } finally {
       client.disconnect();
       await server.close();
