@@ -66,10 +66,14 @@ export async function startHttpServer(yoga: QuireYoga, options: HttpOptions): Pr
    * database pool closed after it never closes under one.
    */
   const executing = new Set<Promise<unknown>>();
-  const track = <T>(result: T): T => {
+  /** `result` counted as executing until it settles; then `onSettled`, if given. */
+  const track = <T>(result: T, onSettled?: () => void): T => {
     if (!(result instanceof Promise)) return result;
     executing.add(result);
-    const settled = () => executing.delete(result);
+    const settled = () => {
+      executing.delete(result);
+      onSettled?.();
+    };
     result.then(settled, settled);
     return result;
   };
@@ -126,12 +130,7 @@ export async function startHttpServer(yoga: QuireYoga, options: HttpOptions): Pr
     // Not a promise: yoga answered synchronously, the response is out already.
     if (!(handling instanceof Promise)) return;
     if (!closing) unsent.add(response);
-    executing.add(handling);
-    const settled = () => {
-      executing.delete(handling);
-      unsent.delete(response);
-    };
-    handling.then(settled, settled);
+    track(handling, () => unsent.delete(response));
   });
 
   const toClient = (error: GraphQLError) =>
