@@ -98,6 +98,9 @@ export function createApp(deps: AppDeps): QuireYoga {
     // Uploads are not part of the schema and useHttpGuards refuses multipart bodies (CSRF) before
     // any parser runs: yoga's multipart parser would be one more match on every request.
     multipart: false,
+    // useQueryLimits caches validation results by document itself: yoga's cache keyed them by
+    // a string of every rule's name, built on every request.
+    parserAndValidationCache: { validationCache: false },
     // useHttpGuards bounds bodies: by Content-Length, or by counting when there is none.
     maxRequestBodySize: false,
     logging: yogaLogger(logger),

@@ -1,6 +1,14 @@
-import { type DocumentNode, GraphQLError, getOperationAST, Kind } from 'graphql';
+import {
+  type DocumentNode,
+  type ExecutionResult,
+  GraphQLError,
+  getOperationAST,
+  Kind,
+  type parse,
+} from 'graphql';
 import type { Plugin } from 'graphql-yoga';
 import { appError, type ErrorCode, withCode } from '../errors.ts';
+import { withHttpStatus } from './http-status.ts';
 
 /** yoga's code for a body over its limit (no Content-Length): the one useHttpGuards gives. */
 const renamedCodes: Readonly<Record<string, ErrorCode>> = {
@@ -59,47 +67,62 @@ export function operationResolutionError(
   return appError('OPERATION_RESOLUTION_FAILURE', message, { http: { status: 400 } });
 }
 
+type ParseFn = typeof parse;
+
+/**
+ * Before yoga's own check (registered after user plugins), whose message ("Could not determine
+ * what operation to execute.") does not say what is wrong; graphql-ws parses through here too
+ * (src/http.ts), so every transport answers alike. One function for every request.
+ */
+const checkOperation = ({ context, result }: { context: unknown; result: unknown }) => {
+  const params = (context as { params?: { operationName?: string | null } }).params;
+  if (!params || result instanceof Error || !result) return;
+  const error = operationResolutionError(result as DocumentNode, params.operationName);
+  if (error) throw error;
+};
+
 /**
  * Codes syntax errors where graphql-js raises them, on every transport (yoga codes them only for
  * HTTP requests), and applies `clientFacingError` to every HTTP and SSE result (graphql-ws: see
- * src/http.ts). Register after useQueryLimits: its token limit is a parse error with a code of
- * its own, which this keeps.
+ * src/http.ts), then sets its HTTP status by the rule of `withHttpStatus`. Register after
+ * useQueryLimits: its token limit is a parse error with a code of its own, which this keeps.
  */
 export function useErrorCodes(options: { hideSuggestions: boolean }): Plugin {
+  // Built once per parser handed in (the same one every request), not a closure per request.
+  let given: ParseFn | undefined;
+  let coded: ParseFn | undefined;
+  const codedParse = (parseFn: ParseFn): ParseFn => {
+    if (parseFn === given && coded) return coded;
+    given = parseFn;
+    coded = (source, parseOptions) => {
+      try {
+        return parseFn(source, parseOptions);
+      } catch (error) {
+        // graphql-js' parser throws only syntax errors as GraphQLErrors.
+        if (error instanceof GraphQLError && error.extensions.code === undefined)
+          throw withCode(error, 'GRAPHQL_PARSE_FAILED');
+        throw error;
+      }
+    };
+    return coded;
+  };
   return {
-    onParse({ context, parseFn, setParseFn }) {
-      setParseFn((source, parseOptions) => {
-        try {
-          return parseFn(source, parseOptions);
-        } catch (error) {
-          // graphql-js' parser throws only syntax errors as GraphQLErrors.
-          if (error instanceof GraphQLError && error.extensions.code === undefined)
-            throw withCode(error, 'GRAPHQL_PARSE_FAILED');
-          throw error;
-        }
-      });
-      // Before yoga's own check (registered after user plugins), whose message ("Could not
-      // determine what operation to execute.") does not say what is wrong; graphql-ws parses
-      // through here too (src/http.ts), so every transport answers alike.
-      const params = (context as { params?: { operationName?: string | null } }).params;
-      if (!params) return;
-      return ({ result }) => {
-        if (result instanceof Error || !result) return;
-        const error = operationResolutionError(result as DocumentNode, params.operationName);
-        if (error) throw error;
-      };
+    onParse({ parseFn, setParseFn }) {
+      setParseFn(codedParse(parseFn));
+      return checkOperation;
     },
+    // One hook for both rules on the way out: the errors clients see, then the HTTP status that
+    // goes with them (src/plugins/http-status.ts).
     onResultProcess({ result, setResult }) {
       if (Array.isArray(result) || !result || typeof result !== 'object' || !('errors' in result))
         return;
       const errors = result.errors as readonly GraphQLError[] | undefined;
       if (!errors?.length) return;
-      setResult({
-        ...result,
-        errors: errors.map((error) =>
-          error instanceof GraphQLError ? clientFacingError(error, options) : error,
-        ),
-      });
+      const facing = errors.map((error) =>
+        error instanceof GraphQLError ? clientFacingError(error, options) : error,
+      );
+      const hinted = withHttpStatus({ data: (result as ExecutionResult).data, errors: facing });
+      setResult({ ...result, errors: hinted ?? facing });
     },
   };
 }

@@ -92,11 +92,11 @@ export function withHttpStatus(result: ExecutionResult): readonly GraphQLError[]
 }
 
 /**
- * Sets the HTTP status of every JSON result by the rule of `withHttpStatus`. Register after
- * useErrorCodes (it reads the codes that plugin gives). SSE streams always answer 200:
- * see useSse. Also refuses a non-string `operationName` as a malformed request (400, as yoga
- * does for `query`, `variables` and `extensions`): it names no operation, so it is not an
- * unknown operation name, which is a GraphQL request error.
+ * Refuses a non-string `operationName` as a malformed request (400, as yoga does for `query`,
+ * `variables` and `extensions`): it names no operation, so it is not an unknown operation name,
+ * which is a GraphQL request error. The status of every JSON result is set by the rule of
+ * `withHttpStatus` in useErrorCodes' result hook, after the codes that plugin gives (one hook on
+ * every request rather than two); SSE streams always answer 200: see useSse.
  */
 export function useHttpStatus(): Plugin {
   return {
@@ -106,12 +106,6 @@ export function useHttpStatus(): Plugin {
       throw appError('BAD_REQUEST', 'Expected "operationName" param to be a string', {
         http: { status: 400 },
       });
-    },
-    onResultProcess({ result, setResult }) {
-      if (Array.isArray(result) || !result || typeof result !== 'object' || !('errors' in result))
-        return;
-      const errors = withHttpStatus(result as ExecutionResult);
-      if (errors) setResult({ ...result, errors });
     },
   };
 }

@@ -1,7 +1,22 @@
 import { GraphQLError, getOperationAST } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
 import type { Context } from '../context.ts';
+import { withExtensions } from '../errors.ts';
 import { executedRootFields, requestedOperation } from './executed-fields.ts';
+
+/**
+ * The refusal with its `Retry-After` as yoga's HTTP hint (`extensions.http.headers`, which yoga
+ * sets on the response and never serializes): no onResponse hook on every request for it.
+ */
+function withRetryAfter(error: GraphQLError): GraphQLError {
+  const retryAfter = error.extensions.retryAfter;
+  if (typeof retryAfter !== 'number') return error;
+  const http = error.extensions.http as { headers?: Record<string, string> } | undefined;
+  return withExtensions(error, {
+    ...error.extensions,
+    http: { ...http, headers: { ...http?.headers, 'retry-after': String(retryAfter) } },
+  });
+}
 
 /**
  * Charges every mutation field the selected operation executes against the client's
@@ -11,7 +26,6 @@ import { executedRootFields, requestedOperation } from './executed-fields.ts';
  * mutation runs.
  */
 export function useMutationRateLimit(): Plugin<Context> {
-  const retryAfterOf = new WeakMap<Request, number>();
   return {
     // Synchronous for queries (every read passes here): no promise, no variable coercion.
     onExecute({ args, setResultAndStopExecution }) {
@@ -27,20 +41,13 @@ export function useMutationRateLimit(): Plugin<Context> {
       const { operation, variables } = requested;
       const fields = executedRootFields(args.schema, args.document, operation, variables);
       if (fields.length === 0) return;
-      const ctx = args.contextValue as Context & { request?: Request };
+      const ctx = args.contextValue as Context;
       return ctx.deps.rateLimiter
         .consume(ctx.clientKey, 'mutation', fields.length)
         .catch((error: unknown) => {
           if (!(error instanceof GraphQLError)) throw error;
-          const retryAfter = error.extensions.retryAfter;
-          if (ctx.request && typeof retryAfter === 'number')
-            retryAfterOf.set(ctx.request, retryAfter);
-          setResultAndStopExecution({ errors: [error] });
+          setResultAndStopExecution({ errors: [withRetryAfter(error)] });
         });
-    },
-    onResponse({ request, response }) {
-      const retryAfter = retryAfterOf.get(request);
-      if (retryAfter !== undefined) response.headers.set('retry-after', String(retryAfter));
     },
   };
 }

@@ -5,6 +5,7 @@ import {
   GraphQLError,
   type GraphQLSchema,
   getArgumentValues,
+  type parse,
   Kind,
   Lexer,
   NoSchemaIntrospectionCustomRule,
@@ -32,6 +33,7 @@ export type QueryLimitsConfig = Pick<
 >;
 
 const PAGE_SIZE_ARGUMENTS = ['first', 'last'] as const;
+type ParseFn = typeof parse;
 /** Limit keys remembered per document as within the limits (then forgotten all at once). */
 const PASSED_VARIABLE_SETS = 256;
 
@@ -301,30 +303,51 @@ export function useQueryLimits(options: {
     if (seen.keys.size >= PASSED_VARIABLE_SETS) seen.keys.clear();
     seen.keys.add(key);
   };
+  // Built once per parser handed in (the same one every request): a wrapper made per request was
+  // a closure for every request, though yoga's parse cache calls it only for new documents.
+  let given: ParseFn | undefined;
+  let limited: ParseFn | undefined;
+  const limitedParse = (parseFn: ParseFn): ParseFn => {
+    if (parseFn === given && limited) return limited;
+    given = parseFn;
+    limited = (source, parseOptions) => {
+      try {
+        return parseFn(source, { ...parseOptions, maxTokens: config.MAX_QUERY_TOKENS });
+      } catch (error) {
+        if (hitTokenLimit(source, error, config.MAX_QUERY_TOKENS)) {
+          throw appError(
+            'QUERY_TOO_COMPLEX',
+            `Documents are limited to ${config.MAX_QUERY_TOKENS} tokens`,
+            { limit: 'tokens', http: { status: 400 } },
+          );
+        }
+        throw error;
+      }
+    };
+    return limited;
+  };
+  // The validation results by document, for the rules every request runs (yoga's own validation
+  // cache is off in src/app.ts): yoga's keyed them by the joined names of the ~28 rules, a string
+  // built on every request, and these rules were added to every request's list even when the
+  // cache answered.
+  const validated = new WeakMap<DocumentNode, readonly GraphQLError[]>();
   return {
     onParse({ parseFn, setParseFn }) {
-      setParseFn((source, parseOptions) => {
-        try {
-          return parseFn(source, { ...parseOptions, maxTokens: config.MAX_QUERY_TOKENS });
-        } catch (error) {
-          if (hitTokenLimit(source, error, config.MAX_QUERY_TOKENS)) {
-            throw appError(
-              'QUERY_TOO_COMPLEX',
-              `Documents are limited to ${config.MAX_QUERY_TOKENS} tokens`,
-              { limit: 'tokens', http: { status: 400 } },
-            );
-          }
-          throw error;
-        }
-      });
+      setParseFn(limitedParse(parseFn));
     },
-    onValidate({ addValidationRule, params, context }) {
-      addValidationRule(subscriptionRootDirectivesRule);
-      if (!options.introspection) addValidationRule(NoSchemaIntrospectionCustomRule);
+    onValidate({ addValidationRule, params, context, setResult }) {
       const request = (context as { params?: GraphQLParams }).params;
       if (!request) throw new Error('useQueryLimits needs the request params in the context');
-      return ({ valid }) => {
-        if (valid) checkLimits(params.schema, params.documentAST, request);
+      const document = params.documentAST;
+      const known = validated.get(document);
+      if (known) setResult(known);
+      else {
+        addValidationRule(subscriptionRootDirectivesRule);
+        if (!options.introspection) addValidationRule(NoSchemaIntrospectionCustomRule);
+      }
+      return ({ valid, result }) => {
+        if (!known) validated.set(document, result as readonly GraphQLError[]);
+        if (valid) checkLimits(params.schema, document, request);
       };
     },
   };

@@ -112,10 +112,9 @@ export function useRequestLog(logger: Logger): Plugin<{ log: Logger }> {
     );
     return holder[REQUEST_LOG];
   };
+  // No onRequest: the entry is made where first needed (every response reaches onResponse), and a
+  // hook on every request is a call and a payload of yoga's per request.
   return {
-    onRequest({ request, serverContext }) {
-      logFor(serverContext, request);
-    },
     onContextBuilding({ context }) {
       const { request } = context as { request?: Request };
       if (!request) return;
