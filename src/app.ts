@@ -19,7 +19,7 @@ import { userResponseTags } from './modules/user/user.cache.ts';
 import { useArgumentValues } from './plugins/argument-values.ts';
 import { compilesUnambiguously } from './plugins/compiled-execution.ts';
 import { useErrorCodes } from './plugins/error-codes.ts';
-import { useHttpGuards, useResponseCompression } from './plugins/http-guards.ts';
+import { useHttpGuards, useResponseEncoding } from './plugins/http-guards.ts';
 import { useHttpStatus } from './plugins/http-status.ts';
 import { useMutationRateLimit } from './plugins/mutation-rate-limit.ts';
 import { metricsAccess, useOperationsEndpoints } from './plugins/operations.ts';
@@ -178,7 +178,7 @@ export function createApp(deps: AppDeps): QuireYoga {
       useRequestParamsErrors(),
       // Before every plugin that reads the document: limits and caches judge what will run.
       persisted.plugin,
-      useResponseCompression(),
+      useResponseEncoding(),
       useSse(),
       useEndableSubscriptions(),
       useArgumentValues(),

@@ -1,6 +1,7 @@
 import { GraphQLError } from 'graphql';
 import type { FetchAPI, Plugin } from 'graphql-yoga';
 import type { ErrorCode } from '../errors.ts';
+import { sseResponse } from './sse.ts';
 
 const SIMPLE_CONTENT_TYPES = [
   'application/x-www-form-urlencoded',
@@ -102,10 +103,18 @@ export function useHttpGuards(options: { maxBodyBytes: number }): Plugin {
   };
 }
 
-/** Gzips JSON responses over 1 KiB for clients that accept it; never SSE (it must stream). */
-export function useResponseCompression(): Plugin {
+/**
+ * How a response's body travels, in one onResponse hook for both kinds: SSE streams unbuffered
+ * (`sseResponse`), JSON over 1 KiB gzipped for clients that accept it (never SSE: it must stream).
+ */
+export function useResponseEncoding(): Plugin {
   return {
     onResponse({ request, response, setResponse, fetchAPI }) {
+      const sse = sseResponse(response, fetchAPI);
+      if (sse) {
+        setResponse(sse);
+        return;
+      }
       const accepts = request.headers.get('accept-encoding') ?? '';
       const contentType = response.headers.get('content-type') ?? '';
       const length = Number(response.headers.get('content-length') ?? 0);

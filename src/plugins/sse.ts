@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream';
 import type { ExecutionResult, GraphQLError } from 'graphql';
-import { isAsyncIterable, type Plugin } from 'graphql-yoga';
+import { type FetchAPI, isAsyncIterable, type Plugin } from 'graphql-yoga';
 
 const LAST_EVENT_ID = 'last-event-id';
 
@@ -132,7 +132,8 @@ export function lastEventId(context: object): string | null {
  * EventSource reconnect can resume after the last event it received. Every stream answers 200:
  * the graphql-sse protocol reports errors found before execution (parse, validation, limits,
  * token) as a `next` event in an accepted stream, since a user agent fails a non-2xx
- * event stream without reading it; yoga would give the stream the errors' status.
+ * event stream without reading it; yoga would give the stream the errors' status. The response's
+ * headers and status: `sseResponse`.
  */
 export function useSse(): Plugin {
   const subscriptionRequests = new WeakSet<Request>();
@@ -150,13 +151,19 @@ export function useSse(): Plugin {
           'text/event-stream',
         );
     },
-    onResponse({ response, setResponse, fetchAPI }) {
-      if (!response.headers.get('content-type')?.includes('text/event-stream') || !response.body)
-        return;
-      const headers = new fetchAPI.Headers(response.headers);
-      headers.set('x-accel-buffering', 'no');
-      headers.set('cache-control', 'no-cache, no-transform');
-      setResponse(new fetchAPI.Response(response.body, { status: 200, headers }));
-    },
   };
+}
+
+/**
+ * An SSE response as browsers and proxies need it, or undefined for any other response: no
+ * proxy buffering and no transformation, and status 200 (see useSse). Called from the one
+ * onResponse hook that also compresses JSON (useResponseEncoding in http-guards.ts).
+ */
+export function sseResponse(response: Response, fetchAPI: FetchAPI): Response | undefined {
+  if (!response.headers.get('content-type')?.includes('text/event-stream') || !response.body)
+    return undefined;
+  const headers = new fetchAPI.Headers(response.headers);
+  headers.set('x-accel-buffering', 'no');
+  headers.set('cache-control', 'no-cache, no-transform');
+  return new fetchAPI.Response(response.body, { status: 200, headers });
 }
