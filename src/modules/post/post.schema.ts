@@ -14,6 +14,7 @@ import {
 } from '../../db/keyset.ts';
 import type { PostRow, PostStatus as PostStatusValue } from '../../db/tables.ts';
 import { badInput, mutationErrors, notFound } from '../../errors.ts';
+import { foldableCommentPage, postsWithCommentPagesLoader } from '../comment/comment.pages.ts';
 import { tagsByPostIds } from '../tag/tag.repository.ts';
 import { TagNode } from '../tag/tag.schema.ts';
 import { withoutAuthor } from '../user/user.repository.ts';
@@ -314,11 +315,20 @@ builder.queryFields((t) => ({
       id: t.arg.globalID({ for: PostNode, description: 'The post’s global ID.' }),
       slug: t.arg.string({ description: 'The post’s slug, as in its URL.' }),
     },
-    resolve: async (_root, args, ctx) => {
+    resolve: async (_root, args, ctx, info) => {
       if ((args.id == null) === (args.slug == null)) {
         throw badInput('Pass exactly one of `id` and `slug`', { argument: 'id' });
       }
-      if (args.id) return args.id.id;
+      if (args.id) {
+        // The post page's comments come in the post's own statement when the selection allows.
+        const comments =
+          ctx.config.LOADER_BATCHING && ctx.config.QUERY_FOLDING
+            ? foldableCommentPage(ctx, info)
+            : null;
+        return comments
+          ? postsWithCommentPagesLoader(ctx, comments).load(args.id.id)
+          : args.id.id;
+      }
       const post = await postBySlug(ctx.db, args.slug!);
       return post && canSeePost(ctx.viewer, post) ? post : null;
     },
