@@ -40,8 +40,14 @@ const toCommentPages = (
   rows: readonly CommentRow[],
   page: PageRequest,
 ): CommentPage[] =>
-  toParentPages(postIds, rows, (comment) => comment.post_id, page, commentOrder, commentKey, () =>
-    countCommentsByPosts(ctx.db, postIds),
+  toParentPages(
+    postIds,
+    rows,
+    (comment) => comment.post_id,
+    page,
+    commentOrder,
+    commentKey,
+    () => countCommentsByPosts(ctx.db, postIds),
   );
 
 /** One page of comments per post, all posts in one LATERAL statement (none for a bare count). */
@@ -76,10 +82,7 @@ const argsKey = (args: ConnectionArgs) =>
  * them selects `edges` or `pageInfo`; null otherwise (nothing to fold, or arguments the fold
  * cannot share, or invalid ones: the unfolded path then answers and reports them as before).
  */
-export function foldableCommentPage(
-  ctx: Context,
-  info: GraphQLResolveInfo,
-): ConnectionArgs | null {
+export function foldableCommentPage(ctx: Context, info: GraphQLResolveInfo): ConnectionArgs | null {
   if (!fieldsSelectedAt(info, []).has('comments')) return null;
   const below = fieldsSelectedAt(info, ['comments']);
   if (!below.has('edges') && !below.has('pageInfo')) return null;
@@ -121,6 +124,7 @@ const loadPostsWithCommentPages = async (
   ids: string[],
   ctx: Context,
   args: ConnectionArgs,
+  primePost: (id: string, post: PostRow) => void,
 ): Promise<(PostRow | null)[]> => {
   const page = parsePageArgs(args, commentOrder, pageLimits(ctx.config));
   const folded = new Map<string, CommentRow[]>();
@@ -147,11 +151,24 @@ const loadPostsWithCommentPages = async (
       loader.prime(id, pages[index]!);
     });
   }
-  return rows.map((post) => (post && canSeePost(ctx.viewer, post) ? post : null));
+  return ids.map((id, index) => {
+    const post = rows[index];
+    const answer = post && canSeePost(ctx.viewer, post) ? post : null;
+    if (answer) primePost(id, answer);
+    return answer;
+  });
 };
 
-/** The request's loader of posts by id folding in the comment page `args` asks for. */
-export const postsWithCommentPagesLoader = (ctx: Context, args: ConnectionArgs) =>
+/**
+ * The request's loader of posts by id folding in the comment page `args` asks for. `primePost`
+ * hands each answer to the Post loader, so the same post met again (a comment's `post`) costs
+ * no statement, as it would not have unfolded.
+ */
+export const postsWithCommentPagesLoader = (
+  ctx: Context,
+  args: ConnectionArgs,
+  primePost: (id: string, post: PostRow) => void,
+) =>
   requestLoader(ctx, `post:with-comments:${argsKey(args)}`, (ids) =>
-    loadPostsWithCommentPages(ids, ctx, args),
+    loadPostsWithCommentPages(ids, ctx, args, primePost),
   );

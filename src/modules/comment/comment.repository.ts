@@ -103,7 +103,9 @@ const postsWithCommentPagesQuery = compiledVariants(
       .select(postColumns)
       .select(authorColumns)
       .select(
-        sql<FoldedComment[]>`(select coalesce(json_agg(json_build_array(comments.id::text, comments.post_id::text, comments.author_id::text, comments.body, comments.created_at::text, comment_authors.email, comment_authors.name, comment_authors.role, comment_authors.created_at::text) order by ${orderBy}), '[]') from (${page}) as comments inner join users as comment_authors on comment_authors.id = comments.author_id)`.as(
+        sql<
+          FoldedComment[]
+        >`(select coalesce(json_agg(json_build_array(comments.id::text, comments.post_id::text, comments.author_id::text, comments.body, comments.created_at::text, comment_authors.email, comment_authors.name, comment_authors.role, comment_authors.created_at::text) order by ${orderBy}), '[]') from (${page}) as comments inner join users as comment_authors on comment_authors.id = comments.author_id)`.as(
           'comment_page',
         ),
       )

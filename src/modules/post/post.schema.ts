@@ -326,7 +326,9 @@ builder.queryFields((t) => ({
             ? foldableCommentPage(ctx, info)
             : null;
         return comments
-          ? postsWithCommentPagesLoader(ctx, comments).load(args.id.id)
+          ? postsWithCommentPagesLoader(ctx, comments, (id, post) => {
+              PostNode.getDataloader(ctx).prime(id, post);
+            }).load(args.id.id)
           : args.id.id;
       }
       const post = await postBySlug(ctx.db, args.slug!);

@@ -1,0 +1,176 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type GraphQLResponse, startTestApp, type TestApp } from '../../helpers/app.ts';
+import { createPosts, createUser, globalId, type TestUser } from '../../helpers/factories.ts';
+
+/**
+ * `post(id:)` fetches the comment page its selection asks for in the post's own statement
+ * (src/modules/comment/comment.pages.ts). Its answers must be those of the unfolded path
+ * (QUERY_FOLDING=off: the post, then the comment page) for every document, viewer and cache
+ * layer, and its statements must not grow with aliases or rows.
+ */
+let folded: TestApp;
+let unfolded: TestApp;
+/** Folded, with the entity cache on (Redis): posts it holds are not fetched again. */
+let cached: TestApp;
+let writer: TestUser;
+let reader: TestUser;
+let ids: { long: string; short: string; draft: string; empty: string };
+
+beforeAll(async () => {
+  folded = await startTestApp({ CACHE: 'off' });
+  unfolded = await startTestApp({ CACHE: 'off', QUERY_FOLDING: 'off' }, folded);
+  cached = await startTestApp({ RESPONSE_CACHE: 'off' }, folded);
+  const { db } = folded.deps;
+  writer = await createUser(db, 'AUTHOR', 'Fold Writer');
+  reader = await createUser(db, 'VIEWER', 'Fold "Reader" \\ ü');
+  const [long, short, draft, empty] = await createPosts(db, [
+    { authorId: writer.id, title: 'Long thread' },
+    { authorId: writer.id, title: 'Short thread' },
+    { authorId: writer.id, title: 'Draft thread', status: 'DRAFT' },
+    { authorId: writer.id, title: 'No thread' },
+  ]);
+  ids = {
+    long: globalId('Post', long!.id),
+    short: globalId('Post', short!.id),
+    draft: globalId('Post', draft!.id),
+    empty: globalId('Post', empty!.id),
+  };
+  const at = (minute: number) => new Date(Date.UTC(2030, 0, 1, 0, minute, 0, 123)).toISOString();
+  await db
+    .insertInto('comments')
+    .values([
+      // Every fourth shares its time with the one before: ties are ordered by id.
+      ...Array.from({ length: 25 }, (_, index) => ({
+        post_id: long!.id,
+        author_id: index % 2 ? reader.id : writer.id,
+        body: `Long ${index}: "quoted", back\\slash, new\nline, ü 🎉`,
+        created_at: at(index - (index % 4 === 3 ? 1 : 0)),
+      })),
+      ...[0, 1, 2].map((index) => ({
+        post_id: short!.id,
+        author_id: reader.id,
+        body: `Short ${index}`,
+      })),
+      { post_id: draft!.id, author_id: reader.id, body: 'On a draft' },
+    ])
+    .execute();
+});
+
+afterAll(async () => {
+  await cached?.close();
+  await unfolded?.close();
+  await folded?.close();
+});
+
+const page = `edges { cursor node { id body createdAt author { id name email }
+  post { id title } } } pageInfo { hasNextPage hasPreviousPage startCursor endCursor }`;
+
+async function ask(
+  app: TestApp,
+  query: string,
+  variables: Record<string, unknown>,
+  token?: string,
+) {
+  const result: GraphQLResponse = await app.gql(query, variables, { debug: true, token });
+  const queries = result.extensions?.sql.queries as number;
+  delete result.extensions;
+  return { result, queries };
+}
+
+/** The same answer folded, unfolded and folded over the entity cache; the statements of each. */
+async function compare(query: string, variables: Record<string, unknown> = {}, token?: string) {
+  const one = await ask(folded, query, variables, token);
+  const two = await ask(unfolded, query, variables, token);
+  expect(one.result).toEqual(two.result);
+  // Twice over the cache: a miss that fetches and stores the posts, then a hit that does not.
+  for (let round = 0; round < 2; round++) {
+    expect((await ask(cached, query, variables, token)).result).toEqual(two.result);
+  }
+  return { result: one.result, folded: one.queries, unfolded: two.queries };
+}
+
+/** A well-formed cursor of another ordering: refused by the comments field itself. */
+const otherOrder = Buffer.from(
+  JSON.stringify([1, 'post:CREATED_AT:DESC', '2030-01-01T00:00:00Z', '1']),
+).toString('base64url');
+
+const viewers = () => [undefined, reader.token, writer.token];
+
+describe('comment pages folded into post(id:)', () => {
+  it('answers the post page as the unfolded path does, in one statement instead of two', async () => {
+    const query = `query($id: ID!) { post(id: $id) { title body createdAt author { name }
+      comments(first: 20) { edges { node { body createdAt author { name } } } } } }`;
+    for (const token of viewers()) {
+      const { result, folded, unfolded } = await compare(query, { id: ids.long }, token);
+      expect(result.data?.post.comments.edges).toHaveLength(20);
+      expect([folded, unfolded]).toEqual(token ? [expect.any(Number), expect.any(Number)] : [1, 2]);
+    }
+  });
+
+  it('pages forward and backward by cursor alike, ties included', async () => {
+    const query = `query($id: ID!, $first: Int, $after: String, $last: Int, $before: String) {
+      post(id: $id) { comments(first: $first, after: $after, last: $last, before: $before) {
+        ${page} totalCount } } }`;
+    let after: string | null = null;
+    for (let step = 0; step < 5; step++) {
+      const { result } = await compare(query, { id: ids.long, first: 6, after });
+      after = result.data?.post.comments.pageInfo.endCursor;
+    }
+    expect(after).not.toBeNull();
+    const { result } = await compare(query, { id: ids.long, last: 4 });
+    await compare(query, {
+      id: ids.long,
+      last: 7,
+      before: result.data?.post.comments.pageInfo.startCursor,
+    });
+    await compare(query, { id: ids.long, first: 0 });
+    await compare(query, { id: ids.long });
+  });
+
+  it('answers aliases of many posts, fragments and hidden posts alike, one statement for all', async () => {
+    const query = `query($a: ID!, $b: ID!, $c: ID!, $d: ID!, $n: Int) {
+      a: post(id: $a) { ...Thread }
+      b: post(id: $b) { ...Thread }
+      c: post(id: $c) { ...Thread }
+      d: post(id: $d) { ... on Node { id } ... on Post { title comments(first: $n) { ...Page } } }
+    }
+    fragment Thread on Post { title comments(first: $n) { ...Page } }
+    fragment Page on CommentConnection { ${page} }`;
+    const variables = { a: ids.long, b: ids.short, c: ids.draft, d: ids.empty, n: 2 };
+    for (const token of viewers()) {
+      const { result, folded, unfolded } = await compare(query, variables, token);
+      // The draft is its writer's only.
+      expect(result.data?.c === null).toBe(token !== writer.token);
+      if (!token) expect([folded, unfolded]).toEqual([1, 2]);
+    }
+  });
+
+  it('falls back where the fold cannot share a page, with the same answers and errors', async () => {
+    const different = `query($id: ID!) { post(id: $id) {
+      x: comments(first: 2) { ${page} } y: comments(first: 3) { ${page} totalCount } } }`;
+    await compare(different, { id: ids.long });
+    const countOnly = `query($id: ID!) { post(id: $id) { comments(first: 2) { totalCount }
+      again: comments(first: 2) { edges { node { body } } } } }`;
+    await compare(countOnly, { id: ids.long });
+    const conditional = `query($id: ID!, $with: Boolean!) { post(id: $id) { title
+      comments(first: 3) @include(if: $with) { ${page} } } }`;
+    for (const value of [true, false]) {
+      const { folded, unfolded } = await compare(conditional, { id: ids.long, with: value });
+      expect([folded, unfolded]).toEqual(value ? [1, 2] : [1, 1]);
+    }
+    const invalid = `query($id: ID!, $first: Int, $last: Int, $after: String) { post(id: $id) {
+      title comments(first: $first, last: $last, after: $after) { ${page} } } }`;
+    for (const variables of [
+      { first: 1000 },
+      { first: 1, last: 1 },
+      { first: 1, after: 'not-a-cursor' },
+      { last: 1, after: otherOrder },
+      { first: 1, after: otherOrder },
+    ]) {
+      const { result } = await compare(invalid, { id: ids.long, ...variables });
+      expect(result.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
+      // Those the request checks pass reach the comments field, folded or not.
+      if (result.data) expect(result.errors?.[0]?.path).toEqual(['post', 'comments']);
+    }
+  });
+});
