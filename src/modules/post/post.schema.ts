@@ -1,4 +1,13 @@
-import type { GraphQLResolveInfo } from 'graphql';
+import { brandWithType } from '@pothos/core';
+import {
+  type FieldNode,
+  type GraphQLObjectType,
+  type GraphQLResolveInfo,
+  getArgumentValues,
+  getNamedType,
+  isObjectType,
+} from 'graphql';
+import { collectSubfields } from 'graphql/execution/collectFields.js';
 import { builder } from '../../builder.ts';
 import { batchable, type Context, computedCache, entityCache } from '../../context.ts';
 import { groupByKey, requestLoader } from '../../db/batch.ts';
@@ -15,6 +24,7 @@ import {
 import type { PostRow, PostStatus as PostStatusValue } from '../../db/tables.ts';
 import { badInput, mutationErrors, notFound } from '../../errors.ts';
 import { foldableCommentPage, postsWithCommentPagesLoader } from '../comment/comment.pages.ts';
+import { foldNode } from '../node/node.schema.ts';
 import { tagsByPostIds } from '../tag/tag.repository.ts';
 import { TagNode } from '../tag/tag.schema.ts';
 import { withoutAuthor } from '../user/user.repository.ts';
@@ -42,6 +52,7 @@ import {
   type SortDirection as SortDirectionValue,
   searchOrder,
   searchPosts,
+  usersWithPostPages,
   type WidePostColumn,
 } from './post.repository.ts';
 import { createPost, deletePost, importPosts, setPostTags, updatePost } from './post.service.ts';
@@ -465,7 +476,7 @@ const loadParentPages = batchable(
     ctx: Context,
     parent: 'author' | 'tag',
     args: PostListArgs,
-    width: PostWidth & { page: boolean },
+    width: ParentPageWidth,
   ) => {
     const query = postListQuery(ctx, args);
     const rows = width.page
@@ -482,6 +493,164 @@ const loadParentPages = batchable(
     );
   },
 );
+
+type ParentPageWidth = Pick<PostWidth, 'wide' | 'commentCount'> & { page: boolean };
+
+/**
+ * The request's loader of `User.posts`/`Tag.posts` pages by parent id for these arguments and
+ * width. Its key names the arguments field by field, so a fold primes the entry the field reads
+ * whatever order the arguments come in.
+ */
+const parentPagesLoader = (
+  ctx: Context,
+  parent: 'author' | 'tag',
+  args: PostListArgs,
+  width: ParentPageWidth,
+) =>
+  requestLoader(
+    ctx,
+    `${parent}.posts:${args.first ?? ''}:${args.after ?? ''}:${args.last ?? ''}:${args.before ?? ''}:${args.orderBy ? `${args.orderBy.field}:${args.orderBy.direction}` : ''}:${args.filter ? JSON.stringify(args.filter) : ''}:${width.page}:${width.wide}:${width.commentCount}`,
+    (ids) => loadParentPages(ids, ctx, parent, args, width),
+  );
+
+/** The object type and field nodes reached from `nodes` (of `type`) through the field `name`. */
+function selectedBelow(
+  info: GraphQLResolveInfo,
+  type: GraphQLObjectType,
+  nodes: readonly FieldNode[],
+  name: string,
+): { type: GraphQLObjectType; nodes: FieldNode[] } | null {
+  const field = type.getFields()[name];
+  const next = field && getNamedType(field.type);
+  if (!next || !isObjectType(next)) return null;
+  const found = collectSubfields(info.schema, info.fragments, info.variableValues, type, nodes);
+  return {
+    type: next,
+    nodes: [...found.values()].flat().filter((node) => node.name.value === name),
+  };
+}
+
+/** Field names (not aliases) selected on `type` by `nodes`. */
+const selectedNames = (
+  info: GraphQLResolveInfo,
+  type: GraphQLObjectType,
+  nodes: readonly FieldNode[],
+) =>
+  new Set(
+    [
+      ...collectSubfields(info.schema, info.fragments, info.variableValues, type, nodes).values(),
+    ].map((group) => group[0]!.name.value),
+  );
+
+/**
+ * Looks ahead from `node(id:)` into what it selects on a User: the arguments and width of its
+ * `posts` page when every alias of `posts` asks for the same page, without a filter, and one of
+ * them selects `edges` or `pageInfo`; null otherwise (the field then loads its page itself, and
+ * reports invalid arguments as before).
+ */
+function foldablePostPage(
+  ctx: Context,
+  info: GraphQLResolveInfo,
+): { args: PostListArgs; width: ParentPageWidth; key: string } | null {
+  const user = info.schema.getType('User');
+  if (!isObjectType(user)) return null;
+  const field = user.getFields().posts!;
+  let found: { args: PostListArgs; width: ParentPageWidth; key: string } | null = null;
+  for (const nodes of collectSubfields(
+    info.schema,
+    info.fragments,
+    info.variableValues,
+    user,
+    info.fieldNodes,
+  ).values()) {
+    if (nodes[0]!.name.value !== 'posts') continue;
+    let args: PostListArgs;
+    try {
+      args = getArgumentValues(field, nodes[0]!, info.variableValues) as PostListArgs;
+      postListQuery(ctx, args);
+    } catch {
+      return null;
+    }
+    if (args.filter != null) return null;
+    const connection = getNamedType(field.type) as GraphQLObjectType;
+    const top = selectedNames(info, connection, nodes);
+    const edges = selectedBelow(info, connection, nodes, 'edges');
+    const node = edges && selectedBelow(info, edges.type, edges.nodes, 'node');
+    const nodeFields = node ? selectedNames(info, node.type, node.nodes) : new Set<string>();
+    const comments = node && selectedBelow(info, node.type, node.nodes, 'comments');
+    const width: ParentPageWidth = {
+      page: top.has('edges') || top.has('pageInfo'),
+      wide: [...nodeFields].some((name) => wideFields.has(name)),
+      commentCount:
+        nodeFields.has('comments') &&
+        comments !== null &&
+        selectedNames(info, comments.type, comments.nodes).has('totalCount'),
+    };
+    const key = JSON.stringify([args, width]);
+    if (found && found.key !== key) return null;
+    found = { args, width, key };
+  }
+  return found?.width.page ? found : null;
+}
+
+/**
+ * Users by id as the User loader answers them, each with the page of posts `args` and `width`
+ * ask for fetched in the same statement and primed into the loader `User.posts` reads, so the
+ * page costs no statement of its own. Users the entity cache holds are not fetched: their pages
+ * load unfolded, as before.
+ */
+async function loadUsersWithPostPages(
+  ids: string[],
+  ctx: Context,
+  args: PostListArgs,
+  width: ParentPageWidth,
+) {
+  const query = postListQuery(ctx, args);
+  const folded = new Map<string, (PostListRow & { parent_id: string })[]>();
+  const users = await ctx.deps.cache.rowsByIds(
+    'user',
+    ids,
+    async (missing) => {
+      const fetched = await usersWithPostPages(ctx.db, missing, query, width);
+      for (const { user, posts } of fetched) folded.set(user.id, posts);
+      return fetched.map(({ user }) => user);
+    },
+    entityCache(ctx),
+  );
+  if (folded.size > 0) {
+    const userIds = [...folded.keys()];
+    const pages = toParentPages(
+      userIds,
+      [...folded.values()].flat(),
+      (row) => row.parent_id,
+      query.page,
+      query.order,
+      postSortKey(query.orderField),
+      () => countPostsByParents(ctx.db, 'author', userIds, query),
+    );
+    const loader = parentPagesLoader(ctx, 'author', args, width);
+    userIds.forEach((id, index) => {
+      loader.prime(id, pages[index]!);
+    });
+  }
+  const loader = UserNode.getDataloader(ctx);
+  for (const user of users) {
+    if (!user) continue;
+    loader.prime(user.id, user);
+    brandWithType(user, 'User' as never);
+  }
+  return users;
+}
+
+foldNode('User', (ctx, info, id) => {
+  const fold = foldablePostPage(ctx, info);
+  return (
+    fold &&
+    requestLoader(ctx, `user:with-posts:${fold.key}`, (ids) =>
+      loadUsersWithPostPages(ids, ctx, fold.args, fold.width),
+    ).load(id)
+  );
+});
 
 /**
  * `User.posts` and `Tag.posts`: one statement per list level whatever the parent count. Loads
@@ -504,10 +673,7 @@ function postsByParentField(parent: 'author' | 'tag') {
       resolve: (row: { id: string }, args, ctx, info) => {
         const selection = connectionSelection(info);
         const width = { ...postWidth(selection, info), page: selection.page };
-        const key = `${parent}.posts:${JSON.stringify(args)}:${width.page}:${width.wide}:${width.commentCount}`;
-        return requestLoader(ctx, key, (ids) =>
-          loadParentPages(ids, ctx, parent, args, width),
-        ).load(row.id);
+        return parentPagesLoader(ctx, parent, args, width).load(row.id);
       },
     });
 }

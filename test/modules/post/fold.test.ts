@@ -4,9 +4,10 @@ import { createPosts, createUser, globalId, type TestUser } from '../../helpers/
 
 /**
  * `post(id:)` fetches the comment page its selection asks for in the post's own statement
- * (src/modules/comment/comment.pages.ts). Its answers must be those of the unfolded path
- * (QUERY_FOLDING=off: the post, then the comment page) for every document, viewer and cache
- * layer, and its statements must not grow with aliases or rows.
+ * (src/modules/comment/comment.pages.ts), `node(id:)` of a User the page of its posts
+ * (src/modules/post/post.schema.ts). Their answers must be those of the unfolded path
+ * (QUERY_FOLDING=off: the row, then the page) for every document, viewer and cache layer, and
+ * their statements must not grow with aliases or rows.
  */
 let folded: TestApp;
 let unfolded: TestApp;
@@ -35,6 +36,18 @@ beforeAll(async () => {
     draft: globalId('Post', draft!.id),
     empty: globalId('Post', empty!.id),
   };
+  await db
+    .updateTable('posts')
+    .set({
+      readability_score: 61.3,
+      seo_score: 77,
+      word_count: 1234,
+      reading_minutes: 7,
+      keywords: ['graph', 'say "hi"'],
+      summary: 'A summary, ü',
+    })
+    .where('id', '=', long!.id)
+    .execute();
   const at = (minute: number) => new Date(Date.UTC(2030, 0, 1, 0, minute, 0, 123)).toISOString();
   await db
     .insertInto('comments')
@@ -171,6 +184,79 @@ describe('comment pages folded into post(id:)', () => {
       expect(result.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
       // Those the request checks pass reach the comments field, folded or not.
       if (result.data) expect(result.errors?.[0]?.path).toEqual(['post', 'comments']);
+    }
+  });
+});
+
+describe('post pages folded into node(id:) of a User', () => {
+  const posts = `edges { cursor node { id title slug status body summary keywords wordCount
+    readingMinutes readabilityScore seoScore createdAt updatedAt publishedAt author { name }
+    comments { totalCount } } } pageInfo { hasNextPage hasPreviousPage startCursor endCursor }`;
+
+  it('answers the profile as the unfolded path does, in one statement instead of two', async () => {
+    const query = `query($id: ID!) { node(id: $id) { ... on User { name
+      posts(first: 10) { edges { node { id title comments { totalCount } } } } } } }`;
+    for (const token of viewers()) {
+      const { result, folded, unfolded } = await compare(query, { id: writer.globalId }, token);
+      // The draft is its writer's only.
+      expect(result.data?.node.posts.edges).toHaveLength(token === writer.token ? 4 : 3);
+      expect([folded, unfolded]).toEqual(token ? [expect.any(Number), expect.any(Number)] : [1, 2]);
+    }
+  });
+
+  it('answers every column, cursors, counts and orders alike, forward and backward', async () => {
+    const query = `query($id: ID!, $first: Int, $after: String, $last: Int, $before: String,
+      $order: PostOrder) { node(id: $id) { id ...Profile } }
+      fragment Profile on User { posts(first: $first, after: $after, last: $last, before: $before,
+        orderBy: $order) { ${posts} totalCount } }`;
+    for (const token of viewers()) {
+      let after: string | null = null;
+      for (let step = 0; step < 3; step++) {
+        const { result } = await compare(query, { id: writer.globalId, first: 2, after }, token);
+        after = result.data?.node.posts.pageInfo.endCursor;
+      }
+      const { result } = await compare(query, { id: writer.globalId, last: 1 }, token);
+      const before = result.data?.node.posts.pageInfo.startCursor;
+      await compare(query, { id: writer.globalId, last: 2, before }, token);
+      const order = { field: 'TITLE', direction: 'ASC' };
+      await compare(query, { id: writer.globalId, first: 3, order }, token);
+      await compare(query, { id: reader.globalId, first: 3 }, token);
+    }
+  });
+
+  it('answers aliases of many users in one statement, and falls back where it cannot fold', async () => {
+    const many = `query($a: ID!, $b: ID!, $c: ID!) {
+      a: node(id: $a) { ... on User { name posts(first: 2) { ${posts} } } }
+      b: node(id: $b) { ... on User { name posts(first: 2) { ${posts} } } }
+      c: node(id: $c) { id ... on Post { title } ... on User { name } } }`;
+    const variables = { a: writer.globalId, b: reader.globalId, c: ids.long };
+    const { folded: statements } = await compare(many, variables);
+    // The two users with their pages, then the post.
+    expect(statements).toBe(2);
+    const fallbacks = [
+      `query($id: ID!) { node(id: $id) { ... on User { x: posts(first: 1) { ${posts} }
+        y: posts(first: 2) { ${posts} } } } }`,
+      `query($id: ID!) { node(id: $id) { ... on User { posts(first: 2,
+        filter: { status: PUBLISHED }) { ${posts} } } } }`,
+      'query($id: ID!) { node(id: $id) { ... on User { posts(first: 2) { totalCount } } } }',
+      'query($id: ID!) { node(id: $id) { ... on User { name postCount } } }',
+      `query($id: ID!, $with: Boolean!) { node(id: $id) { ... on User {
+        posts(first: 2) @include(if: $with) { ${posts} } } } }`,
+    ];
+    for (const query of fallbacks) {
+      for (const token of viewers()) {
+        await compare(query, { id: writer.globalId, with: true }, token);
+        await compare(query, { id: writer.globalId, with: false }, token);
+      }
+    }
+    const invalid = `query($id: ID!) { node(id: $id) { ... on User { name
+      posts(first: 1, last: 1) { ${posts} } } } }`;
+    const { result } = await compare(invalid, { id: writer.globalId });
+    expect(result.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
+    for (const id of ['VXNlcjo5OTk5OTk5', 'bm90LWFuLWlk', reader.globalId]) {
+      await compare(`query($id: ID!) { node(id: $id) { ... on User { posts { ${posts} } } } }`, {
+        id,
+      });
     }
   });
 });
