@@ -356,6 +356,27 @@ function hasConditions(info: GraphQLResolveInfo): boolean {
 }
 
 /**
+ * `compute(info)` once per parsed field node when the operation has no `@skip`/`@include`: the
+ * same document then selects the same below the field on every request (see fieldsSelectedAt),
+ * so what is derived from the selection alone is kept with the parsed document. `compute` must
+ * not read variables or anything else of the request.
+ */
+export function perDocument<Value>(
+  cache: WeakMap<FieldNode, Value>,
+  info: GraphQLResolveInfo,
+  compute: (info: GraphQLResolveInfo) => Value,
+): Value {
+  if (info.fieldNodes.length !== 1 || hasConditions(info)) return compute(info);
+  const node = info.fieldNodes[0]!;
+  let value = cache.get(node);
+  if (value === undefined) {
+    value = compute(info);
+    cache.set(node, value);
+  }
+  return value;
+}
+
+/**
  * Field names selected on the object reached from the resolved field along `path` (field names,
  * not aliases: every alias of a field counts). A document without `@skip`/`@include` selects the
  * same below a field on every request, so the answer is kept with the parsed document (yoga's

@@ -1,5 +1,6 @@
 import {
   type FieldNode,
+  type GraphQLObjectType,
   type GraphQLResolveInfo,
   getArgumentValues,
   getNamedType,
@@ -15,6 +16,7 @@ import {
   type PageRequest,
   pageLimits,
   parsePageArgs,
+  perDocument,
   toParentPages,
 } from '../../db/keyset.ts';
 import type { CommentRow, PostRow } from '../../db/tables.ts';
@@ -83,23 +85,11 @@ const argsKey = (args: ConnectionArgs) =>
  * cannot share, or invalid ones: the unfolded path then answers and reports them as before).
  */
 export function foldableCommentPage(ctx: Context, info: GraphQLResolveInfo): ConnectionArgs | null {
-  if (!fieldsSelectedAt(info, []).has('comments')) return null;
-  const below = fieldsSelectedAt(info, ['comments']);
-  if (!below.has('edges') && !below.has('pageInfo')) return null;
-  const post = getNamedType(info.returnType);
-  const field = isObjectType(post) ? post.getFields().comments : undefined;
-  if (!field || !isObjectType(post)) return null;
+  const nodes = perDocument(commentNodes, info, commentNodesBelow);
+  if (!nodes) return null;
+  const field = (getNamedType(info.returnType) as GraphQLObjectType).getFields().comments!;
   let found: { args: ConnectionArgs; key: string } | null = null;
-  const fields = collectSubfields(
-    info.schema,
-    info.fragments,
-    info.variableValues,
-    post,
-    info.fieldNodes,
-  );
-  for (const nodes of fields.values()) {
-    const node: FieldNode = nodes[0]!;
-    if (node.name.value !== 'comments') continue;
+  for (const node of nodes) {
     let args: ConnectionArgs;
     try {
       args = getArgumentValues(field, node, info.variableValues) as ConnectionArgs;
@@ -112,6 +102,30 @@ export function foldableCommentPage(ctx: Context, info: GraphQLResolveInfo): Con
     found = { args, key };
   }
   return found?.args ?? null;
+}
+
+const commentNodes = new WeakMap<FieldNode, FieldNode[] | false>();
+
+/**
+ * One field node per alias of `comments` selected on the Post the field answers, when one of
+ * them selects a page (`edges` or `pageInfo`); false when none does.
+ */
+function commentNodesBelow(info: GraphQLResolveInfo): FieldNode[] | false {
+  if (!fieldsSelectedAt(info, []).has('comments')) return false;
+  const below = fieldsSelectedAt(info, ['comments']);
+  if (!below.has('edges') && !below.has('pageInfo')) return false;
+  const post = getNamedType(info.returnType);
+  if (!isObjectType(post)) return false;
+  const fields = collectSubfields(
+    info.schema,
+    info.fragments,
+    info.variableValues,
+    post,
+    info.fieldNodes,
+  );
+  return [...fields.values()]
+    .map((nodes) => nodes[0]!)
+    .filter((node) => node.name.value === 'comments');
 }
 
 /**

@@ -18,6 +18,7 @@ import {
   fieldsSelectedAt,
   pageLimits,
   parsePageArgs,
+  perDocument,
   toPage,
   toParentPages,
 } from '../../db/keyset.ts';
@@ -552,45 +553,58 @@ function foldablePostPage(
   ctx: Context,
   info: GraphQLResolveInfo,
 ): { args: PostListArgs; width: ParentPageWidth; key: string } | null {
-  const user = info.schema.getType('User');
-  if (!isObjectType(user)) return null;
-  const field = user.getFields().posts!;
+  const groups = perDocument(postPageSelections, info, postPagesSelected);
+  const field = (info.schema.getType('User') as GraphQLObjectType).getFields().posts!;
   let found: { args: PostListArgs; width: ParentPageWidth; key: string } | null = null;
-  for (const nodes of collectSubfields(
-    info.schema,
-    info.fragments,
-    info.variableValues,
-    user,
-    info.fieldNodes,
-  ).values()) {
-    if (nodes[0]!.name.value !== 'posts') continue;
+  for (const { node, width } of groups) {
     let args: PostListArgs;
     try {
-      args = getArgumentValues(field, nodes[0]!, info.variableValues) as PostListArgs;
+      args = getArgumentValues(field, node, info.variableValues) as PostListArgs;
       postListQuery(ctx, args);
     } catch {
       return null;
     }
     if (args.filter != null) return null;
-    const connection = getNamedType(field.type) as GraphQLObjectType;
-    const top = selectedNames(info, connection, nodes);
-    const edges = selectedBelow(info, connection, nodes, 'edges');
-    const node = edges && selectedBelow(info, edges.type, edges.nodes, 'node');
-    const nodeFields = node ? selectedNames(info, node.type, node.nodes) : new Set<string>();
-    const comments = node && selectedBelow(info, node.type, node.nodes, 'comments');
-    const width: ParentPageWidth = {
-      page: top.has('edges') || top.has('pageInfo'),
-      wide: [...nodeFields].some((name) => wideFields.has(name)),
-      commentCount:
-        nodeFields.has('comments') &&
-        comments !== null &&
-        selectedNames(info, comments.type, comments.nodes).has('totalCount'),
-    };
     const key = JSON.stringify([args, width]);
     if (found && found.key !== key) return null;
     found = { args, width, key };
   }
   return found?.width.page ? found : null;
+}
+
+const postPageSelections = new WeakMap<FieldNode, { node: FieldNode; width: ParentPageWidth }[]>();
+
+/** Per alias of `posts` selected on a User below the field: a field node and its page's width. */
+function postPagesSelected(info: GraphQLResolveInfo) {
+  const user = info.schema.getType('User');
+  if (!isObjectType(user)) return [];
+  const field = user.getFields().posts!;
+  const connection = getNamedType(field.type) as GraphQLObjectType;
+  const fields = collectSubfields(
+    info.schema,
+    info.fragments,
+    info.variableValues,
+    user,
+    info.fieldNodes,
+  );
+  return [...fields.values()]
+    .filter((nodes) => nodes[0]!.name.value === 'posts')
+    .map((nodes) => {
+      const top = selectedNames(info, connection, nodes);
+      const edges = selectedBelow(info, connection, nodes, 'edges');
+      const node = edges && selectedBelow(info, edges.type, edges.nodes, 'node');
+      const nodeFields = node ? selectedNames(info, node.type, node.nodes) : new Set<string>();
+      const comments = node && selectedBelow(info, node.type, node.nodes, 'comments');
+      const width: ParentPageWidth = {
+        page: top.has('edges') || top.has('pageInfo'),
+        wide: [...nodeFields].some((name) => wideFields.has(name)),
+        commentCount:
+          nodeFields.has('comments') &&
+          comments !== null &&
+          selectedNames(info, comments.type, comments.nodes).has('totalCount'),
+      };
+      return { node: nodes[0]!, width };
+    });
 }
 
 /**
