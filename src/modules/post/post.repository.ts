@@ -23,10 +23,10 @@ import {
 import { childrenOfParentsQuery } from '../../db/lateral.ts';
 import type { Database, NewPost, PostRow, PostStatus, PostUpdate } from '../../db/tables.ts';
 import { isStaff, type Viewer } from '../auth/viewer.ts';
-import { authorColumns, type WithAuthor } from '../user/user.repository.ts';
+import { type AuthorColumn, authorColumns, type WithAuthor } from '../user/user.repository.ts';
 
 /** The columns every post field but the large text ones reads: what lists fetch by default. */
-const narrowPostColumns = [
+export const narrowPostColumns = [
   'posts.id',
   'posts.author_id',
   'posts.title',
@@ -52,21 +52,49 @@ export const postColumns = [
 /** Columns that can be large (a body holds up to 200,000 characters): fetched only when asked. */
 export type WidePostColumn = 'body' | 'summary' | 'meta_description' | 'keywords';
 
+/** A column a post list may select, as Kysely names it. */
+export type PostListColumn = (typeof postColumns)[number];
+
 /**
- * A post as a list fetches it: the wide columns are present only when its selection asked, and
- * `comment_count` (int8 as text) when it asked for `comments { totalCount }`.
+ * A post as a list fetches it: the id, its order's column and the columns its selection reads
+ * (PostWidth), so a field reads only a column its own selection asked for; a wide column missing
+ * from the row is loaded apart (post.schema.ts). `comment_count` (int8 as text) is there when the
+ * selection asked for `comments { totalCount }`.
  */
 export type PostListRow = Omit<PostRow, WidePostColumn> &
   Partial<Pick<PostRow, WidePostColumn>> & { comment_count?: string | null };
 
 /**
- * What a list statement selects: `wide` adds the large columns, `author` joins the author's,
- * `commentCount` counts each post's comments in the same statement.
+ * What a list statement selects: `columns` of the post (besides the id and the order's column),
+ * `author` joins those of the author's columns (null: no join), `commentCount` counts each post's
+ * comments in the same statement. pg decodes every column of every row and builds a parser per
+ * column on each execution, so a list of titles selects three columns, not sixteen.
  */
 export interface PostWidth {
-  wide: boolean;
-  author: boolean;
+  columns: readonly PostListColumn[];
+  author: readonly AuthorColumn[] | null;
   commentCount: boolean;
+  /** The three above as a part of a compiled variant's key. */
+  key: string;
+}
+
+/** A PostWidth with its columns in a fixed order, so one selection has one statement text. */
+export function postWidth(
+  columns: Iterable<PostListColumn>,
+  author: Iterable<AuthorColumn> | null,
+  commentCount: boolean,
+): PostWidth {
+  const chosen = new Set(columns);
+  const joined = author && new Set(author);
+  const width = {
+    columns: postColumns.filter((column) => chosen.has(column)),
+    author: joined && authorColumns.filter((column) => joined.has(column)),
+    commentCount,
+  };
+  return {
+    ...width,
+    key: `${width.columns.join()}:${width.author?.join() ?? '-'}:${commentCount}`,
+  };
 }
 
 /** Each listed post's comment count: one index-only count per row of the page. */
@@ -77,8 +105,14 @@ const commentCount = (eb: ExpressionBuilder<Database, 'posts'>) =>
     .whereRef('comments.post_id', '=', 'posts.id')
     .as('comment_count');
 
-const columnsOf = (width: Pick<PostWidth, 'wide'>) =>
-  width.wide ? postColumns : narrowPostColumns;
+/** A list's columns: the width's, the id and the order's column (cursors read it). */
+const listColumns = (width: PostWidth, orderField: PostOrderField) =>
+  postColumns.filter(
+    (column) =>
+      column === 'posts.id' ||
+      column === orderColumns[orderField].column ||
+      width.columns.includes(column),
+  );
 
 export interface PostFilter {
   status?: PostStatus | null;
@@ -244,7 +278,7 @@ function listKey(query: PostListQuery, width: PostWidth, parent = ''): string | 
   const key = filterKey(query);
   return (
     key &&
-    `${parent}:${key}:${query.order.name}:${pageShapeKey(pageShape(query.page))}:${width.wide}:${width.author}:${width.commentCount}`
+    `${parent}:${key}:${query.order.name}:${pageShapeKey(pageShape(query.page))}:${width.key}`
   );
 }
 
@@ -263,20 +297,20 @@ const listPostsQuery = compiledVariants(
             shape,
             p,
           )
-            .select(columnsOf(width))
+            .select(listColumns(width, query.orderField))
             .$if(width.commentCount, (qb) => qb.select(commentCount))
             .where(visiblePosts(template.viewer))
             .where(matchesFilter(otherFilters, query.orderField))
         : postsPage(db, template, shape, p)
-            .select(columnsOf(width))
+            .select(listColumns(width, query.orderField))
             .$if(width.commentCount, (qb) => qb.select(commentCount));
     return width.author
-      ? page.innerJoin('users', 'users.id', 'posts.author_id').select(authorColumns)
+      ? page.innerJoin('users', 'users.id', 'posts.author_id').select(width.author)
       : page;
   },
 );
 
-/** One page of posts, with their authors' columns when `width.author`. */
+/** One page of posts, with the authors' columns `width.author` names. */
 export async function listPosts(
   db: Db,
   query: PostListQuery,
@@ -333,9 +367,9 @@ const postsByParentsQuery = compiledVariants(
   }: {
     parent: 'author' | 'tag';
     query: PostListQuery;
-    width: Pick<PostWidth, 'wide' | 'commentCount'>;
+    width: PostWidth;
     batch: Batch;
-  }) => listKey(query, { ...width, author: false }, `${parent}:${batch}`),
+  }) => listKey(query, width, `${parent}:${batch}`),
   (
     db: Db,
     { parent, query, width, batch },
@@ -346,7 +380,7 @@ const postsByParentsQuery = compiledVariants(
     if (parent === 'tag' && query.orderField === 'CREATED_AT') {
       return childrenOfParentsQuery(db, p.parentIds, batch, (tagId) =>
         tagWalk(db, tagId, query.order, shape, p)
-          .select(columnsOf(width))
+          .select(listColumns(width, query.orderField))
           .$if(width.commentCount, (qb) => qb.select(commentCount))
           .where(visiblePosts(template.viewer))
           .where(matchesFilter(template.filter, query.orderField)),
@@ -356,7 +390,7 @@ const postsByParentsQuery = compiledVariants(
     return childrenOfParentsQuery(db, p.parentIds, batch, (parentId) =>
       db
         .selectFrom('posts')
-        .select(columnsOf(width))
+        .select(listColumns(width, query.orderField))
         .$if(width.commentCount, (qb) => qb.select(commentCount))
         .where((eb) =>
           parent === 'author'
@@ -384,7 +418,7 @@ export async function listPostsByParents(
   parent: 'author' | 'tag',
   parentIds: readonly string[],
   query: PostListQuery,
-  width: Pick<PostWidth, 'wide' | 'commentCount'>,
+  width: PostWidth,
 ): Promise<(PostListRow & { parent_id: string })[]> {
   return postsByParentsQuery(
     db,
@@ -510,14 +544,14 @@ export async function searchPosts(
   viewer: Viewer | null,
   text: string,
   page: PageRequest,
-  width: Pick<PostWidth, 'wide'> & { count: boolean },
+  width: { wide: boolean; count: boolean },
 ): Promise<SearchRow[]> {
   const { condition, orderBy, limit } = keysetClauses(searchOrder(text), page);
   const ranked = db
     .with('candidates', (cte) => searchCandidates(cte as Db, viewer, text))
     .selectFrom('posts')
     .innerJoin('candidates', 'candidates.id', 'posts.id')
-    .select(columnsOf(width))
+    .select(width.wide ? postColumns : narrowPostColumns)
     .select(rankExpression(text).as('rank'))
     .where(condition)
     .orderBy(orderBy)

@@ -17,7 +17,7 @@ import { badInput, mutationErrors, notFound } from '../../errors.ts';
 import { tagsByPostIds } from '../tag/tag.repository.ts';
 import { TagNode } from '../tag/tag.schema.ts';
 import { withoutAuthor } from '../user/user.repository.ts';
-import { authorOrId, primeAuthors, UserNode } from '../user/user.schema.ts';
+import { authorColumnsFor, authorOrId, primeAuthors, UserNode } from '../user/user.schema.ts';
 import { ALL_POSTS_TAG, visibilityScope } from './post.cache.ts';
 import { canSeePost } from './post.policy.ts';
 import {
@@ -27,7 +27,9 @@ import {
   countSearchResults,
   listPosts,
   listPostsByParents,
+  narrowPostColumns,
   type PostFilter as PostFilterValue,
+  type PostListColumn,
   type PostListQuery,
   type PostListRow,
   type PostOrderField as PostOrderFieldValue,
@@ -37,6 +39,7 @@ import {
   postSortKey,
   postsByIds,
   postsWithAuthorsByIds,
+  postWidth,
   SEARCH_CANDIDATES,
   type SortDirection as SortDirectionValue,
   searchOrder,
@@ -58,20 +61,67 @@ export const PostStatus = builder.enumType('PostStatus', {
   } as const,
 });
 
-/** Post fields that read a wide column: a list selecting one of them fetches the wide columns. */
+/** Post fields that read a wide column: a search selecting one of them fetches the wide columns. */
 const wideFields = new Set(['body', 'summary', 'metaDescription', 'keywords']);
 
+/** The columns each Post field reads from a listed row (the id is always selected). */
+const columnsOfField = new Map<string, readonly PostListColumn[]>([
+  ['id', []],
+  ['__typename', []],
+  ['title', ['posts.title']],
+  ['slug', ['posts.slug']],
+  ['status', ['posts.status']],
+  ['wordCount', ['posts.word_count']],
+  ['readingMinutes', ['posts.reading_minutes']],
+  ['readabilityScore', ['posts.readability_score']],
+  ['seoScore', ['posts.seo_score']],
+  ['createdAt', ['posts.created_at']],
+  ['updatedAt', ['posts.updated_at']],
+  ['publishedAt', ['posts.published_at']],
+  ['body', ['posts.body']],
+  ['summary', ['posts.summary']],
+  ['metaDescription', ['posts.meta_description']],
+  ['keywords', ['posts.keywords']],
+  ['author', ['posts.author_id']],
+  // These read the id (and `comment_count`) only.
+  ['tags', []],
+  ['comments', []],
+  ['pipelineRuns', []],
+  ['latestRun', []],
+]);
+
+const widths = new WeakMap<ReadonlySet<string>, PostWidth>();
+
 /**
- * The columns a post list needs for the fields selected on its nodes. `comments { totalCount }`
- * (under any alias) is counted in the list's own statement, which Post.comments then answers.
+ * The columns a post list selects for the fields selected on its nodes: those they read (every
+ * narrow column for a field not named above; a wide one it lacks is loaded apart), with the
+ * author's (`joinAuthor`) when `author` is selected. `comments { totalCount }` (under any alias)
+ * is counted in the list's own statement, which Post.comments then answers. Kept per selection:
+ * a document without `@skip`/`@include` hands over the same set on every request (keyset.ts).
  */
-const postWidth = (selection: ConnectionSelection, info: GraphQLResolveInfo): PostWidth => ({
-  wide: [...selection.nodeFields].some((field) => wideFields.has(field)),
-  author: selection.nodeFields.has('author'),
-  commentCount:
-    selection.nodeFields.has('comments') &&
-    fieldsSelectedAt(info, ['edges', 'node', 'comments']).has('totalCount'),
-});
+function listWidth(
+  selection: ConnectionSelection,
+  info: GraphQLResolveInfo,
+  joinAuthor: boolean,
+): PostWidth {
+  let width = widths.get(selection.nodeFields);
+  if (!width) {
+    const columns: PostListColumn[] = [];
+    for (const field of selection.nodeFields) {
+      columns.push(...(columnsOfField.get(field) ?? narrowPostColumns));
+    }
+    width = postWidth(
+      columns,
+      joinAuthor && selection.nodeFields.has('author')
+        ? authorColumnsFor(fieldsSelectedAt(info, ['edges', 'node', 'author']))
+        : null,
+      selection.nodeFields.has('comments') &&
+        fieldsSelectedAt(info, ['edges', 'node', 'comments']).has('totalCount'),
+    );
+    widths.set(selection.nodeFields, width);
+  }
+  return width;
+}
 
 /**
  * A wide column of a post: from the row when its list fetched it, else from the full row (a
@@ -295,7 +345,7 @@ builder.queryFields((t) => ({
       resolve: async (_root, args, ctx, info) => {
         const query = postListQuery(ctx, args);
         const selection = connectionSelection(info);
-        const width = postWidth(selection, info);
+        const width = listWidth(selection, info, true);
         // A selection of `totalCount` alone needs no page.
         const rows = selection.page ? await listPosts(ctx.db, query, width) : [];
         return {
@@ -343,7 +393,7 @@ builder.queryFields((t) => ({
         const page = parsePageArgs(args, order, pageLimits(ctx.config));
         await ctx.deps.rateLimiter.consume(ctx.clientKey, 'searchPosts');
         const selection = connectionSelection(info);
-        const { wide } = postWidth(selection, info);
+        const wide = [...selection.nodeFields].some((field) => wideFields.has(field));
         // Page and count together find the candidates once (the count rides on each row).
         const count = selection.page && selection.count;
         // Width and count are in the key: a cached narrow page would cost a statement per wide field.
@@ -453,12 +503,11 @@ const loadParentPages = batchable(
     ctx: Context,
     parent: 'author' | 'tag',
     args: PostListArgs,
-    width: PostWidth & { page: boolean },
+    page: boolean,
+    width: PostWidth,
   ) => {
     const query = postListQuery(ctx, args);
-    const rows = width.page
-      ? await listPostsByParents(ctx.db, parent, parentIds, query, width)
-      : [];
+    const rows = page ? await listPostsByParents(ctx.db, parent, parentIds, query, width) : [];
     return toParentPages(
       parentIds,
       rows,
@@ -491,10 +540,11 @@ function postsByParentField(parent: 'author' | 'tag') {
       },
       resolve: (row: { id: string }, args, ctx, info) => {
         const selection = connectionSelection(info);
-        const width = { ...postWidth(selection, info), page: selection.page };
-        const key = `${parent}.posts:${JSON.stringify(args)}:${width.page}:${width.wide}:${width.commentCount}`;
+        // Authors are not joined: the user loader answers a tag's authors in one statement.
+        const width = listWidth(selection, info, false);
+        const key = `${parent}.posts:${JSON.stringify(args)}:${selection.page}:${width.key}`;
         return requestLoader(ctx, key, (ids) =>
-          loadParentPages(ids, ctx, parent, args, width),
+          loadParentPages(ids, ctx, parent, args, selection.page, width),
         ).load(row.id);
       },
     });
