@@ -131,15 +131,24 @@ const orderColumns = {
   TITLE: { column: 'posts.title', kind: 'text' },
 } as const;
 
+const postOrders = new Map<string, KeysetOrder>();
+
+/** The keyset order of a post list; one object per field and direction, built once. */
 export function postOrder(field: PostOrderField, direction: SortDirection): KeysetOrder {
-  const { column, kind } = orderColumns[field];
-  return {
-    name: `post:${field}:${direction}`,
-    expression: sql.ref(column),
-    kind,
-    direction: direction === 'ASC' ? 'asc' : 'desc',
-    idColumn: 'posts.id',
-  };
+  const name = `post:${field}:${direction}`;
+  let order = postOrders.get(name);
+  if (!order) {
+    const { column, kind } = orderColumns[field];
+    order = {
+      name,
+      expression: sql.ref(column),
+      kind,
+      direction: direction === 'ASC' ? 'asc' : 'desc',
+      idColumn: 'posts.id',
+    };
+    postOrders.set(name, order);
+  }
+  return order;
 }
 
 export const postSortKey = (field: PostOrderField) => (row: PostListRow) => ({
