@@ -701,6 +701,7 @@ async function loadUsersWithPostPages(ids: string[], ctx: Context, request: Pare
   for (const user of users) {
     if (!user) continue;
     loader.prime(user.id, user);
+    // As resolveNodes brands what it loads: by name, so a row branded by both stays the same.
     brandWithType(user, 'User' as never);
   }
   return users;
