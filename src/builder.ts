@@ -23,6 +23,21 @@ export function decodeGlobalId(globalID: string): { typename: string; id: string
   return { typename: match[1]!, id: match[2]! };
 }
 
+/**
+ * base64url of `Type:id`, as Buffer's 'base64url' gives it. Every node of a response carries one:
+ * `btoa` (the text is ASCII, a type name and a decimal id) takes about half a Buffer's time. Type
+ * names and digits never encode to `+` or `/`; other text is still translated.
+ */
+export function encodeGlobalId(typename: string, id: string): string {
+  const base64 = btoa(`${typename}:${id}`);
+  let end = base64.length;
+  while (base64.charCodeAt(end - 1) === 61 /* = */) end--;
+  const unpadded = end === base64.length ? base64 : base64.slice(0, end);
+  return unpadded.includes('+') || unpadded.includes('/')
+    ? unpadded.replaceAll('+', '-').replaceAll('/', '_')
+    : unpadded;
+}
+
 export const builder = new SchemaBuilder<{
   Context: Context;
   DefaultFieldNullability: false;
@@ -76,7 +91,7 @@ export const builder = new SchemaBuilder<{
         'Everything the mutation takes; its fields document their limits and error codes.',
     },
     cursorType: 'String',
-    encodeGlobalID: (typename, id) => Buffer.from(`${typename}:${id}`).toString('base64url'),
+    encodeGlobalID: (typename, id) => encodeGlobalId(typename, String(id)),
     decodeGlobalID: decodeGlobalId,
     // node/nodes are src/modules/node/node.schema.ts: one bad id there nulls one item, not the request.
     nodeQueryOptions: false,

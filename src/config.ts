@@ -72,6 +72,11 @@ const schema = z.object({
   SQL_QUERY_WARN_THRESHOLD: positiveInt.default(50),
   /** off = every loader key queried on its own (the benchmark's N+1 baseline). */
   LOADER_BATCHING: flag.default(true),
+  /**
+   * off = `post(id:)` loads its comment page, `node(id:)` of a User its posts page, in a statement
+   * of its own (the unfolded path, to compare answers and costs).
+   */
+  QUERY_FOLDING: flag.default(true),
 
   /** One server (`redis://`, `rediss://`) or a Redis Cluster (`redis+cluster://host:port,…`). */
   REDIS_URL: z

@@ -2,6 +2,7 @@ import {
   BREAK,
   type DirectiveNode,
   type FieldNode,
+  type GraphQLNamedType,
   type GraphQLObjectType,
   type GraphQLOutputType,
   type GraphQLResolveInfo,
@@ -313,11 +314,22 @@ export interface ConnectionSelection {
  * Collected once per field of a parsed document (see `fieldsSelectedAt`).
  */
 export function connectionSelection(info: GraphQLResolveInfo): ConnectionSelection {
-  const connection = fieldsSelectedAt(info, []);
+  return connectionSelectionOf((path) => fieldsSelectedAt(info, path));
+}
+
+/**
+ * Field names selected along a path below one field: `fieldsSelectedAt` for the field being
+ * resolved, `fieldsSelectedBelow` for a field a look-ahead found further down.
+ */
+export type SelectedAt = (path: readonly string[]) => ReadonlySet<string>;
+
+/** What a connection field's selection asks for, read through `selectedAt`. */
+export function connectionSelectionOf(selectedAt: SelectedAt): ConnectionSelection {
+  const connection = selectedAt([]);
   return {
     page: connection.has('edges') || connection.has('pageInfo'),
     count: connection.has('totalCount'),
-    nodeFields: fieldsSelectedAt(info, ['edges', 'node']),
+    nodeFields: selectedAt(['edges', 'node']),
   };
 }
 
@@ -353,6 +365,27 @@ function hasConditions(info: GraphQLResolveInfo): boolean {
     conditionalOperations.set(info.operation, conditional);
   }
   return conditional;
+}
+
+/**
+ * `compute(info)` once per parsed field node when the operation has no `@skip`/`@include`: the
+ * same document then selects the same below the field on every request (see fieldsSelectedAt),
+ * so what is derived from the selection alone is kept with the parsed document. `compute` must
+ * not read variables or anything else of the request.
+ */
+export function perDocument<Value>(
+  cache: WeakMap<FieldNode, Value>,
+  info: GraphQLResolveInfo,
+  compute: (info: GraphQLResolveInfo) => Value,
+): Value {
+  if (info.fieldNodes.length !== 1 || hasConditions(info)) return compute(info);
+  const node = info.fieldNodes[0]!;
+  let value = cache.get(node);
+  if (value === undefined) {
+    value = compute(info);
+    cache.set(node, value);
+  }
+  return value;
 }
 
 /**
@@ -393,8 +426,21 @@ export function fieldsSelectedAt(
 }
 
 function collectAt(info: GraphQLResolveInfo, path: readonly string[]): Set<string> {
-  let type = getNamedType(info.returnType);
-  let nodes = info.fieldNodes;
+  return fieldsSelectedBelow(info, getNamedType(info.returnType), info.fieldNodes, path);
+}
+
+/**
+ * Field names selected along `path` below field nodes of `type` that are not the field being
+ * resolved (a look-ahead's), collected as the executor will collect them when it gets there.
+ */
+export function fieldsSelectedBelow(
+  info: GraphQLResolveInfo,
+  from: GraphQLNamedType,
+  fieldNodes: readonly FieldNode[],
+  path: readonly string[],
+): Set<string> {
+  let type = from;
+  let nodes = fieldNodes;
   for (const step of path) {
     const field = isObjectType(type) ? type.getFields()[step] : undefined;
     if (!field || !isObjectType(type)) return new Set();

@@ -19,7 +19,8 @@ import {
   pageShapeKey,
 } from '../../db/keyset.ts';
 import { childrenOfParentsQuery } from '../../db/lateral.ts';
-import type { CommentRow } from '../../db/tables.ts';
+import type { CommentRow, PostRow } from '../../db/tables.ts';
+import { postColumns } from '../post/post.repository.ts';
 import { authorColumns, type WithAuthor } from '../user/user.repository.ts';
 
 export const commentOrder: KeysetOrder = {
@@ -67,6 +68,80 @@ export async function commentPagesByPosts(
     { shape: pageShape(page), batch: batchOf(postIds) },
     { postIds, ...pageParams(page) },
   );
+}
+
+/** A comment page row as the folded statement sends it: the columns of a comment page, in order. */
+type FoldedComment = [
+  id: string,
+  post_id: string,
+  author_id: string,
+  body: string,
+  created_at: string,
+  author_email: string,
+  author_name: string,
+  author_role: WithAuthor<CommentRow>['author_role'],
+  author_created_at: string,
+];
+
+const postsWithCommentPagesQuery = compiledVariants(
+  ({ shape, batch }: { shape: PageShape; batch: Batch }) => `${pageShapeKey(shape)}:${batch}`,
+  (db: Db, { shape, batch }, p: Params<PageParams & { ids: readonly string[] }>) => {
+    const { condition, orderBy, limit } = keysetClausesOf(commentOrder, shape, p);
+    const page = db
+      .selectFrom('comments')
+      .selectAll()
+      .where('comments.post_id', '=', sql.ref<string>('posts.id'))
+      .where(condition)
+      .orderBy(orderBy)
+      .limit(limit);
+    // Arrays rather than objects: no key names per row to build in Postgres and parse here (the
+    // object form cost Postgres more than the client saved; bench/probe-fold.ts). Timestamps as
+    // text, so they read exactly as the unfolded page's columns (UTC session).
+    return db
+      .selectFrom('posts')
+      .innerJoin('users', 'users.id', 'posts.author_id')
+      .select(postColumns)
+      .select(authorColumns)
+      .select(
+        sql<
+          FoldedComment[]
+        >`(select coalesce(json_agg(json_build_array(comments.id::text, comments.post_id::text, comments.author_id::text, comments.body, comments.created_at::text, comment_authors.email, comment_authors.name, comment_authors.role, comment_authors.created_at::text) order by ${orderBy}), '[]') from (${page}) as comments inner join users as comment_authors on comment_authors.id = comments.author_id)`.as(
+          'comment_page',
+        ),
+      )
+      .where('posts.id', '=', idIn(p.ids, batch));
+  },
+);
+
+/**
+ * Posts by id with their authors' columns, each with one page of its comments (with theirs) in
+ * the same statement: a post page is one statement where the post and its comments were two.
+ * The comments come in query order, as `commentPagesByPosts` returns them.
+ */
+export async function postsWithCommentPages(
+  db: Db,
+  ids: readonly string[],
+  page: PageRequest,
+): Promise<{ post: WithAuthor<PostRow>; comments: WithAuthor<CommentRow>[] }[]> {
+  const rows = await postsWithCommentPagesQuery(
+    db,
+    { shape: pageShape(page), batch: batchOf(ids) },
+    { ids, ...pageParams(page) },
+  );
+  return rows.map(({ comment_page, ...post }) => ({
+    post,
+    comments: comment_page.map((comment) => ({
+      id: comment[0],
+      post_id: comment[1],
+      author_id: comment[2],
+      body: comment[3],
+      created_at: comment[4],
+      author_email: comment[5],
+      author_name: comment[6],
+      author_role: comment[7],
+      author_created_at: comment[8],
+    })),
+  }));
 }
 
 const commentCountsQuery = compiledBatch((db, batch, p: Params<{ postIds: readonly string[] }>) =>

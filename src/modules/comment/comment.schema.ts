@@ -1,25 +1,14 @@
 import { builder } from '../../builder.ts';
-import { batchable, type Context } from '../../context.ts';
-import { inKeyOrder, requestLoader } from '../../db/batch.ts';
-import {
-  type ConnectionArgs,
-  connectionSelection,
-  pageLimits,
-  parsePageArgs,
-  toPage,
-  toParentPages,
-} from '../../db/keyset.ts';
+import { batchable } from '../../context.ts';
+import { inKeyOrder } from '../../db/batch.ts';
+import { connectionSelection, pageLimits, parsePageArgs, toPage } from '../../db/keyset.ts';
 import type { CommentRow } from '../../db/tables.ts';
 import { mutationErrors } from '../../errors.ts';
 import { postIdsVisibleTo } from '../post/post.policy.ts';
 import { PostNode } from '../post/post.schema.ts';
 import { authorOrId, UserNode } from '../user/user.schema.ts';
-import {
-  commentOrder,
-  commentPagesByPosts,
-  commentsByIds,
-  countCommentsByPosts,
-} from './comment.repository.ts';
+import { commentKey, commentPagesLoader } from './comment.pages.ts';
+import { commentOrder, commentsByIds } from './comment.repository.ts';
 import { addComment } from './comment.service.ts';
 
 export const CommentNode = builder.loadableNode('Comment', {
@@ -57,25 +46,6 @@ const CommentConnection = builder.connectionObject({
   name: 'CommentConnection',
 });
 
-const commentKey = (comment: CommentRow) => ({ value: comment.created_at, id: comment.id });
-
-/** One page of comments per post, all posts in one LATERAL statement (none for a bare count). */
-const loadCommentPages = batchable(
-  async (postIds: string[], ctx: Context, args: ConnectionArgs, withPage: boolean) => {
-    const page = parsePageArgs(args, commentOrder, pageLimits(ctx.config));
-    const rows = withPage ? await commentPagesByPosts(ctx.db, postIds, page) : [];
-    return toParentPages(
-      postIds,
-      rows,
-      (comment) => comment.post_id,
-      page,
-      commentOrder,
-      commentKey,
-      () => countCommentsByPosts(ctx.db, postIds),
-    );
-  },
-);
-
 builder.objectField(PostNode, 'comments', (t) =>
   t.field({
     type: CommentConnection,
@@ -98,9 +68,7 @@ builder.objectField(PostNode, 'comments', (t) =>
           totalCount: () => Promise.resolve(count),
         };
       }
-      return requestLoader(ctx, `post.comments:${JSON.stringify(args)}:${page}`, (ids) =>
-        loadCommentPages(ids, ctx, args, page),
-      ).load(post.id);
+      return commentPagesLoader(ctx, args, page).load(post.id);
     },
   }),
 );

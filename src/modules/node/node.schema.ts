@@ -46,6 +46,34 @@ async function nodesFor(
   return decoded.map((id, index) => (id instanceof GraphQLError ? id : found[index]));
 }
 
+/**
+ * Answers `node(id:)` for one type in a statement that also fetches what the selection asks of
+ * the node (see QUERY_FOLDING); null when the selection has nothing it folds. The answer must be
+ * what the type's loader gives (its row, or null when not visible), branded with the type.
+ */
+export type NodeFold = (
+  ctx: Context,
+  info: GraphQLResolveInfo,
+  id: string,
+) => Promise<unknown> | null;
+
+const nodeFolds = new Map<string, NodeFold>();
+
+/** Registers the fold of `typename`'s `node(id:)`. */
+export function foldNode(typename: string, fold: NodeFold): void {
+  nodeFolds.set(typename, fold);
+}
+
+/** The folded answer for `node(id:)`, or null to resolve it through the type's loader. */
+function foldedNode(ctx: Context, info: GraphQLResolveInfo, raw: string): Promise<unknown> | null {
+  if (nodeFolds.size === 0 || !ctx.config.LOADER_BATCHING || !ctx.config.QUERY_FOLDING) {
+    return null;
+  }
+  const decoded = readNodeId(info.schema, raw, 'id');
+  if (decoded instanceof GraphQLError) return null;
+  return nodeFolds.get(decoded.typename)?.(ctx, info, decoded.id) ?? null;
+}
+
 builder.queryFields((t) => ({
   node: t.field({
     type: builder.nodeInterfaceRef(),
@@ -55,6 +83,8 @@ builder.queryFields((t) => ({
       'An ID that names no object type answers BAD_USER_INPUT for this field only.',
     args: { id: t.arg.id({ required: true, description: 'A global ID from any `id` field.' }) },
     resolve: async (_root, args, ctx, info) => {
+      const folded = foldedNode(ctx, info, String(args.id));
+      if (folded) return (await folded) as never;
       const [node] = await nodesFor(ctx, info, [args.id], () => 'id');
       if (node instanceof GraphQLError) throw node;
       return node as never;

@@ -21,12 +21,19 @@ import {
   pageShapeKey,
 } from '../../db/keyset.ts';
 import { childrenOfParentsQuery } from '../../db/lateral.ts';
-import type { Database, NewPost, PostRow, PostStatus, PostUpdate } from '../../db/tables.ts';
+import type {
+  Database,
+  NewPost,
+  PostRow,
+  PostStatus,
+  PostUpdate,
+  UserRow,
+} from '../../db/tables.ts';
 import { isStaff, type Viewer } from '../auth/viewer.ts';
-import { authorColumns, type WithAuthor } from '../user/user.repository.ts';
+import { type AuthorColumn, authorColumns, type WithAuthor } from '../user/user.repository.ts';
 
 /** The columns every post field but the large text ones reads: what lists fetch by default. */
-const narrowPostColumns = [
+export const narrowPostColumns = [
   'posts.id',
   'posts.author_id',
   'posts.title',
@@ -52,21 +59,49 @@ export const postColumns = [
 /** Columns that can be large (a body holds up to 200,000 characters): fetched only when asked. */
 export type WidePostColumn = 'body' | 'summary' | 'meta_description' | 'keywords';
 
+/** A column a post list may select, as Kysely names it. */
+export type PostListColumn = (typeof postColumns)[number];
+
 /**
- * A post as a list fetches it: the wide columns are present only when its selection asked, and
- * `comment_count` (int8 as text) when it asked for `comments { totalCount }`.
+ * A post as a list fetches it: the id, its order's column and the columns its selection reads
+ * (PostWidth), so a field reads only a column its own selection asked for; a wide column missing
+ * from the row is loaded apart (post.schema.ts). `comment_count` (int8 as text) is there when the
+ * selection asked for `comments { totalCount }`.
  */
 export type PostListRow = Omit<PostRow, WidePostColumn> &
   Partial<Pick<PostRow, WidePostColumn>> & { comment_count?: string | null };
 
 /**
- * What a list statement selects: `wide` adds the large columns, `author` joins the author's,
- * `commentCount` counts each post's comments in the same statement.
+ * What a list statement selects: `columns` of the post (besides the id and the order's column),
+ * `author` joins those of the author's columns (null: no join), `commentCount` counts each post's
+ * comments in the same statement. pg decodes every column of every row and builds a parser per
+ * column on each execution, so a list of titles selects three columns, not sixteen.
  */
 export interface PostWidth {
-  wide: boolean;
-  author: boolean;
+  columns: readonly PostListColumn[];
+  author: readonly AuthorColumn[] | null;
   commentCount: boolean;
+  /** The three above as a part of a compiled variant's key. */
+  key: string;
+}
+
+/** A PostWidth with its columns in a fixed order, so one selection has one statement text. */
+export function postWidth(
+  columns: Iterable<PostListColumn>,
+  author: Iterable<AuthorColumn> | null,
+  commentCount: boolean,
+): PostWidth {
+  const chosen = new Set(columns);
+  const joined = author && new Set(author);
+  const width = {
+    columns: postColumns.filter((column) => chosen.has(column)),
+    author: joined && authorColumns.filter((column) => joined.has(column)),
+    commentCount,
+  };
+  return {
+    ...width,
+    key: `${width.columns.join()}:${width.author?.join() ?? '-'}:${commentCount}`,
+  };
 }
 
 /** Each listed post's comment count: one index-only count per row of the page. */
@@ -77,8 +112,14 @@ const commentCount = (eb: ExpressionBuilder<Database, 'posts'>) =>
     .whereRef('comments.post_id', '=', 'posts.id')
     .as('comment_count');
 
-const columnsOf = (width: Pick<PostWidth, 'wide'>) =>
-  width.wide ? postColumns : narrowPostColumns;
+/** A list's columns: the width's, the id and the order's column (cursors read it). */
+const listColumns = (width: PostWidth, orderField: PostOrderField) =>
+  postColumns.filter(
+    (column) =>
+      column === 'posts.id' ||
+      column === orderColumns[orderField].column ||
+      width.columns.includes(column),
+  );
 
 export interface PostFilter {
   status?: PostStatus | null;
@@ -97,15 +138,24 @@ const orderColumns = {
   TITLE: { column: 'posts.title', kind: 'text' },
 } as const;
 
+const postOrders = new Map<string, KeysetOrder>();
+
+/** The keyset order of a post list; one object per field and direction, built once. */
 export function postOrder(field: PostOrderField, direction: SortDirection): KeysetOrder {
-  const { column, kind } = orderColumns[field];
-  return {
-    name: `post:${field}:${direction}`,
-    expression: sql.ref(column),
-    kind,
-    direction: direction === 'ASC' ? 'asc' : 'desc',
-    idColumn: 'posts.id',
-  };
+  const name = `post:${field}:${direction}`;
+  let order = postOrders.get(name);
+  if (!order) {
+    const { column, kind } = orderColumns[field];
+    order = {
+      name,
+      expression: sql.ref(column),
+      kind,
+      direction: direction === 'ASC' ? 'asc' : 'desc',
+      idColumn: 'posts.id',
+    };
+    postOrders.set(name, order);
+  }
+  return order;
 }
 
 export const postSortKey = (field: PostOrderField) => (row: PostListRow) => ({
@@ -244,7 +294,7 @@ function listKey(query: PostListQuery, width: PostWidth, parent = ''): string | 
   const key = filterKey(query);
   return (
     key &&
-    `${parent}:${key}:${query.order.name}:${pageShapeKey(pageShape(query.page))}:${width.wide}:${width.author}:${width.commentCount}`
+    `${parent}:${key}:${query.order.name}:${pageShapeKey(pageShape(query.page))}:${width.key}`
   );
 }
 
@@ -263,20 +313,20 @@ const listPostsQuery = compiledVariants(
             shape,
             p,
           )
-            .select(columnsOf(width))
+            .select(listColumns(width, query.orderField))
             .$if(width.commentCount, (qb) => qb.select(commentCount))
             .where(visiblePosts(template.viewer))
             .where(matchesFilter(otherFilters, query.orderField))
         : postsPage(db, template, shape, p)
-            .select(columnsOf(width))
+            .select(listColumns(width, query.orderField))
             .$if(width.commentCount, (qb) => qb.select(commentCount));
     return width.author
-      ? page.innerJoin('users', 'users.id', 'posts.author_id').select(authorColumns)
+      ? page.innerJoin('users', 'users.id', 'posts.author_id').select(width.author)
       : page;
   },
 );
 
-/** One page of posts, with their authors' columns when `width.author`. */
+/** One page of posts, with the authors' columns `width.author` names. */
 export async function listPosts(
   db: Db,
   query: PostListQuery,
@@ -333,9 +383,9 @@ const postsByParentsQuery = compiledVariants(
   }: {
     parent: 'author' | 'tag';
     query: PostListQuery;
-    width: Pick<PostWidth, 'wide' | 'commentCount'>;
+    width: PostWidth;
     batch: Batch;
-  }) => listKey(query, { ...width, author: false }, `${parent}:${batch}`),
+  }) => listKey(query, width, `${parent}:${batch}`),
   (
     db: Db,
     { parent, query, width, batch },
@@ -346,7 +396,7 @@ const postsByParentsQuery = compiledVariants(
     if (parent === 'tag' && query.orderField === 'CREATED_AT') {
       return childrenOfParentsQuery(db, p.parentIds, batch, (tagId) =>
         tagWalk(db, tagId, query.order, shape, p)
-          .select(columnsOf(width))
+          .select(listColumns(width, query.orderField))
           .$if(width.commentCount, (qb) => qb.select(commentCount))
           .where(visiblePosts(template.viewer))
           .where(matchesFilter(template.filter, query.orderField)),
@@ -356,7 +406,7 @@ const postsByParentsQuery = compiledVariants(
     return childrenOfParentsQuery(db, p.parentIds, batch, (parentId) =>
       db
         .selectFrom('posts')
-        .select(columnsOf(width))
+        .select(listColumns(width, query.orderField))
         .$if(width.commentCount, (qb) => qb.select(commentCount))
         .where((eb) =>
           parent === 'author'
@@ -378,13 +428,98 @@ const postsByParentsQuery = compiledVariants(
   },
 );
 
+/** Columns a folded page sends as text, so they read exactly as in a row: int8 and timestamps. */
+const textInJson = new Set(['id', 'author_id', 'created_at', 'updated_at', 'published_at']);
+
+/**
+ * The names of a post list row's columns for a width and order (listColumns), in the order a
+ * folded page sends them.
+ */
+const foldedColumns = (width: PostWidth, orderField: PostOrderField) => [
+  ...listColumns(width, orderField).map((column) => column.slice('posts.'.length)),
+  ...(width.commentCount ? ['comment_count'] : []),
+];
+
+const usersWithPostPagesQuery = compiledVariants(
+  ({ query, width, batch }: { query: PostListQuery; width: PostWidth; batch: Batch }) =>
+    listKey(query, width, `user-fold:${batch}`),
+  (
+    db: Db,
+    { query, width, batch },
+    p: Params<FilterParams & PageParams & { ids: readonly string[] }>,
+  ) => {
+    const template = filterTemplate(query, p);
+    const { condition, orderBy, limit } = keysetClausesOf(query.order, pageShape(query.page), p);
+    const page = db
+      .selectFrom('posts')
+      .select(listColumns(width, query.orderField))
+      .$if(width.commentCount, (qb) => qb.select(commentCount))
+      .where('posts.author_id', '=', sql.ref<string>('users.id'))
+      .where(visiblePosts(template.viewer))
+      .where(matchesFilter(template.filter, query.orderField))
+      .where(condition)
+      .orderBy(orderBy)
+      .limit(limit);
+    const values = sql.join(
+      foldedColumns(width, query.orderField).map((name) =>
+        name === 'comment_count' || textInJson.has(name)
+          ? sql`${sql.ref(`posts.${name}`)}::text`
+          : sql.ref(`posts.${name}`),
+      ),
+    );
+    // Arrays rather than objects: no key names per row to build in Postgres and parse here
+    // (bench/probe-fold.ts). The page's own alias is `posts`, so the order reads its columns.
+    return db
+      .selectFrom('users')
+      .selectAll('users')
+      .select(
+        sql<
+          unknown[][]
+        >`(select coalesce(json_agg(json_build_array(${values}) order by ${orderBy}), '[]') from (${page}) as posts)`.as(
+          'post_page',
+        ),
+      )
+      .where('users.id', '=', idIn(p.ids, batch));
+  },
+);
+
+/**
+ * Users by id, each with one page of the posts they wrote that the query lets its viewer see, in
+ * one statement: the page `listPostsByParents` would return for them with the same width (rows
+ * in its order, with `parent_id` and the columns `width` names; its authors are not joined), so a
+ * profile is one statement where the user and the page were two.
+ */
+export async function usersWithPostPages(
+  db: Db,
+  ids: readonly string[],
+  query: PostListQuery,
+  width: PostWidth,
+): Promise<{ user: UserRow; posts: (PostListRow & { parent_id: string })[] }[]> {
+  const rows = await usersWithPostPagesQuery(
+    db,
+    { query, width, batch: batchOf(ids) },
+    { ...filterParams(query), ...pageParams(query.page), ids },
+  );
+  const names = foldedColumns(width, query.orderField);
+  return rows.map(({ post_page, ...user }) => ({
+    user,
+    posts: post_page.map((values) => {
+      const row: Record<string, unknown> = { parent_id: user.id };
+      names.forEach((name, index) => {
+        row[name] = values[index];
+      });
+      return row as PostListRow & { parent_id: string };
+    }),
+  }));
+}
+
 /** First page of posts for many authors or tags, in one statement. */
 export async function listPostsByParents(
   db: Db,
   parent: 'author' | 'tag',
   parentIds: readonly string[],
   query: PostListQuery,
-  width: Pick<PostWidth, 'wide' | 'commentCount'>,
+  width: PostWidth,
 ): Promise<(PostListRow & { parent_id: string })[]> {
   return postsByParentsQuery(
     db,
@@ -510,14 +645,14 @@ export async function searchPosts(
   viewer: Viewer | null,
   text: string,
   page: PageRequest,
-  width: Pick<PostWidth, 'wide'> & { count: boolean },
+  width: { wide: boolean; count: boolean },
 ): Promise<SearchRow[]> {
   const { condition, orderBy, limit } = keysetClauses(searchOrder(text), page);
   const ranked = db
     .with('candidates', (cte) => searchCandidates(cte as Db, viewer, text))
     .selectFrom('posts')
     .innerJoin('candidates', 'candidates.id', 'posts.id')
-    .select(columnsOf(width))
+    .select(width.wide ? postColumns : narrowPostColumns)
     .select(rankExpression(text).as('rank'))
     .where(condition)
     .orderBy(orderBy)

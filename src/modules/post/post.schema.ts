@@ -1,4 +1,13 @@
-import type { GraphQLResolveInfo } from 'graphql';
+import { brandWithType } from '@pothos/core';
+import {
+  type FieldNode,
+  type GraphQLObjectType,
+  type GraphQLResolveInfo,
+  getArgumentValues,
+  getNamedType,
+  isObjectType,
+} from 'graphql';
+import { collectSubfields } from 'graphql/execution/collectFields.js';
 import { builder } from '../../builder.ts';
 import { batchable, type Context, computedCache, entityCache } from '../../context.ts';
 import { groupByKey, requestLoader } from '../../db/batch.ts';
@@ -6,18 +15,24 @@ import {
   type ConnectionArgs,
   type ConnectionSelection,
   connectionSelection,
+  connectionSelectionOf,
   fieldsSelectedAt,
+  fieldsSelectedBelow,
   pageLimits,
   parsePageArgs,
+  perDocument,
+  type SelectedAt,
   toPage,
   toParentPages,
 } from '../../db/keyset.ts';
 import type { PostRow, PostStatus as PostStatusValue } from '../../db/tables.ts';
 import { badInput, mutationErrors, notFound } from '../../errors.ts';
+import { foldableCommentPage, postsWithCommentPagesLoader } from '../comment/comment.pages.ts';
+import { foldNode } from '../node/node.schema.ts';
 import { tagsByPostIds } from '../tag/tag.repository.ts';
 import { TagNode } from '../tag/tag.schema.ts';
 import { withoutAuthor } from '../user/user.repository.ts';
-import { authorOrId, primeAuthors, UserNode } from '../user/user.schema.ts';
+import { authorColumnsFor, authorOrId, primeAuthors, UserNode } from '../user/user.schema.ts';
 import { ALL_POSTS_TAG, visibilityScope } from './post.cache.ts';
 import { canSeePost } from './post.policy.ts';
 import {
@@ -27,7 +42,9 @@ import {
   countSearchResults,
   listPosts,
   listPostsByParents,
+  narrowPostColumns,
   type PostFilter as PostFilterValue,
+  type PostListColumn,
   type PostListQuery,
   type PostListRow,
   type PostOrderField as PostOrderFieldValue,
@@ -37,10 +54,12 @@ import {
   postSortKey,
   postsByIds,
   postsWithAuthorsByIds,
+  postWidth,
   SEARCH_CANDIDATES,
   type SortDirection as SortDirectionValue,
   searchOrder,
   searchPosts,
+  usersWithPostPages,
   type WidePostColumn,
 } from './post.repository.ts';
 import { createPost, deletePost, importPosts, setPostTags, updatePost } from './post.service.ts';
@@ -58,20 +77,80 @@ export const PostStatus = builder.enumType('PostStatus', {
   } as const,
 });
 
-/** Post fields that read a wide column: a list selecting one of them fetches the wide columns. */
+/** Post fields that read a wide column: a search selecting one of them fetches the wide columns. */
 const wideFields = new Set(['body', 'summary', 'metaDescription', 'keywords']);
 
+/** The columns each Post field reads from a listed row (the id is always selected). */
+const columnsOfField = new Map<string, readonly PostListColumn[]>([
+  ['id', []],
+  ['__typename', []],
+  ['title', ['posts.title']],
+  ['slug', ['posts.slug']],
+  ['status', ['posts.status']],
+  ['wordCount', ['posts.word_count']],
+  ['readingMinutes', ['posts.reading_minutes']],
+  ['readabilityScore', ['posts.readability_score']],
+  ['seoScore', ['posts.seo_score']],
+  ['createdAt', ['posts.created_at']],
+  ['updatedAt', ['posts.updated_at']],
+  ['publishedAt', ['posts.published_at']],
+  ['body', ['posts.body']],
+  ['summary', ['posts.summary']],
+  ['metaDescription', ['posts.meta_description']],
+  ['keywords', ['posts.keywords']],
+  ['author', ['posts.author_id']],
+  // These read the id (and `comment_count`) only.
+  ['tags', []],
+  ['comments', []],
+  ['pipelineRuns', []],
+  ['latestRun', []],
+]);
+
+/** Widths by the set of node fields they were computed from, with and without the author. */
+const widths = [
+  new WeakMap<ReadonlySet<string>, PostWidth>(),
+  new WeakMap<ReadonlySet<string>, PostWidth>(),
+];
+
 /**
- * The columns a post list needs for the fields selected on its nodes. `comments { totalCount }`
- * (under any alias) is counted in the list's own statement, which Post.comments then answers.
+ * The columns a post list selects for the fields selected on its nodes: those they read (every
+ * narrow column for a field not named above; a wide one it lacks is loaded apart), with the
+ * author's (`joinAuthor`) when `author` is selected. `comments { totalCount }` (under any alias)
+ * is counted in the list's own statement, which Post.comments then answers. `selectedAt` reads
+ * below the connection field, so a resolver and a look-ahead that folds its page (User.posts)
+ * compute one width, and the folded page is the entry the resolver reads. Kept per selection: a
+ * document without `@skip`/`@include` hands over the same set on every request (keyset.ts).
  */
-const postWidth = (selection: ConnectionSelection, info: GraphQLResolveInfo): PostWidth => ({
-  wide: [...selection.nodeFields].some((field) => wideFields.has(field)),
-  author: selection.nodeFields.has('author'),
-  commentCount:
-    selection.nodeFields.has('comments') &&
-    fieldsSelectedAt(info, ['edges', 'node', 'comments']).has('totalCount'),
-});
+function listWidth(
+  selection: ConnectionSelection,
+  selectedAt: SelectedAt,
+  joinAuthor: boolean,
+): PostWidth {
+  const cache = widths[joinAuthor ? 1 : 0]!;
+  let width = cache.get(selection.nodeFields);
+  if (!width) {
+    const columns: PostListColumn[] = [];
+    for (const field of selection.nodeFields) {
+      columns.push(...(columnsOfField.get(field) ?? narrowPostColumns));
+    }
+    width = postWidth(
+      columns,
+      joinAuthor && selection.nodeFields.has('author')
+        ? authorColumnsFor(selectedAt(['edges', 'node', 'author']))
+        : null,
+      selection.nodeFields.has('comments') &&
+        selectedAt(['edges', 'node', 'comments']).has('totalCount'),
+    );
+    cache.set(selection.nodeFields, width);
+  }
+  return width;
+}
+
+/** Names selected below the field being resolved (fieldsSelectedAt) as a SelectedAt. */
+const selectedBelowField =
+  (info: GraphQLResolveInfo): SelectedAt =>
+  (path) =>
+    fieldsSelectedAt(info, path);
 
 /**
  * A wide column of a post: from the row when its list fetched it, else from the full row (a
@@ -295,7 +374,7 @@ builder.queryFields((t) => ({
       resolve: async (_root, args, ctx, info) => {
         const query = postListQuery(ctx, args);
         const selection = connectionSelection(info);
-        const width = postWidth(selection, info);
+        const width = listWidth(selection, selectedBelowField(info), true);
         // A selection of `totalCount` alone needs no page.
         const rows = selection.page ? await listPosts(ctx.db, query, width) : [];
         return {
@@ -314,11 +393,22 @@ builder.queryFields((t) => ({
       id: t.arg.globalID({ for: PostNode, description: 'The post’s global ID.' }),
       slug: t.arg.string({ description: 'The post’s slug, as in its URL.' }),
     },
-    resolve: async (_root, args, ctx) => {
+    resolve: async (_root, args, ctx, info) => {
       if ((args.id == null) === (args.slug == null)) {
         throw badInput('Pass exactly one of `id` and `slug`', { argument: 'id' });
       }
-      if (args.id) return args.id.id;
+      if (args.id) {
+        // The post page's comments come in the post's own statement when the selection allows.
+        const comments =
+          ctx.config.LOADER_BATCHING && ctx.config.QUERY_FOLDING
+            ? foldableCommentPage(ctx, info)
+            : null;
+        return comments
+          ? postsWithCommentPagesLoader(ctx, comments, (id, post) => {
+              PostNode.getDataloader(ctx).prime(id, post);
+            }).load(args.id.id)
+          : args.id.id;
+      }
       const post = await postBySlug(ctx.db, args.slug!);
       return post && canSeePost(ctx.viewer, post) ? post : null;
     },
@@ -343,7 +433,7 @@ builder.queryFields((t) => ({
         const page = parsePageArgs(args, order, pageLimits(ctx.config));
         await ctx.deps.rateLimiter.consume(ctx.clientKey, 'searchPosts');
         const selection = connectionSelection(info);
-        const { wide } = postWidth(selection, info);
+        const wide = [...selection.nodeFields].some((field) => wideFields.has(field));
         // Page and count together find the candidates once (the count rides on each row).
         const count = selection.page && selection.count;
         // Width and count are in the key: a cached narrow page would cost a statement per wide field.
@@ -453,12 +543,11 @@ const loadParentPages = batchable(
     ctx: Context,
     parent: 'author' | 'tag',
     args: PostListArgs,
-    width: PostWidth & { page: boolean },
+    page: boolean,
+    width: PostWidth,
   ) => {
     const query = postListQuery(ctx, args);
-    const rows = width.page
-      ? await listPostsByParents(ctx.db, parent, parentIds, query, width)
-      : [];
+    const rows = page ? await listPostsByParents(ctx.db, parent, parentIds, query, width) : [];
     return toParentPages(
       parentIds,
       rows,
@@ -470,6 +559,163 @@ const loadParentPages = batchable(
     );
   },
 );
+
+/** Authors are not joined: the user loader answers a tag's authors in one statement. */
+const postsByParentJoinAuthor = false;
+
+/**
+ * What a `User.posts`/`Tag.posts` page is loaded by besides the parent: its arguments, whether
+ * the page (not only the count) is selected, and the width of its rows (listWidth). The key names
+ * the arguments field by field, so a fold primes the entry the field reads whatever order the
+ * arguments come in.
+ */
+interface ParentPageRequest {
+  args: PostListArgs;
+  page: boolean;
+  width: PostWidth;
+  key: string;
+}
+
+/** A ParentPageRequest with its key. */
+function parentPageRequest(args: PostListArgs, page: boolean, width: PostWidth): ParentPageRequest {
+  const order = args.orderBy ? `${args.orderBy.field}:${args.orderBy.direction}` : '';
+  const filter = args.filter ? JSON.stringify(args.filter) : '';
+  return {
+    args,
+    page,
+    width,
+    key: `${args.first ?? ''}:${args.after ?? ''}:${args.last ?? ''}:${args.before ?? ''}:${order}:${filter}:${page}:${width.key}`,
+  };
+}
+
+/** The request's loader of `User.posts`/`Tag.posts` pages by parent id for one request of them. */
+const parentPagesLoader = (
+  ctx: Context,
+  parent: 'author' | 'tag',
+  { args, page, width, key }: ParentPageRequest,
+) =>
+  requestLoader(ctx, `${parent}.posts:${key}`, (ids) =>
+    loadParentPages(ids, ctx, parent, args, page, width),
+  );
+
+/**
+ * Looks ahead from `node(id:)` into what it selects on a User: the request of its `posts` page
+ * when every alias of `posts` asks for the same page (arguments and width), without a filter,
+ * and one of them selects `edges` or `pageInfo`; null otherwise (the field then loads its page
+ * itself, and reports invalid arguments as before).
+ */
+function foldablePostPage(ctx: Context, info: GraphQLResolveInfo): ParentPageRequest | null {
+  const groups = perDocument(postPageSelections, info, postPagesSelected);
+  const field = (info.schema.getType('User') as GraphQLObjectType).getFields().posts!;
+  let found: ParentPageRequest | null = null;
+  for (const { node, page, width } of groups) {
+    let args: PostListArgs;
+    try {
+      args = getArgumentValues(field, node, info.variableValues) as PostListArgs;
+      postListQuery(ctx, args);
+    } catch {
+      return null;
+    }
+    if (args.filter != null) return null;
+    const request = parentPageRequest(args, page, width);
+    if (found && found.key !== request.key) return null;
+    found = request;
+  }
+  return found?.page ? found : null;
+}
+
+/** One alias of `posts` on a User: a field node of it and what its resolver will load. */
+interface PostPageSelection {
+  node: FieldNode;
+  page: boolean;
+  width: PostWidth;
+}
+
+const postPageSelections = new WeakMap<FieldNode, PostPageSelection[]>();
+
+/**
+ * Per alias of `posts` selected on a User below the field: a field node, whether it selects the
+ * page, and the width `User.posts` will compute for it (listWidth, from the same field nodes the
+ * executor will hand that resolver).
+ */
+function postPagesSelected(info: GraphQLResolveInfo): PostPageSelection[] {
+  const user = info.schema.getType('User');
+  if (!isObjectType(user)) return [];
+  const connection = getNamedType(user.getFields().posts!.type);
+  const fields = collectSubfields(
+    info.schema,
+    info.fragments,
+    info.variableValues,
+    user,
+    info.fieldNodes,
+  );
+  return [...fields.values()]
+    .filter((nodes) => nodes[0]!.name.value === 'posts')
+    .map((nodes) => {
+      const selectedAt: SelectedAt = (path) => fieldsSelectedBelow(info, connection, nodes, path);
+      const selection = connectionSelectionOf(selectedAt);
+      return {
+        node: nodes[0]!,
+        page: selection.page,
+        width: listWidth(selection, selectedAt, postsByParentJoinAuthor),
+      };
+    });
+}
+
+/**
+ * Users by id as the User loader answers them, each with the page of posts `args` and `width`
+ * ask for fetched in the same statement and primed into the loader `User.posts` reads, so the
+ * page costs no statement of its own. Users the entity cache holds are not fetched: their pages
+ * load unfolded, as before.
+ */
+async function loadUsersWithPostPages(ids: string[], ctx: Context, request: ParentPageRequest) {
+  const query = postListQuery(ctx, request.args);
+  const folded = new Map<string, (PostListRow & { parent_id: string })[]>();
+  const users = await ctx.deps.cache.rowsByIds(
+    'user',
+    ids,
+    async (missing) => {
+      const fetched = await usersWithPostPages(ctx.db, missing, query, request.width);
+      for (const { user, posts } of fetched) folded.set(user.id, posts);
+      return fetched.map(({ user }) => user);
+    },
+    entityCache(ctx),
+  );
+  if (folded.size > 0) {
+    const userIds = [...folded.keys()];
+    const pages = toParentPages(
+      userIds,
+      [...folded.values()].flat(),
+      (row) => row.parent_id,
+      query.page,
+      query.order,
+      postSortKey(query.orderField),
+      () => countPostsByParents(ctx.db, 'author', userIds, query),
+    );
+    const loader = parentPagesLoader(ctx, 'author', request);
+    userIds.forEach((id, index) => {
+      loader.prime(id, pages[index]!);
+    });
+  }
+  const loader = UserNode.getDataloader(ctx);
+  for (const user of users) {
+    if (!user) continue;
+    loader.prime(user.id, user);
+    // As resolveNodes brands what it loads: by name, so a row branded by both stays the same.
+    brandWithType(user, 'User' as never);
+  }
+  return users;
+}
+
+foldNode('User', (ctx, info, id) => {
+  const fold = foldablePostPage(ctx, info);
+  return (
+    fold &&
+    requestLoader(ctx, `user:with-posts:${fold.key}`, (ids) =>
+      loadUsersWithPostPages(ids, ctx, fold),
+    ).load(id)
+  );
+});
 
 /**
  * `User.posts` and `Tag.posts`: one statement per list level whatever the parent count. Loads
@@ -491,11 +737,9 @@ function postsByParentField(parent: 'author' | 'tag') {
       },
       resolve: (row: { id: string }, args, ctx, info) => {
         const selection = connectionSelection(info);
-        const width = { ...postWidth(selection, info), page: selection.page };
-        const key = `${parent}.posts:${JSON.stringify(args)}:${width.page}:${width.wide}:${width.commentCount}`;
-        return requestLoader(ctx, key, (ids) =>
-          loadParentPages(ids, ctx, parent, args, width),
-        ).load(row.id);
+        const width = listWidth(selection, selectedBelowField(info), postsByParentJoinAuthor);
+        const request = parentPageRequest(args, selection.page, width);
+        return parentPagesLoader(ctx, parent, request).load(row.id);
       },
     });
 }

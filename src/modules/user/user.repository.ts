@@ -20,6 +20,9 @@ export const authorColumns = [
   'users.created_at as author_created_at',
 ] as const;
 
+/** One of authorColumns. */
+export type AuthorColumn = (typeof authorColumns)[number];
+
 export type WithAuthor<Row extends { author_id: string }> = Row & {
   author_email: string;
   author_name: string;

@@ -9,6 +9,8 @@ import { parseInput } from '../../validation.ts';
 import { isStaff } from '../auth/viewer.ts';
 import { ALL_USERS_TAG } from './user.cache.ts';
 import {
+  type AuthorColumn,
+  authorColumns,
   authorOf,
   countUsers,
   insertUser,
@@ -79,6 +81,27 @@ export function authorOrId(
   return ctx.config.LOADER_BATCHING && 'author_name' in row && row.author_name !== undefined
     ? authorOf(row)
     : row.author_id;
+}
+
+/** The joined author columns each User field reads; the id is the row's own `author_id`. */
+const authorColumnsOfField = new Map<string, readonly AuthorColumn[]>([
+  ['id', []],
+  ['__typename', []],
+  ['name', ['users.name as author_name']],
+  ['email', ['users.email as author_email']],
+  ['role', ['users.role as author_role']],
+  ['createdAt', ['users.created_at as author_created_at']],
+]);
+
+/**
+ * The author columns a list joins for the fields selected on its `author`: those they read (all
+ * of them for a field not named above), and the name always, by which authorOrId knows the row
+ * joined its author.
+ */
+export function authorColumnsFor(fields: ReadonlySet<string>): AuthorColumn[] {
+  const columns: AuthorColumn[] = ['users.name as author_name'];
+  for (const field of fields) columns.push(...(authorColumnsOfField.get(field) ?? authorColumns));
+  return columns;
 }
 
 builder.queryFields((t) => ({

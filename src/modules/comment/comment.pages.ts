@@ -1,0 +1,188 @@
+import {
+  type FieldNode,
+  type GraphQLObjectType,
+  type GraphQLResolveInfo,
+  getArgumentValues,
+  getNamedType,
+  isObjectType,
+} from 'graphql';
+import { collectSubfields } from 'graphql/execution/collectFields.js';
+import { batchable, type Context, entityCache } from '../../context.ts';
+import { requestLoader } from '../../db/batch.ts';
+import {
+  type ConnectionArgs,
+  fieldsSelectedAt,
+  type Page,
+  type PageRequest,
+  pageLimits,
+  parsePageArgs,
+  perDocument,
+  toParentPages,
+} from '../../db/keyset.ts';
+import type { CommentRow, PostRow } from '../../db/tables.ts';
+import { canSeePost } from '../post/post.policy.ts';
+import { withoutAuthor } from '../user/user.repository.ts';
+import { primeAuthors } from '../user/user.schema.ts';
+import {
+  commentOrder,
+  commentPagesByPosts,
+  countCommentsByPosts,
+  postsWithCommentPages,
+} from './comment.repository.ts';
+
+/** What `Post.comments` resolves to: one Relay page of a post's comments and its count. */
+export type CommentPage = Page<CommentRow> & { totalCount: () => Promise<number> };
+
+export const commentKey = (comment: CommentRow) => ({ value: comment.created_at, id: comment.id });
+
+/** One Relay page per post from rows of all of them; `totalCount` counts them all at once. */
+const toCommentPages = (
+  ctx: Context,
+  postIds: readonly string[],
+  rows: readonly CommentRow[],
+  page: PageRequest,
+): CommentPage[] =>
+  toParentPages(
+    postIds,
+    rows,
+    (comment) => comment.post_id,
+    page,
+    commentOrder,
+    commentKey,
+    () => countCommentsByPosts(ctx.db, postIds),
+  );
+
+/** One page of comments per post, all posts in one LATERAL statement (none for a bare count). */
+const loadCommentPages = batchable(
+  async (postIds: string[], ctx: Context, args: ConnectionArgs, withPage: boolean) => {
+    const page = parsePageArgs(args, commentOrder, pageLimits(ctx.config));
+    return toCommentPages(
+      ctx,
+      postIds,
+      withPage ? await commentPagesByPosts(ctx.db, postIds, page) : [],
+      page,
+    );
+  },
+);
+
+/**
+ * The request's loader of comment pages by post id for these arguments, with or without the page
+ * (a bare `totalCount` runs the count alone). Its key names the arguments field by field, so the
+ * fold below primes the entry `Post.comments` reads whatever order or nulls the arguments have.
+ */
+export const commentPagesLoader = (ctx: Context, args: ConnectionArgs, withPage: boolean) =>
+  requestLoader(ctx, `post.comments:${argsKey(args)}:${withPage}`, (ids) =>
+    loadCommentPages(ids, ctx, args, withPage),
+  );
+
+const argsKey = (args: ConnectionArgs) =>
+  `${args.first ?? ''}:${args.after ?? ''}:${args.last ?? ''}:${args.before ?? ''}`;
+
+/**
+ * Looks ahead from a field answering a Post (`post(id:)`) into its selection: the arguments of
+ * its `comments` page when every alias of `comments` there asks for the same page and one of
+ * them selects `edges` or `pageInfo`; null otherwise (nothing to fold, or arguments the fold
+ * cannot share, or invalid ones: the unfolded path then answers and reports them as before).
+ */
+export function foldableCommentPage(ctx: Context, info: GraphQLResolveInfo): ConnectionArgs | null {
+  const nodes = perDocument(commentNodes, info, commentNodesBelow);
+  if (!nodes) return null;
+  const field = (getNamedType(info.returnType) as GraphQLObjectType).getFields().comments!;
+  let found: { args: ConnectionArgs; key: string } | null = null;
+  for (const node of nodes) {
+    let args: ConnectionArgs;
+    try {
+      args = getArgumentValues(field, node, info.variableValues) as ConnectionArgs;
+      parsePageArgs(args, commentOrder, pageLimits(ctx.config));
+    } catch {
+      return null;
+    }
+    const key = argsKey(args);
+    if (found && found.key !== key) return null;
+    found = { args, key };
+  }
+  return found?.args ?? null;
+}
+
+const commentNodes = new WeakMap<FieldNode, FieldNode[] | false>();
+
+/**
+ * One field node per alias of `comments` selected on the Post the field answers, when one of
+ * them selects a page (`edges` or `pageInfo`); false when none does.
+ */
+function commentNodesBelow(info: GraphQLResolveInfo): FieldNode[] | false {
+  if (!fieldsSelectedAt(info, []).has('comments')) return false;
+  const below = fieldsSelectedAt(info, ['comments']);
+  if (!below.has('edges') && !below.has('pageInfo')) return false;
+  const post = getNamedType(info.returnType);
+  if (!isObjectType(post)) return false;
+  const fields = collectSubfields(
+    info.schema,
+    info.fragments,
+    info.variableValues,
+    post,
+    info.fieldNodes,
+  );
+  return [...fields.values()]
+    .map((nodes) => nodes[0]!)
+    .filter((node) => node.name.value === 'comments');
+}
+
+/**
+ * Posts by id as the Post loader answers them (null when missing or not visible), each with the
+ * comment page `args` asks for fetched in the same statement and primed into the loader
+ * `Post.comments` reads (`commentPagesLoader`), so the page costs no statement of its own. Posts
+ * the entity cache holds are not fetched: their comment pages load unfolded, as before.
+ */
+const loadPostsWithCommentPages = async (
+  ids: string[],
+  ctx: Context,
+  args: ConnectionArgs,
+  primePost: (id: string, post: PostRow) => void,
+): Promise<(PostRow | null)[]> => {
+  const page = parsePageArgs(args, commentOrder, pageLimits(ctx.config));
+  const folded = new Map<string, CommentRow[]>();
+  const rows = await ctx.deps.cache.rowsByIds(
+    'post',
+    ids,
+    async (missing) => {
+      const fetched = await postsWithCommentPages(ctx.db, missing, page);
+      const visible = fetched.filter(({ post }) => canSeePost(ctx.viewer, post));
+      primeAuthors(
+        ctx,
+        visible.map(({ post }) => post),
+      );
+      for (const { post, comments } of visible) folded.set(post.id, comments);
+      return fetched.map(({ post }) => withoutAuthor(post));
+    },
+    entityCache(ctx),
+  );
+  if (folded.size > 0) {
+    const postIds = [...folded.keys()];
+    const pages = toCommentPages(ctx, postIds, [...folded.values()].flat(), page);
+    const loader = commentPagesLoader(ctx, args, true);
+    postIds.forEach((id, index) => {
+      loader.prime(id, pages[index]!);
+    });
+  }
+  return ids.map((id, index) => {
+    const post = rows[index];
+    const answer = post && canSeePost(ctx.viewer, post) ? post : null;
+    if (answer) primePost(id, answer);
+    return answer;
+  });
+};
+
+/**
+ * The request's loader of posts by id folding in the comment page `args` asks for. `primePost`
+ * hands each answer to the Post loader, so the same post met again (a comment's `post`) costs
+ * no statement, as it would not have unfolded.
+ */
+export const postsWithCommentPagesLoader = (
+  ctx: Context,
+  args: ConnectionArgs,
+  primePost: (id: string, post: PostRow) => void,
+) =>
+  requestLoader(ctx, `post:with-comments:${argsKey(args)}`, (ids) =>
+    loadPostsWithCommentPages(ids, ctx, args, primePost),
+  );
