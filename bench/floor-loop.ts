@@ -16,7 +16,8 @@
  */
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { createSchema, createYoga } from 'graphql-yoga';
+import { helloYoga } from './hello-yoga.ts';
+import { parseContender, probeEnv } from './probe-server.ts';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -46,36 +47,14 @@ interface Contender {
 
 async function start(spec: string): Promise<Contender> {
   if (spec === 'hello') {
-    const yoga = createYoga({
-      schema: createSchema({
-        typeDefs: 'type Query { hello: String! }',
-        resolvers: { Query: { hello: () => 'world' } },
-      }),
-      logging: false,
-      landingPage: false,
-      maxRequestBodySize: false,
-    });
-    return { name: spec, fetch: yoga.fetch, close: async () => {}, perRequest: [] };
+    return { name: spec, fetch: helloYoga().fetch, close: async () => {}, perRequest: [] };
   }
-  const name = spec.slice(0, spec.indexOf('='));
-  const rest = spec.slice(spec.indexOf('=') + 1);
-  const colon = rest.indexOf(':');
-  const checkout = resolve(colon === -1 ? rest : rest.slice(0, colon));
-  const extra = Object.fromEntries(
-    (colon === -1 ? '' : rest.slice(colon + 1))
-      .split(',')
-      .filter(Boolean)
-      .map((pair) => [pair.slice(0, pair.indexOf('=')), pair.slice(pair.indexOf('=') + 1)]),
-  );
+  const { name, checkout: path, env: extra } = parseContender(spec);
+  const checkout = resolve(path);
   const env = {
     ...process.env,
+    ...probeEnv,
     DATABASE_URL: databaseUrl,
-    CACHE: 'off',
-    WORKER: 'off',
-    LOG_LEVEL: 'warn',
-    MIGRATE_ON_START: 'off',
-    DB_POOL_SIZE: '10',
-    SLOW_QUERY_MS: '100000',
     RATE_LIMIT_MUTATIONS: '100000000',
     ...extra,
   };

@@ -5,7 +5,7 @@ import { resolve } from 'node:path';
  * The settings both probes start a Quire checkout with: no cache, no worker, no migrations, pool
  * 10, quiet logs, no slow-query lines; callers add their own (raised rate limits, REDIS_URL, …).
  */
-const probeEnv = {
+export const probeEnv = {
   CACHE: 'off',
   WORKER: 'off',
   LOG_LEVEL: 'warn',
@@ -13,6 +13,26 @@ const probeEnv = {
   DB_POOL_SIZE: '10',
   SLOW_QUERY_MS: '100000',
 };
+
+/**
+ * A Quire contender as the probes name it on their command line: `name=<checkout>[:VAR=value,…]`,
+ * split at the first `=` and `:` only (values such as REDIS_URL hold both of their own).
+ */
+export function parseContender(spec: string): {
+  name: string;
+  checkout: string;
+  env: Record<string, string>;
+} {
+  const name = spec.slice(0, spec.indexOf('='));
+  const rest = spec.slice(spec.indexOf('=') + 1);
+  const colon = rest.indexOf(':');
+  const env: Record<string, string> = {};
+  for (const pair of colon === -1 ? [] : rest.slice(colon + 1).split(',')) {
+    const equals = pair.indexOf('=');
+    if (equals > 0) env[pair.slice(0, equals)] = pair.slice(equals + 1);
+  }
+  return { name, checkout: colon === -1 ? rest : rest.slice(0, colon), env };
+}
 
 /**
  * Starts `src/main.ts` of the checkout at `checkout` on a random port in 4200–4899 (fetch refuses

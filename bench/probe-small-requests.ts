@@ -22,7 +22,7 @@ import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
 import pg from 'pg';
 import { generateToken, hashToken } from '../src/modules/auth/token.ts';
-import { startQuireCheckout } from './probe-server.ts';
+import { parseContender, startQuireCheckout } from './probe-server.ts';
 import {
   postgraphileCreatePost,
   postgraphileTagPosts,
@@ -67,21 +67,13 @@ async function start(spec: string): Promise<Contender> {
     const url = /http:\/\/\S+/.exec(line.toString())![0];
     return { name: spec, kind: spec, child, url };
   }
-  // Split at the first `=` and `:` only: values such as REDIS_URL hold both of their own.
-  const name = spec.slice(0, spec.indexOf('='));
-  const rest = spec.slice(spec.indexOf('=') + 1);
-  const colon = rest.indexOf(':');
-  const checkout = colon === -1 ? rest : rest.slice(0, colon);
-  const extra = colon === -1 ? undefined : rest.slice(colon + 1);
+  const { name, checkout, env: extra } = parseContender(spec);
   const env: Record<string, string> = {
     DATABASE_URL: databaseUrl,
     DB_IDLE_TIMEOUT_MS: '600000',
     RATE_LIMIT_MUTATIONS: '100000000',
+    ...extra,
   };
-  for (const pair of extra?.split(',') ?? []) {
-    const equals = pair.indexOf('=');
-    env[pair.slice(0, equals)] = pair.slice(equals + 1);
-  }
   const profileDir = values.profile ? `${values.profile}/${name}` : undefined;
   const { child, url } = await startQuireCheckout(checkout, env, profileDir);
   return { name, kind: 'quire', child, url };

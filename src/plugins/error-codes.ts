@@ -4,11 +4,11 @@ import {
   GraphQLError,
   getOperationAST,
   Kind,
-  type parse,
 } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
 import { appError, type ErrorCode, withCode } from '../errors.ts';
 import { withHttpStatus } from './http-status.ts';
+import { wrapParseOnce } from './parse-wrapper.ts';
 
 /** yoga's code for a body over its limit (no Content-Length): the one useHttpGuards gives. */
 const renamedCodes: Readonly<Record<string, ErrorCode>> = {
@@ -67,8 +67,6 @@ export function operationResolutionError(
   return appError('OPERATION_RESOLUTION_FAILURE', message, { http: { status: 400 } });
 }
 
-type ParseFn = typeof parse;
-
 /**
  * Before yoga's own check (registered after user plugins), whose message ("Could not determine
  * what operation to execute.") does not say what is wrong; graphql-ws parses through here too
@@ -88,24 +86,16 @@ const checkOperation = ({ context, result }: { context: unknown; result: unknown
  * useQueryLimits: its token limit is a parse error with a code of its own, which this keeps.
  */
 export function useErrorCodes(options: { hideSuggestions: boolean }): Plugin {
-  // Built once per parser handed in (the same one every request), not a closure per request.
-  let given: ParseFn | undefined;
-  let coded: ParseFn | undefined;
-  const codedParse = (parseFn: ParseFn): ParseFn => {
-    if (parseFn === given && coded) return coded;
-    given = parseFn;
-    coded = (source, parseOptions) => {
-      try {
-        return parseFn(source, parseOptions);
-      } catch (error) {
-        // graphql-js' parser throws only syntax errors as GraphQLErrors.
-        if (error instanceof GraphQLError && error.extensions.code === undefined)
-          throw withCode(error, 'GRAPHQL_PARSE_FAILED');
-        throw error;
-      }
-    };
-    return coded;
-  };
+  const codedParse = wrapParseOnce((parseFn) => (source, parseOptions) => {
+    try {
+      return parseFn(source, parseOptions);
+    } catch (error) {
+      // graphql-js' parser throws only syntax errors as GraphQLErrors.
+      if (error instanceof GraphQLError && error.extensions.code === undefined)
+        throw withCode(error, 'GRAPHQL_PARSE_FAILED');
+      throw error;
+    }
+  });
   return {
     onParse({ parseFn, setParseFn }) {
       setParseFn(codedParse(parseFn));

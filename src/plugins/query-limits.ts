@@ -8,7 +8,6 @@ import {
   Kind,
   Lexer,
   NoSchemaIntrospectionCustomRule,
-  type parse,
   type SelectionNode,
   Source,
   TokenKind,
@@ -20,6 +19,7 @@ import type { GraphQLParams, Plugin } from 'graphql-yoga';
 import type { Config } from '../config.ts';
 import { appError, badInput } from '../errors.ts';
 import { countExecutedFields, requestedOperation } from './executed-fields.ts';
+import { wrapParseOnce } from './parse-wrapper.ts';
 
 export type QueryLimitsConfig = Pick<
   Config,
@@ -33,7 +33,6 @@ export type QueryLimitsConfig = Pick<
 >;
 
 const PAGE_SIZE_ARGUMENTS = ['first', 'last'] as const;
-type ParseFn = typeof parse;
 /** Limit keys remembered per document as within the limits (then forgotten all at once). */
 const PASSED_VARIABLE_SETS = 256;
 
@@ -303,29 +302,20 @@ export function useQueryLimits(options: {
     if (seen.keys.size >= PASSED_VARIABLE_SETS) seen.keys.clear();
     seen.keys.add(key);
   };
-  // Built once per parser handed in (the same one every request): a wrapper made per request was
-  // a closure for every request, though yoga's parse cache calls it only for new documents.
-  let given: ParseFn | undefined;
-  let limited: ParseFn | undefined;
-  const limitedParse = (parseFn: ParseFn): ParseFn => {
-    if (parseFn === given && limited) return limited;
-    given = parseFn;
-    limited = (source, parseOptions) => {
-      try {
-        return parseFn(source, { ...parseOptions, maxTokens: config.MAX_QUERY_TOKENS });
-      } catch (error) {
-        if (hitTokenLimit(source, error, config.MAX_QUERY_TOKENS)) {
-          throw appError(
-            'QUERY_TOO_COMPLEX',
-            `Documents are limited to ${config.MAX_QUERY_TOKENS} tokens`,
-            { limit: 'tokens', http: { status: 400 } },
-          );
-        }
-        throw error;
+  const limitedParse = wrapParseOnce((parseFn) => (source, parseOptions) => {
+    try {
+      return parseFn(source, { ...parseOptions, maxTokens: config.MAX_QUERY_TOKENS });
+    } catch (error) {
+      if (hitTokenLimit(source, error, config.MAX_QUERY_TOKENS)) {
+        throw appError(
+          'QUERY_TOO_COMPLEX',
+          `Documents are limited to ${config.MAX_QUERY_TOKENS} tokens`,
+          { limit: 'tokens', http: { status: 400 } },
+        );
       }
-    };
-    return limited;
-  };
+      throw error;
+    }
+  });
   // The validation results by document, for the rules every request runs (yoga's own validation
   // cache is off in src/app.ts): yoga's keyed them by the joined names of the ~28 rules, a string
   // built on every request, and these rules were added to every request's list even when the
