@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type GraphQLResponse, startTestApp, type TestApp } from '../../helpers/app.ts';
+import { startTestApp, type TestApp } from '../../helpers/app.ts';
 import { createPosts, createUser, globalId, type TestUser } from '../../helpers/factories.ts';
+import { compareFolded } from '../../helpers/fold.ts';
 import { redisUrl } from '../../helpers/services.ts';
 
 /**
@@ -61,30 +62,9 @@ const page = `edges { cursor node { id body createdAt author { id name email rol
 
 const viewers = () => [undefined, reader.token, writer.token, editor.token];
 
-/** The answer without the debug extensions; errors in path order (fields fail concurrently). */
-async function ask(
-  app: TestApp,
-  query: string,
-  variables: Record<string, unknown>,
-  token?: string,
-) {
-  const result: GraphQLResponse = await app.gql(query, variables, { debug: true, token });
-  const statements = result.extensions?.sql.queries as number;
-  delete result.extensions;
-  result.errors?.sort((a, b) => String(a.path).localeCompare(String(b.path)));
-  return { result, statements };
-}
-
 /** Folded, and over both cached instances (a miss, then the other's hit), as unfolded answers. */
-async function compare(query: string, variables: Record<string, unknown>, token?: string) {
-  const expected = await ask(unfolded, query, variables, token);
-  const one = await ask(folded, query, variables, token);
-  expect(one.result).toEqual(expected.result);
-  for (const app of [cachedA, cachedB, cachedA]) {
-    expect((await ask(app, query, variables, token)).result).toEqual(expected.result);
-  }
-  return { result: one.result, folded: one.statements, unfolded: expected.statements };
-}
+const compare = (query: string, variables: Record<string, unknown>, token?: string) =>
+  compareFolded({ unfolded, folded, cached: [cachedA, cachedB, cachedA] }, query, variables, token);
 
 describe('folds against adversarial documents', () => {
   it('answers one parsed document whose node is a Post, then a User, then a draft', async () => {
