@@ -145,25 +145,42 @@ export async function postsWithCommentPages(
     { shape: pageShape(page), batch: batchOf(ids), authors },
     { ids, ...pageParams(page) },
   );
+  const comment = authors === 'all' ? withAllAuthorColumns : withAuthorName;
   return rows.map(({ comment_page, ...post }) => ({
     post,
-    comments: comment_page.map(
-      (comment) =>
-        ({
-          id: comment[0],
-          post_id: post.id,
-          author_id: comment[1],
-          body: comment[2],
-          created_at: comment[3],
-          // In the unfolded row's column order: one object shape for both paths.
-          author_email: comment[5],
-          author_name: comment[4],
-          author_role: comment[6],
-          author_created_at: comment[7],
-        }) as WithAuthor<CommentRow>,
-    ),
+    comments: comment_page.map((row) => comment(row, post.id)),
   }));
 }
+
+/** A folded comment with every author column, in the unfolded row's column order. */
+const withAllAuthorColumns = (row: FoldedComment, postId: string): WithAuthor<CommentRow> => ({
+  id: row[0],
+  post_id: postId,
+  author_id: row[1],
+  body: row[2],
+  created_at: row[3],
+  author_email: row[5]!,
+  author_name: row[4],
+  author_role: row[6]!,
+  author_created_at: row[7]!,
+});
+
+/**
+ * A folded comment with its author's name alone: the other author columns are undefined (set,
+ * not read past the array's end, so both widths make objects of one shape).
+ */
+const withAuthorName = (row: FoldedComment, postId: string): WithAuthor<CommentRow> =>
+  ({
+    id: row[0],
+    post_id: postId,
+    author_id: row[1],
+    body: row[2],
+    created_at: row[3],
+    author_email: undefined,
+    author_name: row[4],
+    author_role: undefined,
+    author_created_at: undefined,
+  }) as unknown as WithAuthor<CommentRow>;
 
 const commentCountsQuery = compiledBatch((db, batch, p: Params<{ postIds: readonly string[] }>) =>
   db
