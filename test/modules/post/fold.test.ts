@@ -214,8 +214,13 @@ describe('comment pages folded into post(id:)', () => {
       wide: comments(first: 5) { edges { node { author { ... on User { email role createdAt } } } } } } }`;
     const nested = `query($id: ID!) { post(id: $id) { comments(first: 5) { edges { node {
       author { name } post { comments(first: 5) { edges { node { author { id name email role createdAt } } } } } } } } } }`;
+    // Two fields of one post, each folding the page at its own width.
+    const twice = `query($id: ID!) {
+      a: post(id: $id) { comments(first: 5) { edges { node { author { name } } } } }
+      b: post(id: $id) { comments(first: 5) { edges { node { author { name email } } } } } }`;
     for (const token of [...viewers(), admin.token]) {
       await compare(names, { id: ids.long }, token);
+      await compare(twice, { id: ids.long }, token);
       const { result } = await compare(aliased, { id: ids.long }, token);
       if (token === admin.token) {
         expect(result.data?.post.wide.edges[0].node.author.email).toEqual(expect.any(String));
