@@ -12,6 +12,7 @@ import { requestLoader } from '../../db/batch.ts';
 import {
   type ConnectionArgs,
   fieldsSelectedAt,
+  fieldsSelectedBelow,
   type Page,
   type PageRequest,
   pageLimits,
@@ -27,6 +28,7 @@ import {
   commentOrder,
   commentPagesByPosts,
   countCommentsByPosts,
+  type FoldedAuthorWidth,
   postsWithCommentPages,
 } from './comment.repository.ts';
 
@@ -69,24 +71,74 @@ const loadCommentPages = batchable(
  * The request's loader of comment pages by post id for these arguments, with or without the page
  * (a bare `totalCount` runs the count alone). Its key names the arguments field by field, so the
  * fold below primes the entry `Post.comments` reads whatever order or nulls the arguments have.
+ * `refetch` names the loader of pages loaded again because the primed one lacks author columns.
  */
-export const commentPagesLoader = (ctx: Context, args: ConnectionArgs, withPage: boolean) =>
-  requestLoader(ctx, `post.comments:${argsKey(args)}:${withPage}`, (ids) =>
+const commentPagesLoader = (
+  ctx: Context,
+  args: ConnectionArgs,
+  withPage: boolean,
+  refetch = false,
+) =>
+  requestLoader(ctx, `post.comments:${argsKey(args)}:${withPage}${refetch ? ':all' : ''}`, (ids) =>
     loadCommentPages(ids, ctx, args, withPage),
   );
+
+/** Pages a fold fetched with their authors' names alone (`FoldedAuthorWidth` 'name'). */
+const pagesWithAuthorNames = new WeakSet<CommentPage>();
+
+/** The author columns the comments' `author` fields read, by the fields selected there. */
+const authorWidthOf = (fields: ReadonlySet<string>): FoldedAuthorWidth =>
+  [...fields].every((field) => field === 'name' || field === 'id' || field === '__typename')
+    ? 'name'
+    : 'all';
+
+/**
+ * `Post.comments`: the post's comment page for these arguments, with or without the page. A page
+ * a fold primed with its authors' names alone serves a selection that reads no other author
+ * field; another selection of the same page in the document (an alias the fold did not see,
+ * under a comment's `post`) loads it again with every author column.
+ */
+export function loadCommentPage(
+  ctx: Context,
+  info: GraphQLResolveInfo,
+  args: ConnectionArgs,
+  withPage: boolean,
+  postId: string,
+): Promise<CommentPage> {
+  const page = commentPagesLoader(ctx, args, withPage).load(postId);
+  if (!withPage || authorWidthOf(fieldsSelectedAt(info, ['edges', 'node', 'author'])) === 'name') {
+    return page;
+  }
+  return page.then((loaded) =>
+    pagesWithAuthorNames.has(loaded)
+      ? commentPagesLoader(ctx, args, withPage, true).load(postId)
+      : loaded,
+  );
+}
 
 const argsKey = (args: ConnectionArgs) =>
   `${args.first ?? ''}:${args.after ?? ''}:${args.last ?? ''}:${args.before ?? ''}`;
 
+/** What a fold of a post's comment page fetches: the page's arguments, its authors' columns. */
+export interface FoldedCommentPage {
+  args: ConnectionArgs;
+  authors: FoldedAuthorWidth;
+}
+
 /**
  * Looks ahead from a field answering a Post (`post(id:)`) into its selection: the arguments of
  * its `comments` page when every alias of `comments` there asks for the same page and one of
- * them selects `edges` or `pageInfo`; null otherwise (nothing to fold, or arguments the fold
- * cannot share, or invalid ones: the unfolded path then answers and reports them as before).
+ * them selects `edges` or `pageInfo`, and the author columns all of them read; null otherwise
+ * (nothing to fold, or arguments the fold cannot share, or invalid ones: the unfolded path then
+ * answers and reports them as before).
  */
-export function foldableCommentPage(ctx: Context, info: GraphQLResolveInfo): ConnectionArgs | null {
-  const nodes = perDocument(commentNodes, info, commentNodesBelow);
-  if (!nodes) return null;
+export function foldableCommentPage(
+  ctx: Context,
+  info: GraphQLResolveInfo,
+): FoldedCommentPage | null {
+  const below = perDocument(commentNodes, info, commentNodesBelow);
+  if (!below) return null;
+  const { nodes, authors } = below;
   const field = (getNamedType(info.returnType) as GraphQLObjectType).getFields().comments!;
   let found: { args: ConnectionArgs; key: string } | null = null;
   for (const node of nodes) {
@@ -101,16 +153,23 @@ export function foldableCommentPage(ctx: Context, info: GraphQLResolveInfo): Con
     if (found && found.key !== key) return null;
     found = { args, key };
   }
-  return found?.args ?? null;
+  return found ? { args: found.args, authors } : null;
 }
 
-const commentNodes = new WeakMap<FieldNode, FieldNode[] | false>();
+/** The `comments` selected below a Post field, and what their comments' authors read. */
+interface CommentNodes {
+  nodes: FieldNode[];
+  authors: FoldedAuthorWidth;
+}
+
+const commentNodes = new WeakMap<FieldNode, CommentNodes | false>();
 
 /**
  * One field node per alias of `comments` selected on the Post the field answers, when one of
- * them selects a page (`edges` or `pageInfo`); false when none does.
+ * them selects a page (`edges` or `pageInfo`), with the author columns their comments' `author`
+ * fields read, all aliases together; false when none selects a page.
  */
-function commentNodesBelow(info: GraphQLResolveInfo): FieldNode[] | false {
+function commentNodesBelow(info: GraphQLResolveInfo): CommentNodes | false {
   if (!fieldsSelectedAt(info, []).has('comments')) return false;
   const below = fieldsSelectedAt(info, ['comments']);
   if (!below.has('edges') && !below.has('pageInfo')) return false;
@@ -123,9 +182,14 @@ function commentNodesBelow(info: GraphQLResolveInfo): FieldNode[] | false {
     post,
     info.fieldNodes,
   );
-  return [...fields.values()]
-    .map((nodes) => nodes[0]!)
+  const nodes = [...fields.values()]
+    .map((aliased) => aliased[0]!)
     .filter((node) => node.name.value === 'comments');
+  const connection = getNamedType(post.getFields().comments!.type);
+  const authors = authorWidthOf(
+    fieldsSelectedBelow(info, connection, nodes, ['edges', 'node', 'author']),
+  );
+  return { nodes, authors };
 }
 
 /**
@@ -137,7 +201,7 @@ function commentNodesBelow(info: GraphQLResolveInfo): FieldNode[] | false {
 const loadPostsWithCommentPages = async (
   ids: string[],
   ctx: Context,
-  args: ConnectionArgs,
+  { args, authors }: FoldedCommentPage,
   primePost: (id: string, post: PostRow) => void,
 ): Promise<(PostRow | null)[]> => {
   const page = parsePageArgs(args, commentOrder, pageLimits(ctx.config));
@@ -146,7 +210,7 @@ const loadPostsWithCommentPages = async (
     'post',
     ids,
     async (missing) => {
-      const fetched = await postsWithCommentPages(ctx.db, missing, page);
+      const fetched = await postsWithCommentPages(ctx.db, missing, page, authors);
       const visible = fetched.filter(({ post }) => canSeePost(ctx.viewer, post));
       primeAuthors(
         ctx,
@@ -162,6 +226,7 @@ const loadPostsWithCommentPages = async (
     const pages = toCommentPages(ctx, postIds, [...folded.values()].flat(), page);
     const loader = commentPagesLoader(ctx, args, true);
     postIds.forEach((id, index) => {
+      if (authors === 'name') pagesWithAuthorNames.add(pages[index]!);
       loader.prime(id, pages[index]!);
     });
   }
@@ -174,15 +239,15 @@ const loadPostsWithCommentPages = async (
 };
 
 /**
- * The request's loader of posts by id folding in the comment page `args` asks for. `primePost`
+ * The request's loader of posts by id folding in the comment page `fold` asks for. `primePost`
  * hands each answer to the Post loader, so the same post met again (a comment's `post`) costs
  * no statement, as it would not have unfolded.
  */
 export const postsWithCommentPagesLoader = (
   ctx: Context,
-  args: ConnectionArgs,
+  fold: FoldedCommentPage,
   primePost: (id: string, post: PostRow) => void,
 ) =>
-  requestLoader(ctx, `post:with-comments:${argsKey(args)}`, (ids) =>
-    loadPostsWithCommentPages(ids, ctx, args, primePost),
+  requestLoader(ctx, `post:with-comments:${argsKey(fold.args)}:${fold.authors}`, (ids) =>
+    loadPostsWithCommentPages(ids, ctx, fold, primePost),
   );

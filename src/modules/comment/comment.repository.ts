@@ -70,22 +70,32 @@ export async function commentPagesByPosts(
   );
 }
 
-/** A comment page row as the folded statement sends it: the columns of a comment page, in order. */
+/**
+ * The joined author columns of a folded comment page: its name alone (what `author { id name }`
+ * reads) or all of them. The rest of a page's author fields read the others.
+ */
+export type FoldedAuthorWidth = 'name' | 'all';
+
+/**
+ * A comment page row as the folded statement sends it, in order: the comment's own columns but
+ * its post's id (the row's post), then the author's name and, for the 'all' width, the other
+ * author columns.
+ */
 type FoldedComment = [
   id: string,
-  post_id: string,
   author_id: string,
   body: string,
   created_at: string,
-  author_email: string,
   author_name: string,
-  author_role: WithAuthor<CommentRow>['author_role'],
-  author_created_at: string,
+  author_email?: string,
+  author_role?: WithAuthor<CommentRow>['author_role'],
+  author_created_at?: string,
 ];
 
 const postsWithCommentPagesQuery = compiledVariants(
-  ({ shape, batch }: { shape: PageShape; batch: Batch }) => `${pageShapeKey(shape)}:${batch}`,
-  (db: Db, { shape, batch }, p: Params<PageParams & { ids: readonly string[] }>) => {
+  ({ shape, batch, authors }: { shape: PageShape; batch: Batch; authors: FoldedAuthorWidth }) =>
+    `${pageShapeKey(shape)}:${batch}:${authors}`,
+  (db: Db, { shape, batch, authors }, p: Params<PageParams & { ids: readonly string[] }>) => {
     const { condition, orderBy, limit } = keysetClausesOf(commentOrder, shape, p);
     const page = db
       .selectFrom('comments')
@@ -96,7 +106,12 @@ const postsWithCommentPagesQuery = compiledVariants(
       .limit(limit);
     // Arrays rather than objects: no key names per row to build in Postgres and parse here (the
     // object form cost Postgres more than the client saved; bench/probe-fold.ts). Timestamps as
-    // text, so they read exactly as the unfolded page's columns (UTC session).
+    // text, so they read exactly as the unfolded page's columns (UTC session). The author's other
+    // columns (a timestamp's text among them) only when the selection reads them.
+    const otherAuthorColumns =
+      authors === 'all'
+        ? sql`, comment_authors.email, comment_authors.role, comment_authors.created_at::text`
+        : sql``;
     return db
       .selectFrom('posts')
       .innerJoin('users', 'users.id', 'posts.author_id')
@@ -105,7 +120,7 @@ const postsWithCommentPagesQuery = compiledVariants(
       .select(
         sql<
           FoldedComment[]
-        >`(select coalesce(json_agg(json_build_array(comments.id::text, comments.post_id::text, comments.author_id::text, comments.body, comments.created_at::text, comment_authors.email, comment_authors.name, comment_authors.role, comment_authors.created_at::text) order by ${orderBy}), '[]') from (${page}) as comments inner join users as comment_authors on comment_authors.id = comments.author_id)`.as(
+        >`(select coalesce(json_agg(json_build_array(comments.id::text, comments.author_id::text, comments.body, comments.created_at::text, comment_authors.name${otherAuthorColumns}) order by ${orderBy}), '[]') from (${page}) as comments inner join users as comment_authors on comment_authors.id = comments.author_id)`.as(
           'comment_page',
         ),
       )
@@ -116,33 +131,56 @@ const postsWithCommentPagesQuery = compiledVariants(
 /**
  * Posts by id with their authors' columns, each with one page of its comments (with theirs) in
  * the same statement: a post page is one statement where the post and its comments were two.
- * The comments come in query order, as `commentPagesByPosts` returns them.
+ * The comments come in query order, as `commentPagesByPosts` returns them; with the 'name'
+ * author width their authors carry the name alone (the other author columns are undefined).
  */
 export async function postsWithCommentPages(
   db: Db,
   ids: readonly string[],
   page: PageRequest,
+  authors: FoldedAuthorWidth,
 ): Promise<{ post: WithAuthor<PostRow>; comments: WithAuthor<CommentRow>[] }[]> {
   const rows = await postsWithCommentPagesQuery(
     db,
-    { shape: pageShape(page), batch: batchOf(ids) },
+    { shape: pageShape(page), batch: batchOf(ids), authors },
     { ids, ...pageParams(page) },
   );
+  const comment = authors === 'all' ? withAllAuthorColumns : withAuthorName;
   return rows.map(({ comment_page, ...post }) => ({
     post,
-    comments: comment_page.map((comment) => ({
-      id: comment[0],
-      post_id: comment[1],
-      author_id: comment[2],
-      body: comment[3],
-      created_at: comment[4],
-      author_email: comment[5],
-      author_name: comment[6],
-      author_role: comment[7],
-      author_created_at: comment[8],
-    })),
+    comments: comment_page.map((row) => comment(row, post.id)),
   }));
 }
+
+/** A folded comment with every author column, in the unfolded row's column order. */
+const withAllAuthorColumns = (row: FoldedComment, postId: string): WithAuthor<CommentRow> => ({
+  id: row[0],
+  post_id: postId,
+  author_id: row[1],
+  body: row[2],
+  created_at: row[3],
+  author_email: row[5]!,
+  author_name: row[4],
+  author_role: row[6]!,
+  author_created_at: row[7]!,
+});
+
+/**
+ * A folded comment with its author's name alone: the other author columns are undefined (set,
+ * not read past the array's end, so both widths make objects of one shape).
+ */
+const withAuthorName = (row: FoldedComment, postId: string): WithAuthor<CommentRow> =>
+  ({
+    id: row[0],
+    post_id: postId,
+    author_id: row[1],
+    body: row[2],
+    created_at: row[3],
+    author_email: undefined,
+    author_name: row[4],
+    author_role: undefined,
+    author_created_at: undefined,
+  }) as unknown as WithAuthor<CommentRow>;
 
 const commentCountsQuery = compiledBatch((db, batch, p: Params<{ postIds: readonly string[] }>) =>
   db

@@ -7,7 +7,7 @@ import { mutationErrors } from '../../errors.ts';
 import { postIdsVisibleTo } from '../post/post.policy.ts';
 import { PostNode } from '../post/post.schema.ts';
 import { authorOrId, UserNode } from '../user/user.schema.ts';
-import { commentKey, commentPagesLoader } from './comment.pages.ts';
+import { commentKey, loadCommentPage } from './comment.pages.ts';
 import { commentOrder, commentsByIds } from './comment.repository.ts';
 import { addComment } from './comment.service.ts';
 
@@ -68,7 +68,7 @@ builder.objectField(PostNode, 'comments', (t) =>
           totalCount: () => Promise.resolve(count),
         };
       }
-      return commentPagesLoader(ctx, args, page).load(post.id);
+      return loadCommentPage(ctx, info, args, page, post.id);
     },
   }),
 );

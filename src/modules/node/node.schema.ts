@@ -65,12 +65,14 @@ export function foldNode(typename: string, fold: NodeFold): void {
 }
 
 /** The folded answer for `node(id:)`, or null to resolve it through the type's loader. */
-function foldedNode(ctx: Context, info: GraphQLResolveInfo, raw: string): Promise<unknown> | null {
+function foldedNode(
+  ctx: Context,
+  info: GraphQLResolveInfo,
+  decoded: { typename: string; id: string },
+): Promise<unknown> | null {
   if (nodeFolds.size === 0 || !ctx.config.LOADER_BATCHING || !ctx.config.QUERY_FOLDING) {
     return null;
   }
-  const decoded = readNodeId(info.schema, raw, 'id');
-  if (decoded instanceof GraphQLError) return null;
   return nodeFolds.get(decoded.typename)?.(ctx, info, decoded.id) ?? null;
 }
 
@@ -82,11 +84,13 @@ builder.queryFields((t) => ({
       'Any object by its global ID; null when it does not exist or the viewer may not see it. ' +
       'An ID that names no object type answers BAD_USER_INPUT for this field only.',
     args: { id: t.arg.id({ required: true, description: 'A global ID from any `id` field.' }) },
+    // The id is decoded once, for the fold and the type's loader alike.
     resolve: async (_root, args, ctx, info) => {
-      const folded = foldedNode(ctx, info, String(args.id));
+      const decoded = readNodeId(info.schema, String(args.id), 'id');
+      if (decoded instanceof GraphQLError) throw decoded;
+      const folded = foldedNode(ctx, info, decoded);
       if (folded) return (await folded) as never;
-      const [node] = await nodesFor(ctx, info, [args.id], () => 'id');
-      if (node instanceof GraphQLError) throw node;
+      const [node] = await resolveNodes(builder, ctx, info, [decoded]);
       return node as never;
     },
   }),

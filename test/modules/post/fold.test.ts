@@ -177,6 +177,50 @@ describe('comment pages folded into post(id:)', () => {
       if (result.data) expect(result.errors?.[0]?.path).toEqual(['post', 'comments']);
     }
   });
+
+  it('fetches the author columns its comments read, and again where another selection reads more', async () => {
+    // Staff see every email: a page folded with names alone would answer null for them.
+    const admin = await createUser(folded.deps.db, 'ADMIN', 'Fold Admin');
+    const statements = async (query: string) => {
+      const result = await folded.gql(query, { id: ids.long }, { debug: true, token: admin.token });
+      expect(result.errors).toBeUndefined();
+      return ((result.extensions?.sql.statements ?? []) as { sql: string }[])
+        .map((statement) => statement.sql)
+        .filter((sql) => sql.includes('from "comments"'));
+    };
+    const names = `query($id: ID!) { post(id: $id) { title comments(first: 5) {
+      edges { node { id body author { id name __typename } } } } } }`;
+    const aliased = `query($id: ID!) { post(id: $id) {
+      comments(first: 5) { edges { node { author { name } } } }
+      wide: comments(first: 5) { edges { node { author { ... on User { email role createdAt } } } } } } }`;
+    const nested = `query($id: ID!) { post(id: $id) { comments(first: 5) { edges { node {
+      author { name } post { comments(first: 5) { edges { node { author { id name email role createdAt } } } } } } } } } }`;
+    // Two fields of one post, each folding the page at its own width.
+    const twice = `query($id: ID!) {
+      a: post(id: $id) { comments(first: 5) { edges { node { author { name } } } } }
+      b: post(id: $id) { comments(first: 5) { edges { node { author { name email } } } } } }`;
+    for (const token of [...viewers(), admin.token]) {
+      await compare(names, { id: ids.long }, token);
+      await compare(twice, { id: ids.long }, token);
+      const { result } = await compare(aliased, { id: ids.long }, token);
+      if (token === admin.token) {
+        expect(result.data?.post.wide.edges[0].node.author.email).toEqual(expect.any(String));
+      }
+      await compare(nested, { id: ids.long }, token);
+    }
+    const [narrow, ...none] = await statements(names);
+    expect(none).toEqual([]);
+    expect(narrow).toContain('comment_authors.name');
+    expect(narrow).not.toContain('comment_authors.email');
+    const [wide, ...noMore] = await statements(aliased);
+    expect(noMore).toEqual([]);
+    expect(wide).toContain('comment_authors.email');
+    // The nested page reads more than the fold fetched: one more statement, every author column.
+    const [fold, again, ...rest] = await statements(nested);
+    expect(rest).toEqual([]);
+    expect(fold).not.toContain('comment_authors.email');
+    expect(again).toContain('"users"."email" as "author_email"');
+  });
 });
 
 describe('post pages folded into node(id:) of a User', () => {
