@@ -15,8 +15,9 @@ import {
   visit,
   visitWithTypeInfo,
 } from 'graphql';
-import type { Plugin } from 'graphql-yoga';
+import type { GraphQLParams, Plugin } from 'graphql-yoga';
 import type { Cache, CacheStats } from '../infra/cache.ts';
+import { DEBUG_HEADER } from './request-stats.ts';
 
 export interface ResponseCacheOptions<Context> {
   cache: Cache;
@@ -38,6 +39,24 @@ export interface ResponseCacheOptions<Context> {
   /** Everything about the viewer that changes what a query answers. */
   scopeOf(context: Context): string;
   statsOf(context: Context): CacheStats;
+  /**
+   * Answers a hit from yoga's onParams, before parse, validation, context building and
+   * execution, when this process already took the request's exact document text and operation
+   * name through all of them as a cacheable query. Omitted (tracing on, whose spans would
+   * differ): every request takes the whole path.
+   */
+  early?: EarlyAnswers<Context>;
+}
+
+/** What answering a hit before execution needs from the server. */
+export interface EarlyAnswers<Context> {
+  /**
+   * The context the request would execute with, from the same factory; rejects where the whole
+   * path would refuse the request (an unknown, revoked or malformed token), which then takes it.
+   */
+  contextOf(request: Request, serverContext: object): Context | Promise<Context>;
+  /** Tells the request's stats (log line, metrics) that it was answered here, and for which operation. */
+  answered(serverContext: object, operation: string | undefined, context: Context): void;
 }
 
 /** The same dependency tags for several output types (a node type, its connection, its edge…). */
@@ -59,6 +78,31 @@ interface DocumentPlan {
  */
 const REMEMBERED_DIGESTS = 1024;
 const REMEMBERED_KEY_LENGTH = 1024;
+
+/**
+ * Document texts remembered for early answers (then forgotten all at once), and the longest
+ * remembered: at most 2 MiB of texts, whatever clients send. Longer ones take the whole path.
+ */
+const REMEMBERED_TEXTS = 256;
+const REMEMBERED_TEXT_LENGTH = 8192;
+
+/** A cacheable query as the whole path planned it, for its exact text and operation name. */
+interface EarlyPlan {
+  tags: string[];
+  hash: string;
+  /** The name of the operation the text and operation name select, for the request's stats. */
+  operation: string | undefined;
+}
+
+/**
+ * Set on a request's server context when the early lookup could not reach the cache: the rest
+ * of the path executes without it rather than waiting on it a second time.
+ */
+const CACHE_UNREACHED = Symbol('quire.responseCacheUnreached');
+type WithCacheUnreached = { [CACHE_UNREACHED]?: true };
+
+/** Results framed as streams or multipart parts are answered by the whole path. */
+const STREAMED_ACCEPT = /text\/event-stream|multipart\/mixed/i;
 
 /**
  * The tags an operation depends on, from the types its selections (and the document's
@@ -167,6 +211,9 @@ export function useResponseCache<Context>(options: ResponseCacheOptions<Context>
   // Request digests by document hash, operation name and variables: a repeated request hashes
   // nothing.
   const digests = new Map<string, string>();
+  // Early plans by document text, then by operation name exactly as the request gave it (absent:
+  // null), filled only where the whole path executed that pair as a cacheable query.
+  const earlyPlans = new Map<string, Map<string | null, EarlyPlan>>();
   const planFor = (
     schema: GraphQLSchema,
     document: DocumentNode,
@@ -193,24 +240,90 @@ export function useResponseCache<Context>(options: ResponseCacheOptions<Context>
     }
     return plan;
   };
+  const keyOf = (
+    scope: string,
+    hash: string,
+    operationName: string | null | undefined,
+    variables: unknown,
+  ): string => {
+    const asked = `${hash}\n${operationName ?? ''}\n${JSON.stringify(variables ?? {})}`;
+    let request = digests.get(asked);
+    if (request === undefined) {
+      request = createHash('sha256').update(asked).digest('base64url');
+      if (asked.length <= REMEMBERED_KEY_LENGTH) {
+        if (digests.size >= REMEMBERED_DIGESTS) digests.clear();
+        digests.set(asked, request);
+      }
+    }
+    return `response:${scope}:${request}`;
+  };
+  const remember = (params: GraphQLParams, document: DocumentNode, plan: EarlyPlan) => {
+    const text = params.query;
+    // Only the text this document was parsed from: a persisted operation's stand-in is not one.
+    if (text === undefined || text.length > REMEMBERED_TEXT_LENGTH) return;
+    if (getDocumentString(document) !== text) return;
+    let byName = earlyPlans.get(text);
+    if (!byName) {
+      if (earlyPlans.size >= REMEMBERED_TEXTS) earlyPlans.clear();
+      byName = new Map();
+      earlyPlans.set(text, byName);
+    }
+    byName.set(params.operationName ?? null, plan);
+  };
+  const early = options.early;
+
+  /** The early answer to a request, or nothing when it takes the whole path. */
+  const answerEarly = async (
+    early: EarlyAnswers<Context>,
+    plan: EarlyPlan,
+    params: GraphQLParams,
+    request: Request,
+    serverContext: object,
+    setResult: (result: ExecutionResult) => void,
+  ): Promise<void> => {
+    let context: Context;
+    try {
+      context = await early.contextOf(request, serverContext);
+    } catch {
+      return;
+    }
+    const key = keyOf(options.scopeOf(context), plan.hash, params.operationName, params.variables);
+    const found = await options.cache.find<ExecutionResult>(key, {
+      name: 'response',
+      tags: plan.tags,
+      decode: storedResult,
+      stats: options.statsOf(context),
+    });
+    if (found === undefined) (serverContext as WithCacheUnreached)[CACHE_UNREACHED] = true;
+    if (!found) return;
+    early.answered(serverContext, plan.operation, context);
+    setResult(found);
+  };
 
   return {
+    onParams: early
+      ? ({ params, request, context, setResult }) => {
+          if (typeof params.query !== 'string') return;
+          const plan = earlyPlans.get(params.query)?.get(params.operationName ?? null);
+          if (!plan) return;
+          // The debug header asks for the executed request's SQL and cache statistics.
+          if (request.headers.has(DEBUG_HEADER)) return;
+          if (STREAMED_ACCEPT.test(request.headers.get('accept') ?? '')) return;
+          return answerEarly(early, plan, params, request, context, setResult);
+        }
+      : undefined,
     onExecute({ args, executeFn, setExecuteFn }) {
       const operation = getOperationAST(args.document, args.operationName);
       if (operation?.operation !== 'query') return;
       const { tags, hash } = planFor(args.schema, args.document, operation);
       if (!tags) return;
-      const context = args.contextValue as Context;
-      const asked = `${hash}\n${args.operationName ?? ''}\n${JSON.stringify(args.variableValues ?? {})}`;
-      let request = digests.get(asked);
-      if (request === undefined) {
-        request = createHash('sha256').update(asked).digest('base64url');
-        if (asked.length <= REMEMBERED_KEY_LENGTH) {
-          if (digests.size >= REMEMBERED_DIGESTS) digests.clear();
-          digests.set(asked, request);
-        }
+      const context = args.contextValue as unknown as Context &
+        WithCacheUnreached & { params?: GraphQLParams };
+      if (early && context.params) {
+        remember(context.params, args.document, { tags, hash, operation: operation.name?.value });
       }
-      const key = `response:${options.scopeOf(context)}:${request}`;
+      if (context[CACHE_UNREACHED]) return;
+      const key = keyOf(options.scopeOf(context), hash, args.operationName, args.variableValues);
       setExecuteFn(async (executionArgs) => {
         let fresh: Awaited<ReturnType<typeof executeFn>> | undefined;
         const found = await options.cache.getOrLoad<ExecutionResult>([key], {
