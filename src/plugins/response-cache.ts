@@ -80,18 +80,25 @@ const REMEMBERED_DIGESTS = 1024;
 const REMEMBERED_KEY_LENGTH = 1024;
 
 /**
- * Document texts remembered for early answers (then forgotten all at once), and the longest
- * remembered: at most 2 MiB of texts, whatever clients send. Longer ones take the whole path.
+ * Document texts and variable sets remembered for early answers (then all forgotten at once),
+ * and the longest of each remembered: at most about 2 MiB of texts and 4 MiB of variables,
+ * whatever clients send. Longer ones take the whole path.
  */
 const REMEMBERED_TEXTS = 256;
 const REMEMBERED_TEXT_LENGTH = 8192;
+const REMEMBERED_VARIABLE_SETS = 4096;
 
-/** A cacheable query as the whole path planned it, for its exact text and operation name. */
+/**
+ * A cacheable query as the whole path planned it, for its exact text and operation name, and
+ * the variables (their JSON as the request sent them) it executed with in this process: only
+ * those were checked here (coercion, argument values, limits), whichever instance stored an entry.
+ */
 interface EarlyPlan {
   tags: string[];
   hash: string;
   /** The name of the operation the text and operation name select, for the request's stats. */
   operation: string | undefined;
+  variables: Set<string>;
 }
 
 /**
@@ -214,6 +221,7 @@ export function useResponseCache<Context>(options: ResponseCacheOptions<Context>
   // Early plans by document text, then by operation name exactly as the request gave it (absent:
   // null), filled only where the whole path executed that pair as a cacheable query.
   const earlyPlans = new Map<string, Map<string | null, EarlyPlan>>();
+  let rememberedVariableSets = 0;
   const planFor = (
     schema: GraphQLSchema,
     document: DocumentNode,
@@ -240,13 +248,14 @@ export function useResponseCache<Context>(options: ResponseCacheOptions<Context>
     }
     return plan;
   };
+  /** `variables`: the request's variables as JSON (`{}` when absent). */
   const keyOf = (
     scope: string,
     hash: string,
     operationName: string | null | undefined,
-    variables: unknown,
+    variables: string,
   ): string => {
-    const asked = `${hash}\n${operationName ?? ''}\n${JSON.stringify(variables ?? {})}`;
+    const asked = `${hash}\n${operationName ?? ''}\n${variables}`;
     let request = digests.get(asked);
     if (request === undefined) {
       request = createHash('sha256').update(asked).digest('base64url');
@@ -257,18 +266,32 @@ export function useResponseCache<Context>(options: ResponseCacheOptions<Context>
     }
     return `response:${scope}:${request}`;
   };
-  const remember = (params: GraphQLParams, document: DocumentNode, plan: EarlyPlan) => {
+  const remember = (
+    params: GraphQLParams,
+    document: DocumentNode,
+    variables: string,
+    planned: Omit<EarlyPlan, 'variables'>,
+  ) => {
     const text = params.query;
     // Only the text this document was parsed from: a persisted operation's stand-in is not one.
     if (text === undefined || text.length > REMEMBERED_TEXT_LENGTH) return;
-    if (getDocumentString(document) !== text) return;
-    let byName = earlyPlans.get(text);
-    if (!byName) {
-      if (earlyPlans.size >= REMEMBERED_TEXTS) earlyPlans.clear();
-      byName = new Map();
-      earlyPlans.set(text, byName);
+    if (variables.length > REMEMBERED_KEY_LENGTH || getDocumentString(document) !== text) return;
+    const operationName = params.operationName ?? null;
+    let plan = earlyPlans.get(text)?.get(operationName);
+    if (plan?.variables.has(variables)) return;
+    if (earlyPlans.size >= REMEMBERED_TEXTS || rememberedVariableSets >= REMEMBERED_VARIABLE_SETS) {
+      earlyPlans.clear();
+      rememberedVariableSets = 0;
+      plan = undefined;
     }
-    byName.set(params.operationName ?? null, plan);
+    if (!plan) {
+      plan = { ...planned, variables: new Set() };
+      const byName = earlyPlans.get(text) ?? new Map<string | null, EarlyPlan>();
+      earlyPlans.set(text, byName);
+      byName.set(operationName, plan);
+    }
+    plan.variables.add(variables);
+    rememberedVariableSets += 1;
   };
   const early = options.early;
 
@@ -276,6 +299,7 @@ export function useResponseCache<Context>(options: ResponseCacheOptions<Context>
   const answerEarly = async (
     early: EarlyAnswers<Context>,
     plan: EarlyPlan,
+    variables: string,
     params: GraphQLParams,
     request: Request,
     serverContext: object,
@@ -287,7 +311,7 @@ export function useResponseCache<Context>(options: ResponseCacheOptions<Context>
     } catch {
       return;
     }
-    const key = keyOf(options.scopeOf(context), plan.hash, params.operationName, params.variables);
+    const key = keyOf(options.scopeOf(context), plan.hash, params.operationName, variables);
     const found = await options.cache.find<ExecutionResult>(key, {
       name: 'response',
       tags: plan.tags,
@@ -306,10 +330,12 @@ export function useResponseCache<Context>(options: ResponseCacheOptions<Context>
           if (typeof params.query !== 'string') return;
           const plan = earlyPlans.get(params.query)?.get(params.operationName ?? null);
           if (!plan) return;
+          const variables = JSON.stringify(params.variables ?? {});
+          if (!plan.variables.has(variables)) return;
           // The debug header asks for the executed request's SQL and cache statistics.
           if (request.headers.has(DEBUG_HEADER)) return;
           if (STREAMED_ACCEPT.test(request.headers.get('accept') ?? '')) return;
-          return answerEarly(early, plan, params, request, context, setResult);
+          return answerEarly(early, plan, variables, params, request, context, setResult);
         }
       : undefined,
     onExecute({ args, executeFn, setExecuteFn }) {
@@ -319,11 +345,16 @@ export function useResponseCache<Context>(options: ResponseCacheOptions<Context>
       if (!tags) return;
       const context = args.contextValue as unknown as Context &
         WithCacheUnreached & { params?: GraphQLParams };
+      const variables = JSON.stringify(args.variableValues ?? {});
       if (early && context.params) {
-        remember(context.params, args.document, { tags, hash, operation: operation.name?.value });
+        remember(context.params, args.document, variables, {
+          tags,
+          hash,
+          operation: operation.name?.value,
+        });
       }
       if (context[CACHE_UNREACHED]) return;
-      const key = keyOf(options.scopeOf(context), hash, args.operationName, args.variableValues);
+      const key = keyOf(options.scopeOf(context), hash, args.operationName, variables);
       setExecuteFn(async (executionArgs) => {
         let fresh: Awaited<ReturnType<typeof executeFn>> | undefined;
         const found = await options.cache.getOrLoad<ExecutionResult>([key], {

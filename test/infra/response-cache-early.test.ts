@@ -212,6 +212,9 @@ describe('early response-cache hits', () => {
     const variables = { author: holder.globalId };
     expect(titles(await warm(a, { query, variables, token: holder.token }))).toEqual(['Mine only']);
     expect(titles(await warm(b, { query, variables, token: holder.token }))).toEqual(['Mine only']);
+    // Entries of another scope for the same request: a refused token must reach none of them.
+    expect(titles(await warm(a, { query, variables }))).toEqual([]);
+    expect(titles(await warm(b, { query, variables, token: reader.token }))).toEqual([]);
     const revoked = await send(b, {
       query: 'mutation($id: ID!) { revokeApiToken(input: { id: $id }) { apiToken { id } } }',
       variables: { id: await tokenId(holder.token) },
@@ -240,6 +243,19 @@ describe('early response-cache hits', () => {
     expect(tooMany.line.answeredEarly).toBeUndefined();
     const three = await send(a, { query: myPosts, variables: { first: 3 } });
     expect(three.body.data.posts.edges).toHaveLength(3);
+  });
+
+  it('answer only variables this instance executed, even when another stored their entry', async () => {
+    await warm(a, { query: myPosts, variables: { first: 1 } });
+    const stored = await warm(b, { query: myPosts, variables: { first: 4 } });
+    const hitsBefore = responseHits(a);
+    const first = await send(a, { query: myPosts, variables: { first: 4 } });
+    expect(first.line.answeredEarly).toBeUndefined();
+    expect(responseHits(a)).toBe(hitsBefore + 1);
+    expect(first.text).toBe(stored.text);
+    expect((await send(a, { query: myPosts, variables: { first: 4 } })).line.answeredEarly).toBe(
+      true,
+    );
   });
 
   it('answer each operation of a document for itself, and refuse a missing or unknown name', async () => {
