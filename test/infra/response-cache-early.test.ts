@@ -1,4 +1,8 @@
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { dashboardManifestFile } from '../../src/dashboard/manifest.ts';
 import { type HttpServer, httpOptions, startHttpServer } from '../../src/http.ts';
 import { createLogger } from '../../src/infra/logger.ts';
 import { insertToken } from '../../src/modules/auth/auth.repository.ts';
@@ -74,6 +78,7 @@ async function send(
     query?: string;
     variables?: unknown;
     operationName?: string | null;
+    extensions?: unknown;
     token?: string;
     method?: 'GET' | 'POST';
     headers?: Record<string, string>;
@@ -88,6 +93,7 @@ async function send(
   const params = {
     query: init.query,
     variables: init.variables,
+    extensions: init.extensions,
     ...(init.operationName === undefined ? {} : { operationName: init.operationName }),
   };
   let response: Response;
@@ -119,12 +125,16 @@ async function send(
   return { status: response.status, headers: response.headers, body, text, line: line! };
 }
 
-/** Sends the same request until it is answered early (the second one is, once the first stored). */
+/**
+ * Sends the same request until it is answered early: the second one is, once the first stored
+ * its entry (a third where an instance's first read only learnt the cache namespace).
+ */
 async function warm(instance: Instance, init: Parameters<typeof send>[1]): Promise<Sent> {
-  await send(instance, init);
-  const second = await send(instance, init);
-  expect(second.line.answeredEarly).toBe(true);
-  return second;
+  let sent = await send(instance, init);
+  for (let attempt = 0; attempt < 2 && !sent.line.answeredEarly; attempt += 1)
+    sent = await send(instance, init);
+  expect(sent.line.answeredEarly).toBe(true);
+  return sent;
 }
 
 const responseHits = (instance: Instance) => instance.app.deps.cache.totals.response?.hits ?? 0;
@@ -315,6 +325,37 @@ describe('early response-cache hits', () => {
       const read = await send(a, { query, variables });
       expect(read.line.answeredEarly).toBeUndefined();
       expect(titles(read)).toContain(`Round ${round}`);
+    }
+  });
+
+  it('answer a trusted operation sent by hash early, and still refuse its text sent raw', async () => {
+    const trusted = await serve(
+      await startTestApp(
+        { ...env, TRUSTED_DOCUMENTS: fileURLToPath(dashboardManifestFile) },
+        a.app,
+        logger,
+      ),
+    );
+    try {
+      const manifest = JSON.parse(readFileSync(dashboardManifestFile, 'utf8')) as Record<
+        string,
+        string
+      >;
+      const query = Object.values(manifest).find((text) => text.startsWith('query Posts('))!;
+      const sha256Hash = createHash('sha256').update(query).digest('hex');
+      const byHash = { extensions: { persistedQuery: { version: 1, sha256Hash } } };
+      await send(trusted, byHash);
+      await send(trusted, byHash);
+      // The same text and variables, raw: trusted mode refuses it before any early answer.
+      const raw = await send(trusted, { query });
+      expect(raw.body.errors[0].extensions.code).toBe('PERSISTED_QUERY_ONLY');
+      expect(raw.body.data).toBeUndefined();
+      expect(raw.line.answeredEarly).toBeUndefined();
+      const hit = await warm(trusted, byHash);
+      expect(hit.body.data.posts.edges.length).toBeGreaterThan(0);
+    } finally {
+      await trusted.http.close();
+      await trusted.app.close();
     }
   });
 
