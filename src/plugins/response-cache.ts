@@ -15,7 +15,7 @@ import {
   visit,
   visitWithTypeInfo,
 } from 'graphql';
-import type { GraphQLParams, Plugin } from 'graphql-yoga';
+import type { GraphQLParams, OnParamsEventPayload, Plugin } from 'graphql-yoga';
 import type { Cache, CacheStats } from '../infra/cache.ts';
 import { DEBUG_HEADER } from './request-stats.ts';
 
@@ -107,6 +107,9 @@ interface EarlyPlan {
  */
 const CACHE_UNREACHED = Symbol('quire.responseCacheUnreached');
 type WithCacheUnreached = { [CACHE_UNREACHED]?: true };
+
+/** What yoga runs for a request's params once every onParams hook passed them (not exported). */
+type ParamsHandler = OnParamsEventPayload<object>['paramsHandler'];
 
 /** Results framed as streams or multipart parts are answered by the whole path. */
 const STREAMED_ACCEPT = /text\/event-stream|multipart\/mixed/i;
@@ -295,22 +298,42 @@ export function useResponseCache<Context>(options: ResponseCacheOptions<Context>
   };
   const early = options.early;
 
-  /** The early answer to a request, or nothing when it takes the whole path. */
-  const answerEarly = async (
-    early: EarlyAnswers<Context>,
-    plan: EarlyPlan,
-    variables: string,
+  /** The plan of a request that may be answered early, or undefined. */
+  const earlyPlanOf = (
     params: GraphQLParams,
     request: Request,
-    serverContext: object,
-    setResult: (result: ExecutionResult) => void,
-  ): Promise<void> => {
+  ): { plan: EarlyPlan; variables: string } | undefined => {
+    if (typeof params.query !== 'string') return undefined;
+    const plan = earlyPlans.get(params.query)?.get(params.operationName ?? null);
+    if (!plan) return undefined;
+    const variables = JSON.stringify(params.variables ?? {});
+    if (!plan.variables.has(variables)) return undefined;
+    // The debug header asks for the executed request's SQL and cache statistics.
+    if (request.headers.has(DEBUG_HEADER)) return undefined;
+    if (STREAMED_ACCEPT.test(request.headers.get('accept') ?? '')) return undefined;
+    return { plan, variables };
+  };
+
+  /**
+   * Answers a hit, else hands the request to `next` (the whole path). It runs as yoga's params
+   * handler, once every onParams hook has passed the request (yoga's own checks of the params
+   * run after this plugin's hook).
+   */
+  const answerEarly = async (
+    early: EarlyAnswers<Context>,
+    payload: Parameters<ParamsHandler>[0],
+    next: ParamsHandler,
+  ): Promise<ExecutionResult | AsyncIterable<ExecutionResult>> => {
+    const { params, request, context: serverContext } = payload;
+    const planned = earlyPlanOf(params, request);
+    if (!planned) return next(payload);
     let context: Context;
     try {
       context = await early.contextOf(request, serverContext);
     } catch {
-      return;
+      return next(payload);
     }
+    const { plan, variables } = planned;
     const key = keyOf(options.scopeOf(context), plan.hash, params.operationName, variables);
     const found = await options.cache.find<ExecutionResult>(key, {
       name: 'response',
@@ -318,24 +341,20 @@ export function useResponseCache<Context>(options: ResponseCacheOptions<Context>
       decode: storedResult,
       stats: options.statsOf(context),
     });
+    if (found) {
+      early.answered(serverContext, plan.operation, context);
+      return found;
+    }
     if (found === undefined) (serverContext as WithCacheUnreached)[CACHE_UNREACHED] = true;
-    if (!found) return;
-    early.answered(serverContext, plan.operation, context);
-    setResult(found);
+    return next(payload);
   };
 
   return {
     onParams: early
-      ? ({ params, request, context, setResult }) => {
-          if (typeof params.query !== 'string') return;
-          const plan = earlyPlans.get(params.query)?.get(params.operationName ?? null);
-          if (!plan) return;
-          const variables = JSON.stringify(params.variables ?? {});
-          if (!plan.variables.has(variables)) return;
-          // The debug header asks for the executed request's SQL and cache statistics.
-          if (request.headers.has(DEBUG_HEADER)) return;
-          if (STREAMED_ACCEPT.test(request.headers.get('accept') ?? '')) return;
-          return answerEarly(early, plan, variables, params, request, context, setResult);
+      ? ({ params, paramsHandler, setParamsHandler }) => {
+          // The full check runs in the handler, on the params every hook has passed.
+          if (typeof params.query !== 'string' || !earlyPlans.has(params.query)) return;
+          setParamsHandler((payload) => answerEarly(early, payload, paramsHandler));
         }
       : undefined,
     onExecute({ args, executeFn, setExecuteFn }) {

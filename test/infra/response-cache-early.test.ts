@@ -79,6 +79,8 @@ async function send(
     variables?: unknown;
     operationName?: string | null;
     extensions?: unknown;
+    /** More body parameters, sent as they are (POST only). */
+    more?: Record<string, unknown>;
     token?: string;
     method?: 'GET' | 'POST';
     headers?: Record<string, string>;
@@ -94,6 +96,7 @@ async function send(
     query: init.query,
     variables: init.variables,
     extensions: init.extensions,
+    ...init.more,
     ...(init.operationName === undefined ? {} : { operationName: init.operationName }),
   };
   let response: Response;
@@ -282,6 +285,18 @@ describe('early response-cache hits', () => {
       expect(refused.body.data ?? null).toBeNull();
       expect(refused.line.answeredEarly).toBeUndefined();
     }
+  });
+
+  it('leave params yoga refuses to yoga: an unknown parameter, variables that are not an object', async () => {
+    const query = `query { posts(first: 1) { edges { node { title } } } }`;
+    await warm(a, { query });
+    const unknown = await send(a, { query, more: { cacheMe: true } });
+    expect(unknown.status).toBe(400);
+    expect(unknown.body.data).toBeUndefined();
+    expect(unknown.line.answeredEarly).toBeUndefined();
+    const listed = await send(a, { query, variables: [] });
+    expect(listed.status).toBe(400);
+    expect(listed.line.answeredEarly).toBeUndefined();
   });
 
   it('run a mutation every time it is sent, never as an early answer', async () => {
