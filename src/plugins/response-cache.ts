@@ -40,8 +40,8 @@ export interface ResponseCacheOptions<Context> {
   scopeOf(context: Context): string;
   statsOf(context: Context): CacheStats;
   /**
-   * Answers a hit from yoga's onParams, before parse, validation, context building and
-   * execution, when this process already took the request's exact document text and operation
+   * Answers a hit as soon as yoga has the request's params (as its params handler), before
+   * parse, validation, context building and execution, when this process already took the request's exact document text and operation
    * name through all of them as a cacheable query. Omitted (tracing on, whose spans would
    * differ): every request takes the whole path.
    */
@@ -108,7 +108,7 @@ interface EarlyPlan {
 const CACHE_UNREACHED = Symbol('quire.responseCacheUnreached');
 type WithCacheUnreached = { [CACHE_UNREACHED]?: true };
 
-/** What yoga runs for a request's params once every onParams hook passed them (not exported). */
+/** What yoga runs for a request's params once every onParams hook passed them (a type yoga does not export). */
 type ParamsHandler = OnParamsEventPayload<object>['paramsHandler'];
 
 /** Results framed as streams or multipart parts are answered by the whole path. */
