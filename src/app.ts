@@ -27,7 +27,7 @@ import { persistedOperations } from './plugins/persisted-operations.ts';
 import { useQueryLimits } from './plugins/query-limits.ts';
 import { rememberMaskedCause, useRequestLog } from './plugins/request-log.ts';
 import { useRequestParamsErrors } from './plugins/request-params.ts';
-import { useRequestStats } from './plugins/request-stats.ts';
+import { recordAnsweredEarly, useRequestStats } from './plugins/request-stats.ts';
 import { useResponseCache } from './plugins/response-cache.ts';
 import { useSse } from './plugins/sse.ts';
 import { useEndableSubscriptions } from './plugins/stream-end.ts';
@@ -90,6 +90,14 @@ export function createApp(deps: AppDeps): QuireYoga {
         }
       : { kind: 'automatic', store: deps.apqStore },
   );
+  const contextOf = (initial: InitialContext) =>
+    createContext(deps, {
+      authorization:
+        initial.request?.headers.get('authorization') ??
+        initial.connectionParams?.authorization ??
+        initial.connectionParams?.Authorization,
+      clientAddress: initial.req?.socket.remoteAddress ?? initial.clientAddress ?? null,
+    });
   const yoga = createYoga<{ req?: IncomingMessage }, Context>({
     schema,
     graphqlEndpoint: '/graphql',
@@ -146,14 +154,7 @@ export function createApp(deps: AppDeps): QuireYoga {
         return masked;
       },
     },
-    context: (initial: InitialContext) =>
-      createContext(deps, {
-        authorization:
-          initial.request?.headers.get('authorization') ??
-          initial.connectionParams?.authorization ??
-          initial.connectionParams?.Authorization,
-        clientAddress: initial.req?.socket.remoteAddress ?? initial.clientAddress ?? null,
-      }),
+    context: contextOf,
     plugins: [
       // First: its spans wrap each phase whole, whatever the plugins below do in it.
       tracingActive() && useTracing(),
@@ -221,6 +222,15 @@ export function createApp(deps: AppDeps): QuireYoga {
           interfaceOnlyTypes: new Set(['ApiToken']),
           scopeOf: viewerScope,
           statsOf: (ctx) => ctx.cacheStats,
+          // Tracing's spans would lose the phases an early answer skips.
+          early: tracingActive()
+            ? undefined
+            : {
+                contextOf: (request, serverContext) =>
+                  contextOf({ ...(serverContext as InitialContext), request }),
+                answered: (serverContext, operation, ctx) =>
+                  recordAnsweredEarly(serverContext, operation, ctx.sql),
+              },
         }),
       useViewerStreams(),
       useSharedSubscriptionEvents<Context>({

@@ -427,6 +427,41 @@ export class Cache {
   }
 
   /**
+   * The current stored value of `key` (guarded by `tags`), read the way getOrLoad reads it but
+   * neither loading nor storing: null on a miss or an entry that does not decode (not counted:
+   * the caller then goes through getOrLoad, which counts it), undefined when the backend failed
+   * (counted as an error), so the caller can skip the cache instead of waiting on it twice.
+   */
+  async find<Value>(
+    key: string,
+    options: Pick<CacheReadOptions<Value>, 'name' | 'decode' | 'stats'> & {
+      tags: readonly string[];
+    },
+  ): Promise<Value | null | undefined> {
+    if (this.kind === 'disabled') return null;
+    let stored: string | null;
+    try {
+      stored = (await this.backend.read([key], options.tags)).values[0] ?? null;
+    } catch (error) {
+      this.count(options, 'errors', 1);
+      this.logger.debug(
+        { err: (error as Error).message, cache: options.name },
+        'cache read failed',
+      );
+      return undefined;
+    }
+    if (stored === null) return null;
+    let value: Value;
+    try {
+      value = options.decode ? options.decode(stored) : (JSON.parse(stored) as Value);
+    } catch {
+      return null;
+    }
+    this.count(options, 'hits', 1);
+    return value;
+  }
+
+  /**
    * Entities by id (`name:id`, tagged `name:id`), in key order, null for missing ids. Rows are
    * cached as stored; visibility is decided after loading, per viewer, so no key needs it.
    */

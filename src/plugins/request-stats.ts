@@ -1,6 +1,7 @@
 import { type ExecutionResult, getOperationAST } from 'graphql';
 import { isAsyncIterable, type Plugin } from 'graphql-yoga';
 import type { Context } from '../context.ts';
+import type { SqlStats } from '../db/database.ts';
 import type { Logger } from '../infra/logger.ts';
 import type { Metrics } from '../infra/metrics.ts';
 import {
@@ -20,6 +21,8 @@ interface RequestStats {
   start: number;
   ctx?: Context;
   operation?: string;
+  /** Answered before execution (a response-cache hit): the statements its context made. */
+  early?: SqlStats;
 }
 
 /**
@@ -88,6 +91,22 @@ function whenEnded<T>(source: AsyncIterable<T>, onEnd: () => void): AsyncIterabl
       throw error;
     },
   };
+}
+
+/**
+ * Records a request answered before its operation executed (the response cache's early hit),
+ * for its log line and metrics: its operation, and the statements its context made (a token
+ * lookup past the viewer cache).
+ */
+export function recordAnsweredEarly(
+  serverContext: object,
+  operation: string | undefined,
+  sql: SqlStats,
+): void {
+  const stats = (serverContext as WithRequestStats)[REQUEST_STATS];
+  if (stats === undefined) return;
+  stats.operation = operation;
+  stats.early = sql;
 }
 
 /**
@@ -181,7 +200,8 @@ export function useRequestStats(options: {
         { operation: operationLabel(operation), status },
         durationMs / 1000,
       );
-      if (ctx) metrics.sqlStatementsPerRequest.observe(ctx.sql.queries);
+      const sql = ctx?.sql ?? stats.early;
+      if (sql) metrics.sqlStatementsPerRequest.observe(sql.queries);
       // Checked first: reading the request's logger makes it (plugins/request-log.ts).
       if (!logger.isLevelEnabled('info')) return;
       (ctx?.log ?? requestLogger(serverContext) ?? logger).info(
@@ -189,7 +209,8 @@ export function useRequestStats(options: {
           operation: operation?.slice(0, 200) ?? 'anonymous',
           status: response.status,
           durationMs: Math.round(durationMs * 10) / 10,
-          sqlQueries: ctx?.sql.queries ?? 0,
+          sqlQueries: sql?.queries ?? 0,
+          ...(stats.early ? { answeredEarly: true } : {}),
         },
         'request',
       );

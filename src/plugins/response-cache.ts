@@ -15,8 +15,9 @@ import {
   visit,
   visitWithTypeInfo,
 } from 'graphql';
-import type { Plugin } from 'graphql-yoga';
+import type { GraphQLParams, OnParamsEventPayload, Plugin } from 'graphql-yoga';
 import type { Cache, CacheStats } from '../infra/cache.ts';
+import { DEBUG_HEADER } from './request-stats.ts';
 
 export interface ResponseCacheOptions<Context> {
   cache: Cache;
@@ -38,6 +39,24 @@ export interface ResponseCacheOptions<Context> {
   /** Everything about the viewer that changes what a query answers. */
   scopeOf(context: Context): string;
   statsOf(context: Context): CacheStats;
+  /**
+   * Answers a hit as soon as yoga has the request's params (as its params handler), before
+   * parse, validation, context building and execution, when this process already took the request's exact document text and operation
+   * name through all of them as a cacheable query. Omitted (tracing on, whose spans would
+   * differ): every request takes the whole path.
+   */
+  early?: EarlyAnswers<Context>;
+}
+
+/** What answering a hit before execution needs from the server. */
+export interface EarlyAnswers<Context> {
+  /**
+   * The context the request would execute with, from the same factory; rejects where the whole
+   * path would refuse the request (an unknown, revoked or malformed token), which then takes it.
+   */
+  contextOf(request: Request, serverContext: object): Context | Promise<Context>;
+  /** Tells the request's stats (log line, metrics) that it was answered here, and for which operation. */
+  answered(serverContext: object, operation: string | undefined, context: Context): void;
 }
 
 /** The same dependency tags for several output types (a node type, its connection, its edge…). */
@@ -59,6 +78,41 @@ interface DocumentPlan {
  */
 const REMEMBERED_DIGESTS = 1024;
 const REMEMBERED_KEY_LENGTH = 1024;
+
+/**
+ * Document texts and variable sets remembered for early answers (then all forgotten at once),
+ * and the longest of each remembered: at most about 2 MiB of texts and 4 MiB of variables,
+ * whatever clients send. Longer ones take the whole path.
+ */
+const REMEMBERED_TEXTS = 256;
+const REMEMBERED_TEXT_LENGTH = 8192;
+const REMEMBERED_VARIABLE_SETS = 4096;
+
+/**
+ * A cacheable query as the whole path planned it, for its exact text and operation name, and
+ * the variables (their JSON as the request sent them) it executed with in this process: only
+ * those were checked here (coercion, argument values, limits), whichever instance stored an entry.
+ */
+interface EarlyPlan {
+  tags: string[];
+  hash: string;
+  /** The name of the operation the text and operation name select, for the request's stats. */
+  operation: string | undefined;
+  variables: Set<string>;
+}
+
+/**
+ * Set on a request's server context when the early lookup could not reach the cache: the rest
+ * of the path executes without it rather than waiting on it a second time.
+ */
+const CACHE_UNREACHED = Symbol('quire.responseCacheUnreached');
+type WithCacheUnreached = { [CACHE_UNREACHED]?: true };
+
+/** What yoga runs for a request's params once every onParams hook passed them (a type yoga does not export). */
+type ParamsHandler = OnParamsEventPayload<object>['paramsHandler'];
+
+/** Results framed as streams or multipart parts are answered by the whole path. */
+const STREAMED_ACCEPT = /text\/event-stream|multipart\/mixed/i;
 
 /**
  * The tags an operation depends on, from the types its selections (and the document's
@@ -167,6 +221,10 @@ export function useResponseCache<Context>(options: ResponseCacheOptions<Context>
   // Request digests by document hash, operation name and variables: a repeated request hashes
   // nothing.
   const digests = new Map<string, string>();
+  // Early plans by document text, then by operation name exactly as the request gave it (absent:
+  // null), filled only where the whole path executed that pair as a cacheable query.
+  const earlyPlans = new Map<string, Map<string | null, EarlyPlan>>();
+  let rememberedVariableSets = 0;
   const planFor = (
     schema: GraphQLSchema,
     document: DocumentNode,
@@ -193,24 +251,129 @@ export function useResponseCache<Context>(options: ResponseCacheOptions<Context>
     }
     return plan;
   };
+  /** `variables`: the request's variables as JSON (`{}` when absent). */
+  const keyOf = (
+    scope: string,
+    hash: string,
+    operationName: string | null | undefined,
+    variables: string,
+  ): string => {
+    const asked = `${hash}\n${operationName ?? ''}\n${variables}`;
+    let request = digests.get(asked);
+    if (request === undefined) {
+      request = createHash('sha256').update(asked).digest('base64url');
+      if (asked.length <= REMEMBERED_KEY_LENGTH) {
+        if (digests.size >= REMEMBERED_DIGESTS) digests.clear();
+        digests.set(asked, request);
+      }
+    }
+    return `response:${scope}:${request}`;
+  };
+  const remember = (
+    params: GraphQLParams,
+    document: DocumentNode,
+    variables: string,
+    planned: Omit<EarlyPlan, 'variables'>,
+  ) => {
+    const text = params.query;
+    // Only the text this document was parsed from: a persisted operation's stand-in is not one.
+    if (text === undefined || text.length > REMEMBERED_TEXT_LENGTH) return;
+    if (variables.length > REMEMBERED_KEY_LENGTH || getDocumentString(document) !== text) return;
+    const operationName = params.operationName ?? null;
+    let plan = earlyPlans.get(text)?.get(operationName);
+    if (plan?.variables.has(variables)) return;
+    if (earlyPlans.size >= REMEMBERED_TEXTS || rememberedVariableSets >= REMEMBERED_VARIABLE_SETS) {
+      earlyPlans.clear();
+      rememberedVariableSets = 0;
+      plan = undefined;
+    }
+    if (!plan) {
+      plan = { ...planned, variables: new Set() };
+      const byName = earlyPlans.get(text) ?? new Map<string | null, EarlyPlan>();
+      earlyPlans.set(text, byName);
+      byName.set(operationName, plan);
+    }
+    plan.variables.add(variables);
+    rememberedVariableSets += 1;
+  };
+  const early = options.early;
+
+  /** The plan of a request that may be answered early, or undefined. */
+  const earlyPlanOf = (
+    params: GraphQLParams,
+    request: Request,
+  ): { plan: EarlyPlan; variables: string } | undefined => {
+    if (typeof params.query !== 'string') return undefined;
+    const plan = earlyPlans.get(params.query)?.get(params.operationName ?? null);
+    if (!plan) return undefined;
+    const variables = JSON.stringify(params.variables ?? {});
+    if (!plan.variables.has(variables)) return undefined;
+    // The debug header asks for the executed request's SQL and cache statistics.
+    if (request.headers.has(DEBUG_HEADER)) return undefined;
+    if (STREAMED_ACCEPT.test(request.headers.get('accept') ?? '')) return undefined;
+    return { plan, variables };
+  };
+
+  /**
+   * Answers a hit, else hands the request to `next` (the whole path). It runs as yoga's params
+   * handler, once every onParams hook has passed the request (yoga's own checks of the params
+   * run after this plugin's hook).
+   */
+  const answerEarly = async (
+    early: EarlyAnswers<Context>,
+    payload: Parameters<ParamsHandler>[0],
+    next: ParamsHandler,
+  ): Promise<ExecutionResult | AsyncIterable<ExecutionResult>> => {
+    const { params, request, context: serverContext } = payload;
+    const planned = earlyPlanOf(params, request);
+    if (!planned) return next(payload);
+    let context: Context;
+    try {
+      context = await early.contextOf(request, serverContext);
+    } catch {
+      return next(payload);
+    }
+    const { plan, variables } = planned;
+    const key = keyOf(options.scopeOf(context), plan.hash, params.operationName, variables);
+    const found = await options.cache.find<ExecutionResult>(key, {
+      name: 'response',
+      tags: plan.tags,
+      decode: storedResult,
+      stats: options.statsOf(context),
+    });
+    if (found) {
+      early.answered(serverContext, plan.operation, context);
+      return found;
+    }
+    if (found === undefined) (serverContext as WithCacheUnreached)[CACHE_UNREACHED] = true;
+    return next(payload);
+  };
 
   return {
+    onParams: early
+      ? ({ params, paramsHandler, setParamsHandler }) => {
+          // The full check runs in the handler, on the params every hook has passed.
+          if (typeof params.query !== 'string' || !earlyPlans.has(params.query)) return;
+          setParamsHandler((payload) => answerEarly(early, payload, paramsHandler));
+        }
+      : undefined,
     onExecute({ args, executeFn, setExecuteFn }) {
       const operation = getOperationAST(args.document, args.operationName);
       if (operation?.operation !== 'query') return;
       const { tags, hash } = planFor(args.schema, args.document, operation);
       if (!tags) return;
-      const context = args.contextValue as Context;
-      const asked = `${hash}\n${args.operationName ?? ''}\n${JSON.stringify(args.variableValues ?? {})}`;
-      let request = digests.get(asked);
-      if (request === undefined) {
-        request = createHash('sha256').update(asked).digest('base64url');
-        if (asked.length <= REMEMBERED_KEY_LENGTH) {
-          if (digests.size >= REMEMBERED_DIGESTS) digests.clear();
-          digests.set(asked, request);
-        }
+      const context = args.contextValue as unknown as Context &
+        WithCacheUnreached & { params?: GraphQLParams };
+      const variables = JSON.stringify(args.variableValues ?? {});
+      if (early && context.params) {
+        remember(context.params, args.document, variables, {
+          tags,
+          hash,
+          operation: operation.name?.value,
+        });
       }
-      const key = `response:${options.scopeOf(context)}:${request}`;
+      if (context[CACHE_UNREACHED]) return;
+      const key = keyOf(options.scopeOf(context), hash, args.operationName, variables);
       setExecuteFn(async (executionArgs) => {
         let fresh: Awaited<ReturnType<typeof executeFn>> | undefined;
         const found = await options.cache.getOrLoad<ExecutionResult>([key], {
