@@ -1,0 +1,383 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type HttpServer, httpOptions, startHttpServer } from '../../src/http.ts';
+import { createLogger } from '../../src/infra/logger.ts';
+import { startTestApp, type TestApp } from '../helpers/app.ts';
+import { createPosts, createUser, globalId, type TestUser } from '../helpers/factories.ts';
+import { untilRedisReachable } from '../helpers/redis-ready.ts';
+import { redisUrl } from '../helpers/services.ts';
+import { TcpProxy } from '../helpers/tcp-proxy.ts';
+
+// Requests built to make an early response-cache hit (src/plugins/response-cache.ts, `early`)
+// answer what the whole path would not: another viewer's or role's entry, other variables'
+// entry, a request the whole path refuses, or different HTTP framing. A miss is always fine.
+// response-cache-early.test.ts has the plain cases; these are the adversarial ones.
+
+type LogLine = Record<string, any> & { msg: string };
+
+const lines: LogLine[] = [];
+const logger = createLogger(
+  { LOG_LEVEL: 'info' },
+  { write: (line: string) => lines.push(JSON.parse(line) as LogLine) },
+);
+const env = {
+  REDIS_URL: redisUrl,
+  REDIS_COMMAND_TIMEOUT_MS: '50',
+  RATE_LIMIT_MUTATIONS: '1000',
+  RATE_LIMIT_SEARCH: '1000',
+};
+
+interface Instance {
+  app: TestApp;
+  http: HttpServer;
+  url: string;
+}
+
+let a: Instance;
+let b: Instance;
+let writer: TestUser;
+let reader: TestUser;
+let admin: TestUser;
+let draftTitle: string;
+
+async function serve(app: TestApp): Promise<Instance> {
+  const http = await startHttpServer(app.yoga, httpOptions(app.deps.config, 0));
+  return { app, http, url: `http://127.0.0.1:${http.port}/graphql` };
+}
+
+beforeAll(async () => {
+  const first = await startTestApp(env, undefined, logger);
+  a = await serve(first);
+  b = await serve(await startTestApp(env, first, logger));
+  writer = await createUser(first.deps.db, 'AUTHOR', 'Wren');
+  reader = await createUser(first.deps.db, 'AUTHOR', 'Rhea');
+  admin = await createUser(first.deps.db, 'ADMIN', 'Ada Admin');
+  draftTitle = `Hidden draft ${Math.random().toString(36).slice(2)}`;
+  await createPosts(first.deps.db, [
+    { authorId: writer.id, title: 'Open one', body: 'Body one' },
+    { authorId: writer.id, title: 'Open two', body: 'Body two' },
+    { authorId: writer.id, title: draftTitle, status: 'DRAFT' },
+  ]);
+});
+
+afterAll(async () => {
+  for (const instance of [b, a]) {
+    await instance?.http.close();
+    await instance?.app.close();
+  }
+});
+
+interface Sent {
+  status: number;
+  headers: Headers;
+  body: Record<string, any>;
+  text: string;
+  line: LogLine;
+}
+
+/** Sends one request; returns its response and its request log line. */
+async function send(
+  instance: Instance,
+  init: {
+    query?: string;
+    variables?: unknown;
+    /** The variables exactly as sent (JSON text), to control their key order. */
+    rawVariables?: string;
+    operationName?: string | null;
+    extensions?: unknown;
+    token?: string;
+    method?: 'GET' | 'POST';
+    headers?: Record<string, string>;
+    /** A body sent as it is (POST). */
+    rawBody?: string;
+  },
+): Promise<Sent> {
+  const requestId = `adv-${Math.random().toString(36).slice(2)}`;
+  const headers: Record<string, string> = {
+    ...(init.token ? { authorization: `Bearer ${init.token}` } : {}),
+    ...init.headers,
+    'x-request-id': requestId,
+  };
+  const variables =
+    init.rawVariables ??
+    (init.variables === undefined ? undefined : JSON.stringify(init.variables));
+  let response: Response;
+  if (init.method === 'GET') {
+    const search = new URLSearchParams();
+    if (init.query !== undefined) search.set('query', init.query);
+    if (variables !== undefined) search.set('variables', variables);
+    if (typeof init.operationName === 'string') search.set('operationName', init.operationName);
+    if (init.extensions !== undefined) search.set('extensions', JSON.stringify(init.extensions));
+    response = await fetch(`${instance.url}?${search}`, { headers });
+  } else {
+    const parts = [
+      init.query === undefined ? '' : `"query":${JSON.stringify(init.query)}`,
+      variables === undefined ? '' : `"variables":${variables}`,
+      init.operationName === undefined
+        ? ''
+        : `"operationName":${JSON.stringify(init.operationName)}`,
+      init.extensions === undefined ? '' : `"extensions":${JSON.stringify(init.extensions)}`,
+    ].filter(Boolean);
+    response = await fetch(instance.url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...headers },
+      body: init.rawBody ?? `{${parts.join(',')}}`,
+    });
+  }
+  const text = await response.text();
+  let line: LogLine | undefined;
+  for (let wait = 0; wait < 100 && !line; wait += 1) {
+    line = lines.find((entry) => entry.msg === 'request' && entry.reqId === requestId);
+    if (!line) await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  let body: Record<string, any> = {};
+  try {
+    body = JSON.parse(text) as Record<string, any>;
+  } catch {
+    // Compressed or not JSON: the caller reads what it needs.
+  }
+  return { status: response.status, headers: response.headers, body, text, line: line! };
+}
+
+/** Sends the same request until it is answered early (at most three times). */
+async function warm(instance: Instance, init: Parameters<typeof send>[1]): Promise<Sent> {
+  let sent = await send(instance, init);
+  for (let attempt = 0; attempt < 2 && !sent.line.answeredEarly; attempt += 1)
+    sent = await send(instance, init);
+  expect(sent.line.answeredEarly).toBe(true);
+  return sent;
+}
+
+const byAuthor = `query($author: ID!, $first: Int) { posts(first: $first, filter: { authorId: $author }) { edges { node { title } } } }`;
+const titles = (sent: Sent): string[] =>
+  sent.body.data.posts.edges.map((edge: { node: { title: string } }) => edge.node.title);
+
+describe('early response-cache hits against adversarial requests', () => {
+  it('answer a viewer whose role changed with the new role, on both instances', async () => {
+    const promoted = await createUser(a.app.deps.db, 'AUTHOR', 'Soon editor');
+    const query = `query($author: ID!, $first: Int) { viewer { name role } posts(first: $first, filter: { authorId: $author }) { edges { node { title } } } }`;
+    const variables = { author: writer.globalId, first: 5 };
+    for (const instance of [a, b]) {
+      const before = await warm(instance, { query, variables, token: promoted.token });
+      expect(before.body.data.viewer.role).toBe('AUTHOR');
+      expect(titles(before)).not.toContain(draftTitle);
+    }
+    const changed = await send(a, {
+      query: `mutation($id: ID!) { setUserRole(input: { userId: $id, role: EDITOR }) { user { role } } }`,
+      variables: { id: promoted.globalId },
+      token: admin.token,
+    });
+    expect(changed.body.errors).toBeUndefined();
+    for (const instance of [b, a]) {
+      const after = await send(instance, { query, variables, token: promoted.token });
+      // The first instance executes for the new scope; the second may answer its entry early.
+      if (instance === b) expect(after.line.answeredEarly).toBeUndefined();
+      expect(after.body.data.viewer.role).toBe('EDITOR');
+      // What an editor may see: the draft the author role could not.
+      expect(titles(after)).toContain(draftTitle);
+    }
+  });
+
+  it('never serve one key order the entry of another order, GET or POST', async () => {
+    const query = `query($first: Int, $author: ID!) { posts(first: $first, filter: { authorId: $author }) { edges { node { title } } } }`;
+    // Two requests whose values differ but whose sorted keys would collide if keys were sorted
+    // and values swapped: each must get its own answer.
+    await warm(a, {
+      query,
+      rawVariables: `{"first":1,"author":${JSON.stringify(writer.globalId)}}`,
+    });
+    for (const method of ['POST', 'GET'] as const) {
+      const reordered = await send(a, {
+        method,
+        query,
+        rawVariables: `{"author":${JSON.stringify(writer.globalId)},"first":2}`,
+      });
+      expect(titles(reordered)).toHaveLength(2);
+      const same = await send(a, {
+        method,
+        query,
+        rawVariables: `{"author":${JSON.stringify(writer.globalId)},"first":1}`,
+      });
+      expect(titles(same)).toHaveLength(1);
+      // Another viewer's scope with the same variables: never the anonymous entry's draft-free
+      // answer nor the writer's own drafts for someone else.
+      const own = await send(a, {
+        method,
+        query,
+        token: writer.token,
+        rawVariables: `{"first":5,"author":${JSON.stringify(writer.globalId)}}`,
+      });
+      expect(titles(own)).toContain(draftTitle);
+      const other = await send(a, {
+        method,
+        query,
+        token: reader.token,
+        rawVariables: `{"first":5,"author":${JSON.stringify(writer.globalId)}}`,
+      });
+      expect(titles(other)).not.toContain(draftTitle);
+    }
+  });
+
+  it('answer @include/@skip by the variables sent, never the entry of the other branch', async () => {
+    const query = `query($author: ID!, $withBody: Boolean!) { posts(first: 2, filter: { authorId: $author }) { edges { node { title body @include(if: $withBody) status @skip(if: $withBody) } } } }`;
+    const without = await warm(a, {
+      query,
+      variables: { author: writer.globalId, withBody: false },
+    });
+    expect(without.body.data.posts.edges[0].node).toHaveProperty('status');
+    expect(without.body.data.posts.edges[0].node).not.toHaveProperty('body');
+    const withBody = await send(a, {
+      query,
+      variables: { author: writer.globalId, withBody: true },
+    });
+    expect(withBody.line.answeredEarly).toBeUndefined();
+    expect(withBody.body.data.posts.edges[0].node.body).toMatch(/^Body /);
+    expect(withBody.body.data.posts.edges[0].node).not.toHaveProperty('status');
+    const again = await warm(a, { query, variables: { author: writer.globalId, withBody: true } });
+    expect(again.text).toBe(withBody.text);
+    expect(
+      (await send(a, { query, variables: { author: writer.globalId, withBody: false } })).text,
+    ).toBe(without.text);
+  });
+
+  it('answer operationName null and absent alike, and refuse an empty one as the whole path does', async () => {
+    const query = `query { posts(first: 1) { edges { node { title } } } }`;
+    const absent = await warm(a, { query });
+    const nulled = await warm(a, { query, operationName: null });
+    expect(nulled.text).toBe(absent.text);
+    const empty = await send(a, { query, operationName: '' });
+    expect(empty.line.answeredEarly).toBeUndefined();
+    expect(empty.body.data ?? null).toBeNull();
+    expect(empty.body.errors?.length).toBeGreaterThan(0);
+  });
+
+  it('ignore foreign extensions as the whole path does, but never skip an APQ hash check', async () => {
+    const query = `query { posts(first: 2) { edges { node { title } } } }`;
+    const plain = await warm(a, { query });
+    const foreign = await warm(a, { query, extensions: { tracing: true, clientName: 'x' } });
+    expect(foreign.text).toBe(plain.text);
+    const mismatch = await send(a, {
+      query,
+      extensions: { persistedQuery: { version: 1, sha256Hash: '0'.repeat(64) } },
+    });
+    expect(mismatch.line.answeredEarly).toBeUndefined();
+    expect(mismatch.status).toBe(400);
+    expect(mismatch.body.errors[0].extensions.code).toBe('PERSISTED_QUERY_MISMATCH');
+    expect(mismatch.body.data).toBeUndefined();
+  });
+
+  it('refuse a batch (batching is off) even of a warm text', async () => {
+    const query = `query { posts(first: 3) { edges { node { title } } } }`;
+    await warm(a, { query });
+    const batch = await send(a, { rawBody: JSON.stringify([{ query }, { query }]) });
+    expect(batch.status).toBeGreaterThanOrEqual(400);
+    expect(batch.line?.answeredEarly).toBeUndefined();
+  });
+
+  it('never answer introspection or a rate-limited field early', async () => {
+    for (const query of [
+      `query { __schema { queryType { name } } }`,
+      `query { __type(name: "Post") { name } }`,
+      `query { searchPosts(query: "Open") { totalCount } }`,
+    ]) {
+      for (let attempt = 0; attempt < 3; attempt += 1) {
+        const sent = await send(a, { query });
+        expect(sent.body.errors).toBeUndefined();
+        expect(sent.line.answeredEarly).toBeUndefined();
+      }
+    }
+  });
+
+  it('keep answering right past the memo bounds: many texts, many variable sets, long texts', async () => {
+    const first = `query { posts(first: 1) { edges { node { title } } } }`;
+    const expected = await warm(a, { query: first });
+    // More texts than remembered (256): every one still answers its own data.
+    for (let index = 0; index < 300; index += 1) {
+      const sent = await send(a, {
+        query: `query Q${index} { posts(first: 1) { edges { node { title } } } }`,
+      });
+      expect(sent.body.data.posts.edges).toHaveLength(1);
+    }
+    const back = await warm(a, { query: first });
+    expect(back.text).toBe(expected.text);
+    // More variable sets than remembered (4096) is too slow here; a text past 8192 characters
+    // is never remembered, so never answered early.
+    const long = `query { posts(first: 1) { edges { node { title } } } }${' '.repeat(9000)}`;
+    for (let attempt = 0; attempt < 3; attempt += 1) {
+      const sent = await send(a, { query: long });
+      expect(sent.body.data.posts.edges).toHaveLength(1);
+      expect(sent.line.answeredEarly).toBeUndefined();
+    }
+  });
+
+  it('frame an early hit as the whole path frames a hit: status and headers, plain and gzip', async () => {
+    for (const headers of [{}, { 'accept-encoding': 'gzip' }, { accept: 'application/json' }]) {
+      const [post] = await createPosts(a.app.deps.db, [
+        { authorId: writer.id, title: 'Framed '.repeat(20) },
+      ]);
+      const init = {
+        query: `query($id: ID!) { post(id: $id) { title } }`,
+        variables: { id: globalId('Post', post!.id) },
+        headers,
+      };
+      await send(a, init);
+      // b never executed these params: its first read is a hit on the whole path.
+      const whole = await send(b, init);
+      expect(whole.line.answeredEarly).toBeUndefined();
+      const early = await send(b, init);
+      expect(early.line.answeredEarly).toBe(true);
+      expect(early.status).toBe(whole.status);
+      expect(early.text).toBe(whole.text);
+      const names = (sent: Sent) =>
+        [...sent.headers.keys()].filter((name) => !['date', 'x-request-id'].includes(name)).sort();
+      expect(names(early)).toEqual(names(whole));
+      for (const name of names(whole))
+        expect(early.headers.get(name)).toBe(whole.headers.get(name));
+    }
+  });
+
+  it('fall through while Redis is frozen (not down), then answer right once it thaws', async () => {
+    const proxy = new TcpProxy('127.0.0.1', Number(new URL(redisUrl).port || 6379));
+    await proxy.start();
+    const behind = await serve(
+      await startTestApp({ ...env, REDIS_URL: `redis://127.0.0.1:${proxy.port}` }, a.app, logger),
+    );
+    try {
+      await untilRedisReachable(behind.app);
+      const [post] = await createPosts(a.app.deps.db, [
+        { authorId: writer.id, title: 'Before freeze' },
+      ]);
+      const id = globalId('Post', post!.id);
+      const init = { query: `query($id: ID!) { post(id: $id) { title } }`, variables: { id } };
+      await warm(behind, init);
+      proxy.freeze();
+      // Written through the other instance while this one cannot hear of it.
+      const updated = await send(a, {
+        query: `mutation($input: UpdatePostInput!) { updatePost(input: $input) { post { title } } }`,
+        variables: { input: { id, title: 'After freeze' } },
+        token: writer.token,
+      });
+      expect(updated.body.errors).toBeUndefined();
+      for (let attempt = 0; attempt < 3; attempt += 1) {
+        const sent = await send(behind, init);
+        expect(sent.body).toEqual({ data: { post: { title: 'After freeze' } } });
+        expect(sent.line.answeredEarly).toBeUndefined();
+      }
+      proxy.unfreeze();
+      // Replies held while frozen arrive late: none may be read as another request's answer.
+      const deadline = Date.now() + 5000;
+      let early = false;
+      while (!early && Date.now() < deadline) {
+        const sent = await send(behind, init);
+        expect(sent.body).toEqual({ data: { post: { title: 'After freeze' } } });
+        early = sent.line.answeredEarly === true;
+        if (!early) await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      expect(early).toBe(true);
+    } finally {
+      proxy.unfreeze();
+      await behind.http.close();
+      await behind.app.close();
+      await proxy.stop();
+    }
+  });
+});
