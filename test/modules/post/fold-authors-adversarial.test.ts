@@ -163,3 +163,46 @@ describe('the fold of comment authors against hidden author fields', () => {
     }
   });
 });
+
+describe('the fold width these documents reach', () => {
+  let admin: TestUser | undefined;
+  /** The folded statement's text, and how many statements the request ran. */
+  const statementsOf = async (query: string, variables: Record<string, unknown>) => {
+    // An admin sees the statements' text.
+    admin ??= await createUser(folded.deps.db, 'ADMIN', 'Narrow Admin');
+    const result = await folded.gql(query, variables, { debug: true, token: admin.token });
+    expect(result.errors).toBeUndefined();
+    const { queries, statements } = result.extensions!.sql as {
+      queries: number;
+      statements: { sql: string }[];
+    };
+    return { queries, texts: statements.map((statement) => JSON.stringify(statement)) };
+  };
+  const foldedText = (texts: string[]) => texts.find((text) => text.includes('comment_page'));
+
+  it('folds names alone only where no other author field is read, wide otherwise', async () => {
+    const narrow = await statementsOf(
+      `query($id: ID!) { post(id: $id) { ${pageWith('id name __typename')} } }`,
+      { id: postId },
+    );
+    expect(foldedText(narrow.texts)).toBeDefined();
+    expect(foldedText(narrow.texts)).not.toContain('comment_authors.email');
+    for (const author of ['name ... on User { email }', '... on Node { ... on User { role } }']) {
+      const wide = await statementsOf(`query($id: ID!) { post(id: $id) { ${pageWith(author)} } }`, {
+        id: postId,
+      });
+      expect(foldedText(wide.texts)).toContain('comment_authors.email');
+    }
+    // A page primed narrow, read wider through node(id:) (not folded for a Post): loaded again,
+    // unfolded, with every author column.
+    const reread = await statementsOf(
+      `query($id: ID!) { a: post(id: $id) { ${pageWith('name')} }
+        b: node(id: $id) { ... on Post { ${pageWith('name email')} } } }`,
+      { id: postId },
+    );
+    expect(foldedText(reread.texts)).not.toContain('comment_authors.email');
+    expect(
+      reread.texts.filter((text) => text.includes('lateral') && text.includes('author_email')),
+    ).toHaveLength(1);
+  });
+});
