@@ -72,7 +72,7 @@ describe('the fold of comment authors against hidden author fields', () => {
       { author: '... on Node { id ... on User { createdAt } }' },
       { author: 'id ...Any', fragments: 'fragment Any on Node { ... on User { email } }' },
       { author: 'a: name b: email' },
-      { author: 'n: name id', fragments: '' },
+      { author: 'n: name id' },
     ];
     for (const token of viewers()) {
       for (const { author, fragments = '' } of shapes) {
@@ -132,6 +132,16 @@ describe('the fold of comment authors against hidden author fields', () => {
       const { result } = await compare(whole, { id: postId, user: commenter.globalId }, token);
       expect(result.data!.node.role).toBe('VIEWER');
       expect(result.data!.node.createdAt).toEqual(expect.any(String));
+      // A comment of the narrow page, as a node in the same request: its author whole.
+      const comment = `query($id: ID!) { post(id: $id) { comments(first: 1) { edges { node { id } } } } }`;
+      const commentId = (await folded.gql(comment, { id: postId })).data!.post.comments.edges[0]
+        .node.id as string;
+      await compare(
+        `query($id: ID!, $comment: ID!) { post(id: $id) { ${pageWith('name')} }
+          node(id: $comment) { ... on Comment { author { name email role createdAt } } } }`,
+        { id: postId, comment: commentId },
+        token,
+      );
       // Later requests, on both instances sharing the entity cache.
       await compare(user, { user: commenter.globalId }, token);
       await compare(user, { user: writer.globalId }, token);
