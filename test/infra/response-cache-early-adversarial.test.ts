@@ -286,6 +286,28 @@ describe('early response-cache hits against adversarial requests', () => {
     }
   });
 
+  it('count every rate-limited call, through an alias and a fragment on Query, never answering one early', async () => {
+    const limited = await serve(
+      await startTestApp({ ...env, RATE_LIMIT_SEARCH: '3' }, a.app, logger),
+    );
+    try {
+      const query = `query { ...Find } fragment Find on Query { found: searchPosts(query: "Open") { totalCount } }`;
+      const codes: string[] = [];
+      for (let attempt = 0; attempt < 6; attempt += 1) {
+        const sent = await send(limited, { query });
+        expect(sent.line.answeredEarly).toBeUndefined();
+        codes.push(sent.body.errors?.[0]?.extensions?.code ?? 'OK');
+      }
+      // The limiter's own edge is not at issue here: once refused, every later call is refused.
+      expect(codes[0]).toBe('OK');
+      expect(codes.slice(-2)).toEqual(['RATE_LIMITED', 'RATE_LIMITED']);
+      expect(limited.app.deps.cache.totals.response?.hits ?? 0).toBe(0);
+    } finally {
+      await limited.http.close();
+      await limited.app.close();
+    }
+  });
+
   it('keep answering right past the memo bounds: more texts than remembered, a text too long to remember', async () => {
     const first = `query { posts(first: 1) { edges { node { title } } } }`;
     const expected = await warm(a, { query: first });
