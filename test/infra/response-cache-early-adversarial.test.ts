@@ -360,6 +360,26 @@ describe('early response-cache hits against adversarial requests', () => {
     }
   });
 
+  it('negotiate the response type of an early hit as the whole path does, refusals included', async () => {
+    const accepts = [
+      ['text/plain', 406],
+      ['application/graphql-response+json', 200],
+      ['application/xml', 406],
+    ] as const;
+    for (const [index, [accept, status]] of accepts.entries()) {
+      const query = `query { posts(first: ${index + 5}) { edges { node { title } } } }`;
+      await warm(a, { query });
+      // b has not executed this text: its answer is the whole path's; a's may be early.
+      const whole = await send(b, { query, headers: { accept } });
+      expect(whole.line.answeredEarly).toBeUndefined();
+      const early = await send(a, { query, headers: { accept } });
+      expect(early.status).toBe(status);
+      expect(early.status).toBe(whole.status);
+      expect(early.headers.get('content-type')).toBe(whole.headers.get('content-type'));
+      expect(early.text).toBe(whole.text);
+    }
+  });
+
   it('fall through while Redis is frozen (not down), then answer right once it thaws', async () => {
     const proxy = new TcpProxy('127.0.0.1', Number(new URL(redisUrl).port || 6379));
     await proxy.start();
