@@ -1,8 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type HttpServer, httpOptions, startHttpServer } from '../../src/http.ts';
-import { createLogger } from '../../src/infra/logger.ts';
-import { startTestApp, type TestApp } from '../helpers/app.ts';
+import { startTestApp } from '../helpers/app.ts';
 import { createPosts, createUser, globalId, type TestUser } from '../helpers/factories.ts';
+import {
+  closeInstances,
+  httpInstances,
+  type Instance,
+  type Sent,
+  serveInstance,
+  startInstancePair,
+} from '../helpers/http-instances.ts';
 import { untilRedisReachable } from '../helpers/redis-ready.ts';
 import { redisUrl } from '../helpers/services.ts';
 import { TcpProxy } from '../helpers/tcp-proxy.ts';
@@ -12,25 +18,13 @@ import { TcpProxy } from '../helpers/tcp-proxy.ts';
 // entry, a request the whole path refuses, or different HTTP framing. A miss is always fine.
 // response-cache-early.test.ts has the plain cases; these are the adversarial ones.
 
-type LogLine = Record<string, any> & { msg: string };
-
-const lines: LogLine[] = [];
-const logger = createLogger(
-  { LOG_LEVEL: 'info' },
-  { write: (line: string) => lines.push(JSON.parse(line) as LogLine) },
-);
+const { logger, send, warm } = httpInstances('adv');
 const env = {
   REDIS_URL: redisUrl,
   REDIS_COMMAND_TIMEOUT_MS: '50',
   RATE_LIMIT_MUTATIONS: '1000',
   RATE_LIMIT_SEARCH: '1000',
 };
-
-interface Instance {
-  app: TestApp;
-  http: HttpServer;
-  url: string;
-}
 
 let a: Instance;
 let b: Instance;
@@ -39,15 +33,9 @@ let reader: TestUser;
 let admin: TestUser;
 let draftTitle: string;
 
-async function serve(app: TestApp): Promise<Instance> {
-  const http = await startHttpServer(app.yoga, httpOptions(app.deps.config, 0));
-  return { app, http, url: `http://127.0.0.1:${http.port}/graphql` };
-}
-
 beforeAll(async () => {
-  const first = await startTestApp(env, undefined, logger);
-  a = await serve(first);
-  b = await serve(await startTestApp(env, first, logger));
+  ({ a, b } = await startInstancePair(env, logger));
+  const first = a.app;
   writer = await createUser(first.deps.db, 'AUTHOR', 'Wren');
   reader = await createUser(first.deps.db, 'AUTHOR', 'Rhea');
   admin = await createUser(first.deps.db, 'ADMIN', 'Ada Admin');
@@ -59,93 +47,7 @@ beforeAll(async () => {
   ]);
 });
 
-afterAll(async () => {
-  for (const instance of [b, a]) {
-    await instance?.http.close();
-    await instance?.app.close();
-  }
-});
-
-interface Sent {
-  status: number;
-  headers: Headers;
-  body: Record<string, any>;
-  text: string;
-  line: LogLine;
-}
-
-/** Sends one request; returns its response and its request log line. */
-async function send(
-  instance: Instance,
-  init: {
-    query?: string;
-    variables?: unknown;
-    /** The variables exactly as sent (JSON text), to control their key order. */
-    rawVariables?: string;
-    operationName?: string | null;
-    extensions?: unknown;
-    token?: string;
-    method?: 'GET' | 'POST';
-    headers?: Record<string, string>;
-    /** A body sent as it is (POST). */
-    rawBody?: string;
-  },
-): Promise<Sent> {
-  const requestId = `adv-${Math.random().toString(36).slice(2)}`;
-  const headers: Record<string, string> = {
-    ...(init.token ? { authorization: `Bearer ${init.token}` } : {}),
-    ...init.headers,
-    'x-request-id': requestId,
-  };
-  const variables =
-    init.rawVariables ??
-    (init.variables === undefined ? undefined : JSON.stringify(init.variables));
-  let response: Response;
-  if (init.method === 'GET') {
-    const search = new URLSearchParams();
-    if (init.query !== undefined) search.set('query', init.query);
-    if (variables !== undefined) search.set('variables', variables);
-    if (typeof init.operationName === 'string') search.set('operationName', init.operationName);
-    if (init.extensions !== undefined) search.set('extensions', JSON.stringify(init.extensions));
-    response = await fetch(`${instance.url}?${search}`, { headers });
-  } else {
-    const parts = [
-      init.query === undefined ? '' : `"query":${JSON.stringify(init.query)}`,
-      variables === undefined ? '' : `"variables":${variables}`,
-      init.operationName === undefined
-        ? ''
-        : `"operationName":${JSON.stringify(init.operationName)}`,
-      init.extensions === undefined ? '' : `"extensions":${JSON.stringify(init.extensions)}`,
-    ].filter(Boolean);
-    response = await fetch(instance.url, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', ...headers },
-      body: init.rawBody ?? `{${parts.join(',')}}`,
-    });
-  }
-  const text = await response.text();
-  let line: LogLine | undefined;
-  for (let wait = 0; wait < 100 && !line; wait += 1) {
-    line = lines.find((entry) => entry.msg === 'request' && entry.reqId === requestId);
-    if (!line) await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-  let body: Record<string, any> = {};
-  try {
-    body = JSON.parse(text) as Record<string, any>;
-  } catch {
-    // Compressed or not JSON: the caller reads what it needs.
-  }
-  return { status: response.status, headers: response.headers, body, text, line: line! };
-}
-
-/** Sends the same request until it is answered early (at most three times). */
-async function warm(instance: Instance, init: Parameters<typeof send>[1]): Promise<Sent> {
-  let sent = await send(instance, init);
-  for (let attempt = 0; attempt < 2 && !sent.line.answeredEarly; attempt += 1)
-    sent = await send(instance, init);
-  expect(sent.line.answeredEarly).toBe(true);
-  return sent;
-}
+afterAll(() => closeInstances(b, a));
 
 const titles = (sent: Sent): string[] =>
   sent.body.data.posts.edges.map((edge: { node: { title: string } }) => edge.node.title);
@@ -287,7 +189,7 @@ describe('early response-cache hits against adversarial requests', () => {
   });
 
   it('count every rate-limited call, through an alias and a fragment on Query, never answering one early', async () => {
-    const limited = await serve(
+    const limited = await serveInstance(
       await startTestApp({ ...env, RATE_LIMIT_SEARCH: '3' }, a.app, logger),
     );
     try {
@@ -383,7 +285,7 @@ describe('early response-cache hits against adversarial requests', () => {
   it('fall through while Redis is frozen (not down), then answer right once it thaws', async () => {
     const proxy = new TcpProxy('127.0.0.1', Number(new URL(redisUrl).port || 6379));
     await proxy.start();
-    const behind = await serve(
+    const behind = await serveInstance(
       await startTestApp({ ...env, REDIS_URL: `redis://127.0.0.1:${proxy.port}` }, a.app, logger),
     );
     try {

@@ -3,12 +3,18 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dashboardManifestFile } from '../../src/dashboard/manifest.ts';
-import { type HttpServer, httpOptions, startHttpServer } from '../../src/http.ts';
-import { createLogger } from '../../src/infra/logger.ts';
 import { insertToken } from '../../src/modules/auth/auth.repository.ts';
 import { hashToken } from '../../src/modules/auth/token.ts';
-import { startTestApp, type TestApp } from '../helpers/app.ts';
+import { startTestApp } from '../helpers/app.ts';
 import { createPosts, createUser, globalId, type TestUser } from '../helpers/factories.ts';
+import {
+  closeInstances,
+  httpInstances,
+  type Instance,
+  type Sent,
+  serveInstance,
+  startInstancePair,
+} from '../helpers/http-instances.ts';
 import { untilRedisReachable } from '../helpers/redis-ready.ts';
 import { redisUrl } from '../helpers/services.ts';
 import { TcpProxy } from '../helpers/tcp-proxy.ts';
@@ -17,35 +23,17 @@ import { TcpProxy } from '../helpers/tcp-proxy.ts';
 // request line says `answeredEarly`. Every request here goes without the debug header, which
 // always takes the whole path.
 
-type LogLine = Record<string, any> & { msg: string };
-
-const lines: LogLine[] = [];
-const logger = createLogger(
-  { LOG_LEVEL: 'info' },
-  { write: (line: string) => lines.push(JSON.parse(line) as LogLine) },
-);
+const { logger, send, warm } = httpInstances('early');
 const env = { REDIS_URL: redisUrl, RATE_LIMIT_MUTATIONS: '1000' };
-
-interface Instance {
-  app: TestApp;
-  http: HttpServer;
-  url: string;
-}
 
 let a: Instance;
 let b: Instance;
 let author: TestUser;
 let reader: TestUser;
 
-async function serve(app: TestApp): Promise<Instance> {
-  const http = await startHttpServer(app.yoga, httpOptions(app.deps.config, 0));
-  return { app, http, url: `http://127.0.0.1:${http.port}/graphql` };
-}
-
 beforeAll(async () => {
-  const first = await startTestApp(env, undefined, logger);
-  a = await serve(first);
-  b = await serve(await startTestApp(env, first, logger));
+  ({ a, b } = await startInstancePair(env, logger));
+  const first = a.app;
   author = await createUser(first.deps.db, 'AUTHOR', 'Ada');
   reader = await createUser(first.deps.db, 'AUTHOR', 'Grace');
   await createPosts(first.deps.db, [
@@ -55,90 +43,7 @@ beforeAll(async () => {
   ]);
 });
 
-afterAll(async () => {
-  for (const instance of [b, a]) {
-    await instance?.http.close();
-    await instance?.app.close();
-  }
-});
-
-interface Sent {
-  status: number;
-  headers: Headers;
-  body: Record<string, any>;
-  text: string;
-  /** The request's log line. */
-  line: LogLine;
-}
-
-/** Sends one request to `instance`; returns its response and its request log line. */
-async function send(
-  instance: Instance,
-  init: {
-    query?: string;
-    variables?: unknown;
-    operationName?: string | null;
-    extensions?: unknown;
-    /** More body parameters, sent as they are (POST only). */
-    more?: Record<string, unknown>;
-    token?: string;
-    method?: 'GET' | 'POST';
-    headers?: Record<string, string>;
-  },
-): Promise<Sent> {
-  const headers: Record<string, string> = {
-    ...(init.token ? { authorization: `Bearer ${init.token}` } : {}),
-    ...init.headers,
-  };
-  const requestId = `early-${Math.random().toString(36).slice(2)}`;
-  headers['x-request-id'] = requestId;
-  const params = {
-    query: init.query,
-    variables: init.variables,
-    extensions: init.extensions,
-    ...init.more,
-    ...(init.operationName === undefined ? {} : { operationName: init.operationName }),
-  };
-  let response: Response;
-  if (init.method === 'GET') {
-    const search = new URLSearchParams();
-    if (params.query !== undefined) search.set('query', params.query);
-    if (params.variables !== undefined) search.set('variables', JSON.stringify(params.variables));
-    if (typeof params.operationName === 'string') search.set('operationName', params.operationName);
-    response = await fetch(`${instance.url}?${search}`, { headers });
-  } else {
-    response = await fetch(instance.url, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', ...headers },
-      body: JSON.stringify(params),
-    });
-  }
-  const text = await response.text();
-  let line: LogLine | undefined;
-  for (let wait = 0; wait < 50 && !line; wait += 1) {
-    line = lines.find((entry) => entry.msg === 'request' && entry.reqId === requestId);
-    if (!line) await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-  let body: Record<string, any> = {};
-  try {
-    body = JSON.parse(text) as Record<string, any>;
-  } catch {
-    // An SSE stream: the caller reads `text`.
-  }
-  return { status: response.status, headers: response.headers, body, text, line: line! };
-}
-
-/**
- * Sends the same request until it is answered early: the second one is, once the first stored
- * its entry (a third where an instance's first read only learnt the cache namespace).
- */
-async function warm(instance: Instance, init: Parameters<typeof send>[1]): Promise<Sent> {
-  let sent = await send(instance, init);
-  for (let attempt = 0; attempt < 2 && !sent.line.answeredEarly; attempt += 1)
-    sent = await send(instance, init);
-  expect(sent.line.answeredEarly).toBe(true);
-  return sent;
-}
+afterAll(() => closeInstances(b, a));
 
 const responseHits = (instance: Instance) => instance.app.deps.cache.totals.response?.hits ?? 0;
 
@@ -344,7 +249,7 @@ describe('early response-cache hits', () => {
   });
 
   it('answer a trusted operation sent by hash early, and still refuse its text sent raw', async () => {
-    const trusted = await serve(
+    const trusted = await serveInstance(
       await startTestApp(
         { ...env, TRUSTED_DOCUMENTS: fileURLToPath(dashboardManifestFile) },
         a.app,
@@ -377,7 +282,7 @@ describe('early response-cache hits', () => {
   it('fall through to execution, one failed Redis read per request, while Redis is away', async () => {
     const proxy = new TcpProxy('127.0.0.1', Number(new URL(redisUrl).port || 6379));
     await proxy.start();
-    const behind = await serve(
+    const behind = await serveInstance(
       await startTestApp({ ...env, REDIS_URL: `redis://127.0.0.1:${proxy.port}` }, a.app, logger),
     );
     try {
