@@ -4,7 +4,6 @@ import {
   type GraphQLResolveInfo,
   getArgumentValues,
   getNamedType,
-  isObjectType,
 } from 'graphql';
 import { collectSubfields } from 'graphql/execution/collectFields.js';
 import { batchable, type Context, entityCache } from '../../context.ts';
@@ -125,8 +124,12 @@ export interface FoldedCommentPage {
   authors: FoldedAuthorWidth;
 }
 
+/** The Post type: what `post(id:)` answers, and what `node(id:)` answers for a Post's id. */
+const postType = (info: GraphQLResolveInfo) => info.schema.getType('Post') as GraphQLObjectType;
+
 /**
- * Looks ahead from a field answering a Post (`post(id:)`) into its selection: the arguments of
+ * Looks ahead from a field answering a Post (`post(id:)`, or `node(id:)` given a Post's id: its
+ * selection on Post, through fragments on Post or Node) into its selection: the arguments of
  * its `comments` page when every alias of `comments` there asks for the same page and one of
  * them selects `edges` or `pageInfo`, and the author columns all of them read; null otherwise
  * (nothing to fold, or arguments the fold cannot share, or invalid ones: the unfolded path then
@@ -139,7 +142,7 @@ export function foldableCommentPage(
   const below = perDocument(commentNodes, info, commentNodesBelow);
   if (!below) return null;
   const { nodes, authors } = below;
-  const field = (getNamedType(info.returnType) as GraphQLObjectType).getFields().comments!;
+  const field = postType(info).getFields().comments!;
   let found: { args: ConnectionArgs; key: string } | null = null;
   for (const node of nodes) {
     let args: ConnectionArgs;
@@ -170,11 +173,7 @@ const commentNodes = new WeakMap<FieldNode, CommentNodes | false>();
  * fields read, all aliases together; false when none selects a page.
  */
 function commentNodesBelow(info: GraphQLResolveInfo): CommentNodes | false {
-  if (!fieldsSelectedAt(info, []).has('comments')) return false;
-  const below = fieldsSelectedAt(info, ['comments']);
-  if (!below.has('edges') && !below.has('pageInfo')) return false;
-  const post = getNamedType(info.returnType);
-  if (!isObjectType(post)) return false;
+  const post = postType(info);
   const fields = collectSubfields(
     info.schema,
     info.fragments,
@@ -182,14 +181,16 @@ function commentNodesBelow(info: GraphQLResolveInfo): CommentNodes | false {
     post,
     info.fieldNodes,
   );
-  const nodes = [...fields.values()]
-    .map((aliased) => aliased[0]!)
-    .filter((node) => node.name.value === 'comments');
+  const aliases = [...fields.values()].filter((aliased) => aliased[0]!.name.value === 'comments');
+  if (aliases.length === 0) return false;
+  const every = aliases.flat();
   const connection = getNamedType(post.getFields().comments!.type);
+  const below = fieldsSelectedBelow(info, connection, every, []);
+  if (!below.has('edges') && !below.has('pageInfo')) return false;
   const authors = authorWidthOf(
-    fieldsSelectedBelow(info, connection, nodes, ['edges', 'node', 'author']),
+    fieldsSelectedBelow(info, connection, every, ['edges', 'node', 'author']),
   );
-  return { nodes, authors };
+  return { nodes: aliases.map((aliased) => aliased[0]!), authors };
 }
 
 /**

@@ -27,7 +27,11 @@ import {
 } from '../../db/keyset.ts';
 import type { PostRow, PostStatus as PostStatusValue } from '../../db/tables.ts';
 import { badInput, mutationErrors, notFound } from '../../errors.ts';
-import { foldableCommentPage, postsWithCommentPagesLoader } from '../comment/comment.pages.ts';
+import {
+  type FoldedCommentPage,
+  foldableCommentPage,
+  postsWithCommentPagesLoader,
+} from '../comment/comment.pages.ts';
 import { foldNode } from '../node/node.schema.ts';
 import { tagsByPostIds } from '../tag/tag.repository.ts';
 import { TagNode } from '../tag/tag.schema.ts';
@@ -403,11 +407,7 @@ builder.queryFields((t) => ({
           ctx.config.LOADER_BATCHING && ctx.config.QUERY_FOLDING
             ? foldableCommentPage(ctx, info)
             : null;
-        return comments
-          ? postsWithCommentPagesLoader(ctx, comments, (id, post) => {
-              PostNode.getDataloader(ctx).prime(id, post);
-            }).load(args.id.id)
-          : args.id.id;
+        return comments ? postWithCommentPage(ctx, comments, args.id.id) : args.id.id;
       }
       const post = await postBySlug(ctx.db, args.slug!);
       return post && canSeePost(ctx.viewer, post) ? post : null;
@@ -706,6 +706,29 @@ async function loadUsersWithPostPages(ids: string[], ctx: Context, request: Pare
   }
   return users;
 }
+
+/**
+ * A post by id with the comment page `comments` asks for in the same statement (the post page):
+ * what the Post loader answers (null when missing or hidden), primed into it.
+ */
+const postWithCommentPage = (ctx: Context, comments: FoldedCommentPage, id: string) =>
+  postsWithCommentPagesLoader(ctx, comments, (postId, post) => {
+    PostNode.getDataloader(ctx).prime(postId, post);
+  }).load(id);
+
+// `node(id:)` of a Post takes `post(id:)`'s path: one loader per comment page, so the same post
+// asked both ways (or through aliases) is one statement, and a hidden post is null either way.
+foldNode('Post', (ctx, info, id) => {
+  const comments = foldableCommentPage(ctx, info);
+  return (
+    comments &&
+    postWithCommentPage(ctx, comments, id).then((post) => {
+      // As resolveNodes brands what it loads, so Node resolves the row as a Post.
+      if (post) brandWithType(post, 'Post' as never);
+      return post;
+    })
+  );
+});
 
 foldNode('User', (ctx, info, id) => {
   const fold = foldablePostPage(ctx, info);
