@@ -63,7 +63,11 @@ describe('node(id:) of a Post', () => {
   it('folds its comment page into the post statement, as post(id:) does', async () => {
     const query = `query($id: ID!) { node(id: $id) { id ... on Post { title
       comments(first: 4) { ${page} } } } }`;
-    const { result, folded: statements, unfolded: before } = await compare(query, {
+    const {
+      result,
+      folded: statements,
+      unfolded: before,
+    } = await compare(query, {
       id: ids.post,
     });
     expect(result.data?.node.title).toBe('Read as a node');
@@ -79,7 +83,11 @@ describe('node(id:) of a Post', () => {
       c: node(id: $other) { ...Thread }
     }
     fragment Thread on Post { id title comments(first: 2) { ${page} } }`;
-    const { result, folded: statements, unfolded: before } = await compare(query, {
+    const {
+      result,
+      folded: statements,
+      unfolded: before,
+    } = await compare(query, {
       id: ids.post,
       other: ids.other,
     });
