@@ -189,6 +189,15 @@ const shapes: Record<string, { quire: ShapeText; postgraphile: ShapeText; auth?:
     quire: `{ node(id: "${Buffer.from(`User:${userId}`).toString('base64url')}") { ... on User { name posts(first: 10) { edges { node { id title tags { name } } } } } } }`,
     postgraphile: `{ userById(id: "${userId}") { name postsByAuthorId(first: 10, orderBy: [CREATED_AT_DESC, ID_DESC], condition: { status: "PUBLISHED" }) { nodes { id title postTagsByPostId { nodes { tagByTagId { name } } } } } } }`,
   },
+  // The list and the feed signed in as the probe's author (no posts of its own): Quire merges the
+  // published posts with the viewer's own (mergesWalks); PostGraphile lists the published ones.
+  memberList: {
+    auth: true,
+    quire: '{ posts(first: 10) { edges { node { id title } } } }',
+    postgraphile:
+      '{ allPosts(first: 10, orderBy: CREATED_AT_DESC, condition: { status: "PUBLISHED" }) { nodes { id title } } }',
+  },
+  memberFeed: { auth: true, ...everydayShape('(5)') },
   create: {
     auth: true,
     quire: () =>
