@@ -107,8 +107,10 @@ export interface Posts {
 }
 
 export interface PostTags {
+  post_author_id: string;
   post_created_at: string;
   post_id: string;
+  post_published: boolean;
   tag_id: string;
 }
 

@@ -54,10 +54,15 @@ export interface Database {
   post_tags: Refine<
     Generated.PostTags,
     /**
-     * The post's created_at, copied by a trigger: tag pages walk it through an index. Only the
-     * import passes it (raw SQL, read from the posts it just inserted); the type keeps it unwritten.
+     * The post's created_at, whether it is published and its author, copied by triggers: tag
+     * pages walk them through indexes. Only the import passes them (raw SQL, read from the posts
+     * it just inserted); the type keeps them unwritten.
      */
-    { post_created_at: ReadOnly<Generated.PostTags['post_created_at']> }
+    {
+      post_created_at: ReadOnly<Generated.PostTags['post_created_at']>;
+      post_published: ReadOnly<Generated.PostTags['post_published']>;
+      post_author_id: ReadOnly<Generated.PostTags['post_author_id']>;
+    }
   >;
   comments: Generated.Comments;
   pipeline_runs: Refine<

@@ -227,8 +227,14 @@ const loadPostsWithCommentPages = async (
     const pages = toCommentPages(ctx, postIds, [...folded.values()].flat(), page);
     const loader = commentPagesLoader(ctx, args, true);
     postIds.forEach((id, index) => {
-      if (authors === 'name') pagesWithAuthorNames.add(pages[index]!);
-      loader.prime(id, pages[index]!);
+      if (authors === 'name') {
+        pagesWithAuthorNames.add(pages[index]!);
+        loader.prime(id, pages[index]!);
+      } else {
+        // Replaces a page another fold of the same post primed with names alone (`post(id:)` and
+        // `node(id:)` in one document), so a wider selection never loads it again.
+        loader.clear(id).prime(id, pages[index]!);
+      }
     });
   }
   return ids.map((id, index) => {

@@ -49,8 +49,15 @@ beforeAll(async () => {
       timestamptz '2020-01-01' + (${PUBLISHED}::int - n * 2) * interval '1 minute' + interval '30 seconds',
       now()
     from generate_series(1, 4) n`.execute(db);
+  // `busy` labels every post, `quiet` every published one.
+  await sql`insert into tags (name) values ('busy'), ('quiet')`.execute(db);
+  await sql`
+    insert into post_tags (post_id, tag_id)
+    select posts.id, tags.id from posts join tags
+      on tags.name = 'busy' or (tags.name = 'quiet' and posts.status = 'PUBLISHED')`.execute(db);
   // Vacuumed as a live table is, so counts may read the indexes alone.
   await sql`vacuum analyze posts`.execute(db);
+  await sql`vacuum analyze post_tags`.execute(db);
 }, 60_000);
 
 afterAll(async () => {
@@ -63,7 +70,7 @@ async function explained(query: string, token?: string) {
   expect(result.errors).toBeUndefined();
   const statements = result.extensions?.sql.statements as { sql: string; plan?: unknown }[];
   const plans = statements
-    .filter((statement) => /from "posts"/.test(statement.sql))
+    .filter((statement) => /"posts"/.test(statement.sql))
     .map((statement) => JSON.stringify(statement.plan));
   return { data: result.data!, plans };
 }
@@ -151,5 +158,61 @@ describe("a signed-in member's lists behind another author's newer drafts", () =
     const back = await page(`last: 6, before: "${after}"`);
     expect(titles(back.data!.posts)).toEqual(expected.slice(9, 15));
     expect(back.data!.posts.pageInfo.hasPreviousPage).toBe(true);
+  });
+
+  it("walks a tag's published links, and a member's own unpublished ones, whoever reads", async () => {
+    const page = (tag: string) =>
+      `{ posts(first: 10, filter: { tag: "${tag}" }) { edges { node { title author { name } } } } }`;
+    const reader = await explained(page('busy'));
+    expect(titles(reader.data.posts)).toEqual(newestPublished(10));
+    expect(reader.plans).toHaveLength(1);
+    expect(reader.plans[0]).toContain('post_tags_tag_published_created_idx');
+    expect(reader.plans[0]).not.toContain('post_tags_tag_created_idx');
+    for (const token of [member.token, drafty.token]) {
+      for (const tag of ['busy', 'quiet']) {
+        const { data, plans } = await explained(page(tag), token);
+        expect(titles(data.posts)).toEqual(
+          token === drafty.token && tag === 'busy'
+            ? Array.from({ length: 10 }, (_, index) => `Draft ${DRAFTS - index}`)
+            : newestPublished(10),
+        );
+        expect(plans[0]).toContain('post_tags_tag_published_created_idx');
+        expect(plans[0]).toContain('post_tags_tag_author_unpublished_created_idx');
+      }
+    }
+    const tagId = await app.deps.db
+      .selectFrom('tags')
+      .select('id')
+      .where('name', '=', 'busy')
+      .executeTakeFirstOrThrow();
+    const tagNode = `{ node(id: "${Buffer.from(`Tag:${tagId.id}`).toString('base64url')}") {
+      ... on Tag { posts(first: 10) { edges { node { title } } } } } }`;
+    const node = await explained(tagNode);
+    expect(titles(node.data.node.posts)).toEqual(newestPublished(10));
+    expect(node.plans.find((plan) => plan.includes('Limit'))).toContain(
+      'post_tags_tag_published_created_idx',
+    );
+  });
+
+  it("keeps each link's copy of its post's status and author as the post changes", async () => {
+    const { db } = app.deps;
+    const newest = `Draft ${DRAFTS}`;
+    const page = '{ posts(first: 1, filter: { tag: "busy" }) { edges { node { title } } } }';
+    await sql`update posts set status = 'PUBLISHED' where title = ${newest}`.execute(db);
+    expect(titles((await app.gql(page)).data!.posts)).toEqual([newest]);
+    await sql`update posts set author_id = ${member.id} where title = ${newest}`.execute(db);
+    await sql`update posts set status = 'REVIEW' where title = ${newest}`.execute(db);
+    expect(titles((await app.gql(page)).data!.posts)).toEqual(newestPublished(1));
+    expect(titles((await app.gql(page, {}, { token: member.token })).data!.posts)).toEqual([
+      newest,
+    ]);
+    const { rows } = await sql<{ stale: string }>`
+      select count(*) as stale from post_tags join posts on posts.id = post_tags.post_id
+      where post_tags.post_published <> (posts.status = 'PUBLISHED')
+        or post_tags.post_author_id <> posts.author_id`.execute(db);
+    expect(rows[0]!.stale).toBe('0');
+    await sql`update posts set status = 'DRAFT', author_id = ${drafty.id} where title = ${newest}`.execute(
+      db,
+    );
   });
 });

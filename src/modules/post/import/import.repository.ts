@@ -89,19 +89,25 @@ export async function insertPosts(db: Db, posts: readonly NewPost[]): Promise<Po
 }
 
 /**
- * Links new posts to their tags in one statement, passing each post's created_at so the
- * link's copy of it needs no per-row lookup (see the post_tags trigger's migration).
+ * Links new posts to their tags in one statement, passing each post's created_at, whether it is
+ * published and its author so the link's copies need no per-row lookup (see the post_tags
+ * triggers' migrations).
  */
 export async function linkNewPosts(
   db: Db,
-  links: readonly { post: Pick<PostRow, 'id' | 'created_at'>; tagId: string }[],
+  links: readonly {
+    post: Pick<PostRow, 'id' | 'created_at' | 'status' | 'author_id'>;
+    tagId: string;
+  }[],
 ): Promise<void> {
   if (links.length === 0) return;
   await sql`
-    insert into post_tags (post_id, tag_id, post_created_at)
+    insert into post_tags (post_id, tag_id, post_created_at, post_published, post_author_id)
     select * from unnest(
       ${links.map((link) => link.post.id)}::bigint[], ${links.map((link) => link.tagId)}::bigint[],
-      ${links.map((link) => link.post.created_at)}::timestamptz[]
+      ${links.map((link) => link.post.created_at)}::timestamptz[],
+      ${links.map((link) => link.post.status === 'PUBLISHED')}::boolean[],
+      ${links.map((link) => link.post.author_id)}::bigint[]
     )`.execute(db);
 }
 
