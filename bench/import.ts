@@ -21,6 +21,8 @@ import { databaseUrl, withAdminClient } from '../test/helpers/services.ts';
  * server from another checkout (e.g. `git archive main | tar -x -C /tmp/base`, with its own
  * node_modules link) on its own fresh database, and alternates the two round by round, so
  * before and after are measured in the same window. `--process` queues a pipeline run per post.
+ * `--profile <dir>` writes each server's CPU profiles (one per thread: take the larger) into
+ * `<dir>/<name>/`, warm-up included; summarise one with bench/profile-summary.ts.
  */
 const { values: flags } = parseArgs({
   options: {
@@ -28,6 +30,7 @@ const { values: flags } = parseArgs({
     posts: { type: 'string', default: '5000' },
     baseline: { type: 'string' },
     process: { type: 'boolean', default: false },
+    profile: { type: 'string' },
   },
 });
 const rounds = Number(flags.rounds);
@@ -112,7 +115,14 @@ async function startContender(name: string, dir: string): Promise<Contender> {
   const port = await freePort();
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', '--import', './src/instrumentation.ts', 'src/main.ts'],
+    [
+      ...(flags.profile ? ['--cpu-prof', `--cpu-prof-dir=${resolve(flags.profile, name)}`] : []),
+      '--import',
+      'tsx',
+      '--import',
+      './src/instrumentation.ts',
+      'src/main.ts',
+    ],
     {
       cwd: dir,
       env: {
