@@ -61,3 +61,20 @@ export function isTimestamp(text: string): boolean {
     date.getUTCSeconds() === second
   );
 }
+
+const arrayElementSpecial = /[\\"]/g;
+
+/**
+ * An array parameter as Postgres reads it (`{"a","b\\"c",NULL}`), made from strings or nulls:
+ * what pg would send for the array, built when the caller chooses instead of when pg sends the
+ * statement. Cast it in SQL to the element type's array (`::text[]`, `::bigint[]`).
+ */
+export function arrayLiteral(values: readonly (string | null)[]): string {
+  let literal = '{';
+  for (let index = 0; index < values.length; index++) {
+    const value = values[index];
+    if (index > 0) literal += ',';
+    literal += value == null ? 'NULL' : `"${value.replace(arrayElementSpecial, '\\$&')}"`;
+  }
+  return `${literal}}`;
+}

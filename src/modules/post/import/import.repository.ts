@@ -1,5 +1,6 @@
 import { sql } from 'kysely';
 import type { Db } from '../../../db/database.ts';
+import { arrayLiteral } from '../../../db/postgres-values.ts';
 import type { NewPost, PostRow } from '../../../db/tables.ts';
 import { PIPELINE_CHANNEL } from '../../pipeline/pipeline.service.ts';
 import { postColumns } from '../post.repository.ts';
@@ -78,7 +79,11 @@ export async function insertPosts(
   posts: readonly NewPost[],
   rows: boolean,
 ): Promise<InsertedKey[] | PostRow[]> {
-  const column = <K extends keyof NewPost>(key: K) => posts.map((post) => post[key] ?? null);
+  // Made into array literals now, not when pg sends the statement: the caller prepares this
+  // chunk while Postgres still inserts the one before.
+  const column = (
+    key: 'author_id' | 'title' | 'slug' | 'body' | 'published_at' | 'created_at' | 'updated_at',
+  ) => arrayLiteral(posts.map((post) => post[key] ?? null));
   const insert = db
     .insertInto('posts')
     .columns([
@@ -96,7 +101,7 @@ export async function insertPosts(
           coalesce(created_at, now()), coalesce(updated_at, now())
         from unnest(
         ${column('author_id')}::bigint[], ${column('title')}::text[], ${column('slug')}::text[],
-        ${column('body')}::text[], ${posts.map((post) => post.status ?? 'DRAFT')}::text[],
+        ${column('body')}::text[], ${arrayLiteral(posts.map((post) => post.status ?? 'DRAFT'))}::text[],
         ${column('published_at')}::timestamptz[], ${column('created_at')}::timestamptz[],
         ${column('updated_at')}::timestamptz[]
       ) as new_post(author_id, title, slug, body, status, published_at, created_at, updated_at)`,
@@ -107,20 +112,25 @@ export async function insertPosts(
   return inserted.map((row) => ({ ...row, body: bodyOf.get(row.slug)! }));
 }
 
+/** Links of new posts to tags, as three parallel columns (one entry per link). */
+export interface NewLinks {
+  postIds: string[];
+  tagIds: string[];
+  /** Each link's post's created_at. */
+  postCreatedAts: string[];
+}
+
 /**
  * Links new posts to their tags in one statement, passing each post's created_at so the
  * link's copy of it needs no per-row lookup (see the post_tags trigger's migration).
  */
-export async function linkNewPosts(
-  db: Db,
-  links: readonly { post: Pick<PostRow, 'id' | 'created_at'>; tagId: string }[],
-): Promise<void> {
-  if (links.length === 0) return;
+export async function linkNewPosts(db: Db, links: NewLinks): Promise<void> {
+  if (links.postIds.length === 0) return;
   await sql`
     insert into post_tags (post_id, tag_id, post_created_at)
     select * from unnest(
-      ${links.map((link) => link.post.id)}::bigint[], ${links.map((link) => link.tagId)}::bigint[],
-      ${links.map((link) => link.post.created_at)}::timestamptz[]
+      ${arrayLiteral(links.postIds)}::bigint[], ${arrayLiteral(links.tagIds)}::bigint[],
+      ${arrayLiteral(links.postCreatedAts)}::timestamptz[]
     )`.execute(db);
 }
 
