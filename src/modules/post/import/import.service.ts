@@ -34,40 +34,6 @@ export interface ImportWrite<Rows extends PostRow | InsertedKey = PostRow | Inse
   queuedRuns: number;
 }
 
-/**
- * Posts per insert statement. One transaction runs on one backend, one statement at a time:
- * sent in chunks, Postgres inserts a chunk while this process prepares the next one's
- * parameters (escaping 1,000 bodies into an array literal) instead of waiting for all of them.
- */
-export const INSERT_CHUNK_SIZE = 1000;
-
-/** A macrotask's pause: lets pg put a queued statement on the wire before more work is done. */
-const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
-
-/**
- * The posts inserted in statements of INSERT_CHUNK_SIZE, each sent as soon as it is prepared:
- * they queue on the transaction's connection and run in order. The first failure is thrown
- * (the caller's transaction then rolls back every chunk), and no chunk is sent after it.
- */
-async function insertInChunks(
-  trx: Db,
-  posts: readonly NewPost[],
-  rows: boolean,
-): Promise<(InsertedKey | PostRow)[]> {
-  const sent: Promise<(InsertedKey | PostRow)[]>[] = [];
-  let failed = false;
-  for (let start = 0; start < posts.length && !failed; start += INSERT_CHUNK_SIZE) {
-    const chunk = insertPosts(trx, posts.slice(start, start + INSERT_CHUNK_SIZE), rows);
-    // Handled here at once: a chunk can fail while the next one is being prepared.
-    chunk.catch(() => {
-      failed = true;
-    });
-    sent.push(chunk);
-    await nextTurn();
-  }
-  return (await Promise.all(sent)).flat();
-}
-
 interface WriteOptions {
   defaultAuthorId: string | null;
   queue: { createdBy: string | null } | null;
@@ -116,7 +82,7 @@ export async function writeImport(
       published_at: row.status === 'PUBLISHED' ? (row.createdAt ?? new Date().toISOString()) : null,
     };
   });
-  const inserted = await insertInChunks(trx, newPosts, options.rows);
+  const inserted: (InsertedKey | PostRow)[] = await insertPosts(trx, newPosts, options.rows);
   // RETURNING promises no order; slugs are unique, so they pair each row with its input.
   const bySlug = new Map(inserted.map((post) => [post.slug, post]));
   const posts = rows.map((row) => bySlug.get(row.slug)!);
