@@ -931,7 +931,7 @@ builder.relayMutationField(
       posts: t.field({
         type: [PostNode],
         description:
-          'The posts created, in input order. Selecting it has the import return every row it wrote (5,000 rows of about 1 KB each at the most); leave it out when the count will do.',
+          'The posts created, in input order. Selecting it has the import read back every row it wrote (up to MAX_IMPORT_POSTS); leave it out when `importedCount` will do.',
         // Null only when the selection did not ask for this field: never resolved then.
         resolve: (result) => result.posts!,
       }),
