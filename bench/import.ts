@@ -21,6 +21,10 @@ import { databaseUrl, withAdminClient } from '../test/helpers/services.ts';
  * server from another checkout (e.g. `git archive main | tar -x -C /tmp/base`, with its own
  * node_modules link) on its own fresh database, and alternates the two round by round, so
  * before and after are measured in the same window. `--process` queues a pipeline run per post.
+ * `--parallel <n>` sends n calls at once per round (distinct posts, one transaction each), so
+ * one call's API work can run beside another's Postgres work on the other core: rows/s is then
+ * all n calls' rows over the round's time. `--profile <dir>` writes each server's CPU profiles (one per thread: take the larger) into
+ * `<dir>/<name>/`, warm-up included; summarise one with bench/profile-summary.ts.
  */
 const { values: flags } = parseArgs({
   options: {
@@ -28,9 +32,12 @@ const { values: flags } = parseArgs({
     posts: { type: 'string', default: '5000' },
     baseline: { type: 'string' },
     process: { type: 'boolean', default: false },
+    profile: { type: 'string' },
+    parallel: { type: 'string', default: '1' },
   },
 });
 const rounds = Number(flags.rounds);
+const parallel = Number(flags.parallel);
 const postsPerCall = Number(flags.posts);
 const here = fileURLToPath(new URL('..', import.meta.url));
 
@@ -112,7 +119,14 @@ async function startContender(name: string, dir: string): Promise<Contender> {
   const port = await freePort();
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', '--import', './src/instrumentation.ts', 'src/main.ts'],
+    [
+      ...(flags.profile ? ['--cpu-prof', `--cpu-prof-dir=${resolve(flags.profile, name)}`] : []),
+      '--import',
+      'tsx',
+      '--import',
+      './src/instrumentation.ts',
+      'src/main.ts',
+    ],
     {
       cwd: dir,
       env: {
@@ -198,23 +212,37 @@ interface Round {
   pgCpuMs: number;
 }
 
+/** One round: `parallel` calls at once, posts of rounds `round × parallel` onwards. */
 async function importOnce(contender: Contender, round: number): Promise<Round> {
-  const posts = await postsOf(round);
-  const body = JSON.stringify({ query: mutation, variables: { posts, process: flags.process } });
+  const bodies = await Promise.all(
+    Array.from({ length: parallel }, async (_, call) =>
+      JSON.stringify({
+        query: mutation,
+        variables: { posts: await postsOf(round * parallel + call), process: flags.process },
+      }),
+    ),
+  );
   const rowsBefore = await rowCount(contender.client);
   const pids = await backends(contender);
   const pgBefore = new Map(pids.map((pid) => [pid, cpuMs(pid)]));
   const apiBefore = cpuMs(contender.child.pid!);
   const startedAt = performance.now();
-  const response = await fetch(contender.url, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', authorization: `Bearer ${contender.token}` },
-    body,
-  });
-  const result = (await response.json()) as {
-    data?: { importPosts: { importedCount: number } };
-    errors?: unknown[];
-  };
+  const results = await Promise.all(
+    bodies.map(async (body) => {
+      const response = await fetch(contender.url, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          authorization: `Bearer ${contender.token}`,
+        },
+        body,
+      });
+      return (await response.json()) as {
+        data?: { importPosts: { importedCount: number } };
+        errors?: unknown[];
+      };
+    }),
+  );
   const seconds = (performance.now() - startedAt) / 1000;
   const apiCpuMs = cpuMs(contender.child.pid!) - apiBefore;
   // A backend opened during the call counts from zero; one closed meanwhile is lost (the pool
@@ -223,8 +251,10 @@ async function importOnce(contender: Contender, round: number): Promise<Round> {
     (sum, pid) => sum + cpuMs(pid) - (pgBefore.get(pid) ?? 0),
     0,
   );
-  if (result.errors || result.data?.importPosts.importedCount !== postsPerCall) {
-    throw new Error(`${contender.name} answered: ${JSON.stringify(result).slice(0, 800)}`);
+  for (const result of results) {
+    if (result.errors || result.data?.importPosts.importedCount !== postsPerCall) {
+      throw new Error(`${contender.name} answered: ${JSON.stringify(result).slice(0, 800)}`);
+    }
   }
   const rows = (await rowCount(contender.client)) - rowsBefore;
   return { seconds, rows, apiCpuMs, pgCpuMs };
@@ -247,7 +277,7 @@ async function main(): Promise<void> {
   }
   console.log(
     `importPosts bench ${new Date().toISOString()}: ${rounds} rounds of ${postsPerCall} posts` +
-      `${flags.process ? ' with process: true' : ''}; ${os.cpus().length} cores; load average ${loadAverage()}`,
+      `${flags.process ? ' with process: true' : ''}${parallel > 1 ? `, ${parallel} calls at once` : ''}; ${os.cpus().length} cores; load average ${loadAverage()}`,
   );
   const running: Contender[] = [];
   for (const { name, dir } of contenders) running.push(await startContender(name, dir));
@@ -266,8 +296,9 @@ async function main(): Promise<void> {
     }
   }
   console.log(`\nload average at the end ${loadAverage()}`);
+  const unit = parallel > 1 ? `round (${parallel} calls)` : 'call';
   console.log(
-    '| server | rows per call | rows/s (median) | s per call (median) | API CPU ms per call | Postgres CPU ms per call |',
+    `| server | rows per ${unit} | rows/s (median) | s per ${unit} (median) | API CPU ms per ${unit} | Postgres CPU ms per ${unit} |`,
   );
   console.log('|---|---|---|---|---|---|');
   const median = (values: number[]) => [...values].sort((a, b) => a - b)[values.length >> 1]!;

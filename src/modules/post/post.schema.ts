@@ -934,14 +934,18 @@ builder.relayMutationField(
   {
     authScopes: { writer: true },
     description: `Creates many posts at once: all of them, or none when one is invalid. Writers only. ${mutationErrors('UNAUTHENTICATED, FORBIDDEN, BAD_USER_INPUT (listing every problem under `extensions.fields`), CONFLICT (a slug in use), RATE_LIMITED')}`,
-    resolve: (_root, { input }, ctx) => importPosts(ctx, input.posts, input.process ?? false),
+    resolve: (_root, { input }, ctx, info) =>
+      importPosts(ctx, input.posts, {
+        process: input.process ?? false,
+        returnRows: fieldsSelectedAt(info, []).has('posts'),
+      }),
   },
   {
     description: 'What one importPosts call wrote.',
     outputFields: (t) => ({
       importedCount: t.int({
         description: 'Posts created.',
-        resolve: (result) => result.posts.length,
+        resolve: (result) => result.count,
       }),
       queuedRunCount: t.int({
         description: 'Pipeline runs queued (with `process: true`), one per post.',
@@ -949,8 +953,10 @@ builder.relayMutationField(
       }),
       posts: t.field({
         type: [PostNode],
-        description: 'The posts created, in input order.',
-        resolve: (result) => result.posts,
+        description:
+          'The posts created, in input order. Selecting it has the import read back every row it wrote (up to MAX_IMPORT_POSTS); leave it out when `importedCount` will do.',
+        // Null only when the selection did not ask for this field: never resolved then.
+        resolve: (result) => result.posts!,
       }),
     }),
   },

@@ -170,19 +170,24 @@ function checkedRows(
   return rows;
 }
 
-/** Rows in one transaction (authors, posts, tags, links, runs: a statement each), then invalidation. */
-function writeRows(
+/**
+ * Rows in one transaction (authors, posts, tags, links, runs: a statement each), then
+ * invalidation. The posts come back whole with `returnRows`, else null (only their count).
+ */
+async function writeRows(
   ctx: Context,
   defaultAuthorId: string,
   rows: readonly ImportRow[],
   processPosts: boolean,
-): Promise<{ posts: PostRow[]; queuedRuns: number }> {
+  returnRows: boolean,
+): Promise<ImportResult> {
   return withPgErrors(
     () =>
       transact(ctx.db, async (trx, afterCommit) => {
         const written = await writeImport(trx, rows, {
           defaultAuthorId,
           queue: processPosts ? { createdBy: defaultAuthorId } : null,
+          rows: returnRows,
         });
         afterCommit(() =>
           ctx.deps.cache.invalidate([
@@ -192,7 +197,11 @@ function writeRows(
             ...(written.queuedRuns > 0 ? [PIPELINE_TAG] : []),
           ]),
         );
-        return { posts: written.posts, queuedRuns: written.queuedRuns };
+        return {
+          count: written.posts.length,
+          posts: returnRows ? (written.posts as PostRow[]) : null,
+          queuedRuns: written.queuedRuns,
+        };
       }),
     slugConflict,
   );
@@ -207,7 +216,9 @@ export async function createPost(ctx: Context, input: NewPostInput): Promise<Pos
   const viewer = requireWriter(ctx);
   const rows = checkedRows(ctx, [parseInput(newPostInput, input)], () => 'input');
   const row = rows[0]!;
-  if (row.author || row.createdAt) return (await writeRows(ctx, viewer.id, rows, false)).posts[0]!;
+  if (row.author || row.createdAt) {
+    return (await writeRows(ctx, viewer.id, rows, false, true)).posts![0]!;
+  }
   const created = await withPgErrors(
     () =>
       insertPostWithTags(
@@ -228,15 +239,25 @@ export async function createPost(ctx: Context, input: NewPostInput): Promise<Pos
   return created;
 }
 
+/** What importPosts wrote. */
+export interface ImportResult {
+  /** Posts created. */
+  count: number;
+  /** The posts created, in input order; null unless asked for (`returnRows`). */
+  posts: PostRow[] | null;
+  queuedRuns: number;
+}
+
 /**
  * All posts in one transaction, one statement per table: a bad row rejects the batch. With
- * `process`, a pipeline run is queued for each post in the same transaction.
+ * `process`, a pipeline run is queued for each post in the same transaction. The created rows
+ * come back only with `returnRows` (the mutation's selection asks for them).
  */
 export async function importPosts(
   ctx: Context,
   inputs: NewPostInput[],
-  processPosts = false,
-): Promise<{ posts: PostRow[]; queuedRuns: number }> {
+  options: { process: boolean; returnRows: boolean },
+): Promise<ImportResult> {
   const viewer = requireWriter(ctx);
   if (inputs.length > ctx.config.MAX_IMPORT_POSTS) {
     throw badInput(`At most ${ctx.config.MAX_IMPORT_POSTS} posts per import`);
@@ -246,7 +267,7 @@ export async function importPosts(
     parseInput(z.array(newPostInput), inputs, 'input.posts'),
     (index) => `input.posts.${index}`,
   );
-  return writeRows(ctx, viewer.id, rows, processPosts);
+  return writeRows(ctx, viewer.id, rows, options.process, options.returnRows);
 }
 
 export async function updatePost(

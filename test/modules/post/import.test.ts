@@ -505,3 +505,87 @@ describe('importPosts in bulk', { timeout: 60_000 }, () => {
     ]);
   });
 });
+
+describe('importPosts returns rows only when asked', { timeout: 60_000 }, () => {
+  let admin: TestUser;
+  /** The same database, with room for 2,500 posts in one request. */
+  let bulk: TestApp;
+  beforeAll(async () => {
+    // An admin sees the statements' text in the debug extension.
+    admin = await createUser(app.deps.db, 'ADMIN', 'Import Admin');
+    bulk = await startTestApp({ MAX_BODY_BYTES: String(4 * 1024 * 1024) }, app);
+  });
+  afterAll(() => bulk?.close());
+  const batch = (prefix: string, size: number) =>
+    Array.from({ length: size }, (_, index) => ({
+      title: `${prefix} ${index}`,
+      body: `Body "${index}" \\ ${index}`,
+      slug: `${prefix}-${index}`,
+      tags: [`${prefix}-tag-${index % 3}`, `${prefix}-own-${index}`],
+    }));
+  /** The text of the posts insert the request ran. */
+  const postInsert = (result: { extensions?: Record<string, unknown> }) =>
+    (result.extensions!.sql as { statements: { sql: string }[] }).statements
+      .map((statement) => statement.sql)
+      .find((text) => /^\s*insert into "posts"/.test(text));
+
+  it('returns only the keys the links need when the selection leaves `posts` out', async () => {
+    const mutation = `mutation($input: [CreatePostInput!]!, $withPosts: Boolean!) {
+      importPosts(input: { posts: $input }) {
+        importedCount ...Written @include(if: $withPosts)
+      }
+    }
+    fragment Written on ImportPostsPayload { written: posts { slug body } }`;
+    const without = await app.gql(
+      mutation,
+      { input: batch('keys-only', 3), withPosts: false },
+      { token: admin.token, debug: true },
+    );
+    expect(without.errors).toBeUndefined();
+    expect(without.data!.importPosts).toEqual({ importedCount: 3 });
+    expect(postInsert(without)).toMatch(/returning "id", "slug", "created_at"\s*$/);
+    const stored = await postBySlug('keys-only-2');
+    expect(stored).toMatchObject({ title: 'keys-only 2', body: 'Body "2" \\ 2' });
+    expect(await tagsOf(stored!.id)).toEqual(['keys-only-own-2', 'keys-only-tag-2']);
+
+    // Asked for through a fragment, under an alias: whole rows, in input order.
+    const input = batch('keys-asked', 2);
+    const withPosts = await app.gql(
+      mutation,
+      { input, withPosts: true },
+      { token: admin.token, debug: true },
+    );
+    expect(postInsert(withPosts)).toMatch(/returning .*"title"/);
+    expect(withPosts.data!.importPosts.written).toEqual(
+      input.map((post) => ({ slug: post.slug, body: post.body })),
+    );
+  });
+
+  it('writes nothing when a post in the middle of 2,500 conflicts, rows asked or not', async () => {
+    await app.deps.db
+      .insertInto('posts')
+      .values({ author_id: admin.id, title: 'Taken', body: 'x', slug: 'mid-conflict-taken' })
+      .execute();
+    const before = {
+      posts: await count('posts'),
+      tags: await count('tags'),
+      links: await count('post_tags'),
+    };
+    for (const selection of ['importedCount', 'posts { id }']) {
+      const input = batch('mid-conflict', 2500);
+      // Passes validation, fails inside the posts insert.
+      input[1300] = { ...input[1300]!, slug: 'mid-conflict-taken' };
+      const result = await bulk.gql(
+        `mutation($input: [CreatePostInput!]!) { importPosts(input: { posts: $input }) { ${selection} } }`,
+        { input },
+        { token: admin.token },
+      );
+      expect(result.errors?.[0]?.extensions?.code).toBe('CONFLICT');
+      expect({
+        posts: await count('posts'),
+        tags: await count('tags'),
+        links: await count('post_tags'),
+      }).toEqual(before);
+    }
+  });
+});

@@ -4,7 +4,14 @@ import { defaultSteps } from '../../../processing/registry.ts';
 import { currentTraceparent } from '../../../tracing.ts';
 import { ensureTags } from '../../tag/tag.repository.ts';
 import type { AuthorRef } from './author.ts';
-import { insertPosts, linkNewPosts, queueRuns, resolveAuthors } from './import.repository.ts';
+import {
+  type InsertedKey,
+  insertPosts,
+  linkNewPosts,
+  type NewLinks,
+  queueRuns,
+  resolveAuthors,
+} from './import.repository.ts';
 
 /** A post checked and ready to write: what createPost, importPosts and `npm run import` share. */
 export interface ImportRow {
@@ -19,12 +26,19 @@ export interface ImportRow {
   createdAt: string | null;
 }
 
-export interface ImportWrite {
-  /** In the order of the rows. */
-  posts: PostRow[];
+export interface ImportWrite<Rows extends PostRow | InsertedKey = PostRow | InsertedKey> {
+  /** In the order of the rows: whole rows (bodies included) with `rows: true`, else keys. */
+  posts: Rows[];
   /** Users the authors matched or created, by id. */
   authorIds: string[];
   queuedRuns: number;
+}
+
+interface WriteOptions {
+  defaultAuthorId: string | null;
+  queue: { createdBy: string | null } | null;
+  /** Return each post's whole row (true) or only its id, slug and created_at (false). */
+  rows: boolean;
 }
 
 /**
@@ -35,7 +49,17 @@ export interface ImportWrite {
 export async function writeImport(
   trx: Db,
   rows: readonly ImportRow[],
-  options: { defaultAuthorId: string | null; queue: { createdBy: string | null } | null },
+  options: WriteOptions & { rows: true },
+): Promise<ImportWrite<PostRow>>;
+export async function writeImport(
+  trx: Db,
+  rows: readonly ImportRow[],
+  options: WriteOptions,
+): Promise<ImportWrite>;
+export async function writeImport(
+  trx: Db,
+  rows: readonly ImportRow[],
+  options: WriteOptions,
 ): Promise<ImportWrite> {
   const authors = rows.flatMap((row) => (row.author ? [row.author] : []));
   const authorIds = authors.length > 0 ? await resolveAuthors(trx, authors) : new Map();
@@ -58,17 +82,31 @@ export async function writeImport(
       published_at: row.status === 'PUBLISHED' ? (row.createdAt ?? new Date().toISOString()) : null,
     };
   });
-  const inserted = await insertPosts(trx, newPosts);
+  const inserted: (InsertedKey | PostRow)[] = await insertPosts(trx, newPosts, options.rows);
   // RETURNING promises no order; slugs are unique, so they pair each row with its input.
   const bySlug = new Map(inserted.map((post) => [post.slug, post]));
   const posts = rows.map((row) => bySlug.get(row.slug)!);
   const tagIds = await ensureTags(trx, [...new Set(rows.flatMap((row) => row.tags))]);
-  await linkNewPosts(
-    trx,
-    rows.flatMap((row, index) =>
-      row.tags.map((name) => ({ post: posts[index]!, tagId: tagIds.get(name)! })),
-    ),
-  );
+  const links: NewLinks = {
+    postIds: [],
+    tagIds: [],
+    postCreatedAts: [],
+    postPublished: [],
+    postAuthorIds: [],
+  };
+  rows.forEach((row, index) => {
+    const post = posts[index]!;
+    const published = newPosts[index]!.status === 'PUBLISHED' ? 'true' : 'false';
+    const authorId = newPosts[index]!.author_id;
+    for (const name of row.tags) {
+      links.postIds.push(post.id);
+      links.tagIds.push(tagIds.get(name)!);
+      links.postCreatedAts.push(post.created_at);
+      links.postPublished.push(published);
+      links.postAuthorIds.push(authorId);
+    }
+  });
+  await linkNewPosts(trx, links);
   const queuedRuns = options.queue
     ? await queueRuns(
         trx,

@@ -91,6 +91,7 @@ export async function importMarkdown(
           const result = await writeImport(trx, chunk, {
             defaultAuthorId: null,
             queue: options.process ? { createdBy: null } : null,
+            rows: false,
           });
           written.posts += result.posts.length;
           for (const id of result.authorIds) written.authors.add(id);
