@@ -8,7 +8,10 @@ import { type Kysely, sql } from 'kysely';
 // EXPLAIN ANALYZE). With whether the post is published and who wrote it beside the link, as its
 // created_at already is, one index walks the tag's published links and another a member's own
 // unpublished ones. The same triggers keep the copies equal to the post's whoever writes either
-// table; a link inserted with every copy given (the import) is not looked up.
+// table; a link inserted with every copy given (the import) is not looked up. A link's copies are
+// read with the post locked FOR SHARE: a link's foreign key locks only FOR KEY SHARE, which a
+// status change does not wait for, so a link inserted while another transaction published the
+// post (the pipeline's tag step beside an editor) would keep the old status for good.
 export async function up(db: Kysely<any>): Promise<void> {
   await sql`
     alter table post_tags add column post_published boolean, add column post_author_id bigint;
@@ -21,7 +24,7 @@ export async function up(db: Kysely<any>): Promise<void> {
     begin
       select created_at, status = 'PUBLISHED', author_id
         into new.post_created_at, new.post_published, new.post_author_id
-        from posts where id = new.post_id;
+        from posts where id = new.post_id for share;
       return new;
     end $$;
     drop trigger post_tags_post_created_at on post_tags;
