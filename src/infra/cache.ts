@@ -183,11 +183,23 @@ class RedisBackend implements CacheBackend {
     });
   }
 
-  /** An entry is `<JSON of its tags' generations>\n<JSON value>` (JSON never holds a raw newline). */
+  /**
+   * An entry is `<JSON of its tags' generations>\n<JSON value>` (JSON never holds a raw newline).
+   * A damaged one (no stamp that parses to an object) reads as a miss, like a stale one: the fill
+   * that follows stores over it. Failing the read instead would skip the cache for that request,
+   * and every later one until the entry's TTL.
+   */
   private static currentValue(entry: string | null, generations: GenerationSnapshot) {
     if (entry === null) return null;
     const newline = entry.indexOf('\n');
-    const stamp = JSON.parse(entry.slice(0, newline)) as Record<string, string>;
+    if (newline < 0) return null;
+    let stamp: unknown;
+    try {
+      stamp = JSON.parse(entry.slice(0, newline));
+    } catch {
+      return null;
+    }
+    if (typeof stamp !== 'object' || stamp === null) return null;
     const current = Object.entries(stamp).every(([key, seen]) => generations[key] === seen);
     return current ? entry.slice(newline + 1) : null;
   }
