@@ -29,7 +29,7 @@ import { useQueryLimits } from './plugins/query-limits.ts';
 import { recordAnsweredEarly, rememberMaskedCause, useRequestLog } from './plugins/request-log.ts';
 import { useRequestParamsErrors } from './plugins/request-params.ts';
 import { requestStats } from './plugins/request-stats.ts';
-import { useResponseCache } from './plugins/response-cache.ts';
+import { type EarlyViewer, useResponseCache } from './plugins/response-cache.ts';
 import { useSse } from './plugins/sse.ts';
 import { useEndableSubscriptions } from './plugins/stream-end.ts';
 import { useSharedSubscriptionEvents } from './plugins/subscription-events.ts';
@@ -75,6 +75,12 @@ function statementTimeoutError(error: unknown): GraphQLError | undefined {
 /** Who a result was computed for: the same viewer and role see the same data. */
 const viewerScope = (ctx: Context) =>
   ctx.viewer ? `user:${ctx.viewer.id}:${ctx.viewer.role}` : 'anonymous';
+
+/** An anonymous request's early viewer: the scope viewerScope gives it, no statement made. */
+const ANONYMOUS: EarlyViewer = Object.freeze({
+  scope: 'anonymous',
+  sql: Object.freeze({ queries: 0, statements: [] }),
+});
 
 /** The configured server: no side effects, no port; main.ts (or a test) decides how to serve it. */
 export function createApp(deps: AppDeps): QuireYoga {
@@ -231,10 +237,16 @@ export function createApp(deps: AppDeps): QuireYoga {
           early: tracingActive()
             ? undefined
             : {
-                contextOf: (request, serverContext) =>
-                  contextOf({ ...(serverContext as InitialContext), request }),
-                answered: (serverContext, operation, ctx) =>
-                  recordAnsweredEarly(serverContext, operation, ctx.sql),
+                viewerOf: (request, serverContext) => {
+                  // No Authorization (or an empty one): the context would be anonymous, and no
+                  // statement finds its viewer, so none is built for the scope.
+                  const authorization = request.headers.get('authorization');
+                  if (authorization === null || authorization === '') return ANONYMOUS;
+                  return Promise.resolve(
+                    contextOf({ ...(serverContext as InitialContext), request }),
+                  ).then((ctx) => ({ scope: viewerScope(ctx), sql: ctx.sql }));
+                },
+                answered: recordAnsweredEarly,
               },
         }),
       useViewerStreams(),
