@@ -21,7 +21,7 @@ export type GenerationSnapshot = Record<string, string>;
 
 /** `generations: null` means nothing may be stored (caching disabled). */
 interface BackendRead {
-  /** Per key: its current value, null (none, or stale), undefined (damaged: stored over on fill). */
+  /** Per key: its value; null if none or stale; undefined if damaged (a fill stores over it). */
   values: (string | null | undefined)[];
   generations: GenerationSnapshot | null;
 }

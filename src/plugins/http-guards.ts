@@ -49,65 +49,12 @@ function jsonError(fetchAPI: FetchAPI, status: number, code: ErrorCode, message:
 }
 
 /**
- * The media types yoga's result processors answer in (graphql-yoga's use-result-processor.ts):
- * SSE, multipart and the two JSON types. yoga matches them against the Accept header only after
- * execution, to pick one.
- */
-const ANSWERED_TYPES = [
-  'text/event-stream',
-  'multipart/mixed',
-  'application/graphql-response+json',
-  'application/json',
-].map((type) => type.split('/') as [string, string]);
-
-/**
- * Whether yoga has a result processor for some media type of this Accept header, by yoga's own
- * rules (graphql-yoga's accept.ts: no header means any type, a charset other than utf-8 rules a
- * type out, `*` matches either half). When none matches, yoga answers 406 whatever the result.
- */
-export function acceptsSomeAnswer(accept: string | null): boolean {
-  if (accept === null || accept === '') return true;
-  for (const range of accept.replace(/\s/g, '').toLowerCase().split(',')) {
-    const [mediaType = '', ...params] = range.split(';');
-    const charset = params.find((param) => param.includes('charset='));
-    if (charset !== undefined && charset !== 'charset=utf-8') continue;
-    const [pre, suf] = mediaType.split('/');
-    if (
-      ANSWERED_TYPES.some(
-        ([answeredPre, answeredSuf]) =>
-          (pre === '*' || pre === answeredPre) && (suf === '*' || suf === answeredSuf),
-      )
-    )
-      return true;
-  }
-  return false;
-}
-
-/** Accept headers judged (then all forgotten at once): clients send few distinct ones. */
-const REMEMBERED_ACCEPTS = 64;
-
-/**
  * Request-level guards: bodies over the size limit when Content-Length says so, before reading;
  * bodies without a well-formed Content-Length (chunked) counted as they are read; and CSRF — a browser can POST a form or text/plain cross-site without a preflight, so those
  * content types are refused; JSON requires a preflight the browser only passes with CORS consent.
  */
 export function useHttpGuards(options: { maxBodyBytes: number }): Plugin {
-  const acceptable = new Map<string, boolean>();
   return {
-    // A request no result type can answer is refused (yoga's own 406, from its result processing)
-    // before parse, context, execution or any cache read: executed, a mutation would have run
-    // for a client told it was refused, and a read cost its SQL or Redis round trip for nothing.
-    onParams({ request, setResult }) {
-      const accept = request.headers.get('accept');
-      if (accept === null) return;
-      let answerable = acceptable.get(accept);
-      if (answerable === undefined) {
-        answerable = acceptsSomeAnswer(accept);
-        if (acceptable.size >= REMEMBERED_ACCEPTS) acceptable.clear();
-        acceptable.set(accept, answerable);
-      }
-      if (!answerable) setResult({});
-    },
     onRequest({ request, setRequest, endResponse, fetchAPI }) {
       if (request.method !== 'POST') return;
       const length = request.headers.get('content-length');

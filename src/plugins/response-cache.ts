@@ -58,7 +58,10 @@ export interface EarlyAnswers {
    * anonymous request need not build a context for it.
    */
   viewerOf(request: Request, serverContext: object): EarlyViewer | Promise<EarlyViewer>;
-  /** Tells the request's stats (log line, metrics) that it was answered here, for which operation and with which statements. */
+  /**
+   * Tells the request's stats (log line, metrics) that it was answered here, for which operation
+   * and with which statements.
+   */
   answered(serverContext: object, operation: string | undefined, sql: SqlStats): void;
 }
 
