@@ -4,7 +4,7 @@ import { GraphQLError } from 'graphql';
 import { createYoga, type GraphQLParams, maskError, type YogaServerInstance } from 'graphql-yoga';
 import { sql } from 'kysely';
 import { type AppDeps, type Context, createContext, freshEventContext } from './context.ts';
-import { useDashboard } from './dashboard/dashboard.plugin.ts';
+import { dashboardEndpoint } from './dashboard/dashboard.endpoint.ts';
 import { migrationsApplied } from './db/migrator.ts';
 import { isStatementTimeout } from './db/pg-errors.ts';
 import { appError } from './errors.ts';
@@ -19,16 +19,17 @@ import { userResponseTags } from './modules/user/user.cache.ts';
 import { useArgumentValues } from './plugins/argument-values.ts';
 import { compilesUnambiguously } from './plugins/compiled-execution.ts';
 import { useErrorCodes } from './plugins/error-codes.ts';
-import { useHttpGuards, useResponseEncoding } from './plugins/http-guards.ts';
+import { useGetEndpoints } from './plugins/get-endpoints.ts';
+import { useHttpGuards } from './plugins/http-guards.ts';
 import { useHttpStatus } from './plugins/http-status.ts';
 import { useMutationRateLimit } from './plugins/mutation-rate-limit.ts';
-import { metricsAccess, useOperationsEndpoints } from './plugins/operations.ts';
+import { metricsAccess, operationsEndpoints } from './plugins/operations.ts';
 import { persistedOperations } from './plugins/persisted-operations.ts';
 import { useQueryLimits } from './plugins/query-limits.ts';
-import { rememberMaskedCause, useRequestLog } from './plugins/request-log.ts';
+import { recordAnsweredEarly, rememberMaskedCause, useRequestLog } from './plugins/request-log.ts';
 import { useRequestParamsErrors } from './plugins/request-params.ts';
-import { recordAnsweredEarly, useRequestStats } from './plugins/request-stats.ts';
-import { useResponseCache } from './plugins/response-cache.ts';
+import { requestStats } from './plugins/request-stats.ts';
+import { type EarlyViewer, useResponseCache } from './plugins/response-cache.ts';
 import { useSse } from './plugins/sse.ts';
 import { useEndableSubscriptions } from './plugins/stream-end.ts';
 import { useSharedSubscriptionEvents } from './plugins/subscription-events.ts';
@@ -75,6 +76,12 @@ function statementTimeoutError(error: unknown): GraphQLError | undefined {
 const viewerScope = (ctx: Context) =>
   ctx.viewer ? `user:${ctx.viewer.id}:${ctx.viewer.role}` : 'anonymous';
 
+/** An anonymous request's early viewer: the scope viewerScope gives it, no statement made. */
+const ANONYMOUS: EarlyViewer = Object.freeze({
+  scope: 'anonymous',
+  sql: Object.freeze({ queries: 0, statements: [] }),
+});
+
 /** The configured server: no side effects, no port; main.ts (or a test) decides how to serve it. */
 export function createApp(deps: AppDeps): QuireYoga {
   const { config, logger, db } = deps;
@@ -98,6 +105,11 @@ export function createApp(deps: AppDeps): QuireYoga {
         initial.connectionParams?.Authorization,
       clientAddress: initial.req?.socket.remoteAddress ?? initial.clientAddress ?? null,
     });
+  const stats = requestStats({
+    logger,
+    metrics: deps.metrics,
+    warnThreshold: config.SQL_QUERY_WARN_THRESHOLD,
+  });
   const yoga = createYoga<{ req?: IncomingMessage }, Context>({
     schema,
     graphqlEndpoint: '/graphql',
@@ -158,39 +170,38 @@ export function createApp(deps: AppDeps): QuireYoga {
     plugins: [
       // First: its spans wrap each phase whole, whatever the plugins below do in it.
       tracingActive() && useTracing(),
-      useRequestLog(logger),
-      useDashboard(),
-      useOperationsEndpoints({
-        metrics: deps.metrics,
-        metricsAccess: metricsAccess(config),
-        readiness: [
-          {
-            name: 'postgres',
-            check: async () => {
-              await sql`select 1`.execute(db);
-              return true;
+      useGetEndpoints(
+        dashboardEndpoint,
+        operationsEndpoints({
+          metrics: deps.metrics,
+          metricsAccess: metricsAccess(config),
+          readiness: [
+            {
+              name: 'postgres',
+              check: async () => {
+                await sql`select 1`.execute(db);
+                return true;
+              },
             },
-          },
-          { name: 'migrations', check: async () => (migrated ||= await migrationsApplied(db)) },
-          { name: 'redis', check: () => deps.redisReachable() },
-        ],
-      }),
+            { name: 'migrations', check: async () => (migrated ||= await migrationsApplied(db)) },
+            { name: 'redis', check: () => deps.redisReachable() },
+          ],
+        }),
+      ),
       useHttpGuards({ maxBodyBytes: config.MAX_BODY_BYTES }),
+      // After the guards: a request they refuse (413, 415) is neither timed nor logged. Before
+      // useErrorCodes: it logs each masked error's cause by the error yoga masked.
+      useRequestLog(logger, stats.record),
       useRequestParamsErrors(),
       // Before every plugin that reads the document: limits and caches judge what will run.
       persisted.plugin,
-      useResponseEncoding(),
       useSse(),
       useEndableSubscriptions(),
       useArgumentValues(),
       useQueryLimits({ config, introspection: config.INTROSPECTION ?? !production }),
       useErrorCodes({ hideSuggestions: production }),
       useHttpStatus(),
-      useRequestStats({
-        logger,
-        metrics: deps.metrics,
-        warnThreshold: config.SQL_QUERY_WARN_THRESHOLD,
-      }),
+      stats.plugin,
       useMutationRateLimit(),
       // Compiled execution, one compile per document held in yoga's parse cache: the generic
       // executor's per-field promises and paths dominated nested queries' CPU and GC. The plugin
@@ -226,10 +237,16 @@ export function createApp(deps: AppDeps): QuireYoga {
           early: tracingActive()
             ? undefined
             : {
-                contextOf: (request, serverContext) =>
-                  contextOf({ ...(serverContext as InitialContext), request }),
-                answered: (serverContext, operation, ctx) =>
-                  recordAnsweredEarly(serverContext, operation, ctx.sql),
+                viewerOf: (request, serverContext) => {
+                  // No Authorization (or an empty one): the context would be anonymous, and no
+                  // statement finds its viewer, so none is built for the scope.
+                  const authorization = request.headers.get('authorization');
+                  if (authorization === null || authorization === '') return ANONYMOUS;
+                  return Promise.resolve(
+                    contextOf({ ...(serverContext as InitialContext), request }),
+                  ).then((ctx) => ({ scope: viewerScope(ctx), sql: ctx.sql }));
+                },
+                answered: recordAnsweredEarly,
               },
         }),
       useViewerStreams(),

@@ -21,7 +21,8 @@ export type GenerationSnapshot = Record<string, string>;
 
 /** `generations: null` means nothing may be stored (caching disabled). */
 interface BackendRead {
-  values: (string | null)[];
+  /** Per key: its value; null if none or stale; undefined if damaged (a fill stores over it). */
+  values: (string | null | undefined)[];
   generations: GenerationSnapshot | null;
 }
 
@@ -183,11 +184,26 @@ class RedisBackend implements CacheBackend {
     });
   }
 
-  /** An entry is `<JSON of its tags' generations>\n<JSON value>` (JSON never holds a raw newline). */
-  private static currentValue(entry: string | null, generations: GenerationSnapshot) {
+  /**
+   * An entry is `<JSON of its tags' generations>\n<JSON value>` (JSON never holds a raw newline).
+   * A damaged one (no stamp that parses to an object) is undefined: the reader counts an error
+   * and the fill that follows stores over it. Failing the whole read instead would skip the cache
+   * for that request, and every later one until the entry's TTL.
+   */
+  private static currentValue(
+    entry: string | null,
+    generations: GenerationSnapshot,
+  ): string | null | undefined {
     if (entry === null) return null;
     const newline = entry.indexOf('\n');
-    const stamp = JSON.parse(entry.slice(0, newline)) as Record<string, string>;
+    if (newline < 0) return undefined;
+    let stamp: unknown;
+    try {
+      stamp = JSON.parse(entry.slice(0, newline));
+    } catch {
+      return undefined;
+    }
+    if (typeof stamp !== 'object' || stamp === null) return undefined;
     const current = Object.entries(stamp).every(([key, seen]) => generations[key] === seen);
     return current ? entry.slice(newline + 1) : null;
   }
@@ -394,7 +410,9 @@ export class Cache {
       const read = await this.backend.read(keys, tags);
       generations = read.generations;
       read.values.forEach((value, index) => {
-        if (value !== null) found.set(keys[index]!, decode(value));
+        // Damaged: loaded and stored over below, like a miss, but counted as an error.
+        if (value === undefined) this.count(options, 'errors', 1);
+        else if (value !== null) found.set(keys[index]!, decode(value));
       });
     } catch (error) {
       this.count(options, 'errors', 1);
@@ -552,10 +570,18 @@ export class Cache {
     by: number,
   ) {
     if (by === 0) return;
-    for (const stats of options.stats ? [this.totals, options.stats] : [this.totals]) {
-      stats[options.name] ??= { hits: 0, misses: 0, errors: 0 };
-      stats[options.name]![field] += by;
-    }
+    Cache.add(this.totals, options.name, field, by);
+    if (options.stats) Cache.add(options.stats, options.name, field, by);
+  }
+
+  private static add(
+    stats: CacheStats,
+    name: string,
+    field: 'hits' | 'misses' | 'errors',
+    by: number,
+  ) {
+    stats[name] ??= { hits: 0, misses: 0, errors: 0 };
+    stats[name][field] += by;
   }
 }
 

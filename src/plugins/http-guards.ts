@@ -90,51 +90,57 @@ export function useHttpGuards(options: { maxBodyBytes: number }): Plugin {
       if ((length === null || !CONTENT_LENGTH.test(length)) && request.body)
         setRequest(countedBody(request, options.maxBodyBytes, fetchAPI));
     },
-    onResponse({ response }) {
+    onResponse({ request, response, setResponse, fetchAPI }) {
       // CORS headers depend on the Origin (src/app.ts grants only listed origins): a shared
       // cache must not serve one origin's answer to another.
-      if (!/\borigin\b/i.test(response.headers.get('vary') ?? '')) {
-        response.headers.append('vary', 'Origin');
-      }
+      // `set`, not `append`: @whatwg-node writes a response whose headers were only ever set in
+      // one `writeHead` call; an append builds its header map and loses that fast path (Node
+      // then takes the headers one `setHeader` at a time).
+      const vary = response.headers.get('vary');
+      if (vary === null) response.headers.set('vary', 'Origin');
+      else if (!/\borigin\b/i.test(vary)) response.headers.set('vary', `${vary}, Origin`);
       // Refused mid-upload, the rest of the body is never read: the connection cannot carry
       // another request, so tell the client not to reuse it.
       if (response.status === 413) response.headers.set('connection', 'close');
+      encode(request, response, setResponse, fetchAPI);
     },
   };
 }
 
 /**
- * How a response's body travels, in one onResponse hook for both kinds: SSE streams unbuffered
- * (`sseResponse`), JSON over 1 KiB gzipped for clients that accept it (never SSE: it must stream).
+ * How a response's body travels (called from useHttpGuards' onResponse, one hook for all of the
+ * response's headers): SSE streams unbuffered (`sseResponse`), JSON over 1 KiB gzipped for
+ * clients that accept it (never SSE: it must stream). The headers set before are carried over.
  */
-export function useResponseEncoding(): Plugin {
-  return {
-    onResponse({ request, response, setResponse, fetchAPI }) {
-      const sse = sseResponse(response, fetchAPI);
-      if (sse) {
-        setResponse(sse);
-        return;
-      }
-      const accepts = request.headers.get('accept-encoding') ?? '';
-      const contentType = response.headers.get('content-type') ?? '';
-      const length = Number(response.headers.get('content-length') ?? 0);
-      if (
-        !/\bgzip\b/.test(accepts) ||
-        !COMPRESSIBLE.test(contentType) ||
-        length < 1024 ||
-        !response.body
-      )
-        return;
-      const headers = new fetchAPI.Headers(response.headers);
-      headers.set('content-encoding', 'gzip');
-      headers.delete('content-length');
-      headers.append('vary', 'accept-encoding');
-      setResponse(
-        new fetchAPI.Response(response.body.pipeThrough(new fetchAPI.CompressionStream('gzip')), {
-          status: response.status,
-          headers,
-        }),
-      );
-    },
-  };
+function encode(
+  request: Request,
+  response: Response,
+  setResponse: (response: Response) => void,
+  fetchAPI: FetchAPI,
+): void {
+  const sse = sseResponse(response, fetchAPI);
+  if (sse) {
+    setResponse(sse);
+    return;
+  }
+  const accepts = request.headers.get('accept-encoding') ?? '';
+  const contentType = response.headers.get('content-type') ?? '';
+  const length = Number(response.headers.get('content-length') ?? 0);
+  if (
+    !/\bgzip\b/.test(accepts) ||
+    !COMPRESSIBLE.test(contentType) ||
+    length < 1024 ||
+    !response.body
+  )
+    return;
+  const headers = new fetchAPI.Headers(response.headers);
+  headers.set('content-encoding', 'gzip');
+  headers.delete('content-length');
+  headers.append('vary', 'accept-encoding');
+  setResponse(
+    new fetchAPI.Response(response.body.pipeThrough(new fetchAPI.CompressionStream('gzip')), {
+      status: response.status,
+      headers,
+    }),
+  );
 }

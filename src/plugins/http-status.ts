@@ -92,15 +92,72 @@ export function withHttpStatus(result: ExecutionResult): readonly GraphQLError[]
 }
 
 /**
- * Refuses a non-string `operationName` as a malformed request (400, as yoga does for `query`,
- * `variables` and `extensions`): it names no operation, so it is not an unknown operation name,
- * which is a GraphQL request error. The status of every JSON result is set by the rule of
+ * The media types yoga's result processors answer in (graphql-yoga's use-result-processor.ts):
+ * SSE, multipart and the two JSON types. yoga matches them against the Accept header only after
+ * execution, to pick one.
+ */
+const ANSWERED_TYPES = [
+  'text/event-stream',
+  'multipart/mixed',
+  'application/graphql-response+json',
+  'application/json',
+].map((type) => type.split('/') as [string, string]);
+
+/**
+ * Whether yoga has a result processor for some media type of this Accept header, by yoga's own
+ * rules (graphql-yoga's accept.ts: no header means any type, a charset other than utf-8 rules a
+ * type out, `*` matches either half). When none matches, yoga answers 406 whatever the result.
+ */
+export function acceptsSomeAnswer(accept: string | null): boolean {
+  if (accept === null || accept === '') return true;
+  for (const range of accept.replace(/\s/g, '').toLowerCase().split(',')) {
+    const [mediaType = '', ...params] = range.split(';');
+    const charset = params.find((param) => param.includes('charset='));
+    if (charset !== undefined && charset !== 'charset=utf-8') continue;
+    const [pre, suf] = mediaType.split('/');
+    if (
+      ANSWERED_TYPES.some(
+        ([answeredPre, answeredSuf]) =>
+          (pre === '*' || pre === answeredPre) && (suf === '*' || suf === answeredSuf),
+      )
+    )
+      return true;
+  }
+  return false;
+}
+
+/** Accept headers judged (then all forgotten at once): clients send few distinct ones. */
+const REMEMBERED_ACCEPTS = 64;
+
+/**
+ * Refuses with 406, before anything runs, a request whose Accept header no result type answers
+ * (`acceptsSomeAnswer`). Refuses a non-string `operationName` as a malformed request (400, as
+ * yoga does for `query`, `variables` and `extensions`): it names no operation, so it is not an
+ * unknown operation name, which is a GraphQL request error. The status of every JSON result is set by the rule of
  * `withHttpStatus` in useErrorCodes' result hook, after the codes that plugin gives (one hook on
  * every request rather than two); SSE streams always answer 200: see useSse.
  */
 export function useHttpStatus(): Plugin {
+  const acceptable = new Map<string, boolean>();
   return {
-    onParams({ params }) {
+    onParams({ params, request, setResult }) {
+      // A request no result type can answer is refused (yoga's own 406, from its result
+      // processing) before parse, context, execution or any cache read: executed, a mutation
+      // would have run for a client told it was refused, and a read cost its SQL or Redis round
+      // trip for nothing.
+      const accept = request.headers.get('accept');
+      if (accept !== null) {
+        let answerable = acceptable.get(accept);
+        if (answerable === undefined) {
+          answerable = acceptsSomeAnswer(accept);
+          if (acceptable.size >= REMEMBERED_ACCEPTS) acceptable.clear();
+          acceptable.set(accept, answerable);
+        }
+        if (!answerable) {
+          setResult({});
+          return;
+        }
+      }
       const operationName: unknown = params?.operationName;
       if (operationName == null || typeof operationName === 'string') return;
       throw appError('BAD_REQUEST', 'Expected "operationName" param to be a string', {

@@ -1,7 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
-import type { Plugin } from 'graphql-yoga';
 import type { Config } from '../config.ts';
 import type { Metrics } from '../infra/metrics.ts';
+import type { GetEndpoint } from './get-endpoints.ts';
 
 export interface ReadinessCheck {
   name: string;
@@ -50,55 +50,49 @@ function bearerMatches(authorization: string | null, token: string): boolean {
  * second, so a load balancer stops sending traffic while Postgres is gone. `GET /metrics`:
  * Prometheus text format, as `metricsAccess` allows (401 without the token; 404 when off).
  */
-export function useOperationsEndpoints(options: {
+export function operationsEndpoints(options: {
   metrics: Metrics;
   readiness: ReadinessCheck[];
   metricsAccess: MetricsAccess;
-}): Plugin {
+}): GetEndpoint {
   const access = options.metricsAccess;
-  return {
-    // Synchronous for every other request: the API's hot path pays no promise for these.
-    onRequest({ request, url, endResponse, fetchAPI }) {
-      if (request.method !== 'GET') return;
-      const json = (status: number, body: unknown) =>
-        new fetchAPI.Response(JSON.stringify(body), {
-          status,
-          headers: { 'content-type': 'application/json' },
+  return (request, pathname, fetchAPI) => {
+    const json = (status: number, body: unknown) =>
+      new fetchAPI.Response(JSON.stringify(body), {
+        status,
+        headers: { 'content-type': 'application/json' },
+      });
+    if (pathname === '/ready') {
+      return Promise.all(
+        options.readiness.map(
+          async ({ name, check }) => [name, await withTimeout(check, 1000)] as const,
+        ),
+      ).then((results) => {
+        const ready = results.every(([, ok]) => ok);
+        return json(ready ? 200 : 503, {
+          status: ready ? 'ready' : 'unready',
+          checks: Object.fromEntries(results),
         });
-      if (url.pathname === '/ready') {
-        return Promise.all(
-          options.readiness.map(
-            async ({ name, check }) => [name, await withTimeout(check, 1000)] as const,
-          ),
-        ).then((results) => {
-          const ready = results.every(([, ok]) => ok);
-          endResponse(
-            json(ready ? 200 : 503, {
-              status: ready ? 'ready' : 'unready',
-              checks: Object.fromEntries(results),
-            }),
-          );
+      });
+    }
+    if (pathname === '/metrics' && access.kind !== 'off') {
+      if (
+        access.kind === 'token' &&
+        !bearerMatches(request.headers.get('authorization'), access.token)
+      ) {
+        const refused = json(401, {
+          error: 'metrics need Authorization: Bearer <METRICS_TOKEN>',
         });
+        refused.headers.set('www-authenticate', 'Bearer realm="metrics"');
+        return refused;
       }
-      if (url.pathname === '/metrics' && access.kind !== 'off') {
-        if (
-          access.kind === 'token' &&
-          !bearerMatches(request.headers.get('authorization'), access.token)
-        ) {
-          const refused = json(401, {
-            error: 'metrics need Authorization: Bearer <METRICS_TOKEN>',
-          });
-          refused.headers.set('www-authenticate', 'Bearer realm="metrics"');
-          return endResponse(refused);
-        }
-        return options.metrics.registry.metrics().then((body) => {
-          endResponse(
-            new fetchAPI.Response(body, {
-              headers: { 'content-type': options.metrics.registry.contentType },
-            }),
-          );
-        });
-      }
-    },
+      return options.metrics.registry.metrics().then(
+        (body) =>
+          new fetchAPI.Response(body, {
+            headers: { 'content-type': options.metrics.registry.contentType },
+          }),
+      );
+    }
+    return undefined;
   };
 }

@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { GraphQLError } from 'graphql';
 import { isAsyncIterable, mapAsyncIterator, type Plugin } from 'graphql-yoga';
+import type { Context } from '../context.ts';
+import type { SqlStats } from '../db/database.ts';
 import type { Logger } from '../infra/logger.ts';
 
 export const REQUEST_ID_HEADER = 'x-request-id';
@@ -50,15 +52,25 @@ export function logResultErrors(log: Logger, errors: readonly unknown[] | undefi
 }
 
 /**
- * A request's id, and its logger, made on first use: pino's `child` serializes its bindings at
- * once, and most requests never write a line (the request line itself is info, off in many
- * deployments).
+ * One request's entry, kept on yoga's per-request server context (also the context its operation
+ * executes with; a WeakMap keyed by the Request cost about a microsecond per request, mostly in
+ * the garbage collector): its id, its logger made on first use (pino's `child` serializes its
+ * bindings at once, and most requests never write a line: the request line itself is info, off
+ * in many deployments), and for a GraphQL request what plugins/request-stats.ts records.
  */
-class RequestLog {
+export class RequestEntry {
   #log: Logger | undefined;
+  /** The operation that executed (or was answered early), named by its document. */
+  operation: string | undefined;
+  /** The executing context, once the operation executes. */
+  ctx: Context | undefined;
+  /** Answered before execution (a response-cache hit): the statements its context made. */
+  early: SqlStats | undefined;
   constructor(
     readonly id: string,
     readonly parent: Logger,
+    /** performance.now() at arrival for a GraphQL request (timed and logged); else undefined. */
+    readonly start: number | undefined,
   ) {}
   get log(): Logger {
     this.#log ??= this.parent.child({ reqId: this.id });
@@ -66,20 +78,31 @@ class RequestLog {
   }
 }
 
-/**
- * Where a request's entry is kept: on yoga's per-request server context, which is also the
- * context its operation executes with. A WeakMap keyed by the Request cost about a microsecond
- * per request, mostly in the garbage collector (every short-lived key is an ephemeron).
- */
-const REQUEST_LOG = Symbol('quire.requestLog');
-type WithRequestLog = { [REQUEST_LOG]?: RequestLog };
+const REQUEST_ENTRY = Symbol('quire.request');
+type WithRequestEntry = { [REQUEST_ENTRY]?: RequestEntry };
 
 /**
- * The request's logger (its lines carry `reqId`), once useRequestLog has seen the request:
- * `context` is the request's server context or its GraphQL context (the same object).
+ * The request's entry once useRequestLog has seen the request: `context` is the request's server
+ * context or its GraphQL context (the same object).
  */
-export function requestLogger(context: object): Logger | undefined {
-  return (context as WithRequestLog)[REQUEST_LOG]?.log;
+export function requestEntry(context: object): RequestEntry | undefined {
+  return (context as WithRequestEntry)[REQUEST_ENTRY];
+}
+
+/**
+ * Records a request answered before its operation executed (the response cache's early hit),
+ * for its log line and metrics: its operation, and the statements its context made (a token
+ * lookup past the viewer cache).
+ */
+export function recordAnsweredEarly(
+  serverContext: object,
+  operation: string | undefined,
+  sql: SqlStats,
+): void {
+  const entry = requestEntry(serverContext);
+  if (entry?.start === undefined) return;
+  entry.operation = operation;
+  entry.early = sql;
 }
 
 /**
@@ -87,42 +110,60 @@ export function requestLogger(context: object): Logger | undefined {
  * graphql-ws operations their own). One descriptor for every context, read through the context's
  * entry, rather than a getter and setter made per request.
  */
-const lazyLog: PropertyDescriptor & ThisType<WithRequestLog> = {
+const lazyLog: PropertyDescriptor & ThisType<WithRequestEntry> = {
   configurable: true,
   enumerable: true,
   get() {
-    return this[REQUEST_LOG]?.log;
+    return this[REQUEST_ENTRY]?.log;
   },
   set(log: Logger) {
     Object.defineProperty(this, 'log', { value: log, writable: true, enumerable: true });
   },
 };
 
+/** Only GraphQL requests are timed and logged (not /health, /ready, /metrics, the dashboard). */
+const GRAPHQL_PATH = '/graphql';
+
 /**
  * Gives every HTTP request an id (`x-request-id` when well formed, else generated), echoed in the
  * response, and a pino child logger carrying it: on the context as `log`, and for the errors of
  * every result (SSE events included) as they are sent. graphql-ws operations: src/http.ts.
+ * A GraphQL request's entry also times it; `record` (plugins/request-stats.ts) gets it with the
+ * response, in this plugin's one onResponse.
  */
-export function useRequestLog(logger: Logger): Plugin<{ log: Logger }> {
-  const logFor = (serverContext: object, request: Request) => {
-    const holder = serverContext as WithRequestLog;
-    holder[REQUEST_LOG] ??= new RequestLog(
+export function useRequestLog(
+  logger: Logger,
+  record: (entry: RequestEntry, response: Response) => void,
+): Plugin<{ log: Logger }> {
+  const entryFor = (serverContext: object, request: Request) => {
+    const holder = serverContext as WithRequestEntry;
+    holder[REQUEST_ENTRY] ??= new RequestEntry(
       requestId(request.headers.get(REQUEST_ID_HEADER)),
       logger,
+      undefined,
     );
-    return holder[REQUEST_LOG];
+    return holder[REQUEST_ENTRY];
   };
-  // No onRequest: the entry is made where first needed (every response reaches onResponse), and a
-  // hook on every request is a call and a payload of yoga's per request.
   return {
+    onRequest({ request, url, serverContext }) {
+      // yoga serves every path ending in its endpoint as it (its unhandled-route check): the
+      // string test spares most requests a parsed URL, which `url` builds on first read.
+      if (request.url.endsWith(GRAPHQL_PATH) || url.pathname === GRAPHQL_PATH) {
+        (serverContext as WithRequestEntry)[REQUEST_ENTRY] = new RequestEntry(
+          requestId(request.headers.get(REQUEST_ID_HEADER)),
+          logger,
+          performance.now(),
+        );
+      }
+    },
     onContextBuilding({ context }) {
       const { request } = context as { request?: Request };
       if (!request) return;
-      logFor(context, request);
+      entryFor(context, request);
       Object.defineProperty(context, 'log', lazyLog);
     },
     onResultProcess({ request, result, setResult, serverContext }) {
-      const entry = logFor(serverContext, request);
+      const entry = entryFor(serverContext, request);
       if (isAsyncIterable(result)) {
         setResult(
           mapAsyncIterator(result, (event) => {
@@ -137,7 +178,9 @@ export function useRequestLog(logger: Logger): Plugin<{ log: Logger }> {
       }
     },
     onResponse({ request, response, serverContext }) {
-      response.headers.set(REQUEST_ID_HEADER, logFor(serverContext, request).id);
+      const entry = entryFor(serverContext, request);
+      response.headers.set(REQUEST_ID_HEADER, entry.id);
+      if (entry.start !== undefined) record(entry, response);
     },
   };
 }

@@ -1,7 +1,6 @@
 import { type ExecutionResult, getOperationAST } from 'graphql';
 import { isAsyncIterable, type Plugin } from 'graphql-yoga';
 import type { Context } from '../context.ts';
-import type { SqlStats } from '../db/database.ts';
 import type { Logger } from '../infra/logger.ts';
 import type { Metrics } from '../infra/metrics.ts';
 import {
@@ -10,28 +9,9 @@ import {
   maySeeStatements,
   reportStatements,
 } from '../infra/sql-debug.ts';
-import { requestLogger } from './request-log.ts';
+import { type RequestEntry, requestEntry } from './request-log.ts';
 
 export const DEBUG_HEADER = 'x-quire-debug';
-/** Only GraphQL requests are timed and logged (not /health, /ready, /metrics, the dashboard). */
-const GRAPHQL_PATH = '/graphql';
-
-/** One GraphQL request, from its arrival; what it executed once it has. */
-interface RequestStats {
-  start: number;
-  ctx?: Context;
-  operation?: string;
-  /** Answered before execution (a response-cache hit): the statements its context made. */
-  early?: SqlStats;
-}
-
-/**
- * Where a GraphQL request's stats are kept: on yoga's per-request server context, which is also
- * the context its operation executes with (a WeakMap keyed by the Request cost about a
- * microsecond per request, mostly in the garbage collector).
- */
-const REQUEST_STATS = Symbol('quire.requestStats');
-type WithRequestStats = { [REQUEST_STATS]?: RequestStats };
 
 const OPERATION_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
 const MAX_OPERATION_LABELS = 200;
@@ -94,33 +74,22 @@ function whenEnded<T>(source: AsyncIterable<T>, onEnd: () => void): AsyncIterabl
 }
 
 /**
- * Records a request answered before its operation executed (the response cache's early hit),
- * for its log line and metrics: its operation, and the statements its context made (a token
- * lookup past the viewer cache).
- */
-export function recordAnsweredEarly(
-  serverContext: object,
-  operation: string | undefined,
-  sql: SqlStats,
-): void {
-  const stats = (serverContext as WithRequestStats)[REQUEST_STATS];
-  if (stats === undefined) return;
-  stats.operation = operation;
-  stats.early = sql;
-}
-
-/**
  * Per request: one log line (operation, duration, SQL statements, status), the duration and SQL
  * histograms, a warning past the SQL threshold (the N+1 detector), and with the debug header the
  * SQL count (`extensions.sql.queries`) and cache hits/misses (`extensions.cache`) in the
  * response. An ADMIN (anyone in development) also gets the statements' text and durations
  * (`extensions.sql.statements`), and with `x-quire-debug: explain` the plans of its SELECTs.
  */
-export function useRequestStats(options: {
+export function requestStats(options: {
   logger: Logger;
   metrics: Metrics;
   warnThreshold: number;
-}): Plugin<Context> {
+}): {
+  /** Notes what each operation executes (or subscribes to), and adds the debug extensions. */
+  plugin: Plugin<Context>;
+  /** Given useRequestLog's entry of each GraphQL request with its response, in its onResponse. */
+  record(entry: RequestEntry, response: Response): void;
+} {
   const { logger, metrics } = options;
   const operationLabel = operationLabeler();
   /** Runs only with the debug header: the common result passes through without a promise. */
@@ -142,21 +111,15 @@ export function useRequestStats(options: {
       },
     });
   };
-  return {
-    onRequest({ request, url, serverContext }) {
-      // yoga serves every path ending in its endpoint as it (its unhandled-route check): the
-      // string test spares most requests a parsed URL, which `url` builds on first read.
-      if (request.url.endsWith(GRAPHQL_PATH) || url.pathname === GRAPHQL_PATH)
-        (serverContext as WithRequestStats)[REQUEST_STATS] = { start: performance.now() };
-    },
+  const plugin: Plugin<Context> = {
     onExecute({ args }) {
-      const ctx = args.contextValue as Context & { request?: Request } & WithRequestStats;
+      const ctx = args.contextValue as Context & { request?: Request };
       // The document names the operation even when the request's `operationName` is left out.
       const operation = getOperationAST(args.document, args.operationName)?.name?.value;
-      const stats = ctx[REQUEST_STATS];
-      if (stats) {
-        stats.ctx = ctx;
-        stats.operation = operation;
+      const entry = requestEntry(ctx);
+      if (entry) {
+        entry.ctx = ctx;
+        entry.operation = operation;
       }
       return {
         onExecuteDone({ result, setResult }) {
@@ -175,11 +138,11 @@ export function useRequestStats(options: {
     },
     onSubscribe({ args }) {
       // As onExecute: an SSE subscription's request line names its operation too.
-      const ctx = args.contextValue as Context & WithRequestStats;
-      const stats = ctx[REQUEST_STATS];
-      if (stats) {
-        stats.ctx = ctx;
-        stats.operation = getOperationAST(args.document, args.operationName)?.name?.value;
+      const ctx = args.contextValue as Context;
+      const entry = requestEntry(ctx);
+      if (entry) {
+        entry.ctx = ctx;
+        entry.operation = getOperationAST(args.document, args.operationName)?.name?.value;
       }
       return {
         onSubscribeResult({ result, setResult }) {
@@ -190,30 +153,29 @@ export function useRequestStats(options: {
         },
       };
     },
-    onResponse({ response, serverContext }) {
-      const stats = (serverContext as WithRequestStats)[REQUEST_STATS];
-      if (stats === undefined) return;
-      const durationMs = performance.now() - stats.start;
-      const { ctx, operation } = stats;
-      const status = String(response.status);
-      metrics.requestDuration.observe(
-        { operation: operationLabel(operation), status },
-        durationMs / 1000,
-      );
-      const sql = ctx?.sql ?? stats.early;
-      if (sql) metrics.sqlStatementsPerRequest.observe(sql.queries);
-      // Checked first: reading the request's logger makes it (plugins/request-log.ts).
-      if (!logger.isLevelEnabled('info')) return;
-      (ctx?.log ?? requestLogger(serverContext) ?? logger).info(
-        {
-          operation: operation?.slice(0, 200) ?? 'anonymous',
-          status: response.status,
-          durationMs: Math.round(durationMs * 10) / 10,
-          sqlQueries: sql?.queries ?? 0,
-          ...(stats.early ? { answeredEarly: true } : {}),
-        },
-        'request',
-      );
-    },
   };
+  const record = (entry: RequestEntry, response: Response) => {
+    const durationMs = performance.now() - entry.start!;
+    const { ctx, operation } = entry;
+    const status = String(response.status);
+    metrics.requestDuration.observe(
+      { operation: operationLabel(operation), status },
+      durationMs / 1000,
+    );
+    const sql = ctx?.sql ?? entry.early;
+    if (sql) metrics.sqlStatementsPerRequest.observe(sql.queries);
+    // Checked first: reading the request's logger makes it.
+    if (!logger.isLevelEnabled('info')) return;
+    (ctx?.log ?? entry.log).info(
+      {
+        operation: operation?.slice(0, 200) ?? 'anonymous',
+        status: response.status,
+        durationMs: Math.round(durationMs * 10) / 10,
+        sqlQueries: sql?.queries ?? 0,
+        ...(entry.early ? { answeredEarly: true } : {}),
+      },
+      'request',
+    );
+  };
+  return { plugin, record };
 }

@@ -16,6 +16,7 @@ import {
   visitWithTypeInfo,
 } from 'graphql';
 import type { GraphQLParams, OnParamsEventPayload, Plugin } from 'graphql-yoga';
+import type { SqlStats } from '../db/database.ts';
 import type { Cache, CacheStats } from '../infra/cache.ts';
 import { DEBUG_HEADER } from './request-stats.ts';
 
@@ -45,18 +46,29 @@ export interface ResponseCacheOptions<Context> {
    * name through all of them as a cacheable query. Omitted (tracing on, whose spans would
    * differ): every request takes the whole path.
    */
-  early?: EarlyAnswers<Context>;
+  early?: EarlyAnswers;
 }
 
 /** What answering a hit before execution needs from the server. */
-export interface EarlyAnswers<Context> {
+export interface EarlyAnswers {
   /**
-   * The context the request would execute with, from the same factory; rejects where the whole
-   * path would refuse the request (an unknown, revoked or malformed token), which then takes it.
+   * The viewer scope the request would execute with (`scopeOf` of the context the same factory
+   * would build) and the statements finding its viewer took; rejects where the whole path would
+   * refuse the request (an unknown, revoked or malformed token), which then takes it. An
+   * anonymous request need not build a context for it.
    */
-  contextOf(request: Request, serverContext: object): Context | Promise<Context>;
-  /** Tells the request's stats (log line, metrics) that it was answered here, and for which operation. */
-  answered(serverContext: object, operation: string | undefined, context: Context): void;
+  viewerOf(request: Request, serverContext: object): EarlyViewer | Promise<EarlyViewer>;
+  /**
+   * Tells the request's stats (log line, metrics) that it was answered here, for which operation
+   * and with which statements.
+   */
+  answered(serverContext: object, operation: string | undefined, sql: SqlStats): void;
+}
+
+/** Who an early answer is for: the viewer scope, and the statements finding the viewer took. */
+export interface EarlyViewer {
+  scope: string;
+  sql: SqlStats;
 }
 
 /** The same dependency tags for several output types (a node type, its connection, its edge…). */
@@ -306,7 +318,7 @@ export function useResponseCache<Context>(options: ResponseCacheOptions<Context>
     if (typeof params.query !== 'string') return undefined;
     const plan = earlyPlans.get(params.query)?.get(params.operationName ?? null);
     if (!plan) return undefined;
-    const variables = JSON.stringify(params.variables ?? {});
+    const variables = params.variables == null ? '{}' : JSON.stringify(params.variables);
     if (!plan.variables.has(variables)) return undefined;
     // The debug header asks for the executed request's SQL and cache statistics.
     if (request.headers.has(DEBUG_HEADER)) return undefined;
@@ -320,29 +332,30 @@ export function useResponseCache<Context>(options: ResponseCacheOptions<Context>
    * run after this plugin's hook).
    */
   const answerEarly = async (
-    early: EarlyAnswers<Context>,
+    early: EarlyAnswers,
     payload: Parameters<ParamsHandler>[0],
     next: ParamsHandler,
   ): Promise<ExecutionResult | AsyncIterable<ExecutionResult>> => {
     const { params, request, context: serverContext } = payload;
     const planned = earlyPlanOf(params, request);
     if (!planned) return next(payload);
-    let context: Context;
+    let viewer: EarlyViewer;
     try {
-      context = await early.contextOf(request, serverContext);
+      viewer = await early.viewerOf(request, serverContext);
     } catch {
       return next(payload);
     }
     const { plan, variables } = planned;
-    const key = keyOf(options.scopeOf(context), plan.hash, params.operationName, variables);
+    const key = keyOf(viewer.scope, plan.hash, params.operationName, variables);
+    // Counted in the cache's totals only: per-request statistics are read from the debug
+    // header's extensions, and a request with that header takes the whole path.
     const found = await options.cache.find<ExecutionResult>(key, {
       name: 'response',
       tags: plan.tags,
       decode: storedResult,
-      stats: options.statsOf(context),
     });
     if (found) {
-      early.answered(serverContext, plan.operation, context);
+      early.answered(serverContext, plan.operation, viewer.sql);
       return found;
     }
     if (found === undefined) (serverContext as WithCacheUnreached)[CACHE_UNREACHED] = true;

@@ -157,7 +157,7 @@ export function useSse(): Plugin {
 /**
  * An SSE response as browsers and proxies need it, or undefined for any other response: no
  * proxy buffering and no transformation, and status 200 (see useSse). Called from the one
- * onResponse hook that also compresses JSON (useResponseEncoding in http-guards.ts).
+ * onResponse hook that also compresses JSON (`encode` in http-guards.ts).
  */
 export function sseResponse(response: Response, fetchAPI: FetchAPI): Response | undefined {
   if (!response.headers.get('content-type')?.includes('text/event-stream') || !response.body)

@@ -10,6 +10,8 @@ export class TcpProxy {
   port = 0;
   /** Holds every reply from the service this long: a slow database, on demand. */
   delayMs = 0;
+  /** Bytes clients sent toward the service, all connections together: did a client call it? */
+  bytesToService = 0;
   private frozen = false;
   /** Bytes held while frozen, per direction of each connection, in arrival order. */
   private readonly held: { to: net.Socket; chunk: Uint8Array }[] = [];
@@ -27,7 +29,10 @@ export class TcpProxy {
         socket.on('close', () => this.sockets.delete(socket));
         socket.on('error', () => socket.destroy());
       }
-      client.on('data', (chunk: Uint8Array) => this.forward(upstream, chunk));
+      client.on('data', (chunk: Uint8Array) => {
+        this.bytesToService += chunk.byteLength;
+        this.forward(upstream, chunk);
+      });
       upstream.on('data', (chunk: Uint8Array) => {
         if (this.delayMs === 0) this.forward(client, chunk);
         else setTimeout(() => this.forward(client, chunk), this.delayMs);

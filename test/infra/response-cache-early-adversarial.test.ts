@@ -1,3 +1,4 @@
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestApp } from '../helpers/app.ts';
 import { createPosts, createUser, globalId, type TestUser } from '../helpers/factories.ts';
@@ -322,6 +323,94 @@ describe('early response-cache hits against adversarial requests', () => {
       expect(early).toBe(true);
     } finally {
       proxy.unfreeze();
+      await behind.http.close();
+      await behind.app.close();
+      await proxy.stop();
+    }
+  });
+});
+
+describe('stored entries and refusals', () => {
+  /** The Redis key of `instance`'s one response entry whose text holds `marker`. */
+  async function entryKeyHolding(redis: Redis, instance: Instance, marker: string) {
+    const pattern = `quire-test:${instance.app.database.name}:{cache}:e*:response:*`;
+    const keys: string[] = [];
+    let cursor = '0';
+    do {
+      const [next, batch] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+      cursor = next;
+      for (const key of batch) if ((await redis.get(key))?.includes(marker)) keys.push(key);
+    } while (cursor !== '0');
+    expect(keys).toHaveLength(1);
+    return keys[0]!;
+  }
+
+  it('replace a damaged entry on the next request, which then answers early again', async () => {
+    const redis = new Redis(redisUrl);
+    try {
+      // No stamp that parses; a stamp with a truncated response after it.
+      for (const damage of ['garbage', '{}\n{"data":{"post":']) {
+        const title = `Damaged ${Math.random().toString(36).slice(2)}`;
+        const [post] = await createPosts(a.app.deps.db, [{ authorId: writer.id, title }]);
+        const init = {
+          query: `query($id: ID!) { post(id: $id) { title } }`,
+          variables: { id: globalId('Post', post!.id) },
+        };
+        const stored = await warm(a, init);
+        const key = await entryKeyHolding(redis, a, title);
+        await redis.set(key, damage, 'KEEPTTL');
+        const repairing = await send(a, init);
+        expect(repairing.body).toEqual(stored.body);
+        expect(repairing.line.answeredEarly).toBeUndefined();
+        const entry = (await redis.get(key)) ?? '';
+        expect(entry.slice(entry.indexOf('\n') + 1)).toBe(stored.text);
+        expect(await redis.ttl(key)).toBeGreaterThan(0);
+        const after = await send(a, init);
+        expect(after.line.answeredEarly).toBe(true);
+        expect(after.text).toBe(stored.text);
+      }
+    } finally {
+      redis.disconnect();
+    }
+  });
+
+  it('refuse with 406 an Accept no result type serves, before any cache read or SQL', async () => {
+    const proxy = new TcpProxy('127.0.0.1', Number(new URL(redisUrl).port || 6379));
+    await proxy.start();
+    const behind = await serveInstance(
+      await startTestApp({ ...env, REDIS_URL: `redis://127.0.0.1:${proxy.port}` }, a.app, logger),
+    );
+    try {
+      await untilRedisReachable(behind.app);
+      const query = `query { posts(first: 3) { edges { node { title } } } }`;
+      await warm(behind, { query });
+      for (const accept of ['application/xml', 'text/html', 'application/json; charset=latin1']) {
+        const before = proxy.bytesToService;
+        const refused = await send(behind, { query, headers: { accept } });
+        expect(refused.status).toBe(406);
+        expect(refused.text).toBe('');
+        expect(refused.line).toMatchObject({ status: 406, sqlQueries: 0 });
+        expect(proxy.bytesToService).toBe(before);
+      }
+      // Its acceptable types are still served, early.
+      const served = await warm(behind, { query, headers: { accept: 'text/xml, */*;q=0.1' } });
+      expect(served.status).toBe(200);
+      // A mutation refused so is not executed: no post written for a client told it was refused.
+      const title = `Refused ${Math.random().toString(36).slice(2)}`;
+      const mutation = await send(behind, {
+        query: `mutation($input: CreatePostInput!) { createPost(input: $input) { post { id } } }`,
+        variables: { input: { title, body: 'x' } },
+        token: writer.token,
+        headers: { accept: 'application/xml' },
+      });
+      expect(mutation.status).toBe(406);
+      const rows = await a.app.deps.db
+        .selectFrom('posts')
+        .select('id')
+        .where('title', '=', title)
+        .execute();
+      expect(rows).toEqual([]);
+    } finally {
       await behind.http.close();
       await behind.app.close();
       await proxy.stop();

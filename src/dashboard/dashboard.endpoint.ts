@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
-import type { Plugin } from 'graphql-yoga';
+import type { GetEndpoint } from '../plugins/get-endpoints.ts';
 
 const here = (file: string) => fileURLToPath(new URL(file, import.meta.url));
 
@@ -32,25 +32,17 @@ async function loadAssets() {
   };
 }
 
-/** Serves the pipeline dashboard at `/` (and `/dashboard`), everything from this process. */
-export function useDashboard(): Plugin {
-  return {
-    // Synchronous for every other request: the API's hot path pays no promise for the dashboard.
-    onRequest({ request, url, endResponse, fetchAPI }) {
-      if (request.method !== 'GET') return;
-      if (url.pathname !== '/' && !url.pathname.startsWith('/dashboard')) return;
-      assets ??= loadAssets().catch((error: unknown) => {
-        assets = undefined;
-        throw error;
-      });
-      return assets.then((loaded) => {
-        const asset = loaded[url.pathname];
-        if (asset) {
-          endResponse(
-            new fetchAPI.Response(asset.body, { headers: { 'content-type': asset.type } }),
-          );
-        }
-      });
-    },
-  };
-}
+/** The pipeline dashboard at `/` (and `/dashboard`), everything from this process. */
+export const dashboardEndpoint: GetEndpoint = (_request, pathname, fetchAPI) => {
+  if (pathname !== '/' && !pathname.startsWith('/dashboard')) return undefined;
+  assets ??= loadAssets().catch((error: unknown) => {
+    assets = undefined;
+    throw error;
+  });
+  return assets.then((loaded) => {
+    const asset = loaded[pathname];
+    return asset
+      ? new fetchAPI.Response(asset.body, { headers: { 'content-type': asset.type } })
+      : undefined;
+  });
+};
