@@ -121,8 +121,13 @@ const lazyLog: PropertyDescriptor & ThisType<WithRequestEntry> = {
   },
 };
 
-/** Only GraphQL requests are timed and logged (not /health, /ready, /metrics, the dashboard). */
+/**
+ * Only GraphQL requests are timed and logged (not /health, /ready, /metrics, the dashboard): the
+ * paths yoga serves as its endpoint, with or without a trailing slash (its unhandled-route check),
+ * so no request is answered without a line.
+ */
 const GRAPHQL_PATH = '/graphql';
+const GRAPHQL_PATH_SLASH = `${GRAPHQL_PATH}/`;
 
 /**
  * Gives every HTTP request an id (`x-request-id` when well formed, else generated), echoed in the
@@ -148,7 +153,12 @@ export function useRequestLog(
     onRequest({ request, url, serverContext }) {
       // yoga serves every path ending in its endpoint as it (its unhandled-route check): the
       // string test spares most requests a parsed URL, which `url` builds on first read.
-      if (request.url.endsWith(GRAPHQL_PATH) || url.pathname === GRAPHQL_PATH) {
+      if (
+        request.url.endsWith(GRAPHQL_PATH) ||
+        request.url.endsWith(GRAPHQL_PATH_SLASH) ||
+        url.pathname === GRAPHQL_PATH ||
+        url.pathname === GRAPHQL_PATH_SLASH
+      ) {
         (serverContext as WithRequestEntry)[REQUEST_ENTRY] = new RequestEntry(
           requestId(request.headers.get(REQUEST_ID_HEADER)),
           logger,

@@ -3,7 +3,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/infra/logger.ts';
 import { startTestApp } from '../helpers/app.ts';
 import { createPosts, createUser, type TestUser } from '../helpers/factories.ts';
-import { closeInstances, type Instance, type LogLine, serveInstance } from '../helpers/http-instances.ts';
+import {
+  closeInstances,
+  type Instance,
+  type LogLine,
+  serveInstance,
+} from '../helpers/http-instances.ts';
 import { redisUrl } from '../helpers/services.ts';
 
 // An anonymous entry answered early (src/plugins/response-cache.ts `early`, app.ts `viewerOf`)
@@ -115,9 +120,10 @@ describe('odd Authorization headers beside a warm anonymous entry', () => {
         const whole = await raw(attack.values, { 'x-quire-debug': '1' });
         expect(got.status, label).toBe(whole.status);
         expect(got.body.data ?? null, label).toEqual(whole.body.data ?? null);
-        expect(got.body.errors?.map((e: any) => e.extensions.code), label).toEqual(
-          whole.body.errors?.map((e: any) => e.extensions.code),
-        );
+        expect(
+          got.body.errors?.map((e: any) => e.extensions.code),
+          label,
+        ).toEqual(whole.body.errors?.map((e: any) => e.extensions.code));
         expect(got.line.status, label).toBe(got.status);
         if (attack.expect === 401) {
           expect(got.status, label).toBe(401);
@@ -125,7 +131,10 @@ describe('odd Authorization headers beside a warm anonymous entry', () => {
           expect(got.line.answeredEarly, label).toBeUndefined();
         } else if (attack.expect === 'anonymous') {
           expect(got.body.data.viewer, label).toBeNull();
-          expect(got.body.data.posts.edges.map((e: any) => e.node.title), label).toEqual(['Public one']);
+          expect(
+            got.body.data.posts.edges.map((e: any) => e.node.title),
+            label,
+          ).toEqual(['Public one']);
           if (round === 1) expect(got.line.answeredEarly, label).toBe(true);
         } else {
           expect(got.body.data.viewer, label).toEqual({ name: 'Wanda' });

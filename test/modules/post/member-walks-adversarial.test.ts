@@ -86,7 +86,12 @@ async function expected(viewer: Viewer, filter: Filter, direction: 'ASC' | 'DESC
 
 interface Page {
   edges: { cursor: string; node: { title: string; status: string } }[];
-  pageInfo: { hasNextPage: boolean; hasPreviousPage: boolean; startCursor: string | null; endCursor: string | null };
+  pageInfo: {
+    hasNextPage: boolean;
+    hasPreviousPage: boolean;
+    startCursor: string | null;
+    endCursor: string | null;
+  };
   totalCount: number;
 }
 
@@ -101,10 +106,13 @@ async function page(
   direction: 'ASC' | 'DESC',
   args: { first?: number; after?: string; last?: number; before?: string },
 ): Promise<Page> {
-  const given = filter.authorId ? { ...filter, authorId: globalId('User', filter.authorId) } : filter;
+  const given = filter.authorId
+    ? { ...filter, authorId: globalId('User', filter.authorId) }
+    : filter;
   const variables = { ...args, filter: given, order: { field: 'CREATED_AT', direction } };
   const argsText = `first: $first, after: $after, last: $last, before: $before, filter: $filter, orderBy: $order`;
-  const defs = '$first: Int, $after: String, $last: Int, $before: String, $filter: PostFilter, $order: PostOrder';
+  const defs =
+    '$first: Int, $after: String, $last: Int, $before: String, $filter: PostFilter, $order: PostOrder';
   const query =
     via === 'root'
       ? `query (${defs}) { list: posts(${argsText}) { ${PAGE} } }`
@@ -112,8 +120,16 @@ async function page(
         ? `query (${defs}, $id: ID!) { node(id: $id) { ... on Tag { list: posts(${argsText}) { ${PAGE} } } } }`
         : `query (${defs}, $id: ID!) { node(id: $id) { ... on User { list: posts(${argsText}) { ${PAGE} } } } }`;
   const id =
-    via === 'tag' ? globalId('Tag', redTagId) : via === 'user' ? globalId('User', alice.id) : undefined;
-  const result = await app.gql(query, { ...variables, ...(id ? { id } : {}) }, { token: tokenOf(viewer) });
+    via === 'tag'
+      ? globalId('Tag', redTagId)
+      : via === 'user'
+        ? globalId('User', alice.id)
+        : undefined;
+  const result = await app.gql(
+    query,
+    { ...variables, ...(id ? { id } : {}) },
+    { token: tokenOf(viewer) },
+  );
   expect(result.errors, JSON.stringify(result.errors)).toBeUndefined();
   return (via === 'root' ? result.data!.list : result.data!.node.list) as Page;
 }
@@ -139,9 +155,13 @@ async function walkAll(
     const got = await page(viewer, via, filter, direction, { first: size, after });
     expect(got.totalCount, label).toBe(want.length);
     const titles = got.edges.map((edge) => edge.node.title);
-    expect(titles, `${label} after ${forward.length}`).toEqual(want.slice(forward.length, forward.length + size));
+    expect(titles, `${label} after ${forward.length}`).toEqual(
+      want.slice(forward.length, forward.length + size),
+    );
     forward.push(...titles);
-    expect(got.pageInfo.hasNextPage, `${label} next at ${forward.length}`).toBe(forward.length < want.length);
+    expect(got.pageInfo.hasNextPage, `${label} next at ${forward.length}`).toBe(
+      forward.length < want.length,
+    );
     if (got.edges.length) expect(got.pageInfo.endCursor).toBe(got.edges.at(-1)!.cursor);
     if (!got.pageInfo.hasNextPage) break;
     after = got.pageInfo.endCursor!;
@@ -153,7 +173,9 @@ async function walkAll(
     const got = await page(viewer, via, filter, direction, { last: size, before });
     const titles = got.edges.map((edge) => edge.node.title);
     const end = want.length - backward.length;
-    expect(titles, `${label} before ${backward.length}`).toEqual(want.slice(Math.max(0, end - size), end));
+    expect(titles, `${label} before ${backward.length}`).toEqual(
+      want.slice(Math.max(0, end - size), end),
+    );
     backward.unshift(...titles);
     expect(got.pageInfo.hasPreviousPage, `${label} previous at ${backward.length}`).toBe(
       backward.length < want.length,
@@ -165,8 +187,14 @@ async function walkAll(
   // A cursor from the middle of one walk, used for the other direction.
   if (want.length > 2 * size) {
     const first = await page(viewer, via, filter, direction, { first: size });
-    const back = await page(viewer, via, filter, direction, { last: size, before: first.edges.at(-1)!.cursor });
-    expect(back.edges.map((edge) => edge.node.title), label).toEqual(want.slice(0, size - 1));
+    const back = await page(viewer, via, filter, direction, {
+      last: size,
+      before: first.edges.at(-1)!.cursor,
+    });
+    expect(
+      back.edges.map((edge) => edge.node.title),
+      label,
+    ).toEqual(want.slice(0, size - 1));
     expect(back.pageInfo.hasPreviousPage, label).toBe(false);
   }
 }
@@ -184,7 +212,11 @@ describe('merged walks against a brute force', () => {
         { search: 'server' },
         { tag: 'red', search: 'server' },
       ];
-      filters.push({ authorId: alice.id }, { authorId: bob.id }, { authorId: alice.id, tag: 'red' });
+      filters.push(
+        { authorId: alice.id },
+        { authorId: bob.id },
+        { authorId: alice.id, tag: 'red' },
+      );
       for (const filter of filters) {
         for (const direction of ['DESC', 'ASC'] as const) {
           await walkAll(viewer, 'root', filter, direction, 4);
@@ -233,7 +265,9 @@ describe('merged walks against a brute force', () => {
       { token: alice.token },
     );
     const { rows: bobPublished } = await sql<{ count: string }>`
-      select count(*) from posts where author_id = ${bob.id} and status = 'PUBLISHED'`.execute(app.deps.db);
+      select count(*) from posts where author_id = ${bob.id} and status = 'PUBLISHED'`.execute(
+      app.deps.db,
+    );
     expect(bobProfile.data?.node.postCount).toBe(Number(bobPublished[0]!.count));
     expect(bobProfile.data?.node.posts.totalCount).toBe(Number(bobPublished[0]!.count));
   }, 30_000);
