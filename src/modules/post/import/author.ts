@@ -10,7 +10,9 @@ export interface AuthorRef {
 }
 
 const emailPattern = /^[^@\s<>]+@[^@\s<>]+$/;
-const namedEmailPattern = /^(.*?)\s*<([^<>]*)>$/;
+// `s`: a name may span lines (its white space is collapsed below); without it, `Name\n<email>`
+// was read as a name-only author, its address part of the name and a made-up email.
+const namedEmailPattern = /^(.*?)\s*<([^<>]*)>$/s;
 
 /**
  * Reads an author as blogs write one: `Ada Lovelace`, `ada@example.com` or
