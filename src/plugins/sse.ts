@@ -142,9 +142,18 @@ export function useSse(): Plugin {
       const { request } = args.contextValue as { request?: Request };
       if (request) subscriptionRequests.add(request);
     },
-    // yoga picked its SSE processor: for a subscription's stream it is the only one it has.
     onResultProcess({ request, result, resultProcessor, setResultProcessor }) {
-      if (resultProcessor && subscriptionRequests.has(request) && isAsyncIterable(result))
+      if (!isAsyncIterable(result)) return;
+      // No processor for the Accept header (a subscription to a JSON-only client): yoga answers
+      // 406 and never reads the stream, whose subscription stayed open (and counted) for good.
+      if (!resultProcessor) {
+        const closing = result[Symbol.asyncIterator]().return?.();
+        // Nobody waits for it: a failure to close has no one to tell.
+        closing?.catch(() => undefined);
+        return;
+      }
+      // yoga picked its SSE processor: for a subscription's stream it is the only one it has.
+      if (subscriptionRequests.has(request))
         setResultProcessor(
           (stream, fetchAPI) =>
             processSseStream(stream as AsyncIterable<ExecutionResult>, fetchAPI),
