@@ -143,22 +143,23 @@ export function useSse(): Plugin {
       if (request) subscriptionRequests.add(request);
     },
     onResultProcess({ request, result, resultProcessor, setResultProcessor }) {
-      if (!isAsyncIterable(result)) return;
+      // yoga picked its SSE processor: for a subscription's stream it is the only one it has.
+      if (resultProcessor) {
+        if (subscriptionRequests.has(request) && isAsyncIterable(result))
+          setResultProcessor(
+            (stream, fetchAPI) =>
+              processSseStream(stream as AsyncIterable<ExecutionResult>, fetchAPI),
+            'text/event-stream',
+          );
+        return;
+      }
       // No processor for the Accept header (a subscription to a JSON-only client): yoga answers
       // 406 and never reads the stream, whose subscription stayed open (and counted) for good.
-      if (!resultProcessor) {
+      if (isAsyncIterable(result)) {
         const closing = result[Symbol.asyncIterator]().return?.();
         // Nobody waits for it: a failure to close has no one to tell.
         closing?.catch(() => undefined);
-        return;
       }
-      // yoga picked its SSE processor: for a subscription's stream it is the only one it has.
-      if (subscriptionRequests.has(request))
-        setResultProcessor(
-          (stream, fetchAPI) =>
-            processSseStream(stream as AsyncIterable<ExecutionResult>, fetchAPI),
-          'text/event-stream',
-        );
     },
   };
 }
