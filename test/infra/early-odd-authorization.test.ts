@@ -61,15 +61,17 @@ function raw(authorization: string[], extra: Record<string, string> = {}): Promi
     const req = httpRequest(
       { host: url.hostname, port: url.port, path: url.pathname, method: 'POST', headers },
       (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => {
+          text += chunk;
+        });
         res.on('end', async () => {
           let line: LogLine | undefined;
           for (let wait = 0; wait < 100 && !line; wait += 1) {
             line = lines.find((entry) => entry.msg === 'request' && entry.reqId === requestId);
             if (!line) await new Promise((done) => setTimeout(done, 10));
           }
-          const text = Buffer.concat(chunks).toString('utf8');
           let body: Record<string, any> = { text };
           try {
             body = JSON.parse(text) as Record<string, any>;
