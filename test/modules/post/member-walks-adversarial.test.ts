@@ -293,7 +293,9 @@ describe('merged walks against a brute force', () => {
   it("a cursor from Alice's draft, used by anonymous and the editor, pages their own lists", async () => {
     const { rows } = await sql<{ title: string; created_at: Date; id: string }>`
       select title, created_at, id from posts
-      where author_id = ${alice.id} and status <> 'PUBLISHED' order by id limit 1`.execute(app.deps.db);
+      where author_id = ${alice.id} and status <> 'PUBLISHED' order by id limit 1`.execute(
+      app.deps.db,
+    );
     const draft = rows[0]!;
     const own = await page('alice', 'root', {}, 'DESC', { first: 100 });
     const cursor = own.edges.find((edge) => edge.node.title === draft.title)!.cursor;
