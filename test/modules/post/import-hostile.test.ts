@@ -157,3 +157,41 @@ describe('importPosts with hostile strings', () => {
     }
   });
 });
+
+describe('importPosts calls at once', () => {
+  it('naming the same new author all succeed, sharing one user', async () => {
+    for (let round = 0; round < 4; round += 1) {
+      const email = `racer-${round}@example.com`;
+      const results = await Promise.all(
+        [0, 1, 2].map((index) =>
+          app.gql(
+            IMPORT,
+            {
+              input: {
+                posts: [
+                  {
+                    title: `Race ${round} ${index}`,
+                    body: 'x',
+                    author: `Racer ${round} <${email}>`,
+                    tags: [`race-${round}`],
+                  },
+                ],
+              },
+            },
+            { token: editor.token },
+          ),
+        ),
+      );
+      expect(results.map((result) => result.errors?.[0]?.extensions?.code ?? 'ok')).toEqual([
+        'ok',
+        'ok',
+        'ok',
+      ]);
+      const { rows } = await sql<{ users: string; posts: string }>`
+        select (select count(*) from users where lower(email) = ${email}) as users,
+          (select count(*) from posts p join users u on u.id = p.author_id
+           where lower(u.email) = ${email}) as posts`.execute(app.deps.db);
+      expect(rows[0]).toEqual({ users: '1', posts: '3' });
+    }
+  });
+});

@@ -8,7 +8,8 @@ import type { AuthorRef } from './author.ts';
 
 /**
  * User ids for these authors, by their email (case-insensitive), or for a name-only author by
- * that name; missing authors are created as AUTHORs. Two statements whatever the count.
+ * that name; missing authors are created as AUTHORs. Two statements whatever the count (a third
+ * when a concurrent import created one of them first).
  */
 export async function resolveAuthors(
   db: Db,
@@ -32,11 +33,23 @@ export async function resolveAuthors(
     (author.hasEmail ? undefined : byName.get(author.name.toLowerCase()));
   const missing = [...new Map(authors.filter((a) => !idOf(a)).map((a) => [a.email, a])).values()];
   if (missing.length > 0) {
+    // A concurrent import may create the same author first: its row is taken (this statement
+    // waits for that transaction, then a new one sees its row), rather than the unique
+    // violation failing this import with CONFLICT.
     const { rows: created } = await sql<{ id: string; email: string }>`
       insert into users (email, name)
       select * from unnest(${missing.map((a) => a.email)}::text[], ${missing.map((a) => a.name)}::text[])
+      on conflict do nothing
       returning id, lower(email) as email`.execute(db);
     for (const row of created) byEmail.set(row.email, row.id);
+    const raced = missing.filter((author) => !byEmail.has(author.email)).map((a) => a.email);
+    if (raced.length > 0) {
+      const { rows: taken } = await sql<{ id: string; email: string }>`
+        select id, lower(email) as email from users where lower(email) = any(${raced}::text[])`.execute(
+        db,
+      );
+      for (const row of taken) byEmail.set(row.email, row.id);
+    }
   }
   return new Map(authors.map((author) => [author.email, idOf(author)!]));
 }
