@@ -314,4 +314,19 @@ describe('merged walks against a brute force', () => {
       expect(JSON.stringify(got), viewer).not.toContain(`"${draft.title}"`);
     }
   });
+
+  it('postCount and totalCount of each profile count what each viewer may see', async () => {
+    const profile =
+      'query ($id: ID!) { node(id: $id) { ... on User { postCount posts { totalCount } } } }';
+    for (const viewer of viewers) {
+      for (const user of [alice, bob]) {
+        const want = (await expected(viewer, { authorId: user.id }, 'DESC')).length;
+        const result = await app.gql(profile, { id: user.globalId }, { token: tokenOf(viewer) });
+        expect(result.errors).toBeUndefined();
+        const label = `${viewer} on ${user === alice ? 'alice' : 'bob'}`;
+        expect(result.data!.node.postCount, label).toBe(want);
+        expect(result.data!.node.posts.totalCount, label).toBe(want);
+      }
+    }
+  });
 });
