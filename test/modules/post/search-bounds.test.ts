@@ -181,7 +181,7 @@ describe('searchPosts as a post is published and archived', () => {
         await sql`set local enable_seqscan = off`.execute(trx);
         await sql`set local enable_indexscan = off`.execute(trx);
         await sql`drop index posts_published_idx, posts_published_created_idx, posts_status_created_idx,
-          posts_author_published_created_idx`.execute(trx);
+          posts_author_published_created_idx, posts_published_updated_idx`.execute(trx);
         const { rows } = await sql<{ 'QUERY PLAN': string }>`explain
           select id from posts
           where status = 'PUBLISHED' and search @@ websearch_to_tsquery('english', 'diaries')
